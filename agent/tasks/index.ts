@@ -1,0 +1,7 @@
+// The agent's task list: one file per task, named as the job identifier.
+import { SteepTask } from '../task';
+import { probe_node } from './probe_node';
+
+export const tasks: Record<string, SteepTask> = {
+  probe_node,
+};

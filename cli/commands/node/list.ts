@@ -1,0 +1,32 @@
+import { BaseCommand, jsonFlag } from '../../base-command';
+import { ago, table } from '../../render';
+import { formatInit } from '../../node-format';
+
+export default class NodeList extends BaseCommand<typeof NodeList> {
+  static description = 'List the registered nodes with their state and health';
+  static flags = { json: jsonFlag };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(NodeList);
+    const nodes = await this.withClient(flags.db, async (client) => {
+      const { rows } = await client.query('SELECT * FROM steep_repl.node_overview ORDER BY priority DESC, node_id');
+      return rows;
+    });
+    if (flags.json) return this.printJson(nodes);
+    if (nodes.length === 0) return this.log('no nodes registered (steep-repl node register <id> ...)');
+    this.log(
+      table(
+        ['NODE', 'ADDRESS', 'STATE', 'INIT', 'STATUS', 'LAST SEEN', 'PRIO'],
+        nodes.map((n) => [
+          n.is_local ? `${n.node_id} *` : n.node_id,
+          `${n.host}:${n.port}/${n.dbname}`,
+          n.init_state,
+          formatInit(n),
+          n.status,
+          ago(n.last_seen),
+          n.priority,
+        ]),
+      ).trimEnd(),
+    );
+  }
+}

@@ -1,0 +1,18 @@
+import { Args } from '@oclif/core';
+import { BaseCommand, jsonFlag } from '../../base-command';
+
+export default class NodeRemove extends BaseCommand<typeof NodeRemove> {
+  static description = 'Remove a node from the registry (refused while an initialization involves it)';
+  static args = { id: Args.string({ description: 'node id', required: true }) };
+  static flags = { json: jsonFlag };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(NodeRemove);
+    const node = await this.withClient(flags.db, async (client) => {
+      const { rows } = await client.query('SELECT * FROM steep_repl.remove_node($1)', [args.id]);
+      return rows[0];
+    });
+    if (flags.json) this.printJson(node);
+    else this.log(`removed node ${node.node_id}`);
+  }
+}

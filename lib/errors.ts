@@ -1,0 +1,73 @@
+// Exit codes (SPEC §4.8) and the mapping from errors to them. SQL functions
+// raise SQLSTATEs of class SR (see migrations), so the mapping needs no
+// message parsing.
+import { ConnectionError, redactSecrets } from './connection';
+
+export const ExitCode = {
+  ok: 0,
+  error: 1,
+  badArguments: 2,
+  schemaMismatch: 3,
+  cancelled: 4,
+  timeout: 5,
+  connection: 6,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class SteepError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue = ExitCode.error,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'SteepError';
+  }
+}
+
+interface PgErrorLike {
+  code?: string;
+  hint?: string;
+  message: string;
+}
+
+function isConnectionFailure(err: PgErrorLike): boolean {
+  const code = err.code ?? '';
+  return (
+    err instanceof ConnectionError ||
+    code.startsWith('08') ||
+    code.startsWith('28') ||
+    code === '3D000' ||
+    code.startsWith('57P') ||
+    ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN'].includes(code) ||
+    /Connection terminated|timeout expired/i.test(err.message)
+  );
+}
+
+export function exitCodeFor(err: unknown): ExitCodeValue {
+  if (err instanceof SteepError) return err.exitCode;
+  const e = err as PgErrorLike;
+  if (isConnectionFailure(e)) return ExitCode.connection;
+  switch (e.code) {
+    case 'SR001':
+    case 'SR004':
+    case '23514':
+    case '22P02':
+    case '22023':
+      return ExitCode.badArguments;
+    case 'SR005':
+      return ExitCode.schemaMismatch;
+    case '57014':
+      return ExitCode.cancelled;
+    default:
+      return ExitCode.error;
+  }
+}
+
+export function describeError(err: unknown): string {
+  const e = err as PgErrorLike;
+  const hint = e.hint ?? (err instanceof SteepError ? err.hint : undefined);
+  const message = e.message || String(err);
+  return redactSecrets(hint ? `${message}\nhint: ${hint}` : message);
+}

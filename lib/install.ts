@@ -1,0 +1,31 @@
+// Installs what a node needs, idempotently: graphile-worker's job queue and
+// the steep_repl schema from the committed migrations.
+import * as os from 'node:os';
+import { migrate } from 'graphile-migrate';
+import { runMigrations } from 'graphile-worker';
+import { Logger as GraphileLogger } from 'graphile-worker';
+import { makeLogFunction } from './graphile-log';
+import { Logger } from './log';
+import { resolveConnectionString } from './connection';
+import { migrationsFolder } from './paths';
+
+
+// graphile-migrate needs a URL; without one, build it from the PG* variables
+// (no password in it: pg reads PGPASSWORD or pgpass itself).
+export function installConnectionString(explicit?: string): string {
+  const url = resolveConnectionString(explicit);
+  if (url) return url;
+  const user = process.env.PGUSER ?? os.userInfo().username;
+  const host = process.env.PGHOST ?? 'localhost';
+  const port = process.env.PGPORT ?? '5432';
+  const db = process.env.PGDATABASE ?? user;
+  return `postgres://${encodeURIComponent(user)}@${host.startsWith('/') ? '' : host}:${port}/${encodeURIComponent(db)}${
+    host.startsWith('/') ? `?host=${encodeURIComponent(host)}` : ''
+  }`;
+}
+
+export async function installSchema(connectionString: string | undefined, logger: Logger): Promise<void> {
+  const url = installConnectionString(connectionString);
+  await runMigrations({ connectionString: url, logger: new GraphileLogger(makeLogFunction(logger)) });
+  await migrate({ connectionString: url, migrationsFolder, logger: new GraphileLogger(makeLogFunction(logger)) });
+}

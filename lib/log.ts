@@ -1,0 +1,20 @@
+// One JSON object per line on stdout: the agent's structured log.
+import { redactSecrets } from './connection';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Logger {
+  log(level: LogLevel, event: string, fields?: Record<string, unknown>): void;
+}
+
+export function jsonLogger(base: Record<string, unknown> = {}, out: NodeJS.WritableStream = process.stdout): Logger {
+  const minimum = (process.env.STEEP_REPL_LOG_LEVEL as LogLevel) || 'info';
+  const order: LogLevel[] = ['debug', 'info', 'warn', 'error'];
+  return {
+    log(level, event, fields = {}) {
+      if (order.indexOf(level) < order.indexOf(minimum)) return;
+      const line = JSON.stringify({ ts: new Date().toISOString(), level, event, ...base, ...fields });
+      out.write(`${redactSecrets(line)}\n`);
+    },
+  };
+}
