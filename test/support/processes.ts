@@ -1,0 +1,111 @@
+// The CLI and the agent as real child processes, from the built dist.
+import { ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { packageRoot } from '../../lib/paths';
+
+const runJs = path.join(packageRoot, 'bin', 'run.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [runJs, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+export interface LogLine {
+  event: string;
+  level: string;
+  [key: string]: unknown;
+}
+
+// An agent process whose JSON log lines the test can wait for.
+export class AgentProcess {
+  readonly lines: LogLine[] = [];
+  readonly raw: string[] = [];
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<number | null>;
+  private waiters: Array<() => void> = [];
+
+  constructor(db: string, extraArgs: string[] = [], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, [runJs, 'agent', '--db', db, ...extraArgs], {
+      env: { ...process.env, STEEP_REPL_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let buffer = '';
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        this.raw.push(line);
+        try {
+          this.lines.push(JSON.parse(line));
+        } catch {
+          // not a log line (a stack trace, oclif output): kept in raw
+        }
+        this.waiters.forEach((w) => w());
+      }
+    };
+    this.child.stdout!.on('data', onData);
+    this.child.stderr!.on('data', onData);
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    running.add(this);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  waitFor(predicate: (line: LogLine) => boolean, timeoutMs = 20000): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.lines.find(predicate);
+        if (found) {
+          clearTimeout(timer);
+          this.waiters = this.waiters.filter((w) => w !== check);
+          resolve(found);
+        }
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`agent log line not seen within ${timeoutMs} ms; log:\n${this.raw.join('\n')}`));
+      }, timeoutMs);
+      this.waiters.push(check);
+      check();
+    });
+  }
+
+  waitForEvent(event: string, timeoutMs?: number): Promise<LogLine> {
+    return this.waitFor((l) => l.event === event, timeoutMs);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    const code = await this.exited;
+    running.delete(this);
+    return code;
+  }
+}
+
+const running = new Set<AgentProcess>();
+
+// For afterAll hooks: no agent outlives its test file.
+export async function stopAllAgents(): Promise<void> {
+  await Promise.all([...running].map((agent) => agent.stop('SIGKILL')));
+}
