@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:5689b73c84657eab88cf9cd888ebb7026106ae94
+--! Hash: sha1:53130913498712bb460db2aaad3d1c7836aaf213
 --! Message: nodes and states
 
 -- The steep_repl schema: node registry, the init state machine, progress,
@@ -76,7 +76,8 @@ CREATE TABLE steep_repl.nodes (
     CHECK (status IN ('unknown', 'healthy', 'degraded', 'unreachable', 'offline')),
   last_seen timestamptz,
   init_state text NOT NULL DEFAULT 'uninitialized' REFERENCES steep_repl.init_states (state),
-  init_source_node text REFERENCES steep_repl.nodes (node_id),
+  init_source_node text REFERENCES steep_repl.nodes (node_id)
+    CHECK (init_source_node <> node_id),
   init_started_at timestamptz,
   init_completed_at timestamptz,
   is_local boolean NOT NULL DEFAULT false,
@@ -93,7 +94,7 @@ CREATE TABLE steep_repl.audit_log (
   audit_id bigserial PRIMARY KEY,
   occurred_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   actor text NOT NULL DEFAULT current_user,
-  event text NOT NULL,
+  event text NOT NULL CHECK (event ~ '^[a-z_]+\.[a-z_]+$' AND length(event) <= 63),
   node_id text,
   from_state text,
   to_state text,
@@ -110,7 +111,7 @@ CREATE TABLE steep_repl.coordinator_state (
 
 CREATE TABLE steep_repl.init_progress (
   node_id text PRIMARY KEY REFERENCES steep_repl.nodes (node_id) ON DELETE CASCADE,
-  source_node_id text REFERENCES steep_repl.nodes (node_id),
+  source_node_id text REFERENCES steep_repl.nodes (node_id) ON DELETE SET NULL,
   method text NOT NULL DEFAULT 'snapshot',
   phase text NOT NULL DEFAULT 'preparing'
     CHECK (phase IN ('preparing', 'schema_sync', 'copying', 'catching_up', 'finalizing', 'done', 'failed', 'cancelling')),
@@ -206,8 +207,12 @@ DECLARE
   v_at timestamptz;
   v_payload text;
 BEGIN
-  IF p_event IS NULL OR p_event !~ '^[a-z_]+\.[a-z_]+$' THEN
+  IF p_event IS NULL OR p_event !~ '^[a-z_]+\.[a-z_]+$' OR length(p_event) > 63 THEN
     RAISE EXCEPTION 'invalid event name %: expected area.what, e.g. init.started', quote_nullable(p_event)
+      USING ERRCODE = 'SR004';
+  END IF;
+  IF length(p_node_id) > 63 THEN
+    RAISE EXCEPTION 'invalid node id %: at most 63 characters', quote_literal(left(p_node_id, 70) || '...')
       USING ERRCODE = 'SR004';
   END IF;
   INSERT INTO steep_repl.audit_log (event, node_id, details)
@@ -264,9 +269,8 @@ BEGIN
     END IF;
     RETURN NEW;
   END IF;
-  IF NEW.init_state IS NOT DISTINCT FROM OLD.init_state THEN
-    RETURN NEW;
-  END IF;
+  -- A state to itself is not in init_transitions either: a second request to
+  -- start the same phase is refused, not silently merged with the first.
   IF NOT EXISTS (SELECT 1 FROM steep_repl.init_transitions
                  WHERE from_state = OLD.init_state AND to_state = NEW.init_state) THEN
     SELECT string_agg(to_state, ', ' ORDER BY to_state) INTO v_allowed
@@ -416,12 +420,19 @@ BEGIN
   RETURN v_node;
 END $$;
 
--- Progress rows announce themselves; listeners get the whole row (it is far
--- below NOTIFY's size limit) on steep_repl_progress.
+-- Progress rows announce themselves; listeners get the whole row (without
+-- options) on steep_repl_progress. Only the error text can be long: it is
+-- cut to 1000 characters in the payload when the row would pass NOTIFY's
+-- 8000-byte limit, and the full text stays in the row.
 CREATE FUNCTION steep_repl.announce_progress() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_payload jsonb := to_jsonb(NEW) - 'options';
 BEGIN
-  PERFORM pg_notify('steep_repl_progress', (to_jsonb(NEW) - 'options')::text);
+  IF octet_length(v_payload::text) > 7900 THEN
+    v_payload := v_payload || jsonb_build_object('error', left(NEW.error, 1000), 'truncated', true);
+  END IF;
+  PERFORM pg_notify('steep_repl_progress', v_payload::text);
   RETURN NULL;
 END $$;
 
