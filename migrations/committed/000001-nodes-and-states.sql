@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:53130913498712bb460db2aaad3d1c7836aaf213
+--! Hash: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
 --! Message: nodes and states
 
 -- The steep_repl schema: node registry, the init state machine, progress,
@@ -453,7 +453,7 @@ BEGIN
     RAISE EXCEPTION 'the job queue is not installed in this database'
       USING ERRCODE = 'SR004', HINT = 'run steep-repl install --db <this database>';
   END IF;
-  SELECT id INTO v_job_id FROM graphile_worker.add_job(p_task, p_payload, job_key => p_job_key, max_attempts => p_max_attempts);
+  SELECT id INTO v_job_id FROM graphile_worker.add_job(p_task, p_payload::json, job_key => p_job_key, max_attempts => p_max_attempts);
   RETURN v_job_id;
 END $$;
 
