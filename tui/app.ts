@@ -1,0 +1,253 @@
+// The live view: the screen, the keys and the redraw loop. Everything shown
+// comes from the ClusterWatch; this file only remembers what the user is
+// doing (selection, open overlay, a question asked) and what a key did.
+import * as termkit from 'terminal-kit';
+import type { ScreenBuffer as ScreenBufferType, Terminal } from 'terminal-kit';
+import { describeError } from '../lib/errors';
+import { ClusterWatch, NodeView } from './cluster-watch';
+import { Attr, fit, painterFor } from './draw';
+import { renderInitOverlay } from './init-overlay';
+import { renderNodesView } from './nodes-view';
+
+export const initMethods = ['snapshot', 'direct', 'two-phase'];
+
+export interface LiveViewOptions {
+  watch: ClusterWatch;
+  // Node selected at start.
+  focus?: string;
+  // Lines shown above the status line (the demo's connection URLs).
+  footer?: string[];
+  terminal?: Terminal;
+}
+
+type Mode =
+  | { kind: 'browse' }
+  | { kind: 'confirm-cancel'; nodeId: string }
+  | { kind: 'pick-source'; nodeId: string; sources: string[] }
+  | { kind: 'pick-method'; nodeId: string; source: string };
+
+interface StatusMessage {
+  text: string;
+  attr: Attr;
+}
+
+const keyHelp = '↑↓/jk move  D/Enter details  I init  C cancel  Esc close  q quit';
+
+export function runLiveView(options: LiveViewOptions): Promise<void> {
+  const term = options.terminal ?? termkit.terminal;
+  const { watch } = options;
+  let selectedId = options.focus;
+  let overlayId: string | undefined;
+  let mode: Mode = { kind: 'browse' };
+  let status: StatusMessage = { text: 'D or Enter shows a node\'s initialization; q quits', attr: { color: 'white' } };
+  let buffer: ScreenBufferType | undefined;
+  let drawTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const say = (text: string, attr: Attr = { color: 'white' }) => {
+    status = { text, attr };
+    requestDraw();
+  };
+  const refuse = (text: string) => say(text, { color: 'yellow', bold: true });
+
+  const nodes = () => watch.nodes();
+  const selected = (): NodeView | undefined => {
+    const list = nodes();
+    return list.find((n) => n.id === selectedId) ?? list[0];
+  };
+
+  function draw(): void {
+    drawTimer = undefined;
+    if (closed) return;
+    const width = term.width;
+    const height = term.height;
+    if (!buffer || buffer.width !== width || buffer.height !== height) {
+      buffer = new termkit.ScreenBuffer({ dst: term, width, height });
+      term.clear();
+    }
+    buffer.fill({ attr: {}, char: ' ' });
+    const screen = { x: 0, y: 0, width, height };
+    const p = painterFor(buffer, screen);
+    const now = new Date();
+    const current = selected();
+    selectedId = current?.id;
+
+    const clock = now.toTimeString().slice(0, 8);
+    const title = ` steep-repl · live view · ${watch.target}`;
+    p.put(0, 0, fit(title, width - clock.length - 1) + clock + ' ', { inverse: true, bold: true });
+
+    const footer = options.footer ?? [];
+    const bottom = height - 2 - footer.length;
+    renderNodesView(painterFor(buffer, { x: 0, y: 2, width, height: bottom - 2 }), { x: 0, y: 2, width, height: bottom - 2 }, nodes(), selectedId, now);
+    footer.forEach((text, i) => p.put(1, bottom + i, text, { color: 'white', dim: true }));
+
+    const overlayNode = watch.node(overlayId);
+    if (overlayNode) {
+      const area = { x: 2, y: 1, width: width - 4, height: height - 3 };
+      renderInitOverlay(painterFor(buffer, area), area, overlayNode);
+    }
+
+    const line = promptText() ?? (watch.registryProblem ? { text: `registry: ${watch.registryProblem} (retrying)`, attr: { color: 'red' } } : status);
+    p.put(0, height - 2, fit(` ${line.text}`, width), line.attr);
+    p.put(0, height - 1, fit(` ${keyHelp}`, width), { inverse: true });
+    buffer.draw({ delta: true });
+  }
+
+  function requestDraw(): void {
+    if (!drawTimer && !closed) drawTimer = setTimeout(draw, 30);
+  }
+
+  function promptText(): StatusMessage | undefined {
+    const ask = { color: 'black', bgColor: 'yellow', bold: true };
+    switch (mode.kind) {
+      case 'confirm-cancel':
+        return { text: `Cancel the initialization of ${mode.nodeId}? y/n`, attr: ask };
+      case 'pick-source':
+        return { text: `Init ${mode.nodeId} from: ${mode.sources.map((s, i) => `[${i + 1}] ${s}`).join('  ')}  (Esc: no)`, attr: ask };
+      case 'pick-method':
+        return { text: `Init ${mode.nodeId} from ${mode.source}, method: ${initMethods.map((m, i) => `[${i + 1}] ${m}`).join('  ')}  (Esc: no)`, attr: ask };
+      default:
+        return undefined;
+    }
+  }
+
+  function move(delta: number): void {
+    const list = nodes();
+    if (list.length === 0) return;
+    const at = Math.max(0, list.findIndex((n) => n.id === selectedId));
+    selectedId = list[Math.min(list.length - 1, Math.max(0, at + delta))].id;
+    if (overlayId) {
+      overlayId = selectedId;
+      watch.watchDetail(overlayId);
+    }
+    requestDraw();
+  }
+
+  function askStart(node: NodeView): void {
+    if (node.reachable === false) return refuse(`${node.id} is unreachable: cannot start an initialization there`);
+    if (!node.state) return refuse(`${node.id} has not been read yet`);
+    if (!node.state.can_start) {
+      return refuse(`${node.id} is ${node.state.init_state}: an initialization starts only from ${node.state.start_states}`);
+    }
+    const sources = nodes()
+      .map((n) => n.id)
+      .filter((id) => id !== node.id);
+    if (sources.length === 0) return refuse(`no other node is registered to copy ${node.id} from`);
+    mode = { kind: 'pick-source', nodeId: node.id, sources: sources.slice(0, 9) };
+    requestDraw();
+  }
+
+  function askCancel(node: NodeView): void {
+    if (node.reachable === false) return refuse(`${node.id} is unreachable: cannot cancel its initialization from here`);
+    if (!node.state) return refuse(`${node.id} has not been read yet`);
+    if (!node.state.can_cancel) return refuse(`${node.id} is ${node.state.init_state}: there is no initialization to cancel`);
+    mode = { kind: 'confirm-cancel', nodeId: node.id };
+    requestDraw();
+  }
+
+  async function act(nodeId: string, doing: string, done: string, sql: string, params: unknown[]): Promise<void> {
+    say(`${doing}…`);
+    try {
+      await watch.runOn(nodeId, sql, params);
+      say(done, { color: 'green' });
+    } catch (err) {
+      say(`${doing} failed: ${describeError(err).replace(/\n/g, ' ')}`, { color: 'red', bold: true });
+    }
+  }
+
+  function onPromptKey(name: string): void {
+    if (name === 'ESCAPE' || name === 'n' || name === 'N' || name === 'q') {
+      mode = { kind: 'browse' };
+      return say('nothing done');
+    }
+    const m = mode;
+    if (m.kind === 'confirm-cancel' && (name === 'y' || name === 'Y')) {
+      mode = { kind: 'browse' };
+      void act(m.nodeId, `cancelling the initialization of ${m.nodeId}`, `cancel of ${m.nodeId} requested`,
+        'SELECT steep_repl.cancel_init($1)', [m.nodeId]);
+      return;
+    }
+    const choice = Number(name) - 1;
+    if (m.kind === 'pick-source' && m.sources[choice]) {
+      mode = { kind: 'pick-method', nodeId: m.nodeId, source: m.sources[choice] };
+      return requestDraw();
+    }
+    if (m.kind === 'pick-method' && initMethods[choice]) {
+      mode = { kind: 'browse' };
+      const method = initMethods[choice];
+      void act(m.nodeId, `starting the initialization of ${m.nodeId} from ${m.source} (${method})`,
+        `initialization of ${m.nodeId} from ${m.source} started (${method})`,
+        'SELECT steep_repl.start_init($1, $2, $3)', [m.nodeId, m.source, method]);
+    }
+  }
+
+  return new Promise<void>((resolve) => {
+    const quit = async () => {
+      if (closed) return;
+      closed = true;
+      if (drawTimer) clearTimeout(drawTimer);
+      clearInterval(ticker);
+      watch.off('change', requestDraw);
+      term.off('key', onKey);
+      term.off('resize', requestDraw);
+      restore();
+      await watch.stop();
+      resolve();
+    };
+    const restore = () => {
+      term.grabInput(false);
+      term.hideCursor(false);
+      term.styleReset();
+      term.fullscreen(false);
+    };
+    const onKey = (name: string) => {
+      if (name === 'CTRL_C') return void quit();
+      if (mode.kind !== 'browse') return onPromptKey(name);
+      const node = selected();
+      switch (name) {
+        case 'q':
+        case 'Q':
+          return void quit();
+        case 'UP':
+        case 'k':
+          return move(-1);
+        case 'DOWN':
+        case 'j':
+          return move(1);
+        case 'ENTER':
+        case 'd':
+        case 'D':
+          if (!node) return refuse('no node to show');
+          overlayId = node.id;
+          watch.watchDetail(overlayId);
+          return requestDraw();
+        case 'ESCAPE':
+          overlayId = undefined;
+          watch.watchDetail(undefined);
+          return requestDraw();
+        case 'i':
+        case 'I':
+          return node ? askStart(node) : refuse('no node selected');
+        case 'c':
+        case 'C':
+          return node ? askCancel(node) : refuse('no node selected');
+        default:
+          if (name.length === 1) refuse(`key ${name} does nothing here — ${keyHelp}`);
+      }
+    };
+    // Signals end the view like q does, with the terminal restored.
+    process.once('SIGTERM', () => void quit());
+    process.once('exit', () => {
+      if (!closed) restore();
+    });
+    term.fullscreen(true);
+    term.hideCursor(true);
+    term.grabInput(true);
+    term.on('key', onKey);
+    term.on('resize', requestDraw);
+    watch.on('change', requestDraw);
+    // The clock, "last seen" and elapsed times move even when no row changes.
+    const ticker = setInterval(requestDraw, 1000);
+    draw();
+  });
+}

@@ -1,0 +1,99 @@
+// Drawing primitives the views share: a clipped text painter over a
+// terminal-kit ScreenBuffer, state colours, bars and number formats.
+import type { ScreenBuffer } from 'terminal-kit';
+
+export interface Area {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export type Attr = ScreenBuffer.Attributes;
+
+export interface Painter {
+  // Writes text at (x, y), cut at the right edge of the area it was made for.
+  put(x: number, y: number, text: string, attr?: Attr): void;
+}
+
+export function painterFor(buffer: ScreenBuffer, area: Area): Painter {
+  return {
+    put(x, y, text, attr = {}) {
+      if (y < area.y || y >= area.y + area.height || x >= area.x + area.width) return;
+      const room = area.x + area.width - x;
+      const chars = [...text].slice(0, room).join('');
+      if (chars.length === 0) return;
+      buffer.put({ x, y, attr, wrap: false, dx: 1, dy: 0 }, '%s', chars);
+    },
+  };
+}
+
+export const stateColors: Record<string, string> = {
+  uninitialized: 'white',
+  preparing: 'yellow',
+  copying: 'cyan',
+  catching_up: 'blue',
+  synchronized: 'green',
+  diverged: 'magenta',
+  failed: 'red',
+  reinitializing: 'yellow',
+};
+
+export function stateAttr(state: string | undefined): Attr {
+  return { color: stateColors[state ?? ''] ?? 'white', bold: state !== 'uninitialized' };
+}
+
+export function fit(text: string, width: number): string {
+  const chars = [...text];
+  if (chars.length <= width) return text + ' '.repeat(width - chars.length);
+  return width <= 1 ? chars.slice(0, width).join('') : `${chars.slice(0, width - 1).join('')}…`;
+}
+
+export function fitRight(text: string, width: number): string {
+  const chars = [...text];
+  return chars.length >= width ? fit(text, width) : ' '.repeat(width - chars.length) + text;
+}
+
+export function bar(width: number, percent: number): string {
+  const inner = Math.max(0, width);
+  const filled = Math.round((inner * Math.min(100, Math.max(0, percent))) / 100);
+  return '█'.repeat(filled) + '░'.repeat(inner - filled);
+}
+
+export function num(value: number | string | null | undefined): number | undefined {
+  if (value === null || value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export function percentText(value: number | string | null | undefined): string {
+  const n = num(value);
+  return n === undefined ? '-' : `${Math.floor(n)}%`;
+}
+
+const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+
+export function bytes(value: number | string | null | undefined): string {
+  let n = num(value);
+  if (n === undefined) return '-';
+  let unit = 0;
+  while (n >= 1000 && unit < units.length - 1) {
+    n /= 1000;
+    unit++;
+  }
+  return `${n >= 100 || unit === 0 ? Math.round(n) : n.toFixed(1)}${units[unit]}`;
+}
+
+export function count(value: number | string | null | undefined): string {
+  const n = num(value);
+  if (n === undefined) return '-';
+  if (n < 1000) return String(Math.round(n));
+  if (n < 1e6) return `${(n / 1e3).toFixed(n < 1e4 ? 1 : 0)}k`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)}M`;
+  return `${(n / 1e9).toFixed(1)}G`;
+}
+
+export function perSecond(value: number | string | null | undefined, format: (v: number) => string = count): string {
+  const n = num(value);
+  return n === undefined ? '-' : `${format(n)}/s`;
+}

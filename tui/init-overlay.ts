@@ -1,0 +1,132 @@
+// The detail overlay of one node's initialization, as last read from it.
+import { duration } from '../cli/render';
+import type { NodeView, TableProgress } from './cluster-watch';
+import { Area, Attr, bar, bytes, count, fit, fitRight, num, Painter, percentText, perSecond, stateAttr } from './draw';
+
+const phases = ['preparing', 'schema_sync', 'copying', 'catching_up', 'finalizing'];
+
+function phaseMarks(phase: string): Array<[string, Attr]> {
+  const at = phase === 'done' ? phases.length : phases.indexOf(phase);
+  const marks: Array<[string, Attr]> = phases.map((name, i) => {
+    if (at < 0) return [`· ${name}`, { color: 'white' }];
+    if (i < at) return [`✓ ${name}`, { color: 'green' }];
+    if (i === at) return [`▶ ${name}`, { color: 'cyan', bold: true }];
+    return [`· ${name}`, { color: 'white' }];
+  });
+  if (phase === 'failed') marks.push(['✗ failed', { color: 'red', bold: true }]);
+  if (phase === 'cancelling') marks.push(['▶ cancelling', { color: 'yellow', bold: true }]);
+  if (phase === 'done') marks.push(['✓ done', { color: 'green', bold: true }]);
+  return marks;
+}
+
+const tableName = (t: TableProgress) => `${t.schema_name}.${t.table_name}`;
+
+export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void {
+  const { x, y, width, height } = area;
+  const inner = width - 4;
+  for (let row = 0; row < height; row++) p.put(x, y + row, ' '.repeat(width));
+  const progress = node.progress;
+  const state = node.state?.init_state ?? node.registry.init_state;
+  const source = progress?.source_node_id ?? node.state?.init_source_node;
+  const title = ` ${node.id}${source ? ` ← ${source}` : ''}${progress ? ` · ${progress.method}` : ''} · ${state.toUpperCase()} `;
+  p.put(x, y, `┌${'─'.repeat(width - 2)}┐`, { color: 'cyan' });
+  p.put(x + 2, y, title, { ...stateAttr(state), inverse: false });
+  for (let row = 1; row < height - 1; row++) {
+    p.put(x, y + row, '│', { color: 'cyan' });
+    p.put(x + width - 1, y + row, '│', { color: 'cyan' });
+  }
+  p.put(x, y + height - 1, `└${'─'.repeat(width - 2)}┘`, { color: 'cyan' });
+  const help = ' Esc close · C cancel · I init ';
+  p.put(x + width - 2 - help.length, y + height - 1, help, { color: 'cyan' });
+
+  const lines: Array<Array<[string, Attr?]>> = [];
+  const line = (...parts: Array<[string, Attr?]>) => lines.push(parts);
+  const last = height - 2;
+
+  if (node.reachable === false) line([`unreachable: ${node.problem ?? 'no answer'} (showing what was last read)`, { color: 'red' }]);
+  if (!progress) {
+    line([progress === null ? `no initialization recorded on ${node.id}` : 'reading…', { color: 'white' }]);
+    if (node.state?.error) line([`last error: ${node.state.error}`, { color: 'red' }]);
+    draw();
+    return;
+  }
+
+  const marks = phaseMarks(progress.phase);
+  const phaseLine: Array<[string, Attr?]> = [['Phases  ', { bold: true }]];
+  marks.forEach((m, i) => phaseLine.push(i ? ['  '] : [''], m));
+  line(...phaseLine);
+
+  const overall = num(progress.overall_percent) ?? 0;
+  const overallTail = ` ${fitRight(percentText(overall), 4)}  tables ${progress.tables_done}/${progress.tables_total}`;
+  const overallBar = Math.max(10, inner - 8 - overallTail.length - 2);
+  line(['Overall ', { bold: true }], [`[${bar(overallBar, overall)}]`, { color: 'green' }], [overallTail]);
+
+  const tables = node.tables ?? [];
+  const active = tables.filter((t) => t.state === 'copying');
+  const completed = tables.filter((t) => t.state === 'copied' || t.state === 'done');
+  const pending = tables.filter((t) => t.state === 'pending');
+  const failed = tables.filter((t) => t.state === 'failed');
+
+  const totals = [
+    `rows ${count(progress.rows_copied)}${num(progress.rows_total) ? `/${count(progress.rows_total)}` : ''}`,
+    `bytes ${bytes(progress.bytes_copied)}${num(progress.bytes_total) ? `/${bytes(progress.bytes_total)}` : ''}`,
+    perSecond(progress.rows_per_second, (v) => `${count(v)} rows`),
+    perSecond(progress.bytes_per_second, bytes),
+  ];
+  const timing = [
+    `workers ${progress.workers_active}${progress.workers_max ? `/${progress.workers_max}` : ''}`,
+    `elapsed ${duration(progress.elapsed_seconds)}`,
+    `ETA ${progress.eta_seconds === null ? '-' : duration(progress.eta_seconds)}`,
+  ];
+  if (num(progress.lag_bytes) !== undefined) timing.push(`lag ${bytes(progress.lag_bytes)}`);
+
+  // Rows left for the table sections once the fixed lines are placed.
+  const fixedBelow = 2 + (progress.error ? 1 : 0) + 1;
+  let room = last - lines.length - fixedBelow;
+
+  if (active.length) {
+    const nameWidth = Math.min(28, Math.max(...active.map((t) => [...tableName(t)].length), 8));
+    for (const t of active.slice(0, Math.max(1, Math.min(active.length, room - 3)))) {
+      const tail = ` ${fitRight(percentText(t.percent), 4)} ${fitRight(perSecond(t.rows_per_second, (v) => `${count(v)} rows`), 14)}`;
+      const width = Math.max(6, inner - nameWidth - 3 - tail.length);
+      line(['  '], [fit(tableName(t), nameWidth), { bold: true }], [' ['], [bar(width, num(t.percent) ?? 0), { color: 'cyan' }], [']'], [tail]);
+      room--;
+    }
+    if (active.length > room && room <= 3) line([`  … ${active.length} tables copying`]);
+  } else if (progress.current_table) {
+    line(['  '], [progress.current_table, { bold: true }], [` ${percentText(progress.current_table_percent)}`]);
+  }
+
+  line(['Totals  ', { bold: true }], [totals.join(' · ')]);
+  line(['        '], [timing.join(' · ')]);
+
+  if (failed.length) line(['Failed  ', { bold: true, color: 'red' }], [failed.map((t) => `${tableName(t)}: ${t.error ?? 'error'}`).join(' · '), { color: 'red' }]);
+
+  room = last - lines.length - (pending.length ? 1 : 0) - (progress.error ? 1 : 0);
+  if (completed.length && room > 0) {
+    const shown = completed.slice(0, Math.max(1, room - (completed.length > room ? 1 : 0)));
+    const nameWidth = Math.min(36, Math.max(...shown.map((t) => [...tableName(t)].length)));
+    line(['Done    ', { bold: true }], [`${completed.length} table${completed.length === 1 ? '' : 's'}`]);
+    for (const t of shown.slice(0, room - 1)) {
+      line(['  ✓ ', { color: 'green' }], [fit(tableName(t), nameWidth)], [`  ${fitRight(bytes(t.bytes_total ?? t.bytes_copied), 8)}  ${fitRight(count(t.rows_copied), 6)} rows  ${duration(t.seconds)}`]);
+    }
+    if (completed.length > room - 1 && room > 1) line([`    … ${completed.length - (room - 1)} more`]);
+  }
+  if (pending.length) line(['Pending ', { bold: true }], [`${pending.length}: ${pending.map(tableName).join(', ')}`]);
+  if (progress.error) line(['Error   ', { bold: true, color: 'red' }], [progress.error, { color: 'red' }]);
+  draw();
+
+  function draw() {
+    lines.slice(0, last).forEach((parts, i) => {
+      let cx = x + 2;
+      const rowY = y + 1 + i;
+      for (const [text, attr] of parts) {
+        const room = x + width - 2 - cx;
+        if (room <= 0) break;
+        const shown = [...text].length > room ? fit(text, room) : text;
+        p.put(cx, rowY, shown, attr ?? {});
+        cx += [...shown].length;
+      }
+    });
+  }
+}

@@ -1,0 +1,109 @@
+// The nodes view: one row per registered node, as last read from the nodes.
+import { ago, duration } from '../cli/render';
+import type { NodeView } from './cluster-watch';
+import { Area, Attr, bytes, fit, num, Painter, stateAttr } from './draw';
+
+interface Column {
+  title: string;
+  width: number;
+  cell(node: NodeView, now: Date): [string, Attr?];
+}
+
+export function initText(node: NodeView): string {
+  const s = node.state;
+  if (!s) return '-';
+  if (s.init_in_progress) {
+    const percent = num(s.overall_percent);
+    const eta = s.eta_seconds === null || s.eta_seconds === undefined ? '' : ` ETA ${duration(s.eta_seconds)}`;
+    return `${percent === undefined ? 0 : Math.floor(percent)}%${eta}`;
+  }
+  if (s.init_state === 'synchronized') return 'done';
+  if (s.init_state === 'failed') return 'failed';
+  return '-';
+}
+
+export function healthOf(node: NodeView): [string, Attr] {
+  if (node.reachable === false) return ['unreachable', { color: 'red', bold: true }];
+  if (node.reachable === undefined || !node.state) return [node.reachable ? 'unknown' : 'connecting', { color: 'yellow' }];
+  const health = node.state.health;
+  return [health, { color: health === 'healthy' ? 'green' : health === 'unreachable' ? 'red' : 'yellow' }];
+}
+
+function stateOf(node: NodeView): string {
+  return node.state?.init_state ?? node.registry.init_state;
+}
+
+function columnsFor(width: number): Column[] {
+  const fixed: Column[] = [
+    { title: 'STATE', width: 14, cell: (n) => [stateOf(n).toUpperCase(), stateAttr(stateOf(n))] },
+    { title: 'LAG', width: 8, cell: (n) => [n.state?.lag_bytes == null ? '-' : bytes(n.state.lag_bytes)] },
+    { title: 'INIT', width: 16, cell: (n) => [initText(n)] },
+    { title: 'HEALTH', width: 12, cell: (n) => healthOf(n) },
+    { title: 'LAST SEEN', width: 9, cell: (n, now) => [ago(n.state?.last_seen ?? n.registry.last_seen, now)] },
+  ];
+  if (width >= 100) {
+    fixed.splice(1, 0, { title: 'SOURCE', width: 12, cell: (n) => [n.state?.init_source_node ?? '-'] });
+  }
+  const used = fixed.reduce((sum, c) => sum + c.width + 1, 0);
+  const address: Column = {
+    title: 'ADDRESS',
+    width: 24,
+    cell: (n) => [`${n.registry.host}:${n.registry.port}/${n.registry.dbname}`],
+  };
+  const withAddress = width >= 120;
+  const nodeWidth = Math.max(8, width - used - (withAddress ? address.width + 1 : 0) - 2);
+  const node: Column = {
+    title: 'NODE',
+    width: nodeWidth,
+    cell: (n) => [n.registry.is_local ? `${n.id} *` : n.id, { bold: true }],
+  };
+  return withAddress ? [node, ...fixed, address] : [node, ...fixed];
+}
+
+export function renderNodesView(p: Painter, area: Area, nodes: NodeView[], selectedId: string | undefined, now: Date): void {
+  const columns = columnsFor(area.width);
+  let x = area.x + 1;
+  for (const column of columns) {
+    p.put(x, area.y, fit(column.title, column.width), { bold: true, underline: true });
+    x += column.width + 1;
+  }
+  if (nodes.length === 0) {
+    p.put(area.x + 1, area.y + 2, 'no nodes registered (steep-repl node register <id> ...)', { color: 'yellow' });
+    return;
+  }
+  const visible = Math.max(1, area.height - 4);
+  const selected = Math.max(0, nodes.findIndex((n) => n.id === selectedId));
+  const first = Math.min(Math.max(0, selected - visible + 1), Math.max(0, nodes.length - visible));
+  nodes.slice(first, first + visible).forEach((node, i) => {
+    const y = area.y + 1 + i;
+    const isSelected = node.id === selectedId;
+    if (isSelected) p.put(area.x, y, ' '.repeat(area.width), { inverse: true });
+    p.put(area.x, y, isSelected ? '›' : ' ', isSelected ? { inverse: true, bold: true } : {});
+    let cx = area.x + 1;
+    for (const column of columns) {
+      const [text, attr = {}] = column.cell(node, now);
+      p.put(cx, y, fit(text, column.width), isSelected ? { ...attr, inverse: true } : attr);
+      cx += column.width + 1;
+    }
+  });
+  const current = nodes[selected];
+  const summaryY = area.y + 2 + Math.min(visible, nodes.length);
+  if (current) renderSelectedSummary(p, { ...area, y: summaryY, height: area.y + area.height - summaryY }, current);
+}
+
+// A line or two under the table about the selected node: what it does or what is wrong.
+function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
+  const s = node.state;
+  const lines: Array<[string, Attr]> = [];
+  if (node.reachable === false) lines.push([`${node.id}: unreachable — ${node.problem ?? 'no answer'}; retrying`, { color: 'red' }]);
+  else if (node.problem) lines.push([`${node.id}: ${node.problem}`, { color: 'yellow' }]);
+  if (s) {
+    const parts = [`${node.id}: ${s.init_state}`];
+    if (s.init_source_node) parts.push(`source ${s.init_source_node}`);
+    if (s.phase && s.init_in_progress) parts.push(`phase ${s.phase}`);
+    if (s.tables_total) parts.push(`tables ${s.tables_done ?? 0}/${s.tables_total}`);
+    lines.push([parts.join(' · '), {}]);
+    if (s.error) lines.push([`error: ${s.error}`, { color: 'red' }]);
+  }
+  lines.slice(0, Math.max(0, area.height)).forEach(([text, attr], i) => p.put(area.x + 1, area.y + i, text, attr));
+}
