@@ -1,10 +1,11 @@
 // The agent of one node: runs the jobs SQL functions enqueue, heartbeats its
 // node and aborts a job when asked on steep_repl_cancel. It owns no state;
 // killed at any moment and started again, it resumes from the tables.
+import { Client } from 'pg';
 import createSubscriber from 'pg-listen';
 import { run, runMigrations, Runner, Logger as GraphileLogger, TaskList, Task } from 'graphile-worker';
 import { clientConfig, connectTo, describeTarget } from '../lib/connection';
-import { SteepError } from '../lib/errors';
+import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
 import { makeLogFunction } from '../lib/graphile-log';
 import { installConnectionString } from '../lib/install';
 import { Logger } from '../lib/log';
@@ -17,40 +18,64 @@ export interface AgentOptions {
   logger: Logger;
   concurrency?: number;
   heartbeatMs?: number;
+  // How long the agent keeps trying to get its database back before it
+  // gives up (exit 6); a restart of the server takes seconds.
+  reconnectTimeoutMs?: number;
   tasks?: Record<string, SteepTask>;
 }
 
 export interface Agent {
   stop(reason?: string): Promise<void>;
-  // Settles when the agent has stopped, by stop() or by a fatal error.
+  // Resolves when stop() has finished; rejects with the error that made the
+  // agent stop on its own (lost database, another agent, runner failure).
   done: Promise<void>;
 }
 
 // One agent per database: a session-level advisory lock, released by the
 // server when the agent's session ends, also when the agent is killed.
 const agentLockSql = "SELECT pg_try_advisory_lock(hashtext('steep_repl.agent')) AS locked";
+const agentLockHolderSql = `
+  SELECT a.pid, a.application_name, coalesce(host(a.client_addr), 'local socket') AS client, a.backend_start
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+  WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext('steep_repl.agent')::bigint`;
+
+async function takeAgentLock(client: Client, where: string): Promise<void> {
+  const {
+    rows: [{ locked }],
+  } = await client.query(agentLockSql);
+  if (locked) return;
+  const {
+    rows: [holder],
+  } = await client.query(agentLockHolderSql);
+  const by = holder ? ` (its session: backend pid ${holder.pid}, from ${holder.client}, since ${holder.backend_start.toISOString()})` : '';
+  throw new SteepError(
+    `another steep-repl agent is already running for ${where}${by}`,
+    ExitCode.error,
+    'one agent per database runs the jobs; stop the other one first, or leave it running',
+  );
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { logger } = options;
   const where = describeTarget(options.connectionString);
-  const control = await connectTo(options.connectionString, 'steep-repl agent');
+  const reconnectTimeoutMs = options.reconnectTimeoutMs ?? 60000;
+  let control = await connectTo(options.connectionString, 'steep-repl agent');
+  let stopping: Promise<void> | undefined;
+  let fatal: Error | undefined;
+  const shutdown = new AbortController();
   const stopSteps: Array<() => Promise<unknown>> = [() => control.end()];
   const stopAll = async () => {
     for (const step of stopSteps.reverse()) await step().catch(() => undefined);
   };
   try {
-    const {
-      rows: [{ locked }],
-    } = await control.query(agentLockSql);
-    if (!locked) {
-      throw new SteepError(`another steep-repl agent is already running for ${where}`);
-    }
+    await takeAgentLock(control, where);
     const {
       rows: [{ installed }],
     } = await control.query("SELECT to_regclass('steep_repl.nodes') IS NOT NULL AS installed");
-    if (!installed) {
-      throw new SteepError(`steep_repl is not installed in ${where}`, undefined, `run: steep-repl install --db <url of ${where}>`);
-    }
+    if (!installed) throw notInstalledError(where);
     const localNode = (await control.query('SELECT steep_repl.local_node_id() AS id')).rows[0].id as string | null;
     if (!localNode) {
       logger.log('warn', 'agent.no_local_node', {
@@ -65,6 +90,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       retryInterval: (attempt) => Math.min(250 * 2 ** attempt, 5000),
     });
     subscriber.events.on('error', (err) => logger.log('error', 'agent.listen_error', { error: err.message }));
+    // Cancel requests sent while the listener was away are lost; a DBA repeats them.
+    subscriber.events.on('reconnect', (attempt) => logger.log('warn', 'agent.listen_reconnecting', { attempt }));
     subscriber.notifications.on('steep_repl_cancel', (request: CancelRequest) => {
       const aborted = cancellation.cancel(request);
       logger.log('info', 'agent.cancel_requested', { ...request, aborted_jobs: aborted });
@@ -91,13 +118,17 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       concurrency: options.concurrency ?? 4,
       noHandleSignals: true,
       pollInterval: 1000,
-      taskList: wrapTasks(options.tasks ?? defaultTasks, cancellation, logger, options.connectionString),
+      taskList: wrapTasks(options.tasks ?? defaultTasks, cancellation, shutdown.signal, logger, options.connectionString),
       logger: graphileLogger,
     });
+    // Running tasks see the shutdown at once, not after graphile-worker's 5 s grace.
     stopSteps.push(() => runner.stop());
+    stopSteps.push(async () => shutdown.abort(new Error('the agent is shutting down')));
     watchJobs(runner, logger);
 
+    let reconnecting = false;
     const heartbeat = async () => {
+      if (reconnecting) return;
       try {
         await control.query('SELECT steep_repl.heartbeat()');
       } catch (err) {
@@ -113,24 +144,72 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       node_id: localNode,
       pid: process.pid,
       tasks: Object.keys(options.tasks ?? defaultTasks),
+      heartbeat_ms: options.heartbeatMs ?? 5000,
       unlocked_stale_jobs: unlockedJobs,
     });
 
-    let stopping: Promise<void> | undefined;
+    let settle!: { resolve: () => void; reject: (err: Error) => void };
+    const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    done.catch(() => undefined);
     const stop = (reason = 'stop requested') => {
       stopping ??= (async () => {
         logger.log('info', 'agent.stopping', { reason });
         await stopAll();
-        logger.log('info', 'agent.stopped', { reason });
+        logger.log(fatal ? 'error' : 'info', 'agent.stopped', { reason });
+        if (fatal) settle.reject(fatal);
+        else settle.resolve();
       })();
       return stopping;
     };
-    control.on('error', (err) => {
-      logger.log('error', 'agent.connection_lost', { error: err.message });
-      void stop('lost its database connection');
-    });
-    const done = Promise.race([runner.promise, new Promise<void>((resolve) => control.once('end', resolve))]).then(
-      () => stop('runner ended'),
+    const fail = (err: Error) => {
+      if (stopping) return;
+      fatal = err;
+      void stop(err.message);
+    };
+
+    // The control session holds the agent lock: when the server goes away it
+    // reconnects and takes the lock again, and gives up after the timeout.
+    const watchControl = (client: Client) => {
+      client.once('end', () => {
+        if (!stopping) void reconnect();
+      });
+    };
+    const reconnect = async () => {
+      reconnecting = true;
+      logger.log('error', 'agent.connection_lost', { database: where, retrying_for_ms: reconnectTimeoutMs });
+      const deadline = Date.now() + reconnectTimeoutMs;
+      for (let attempt = 1; !stopping; attempt++) {
+        try {
+          const client = await connectTo(options.connectionString, 'steep-repl agent');
+          try {
+            await takeAgentLock(client, where);
+          } catch (err) {
+            await client.end().catch(() => undefined);
+            return fail(err as Error);
+          }
+          control = client;
+          watchControl(client);
+          reconnecting = false;
+          logger.log('info', 'agent.reconnected', { database: where, attempts: attempt });
+          return heartbeat();
+        } catch (err) {
+          if (Date.now() >= deadline) {
+            return fail(
+              new SteepError(
+                `lost the connection to ${where} and could not get it back within ${Math.round(reconnectTimeoutMs / 1000)} s: ${(err as Error).message}`,
+                ExitCode.connection,
+                'start the agent again when the server accepts connections; queued jobs wait in the tables',
+              ),
+            );
+          }
+          await sleep(Math.min(250 * 2 ** attempt, 5000, Math.max(0, deadline - Date.now())));
+        }
+      }
+    };
+    watchControl(control);
+    runner.promise.then(
+      () => fail(new SteepError('the job runner stopped unexpectedly')),
+      (err) => fail(new SteepError(`the job runner failed: ${(err as Error).message}`)),
     );
     return { stop, done };
   } catch (err) {
@@ -142,6 +221,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 function wrapTasks(
   steepTasks: Record<string, SteepTask>,
   cancellation: CancellationRegistry,
+  agentShutdown: AbortSignal,
   logger: Logger,
   connectionString?: string,
 ): TaskList {
@@ -151,8 +231,9 @@ function wrapTasks(
       const jobId = String(helpers.job.id);
       const body = (payload ?? {}) as Record<string, unknown>;
       const cancel = cancellation.register(jobId, typeof body.node_id === 'string' ? body.node_id : undefined);
+      const shutdown = helpers.abortSignal ? AbortSignal.any([agentShutdown, helpers.abortSignal]) : agentShutdown;
       try {
-        await steepTask(body, { jobId, cancel, shutdown: helpers.abortSignal, logger, connectionString, helpers });
+        await steepTask(body, { jobId, cancel, shutdown, logger, connectionString, helpers });
       } finally {
         cancellation.release(jobId);
       }

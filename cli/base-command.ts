@@ -2,8 +2,8 @@
 // errors to exit codes (SPEC §4.8). Commands parse, call SQL, render.
 import { Command, Flags, Interfaces } from '@oclif/core';
 import { Client } from 'pg';
-import { connectTo } from '../lib/connection';
-import { describeError, exitCodeFor, ExitCode } from '../lib/errors';
+import { connectTo, describeTarget } from '../lib/connection';
+import { describeError, exitCodeFor, ExitCode, isNotInstalled, notInstalledError } from '../lib/errors';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 
@@ -19,6 +19,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const client = await connectTo(db, `steep-repl ${this.id ?? ''}`.trim());
     try {
       return await fn(client);
+    } catch (err) {
+      throw isNotInstalled(err) ? notInstalledError(describeTarget(db)) : err;
     } finally {
       await client.end().catch(() => undefined);
     }

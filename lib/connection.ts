@@ -54,12 +54,23 @@ export function nodeConninfo(node: ConnectionTarget): string {
   return parts.join(' ');
 }
 
-export async function connect(config: ClientConfig, describe: string): Promise<Client> {
+// A signal aborts the attempt, and later any query, by destroying the socket:
+// pg has no abort of its own.
+export async function connect(config: ClientConfig, describe: string, signal?: AbortSignal): Promise<Client> {
+  signal?.throwIfAborted();
   const client = new Client(config);
+  // A server that goes away fails the pending query; without a listener the
+  // client's 'error' event would also crash the process.
+  client.on('error', () => undefined);
+  const abort = () => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  signal?.addEventListener('abort', abort, { once: true });
+  client.once('end', () => signal?.removeEventListener('abort', abort));
   try {
     await client.connect();
   } catch (err) {
+    signal?.removeEventListener('abort', abort);
     await client.end().catch(() => undefined);
+    if (signal?.aborted) throw signal.reason;
     throw new ConnectionError(describe, err as Error);
   }
   return client;
@@ -69,19 +80,35 @@ export function connectTo(connectionString?: string, applicationName?: string): 
   return connect(clientConfig(connectionString, applicationName), describeTarget(connectionString));
 }
 
-export function connectToNode(node: ConnectionTarget & { node_id?: string }, applicationName?: string): Promise<Client> {
+export function connectToNode(
+  node: ConnectionTarget & { node_id?: string },
+  applicationName?: string,
+  signal?: AbortSignal,
+): Promise<Client> {
   const where = `${node.node_id ? `node ${node.node_id} at ` : ''}${node.host}:${node.port}/${node.dbname}`;
-  return connect(nodeClientConfig(node, applicationName), where);
+  return connect(nodeClientConfig(node, applicationName), where, signal);
 }
 
 export class ConnectionError extends Error {
+  readonly hint: string;
   constructor(
     readonly target: string,
-    cause: Error,
+    cause: Error & { code?: string },
   ) {
     super(`cannot connect to ${target}: ${redactSecrets(cause.message)}`);
     this.name = 'ConnectionError';
+    this.hint = connectionHint(cause.code);
   }
+}
+
+// What a DBA checks next, by the kind of failure.
+function connectionHint(code?: string): string {
+  if (code === '28P01' || code === '28000') {
+    return 'check the user and the password: from the URL, PGPASSWORD or the pgpass file (PGPASSFILE, mode 0600)';
+  }
+  if (code === '3D000') return 'check the database name in the URL or PGDATABASE; steep-repl does not create databases';
+  if (code?.startsWith('57P')) return 'the server is starting up or shutting down; retry when it accepts connections';
+  return 'check that the server runs and accepts TCP connections at that address; it comes from --db, else STEEP_REPL_DB, else PGHOST/PGPORT/PGDATABASE/PGUSER';
 }
 
 // Removes anything that looks like a password from text meant for people.

@@ -26,6 +26,21 @@ export class SteepError extends Error {
   }
 }
 
+// A steep_repl object that does not exist means the schema was never
+// installed in that database.
+export function isNotInstalled(err: unknown): boolean {
+  const e = err as PgErrorLike;
+  return ['42P01', '3F000', '42883'].includes(e?.code ?? '') && /steep_repl|graphile_worker/.test(e.message ?? '');
+}
+
+export function notInstalledError(where: string): SteepError {
+  return new SteepError(
+    `steep_repl is not installed in ${where}`,
+    ExitCode.error,
+    `run: steep-repl install --db <url of ${where}>`,
+  );
+}
+
 interface PgErrorLike {
   code?: string;
   hint?: string;
@@ -65,9 +80,15 @@ export function exitCodeFor(err: unknown): ExitCodeValue {
   }
 }
 
-export function describeError(err: unknown): string {
+// An error as a DBA reads it: what failed and what to do next, no secrets.
+export function errorFields(err: unknown): { error: string; hint?: string } {
   const e = err as PgErrorLike;
-  const hint = e.hint ?? (err instanceof SteepError ? err.hint : undefined);
-  const message = e.message || String(err);
-  return redactSecrets(hint ? `${message}\nhint: ${hint}` : message);
+  const hint = e?.hint ?? (err instanceof SteepError || err instanceof ConnectionError ? err.hint : undefined);
+  const message = e?.message || String(err);
+  return { error: redactSecrets(message), ...(hint ? { hint: redactSecrets(hint) } : {}) };
+}
+
+export function describeError(err: unknown): string {
+  const { error, hint } = errorFields(err);
+  return hint ? `${error}\nhint: ${hint}` : error;
 }

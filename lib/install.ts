@@ -6,9 +6,8 @@ import { runMigrations } from 'graphile-worker';
 import { Logger as GraphileLogger } from 'graphile-worker';
 import { makeLogFunction } from './graphile-log';
 import { Logger } from './log';
-import { resolveConnectionString } from './connection';
+import { connectTo, resolveConnectionString } from './connection';
 import { migrationsFolder } from './paths';
-
 
 // graphile-migrate needs a URL; without one, build it from the PG* variables
 // (no password in it: pg reads PGPASSWORD or pgpass itself).
@@ -25,6 +24,8 @@ export function installConnectionString(explicit?: string): string {
 }
 
 export async function installSchema(connectionString: string | undefined, logger: Logger): Promise<void> {
+  // Fail with the address and a hint before the migrators' bare errors can.
+  await (await connectTo(connectionString, 'steep-repl install')).end();
   const url = installConnectionString(connectionString);
   await runMigrations({ connectionString: url, logger: new GraphileLogger(makeLogFunction(logger)) });
   await migrate({ connectionString: url, migrationsFolder, logger: new GraphileLogger(makeLogFunction(logger)) });

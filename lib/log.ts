@@ -13,8 +13,22 @@ export function jsonLogger(base: Record<string, unknown> = {}, out: NodeJS.Writa
   return {
     log(level, event, fields = {}) {
       if (order.indexOf(level) < order.indexOf(minimum)) return;
-      const line = JSON.stringify({ ts: new Date().toISOString(), level, event, ...base, ...fields });
+      const line = safeStringify({ ts: new Date().toISOString(), level, event, ...base, ...fields });
       out.write(`${redactSecrets(line)}\n`);
     },
   };
+}
+
+// A log line must never throw: cycles and bigints become text.
+function safeStringify(value: unknown): string {
+  const seen = new WeakSet<object>();
+  return JSON.stringify(value, (_key, v) => {
+    if (typeof v === 'bigint') return v.toString();
+    if (v instanceof Error) return { message: v.message, code: (v as { code?: string }).code };
+    if (typeof v === 'object' && v !== null) {
+      if (seen.has(v)) return '[circular]';
+      seen.add(v);
+    }
+    return v;
+  });
 }

@@ -1,4 +1,6 @@
 // Checks that a registered peer accepts connections and records its health.
+// A cancel request aborts the attempt and is recorded as node.probe_cancelled;
+// an agent shutdown aborts it too and leaves the job to run again.
 import { ConnectionTarget, connectToNode } from '../../lib/connection';
 import { SteepTask } from '../task';
 
@@ -13,10 +15,24 @@ export const probe_node: SteepTask = async (payload, ctx) => {
   let status = 'healthy';
   let error: string | undefined;
   try {
-    const peer = await connectToNode(node, 'steep-repl probe');
-    await peer.query('SELECT 1');
-    await peer.end();
+    const peer = await connectToNode(node, 'steep-repl probe', AbortSignal.any([ctx.cancel, ctx.shutdown]));
+    try {
+      await peer.query('SELECT 1');
+    } finally {
+      await peer.end();
+    }
   } catch (err) {
+    if (ctx.shutdown.aborted) throw err;
+    if (ctx.cancel.aborted) {
+      const reason = (ctx.cancel.reason as Error)?.message ?? 'cancelled';
+      await ctx.helpers.query('SELECT steep_repl.emit_event($1, $2, $3)', [
+        'node.probe_cancelled',
+        nodeId,
+        { job_id: ctx.jobId, reason },
+      ]);
+      ctx.logger.log('info', 'node.probe_cancelled', { node_id: nodeId, job_id: ctx.jobId, reason });
+      return;
+    }
     status = 'unreachable';
     error = (err as Error).message;
   }

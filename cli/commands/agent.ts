@@ -1,22 +1,63 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command';
 import { startAgent } from '../../agent/main';
+import { errorFields, exitCodeFor } from '../../lib/errors';
 import { jsonLogger } from '../../lib/log';
 
 export default class AgentCommand extends BaseCommand<typeof AgentCommand> {
-  static description = "Run this node's agent: executes queued jobs, heartbeats, logs one JSON object per line";
-  static examples = ['<%= config.bin %> agent --db postgres://admin@db1:5432/app'];
+  static description = `Run this node's agent: executes queued jobs, heartbeats the local node, logs one JSON object per line
+One agent runs per database (a second one is refused). SIGTERM or SIGINT stops it cleanly (exit 0); when the
+database goes away it retries for --reconnect-timeout seconds, then exits 6. Jobs wait in the database while no
+agent runs; a job that was running when an agent died runs again when the next one starts.`;
+  static examples = [
+    '<%= config.bin %> agent --db postgres://admin@db1:5432/app',
+    'STEEP_REPL_LOG_LEVEL=debug <%= config.bin %> agent --heartbeat-interval 2',
+  ];
   static flags = {
     concurrency: Flags.integer({ description: 'jobs run at the same time', default: 4, min: 1, max: 32 }),
+    'heartbeat-interval': Flags.integer({
+      description: "seconds between heartbeats (sets the local node's last_seen and status)",
+      default: 5,
+      min: 1,
+      max: 3600,
+    }),
+    'reconnect-timeout': Flags.integer({
+      description: 'seconds to keep retrying when the database goes away before exiting with code 6',
+      default: 60,
+      min: 0,
+      max: 86400,
+    }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(AgentCommand);
     const logger = jsonLogger({ component: 'agent' });
-    const agent = await startAgent({ connectionString: flags.db, logger, concurrency: flags.concurrency });
-    const onSignal = (signal: NodeJS.Signals) => void agent.stop(`received ${signal}`);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    await agent.done;
+    // The agent must never die silently: a stray rejection is logged and stops it.
+    let stopOnError: ((reason: string) => void) | undefined;
+    process.on('unhandledRejection', (reason) => {
+      logger.log('error', 'agent.unhandled_rejection', errorFields(reason));
+      process.exitCode = 1;
+      stopOnError?.('unhandled rejection');
+    });
+    try {
+      const agent = await startAgent({
+        connectionString: flags.db,
+        logger,
+        concurrency: flags.concurrency,
+        heartbeatMs: flags['heartbeat-interval'] * 1000,
+        reconnectTimeoutMs: flags['reconnect-timeout'] * 1000,
+      });
+      stopOnError = (reason) => void agent.stop(reason);
+      const onSignal = (signal: NodeJS.Signals) => void agent.stop(`received ${signal}`);
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      await agent.done;
+    } catch (err) {
+      logger.log('error', 'agent.failed', { ...errorFields(err), exit_code: exitCodeFor(err) });
+      throw err;
+    } finally {
+      // A library handle left open must not keep a stopped agent alive.
+      setTimeout(() => process.exit(), 3000).unref();
+    }
   }
 }
