@@ -1,0 +1,144 @@
+// The schema step every init runs before copying (SPEC §4.1): carry the
+// source's fingerprint set to the target, let SQL on the target compare it,
+// and act by mode. The comparison, the DDL plan and its application are SQL
+// functions of migrations/committed/000002-schema-fingerprints.sql.
+import type { Client } from 'pg';
+import { ExitCode, SteepError } from './errors';
+import type { Logger } from './log';
+
+export type SchemaSyncMode = 'strict' | 'auto' | 'manual';
+export const schemaSyncModes: readonly SchemaSyncMode[] = ['strict', 'auto', 'manual'];
+
+export type TableStatus = 'MATCH' | 'MISMATCH' | 'LOCAL_ONLY' | 'REMOTE_ONLY';
+
+export interface ColumnDifference {
+  kind: string;
+  column?: string;
+  source?: unknown;
+  target?: unknown;
+  detail: string;
+}
+
+// Statuses are from the target's view: REMOTE_ONLY = on the source only,
+// LOCAL_ONLY = on the target only. blocking: stops an init (MISMATCH,
+// REMOTE_ONLY); a table only on the target never blocks.
+export interface TableDifference {
+  schema_name: string;
+  table_name: string;
+  status: TableStatus;
+  differences: ColumnDifference[];
+  blocking?: boolean;
+  source_fingerprint?: string | null;
+  target_fingerprint?: string | null;
+}
+
+export interface SchemaSyncOptions {
+  source: Client;
+  target: Client;
+  sourceNodeId: string;
+  targetNodeId: string;
+  mode: SchemaSyncMode;
+  schemas?: string[];
+  dryRun?: boolean;
+  confirm?: (differences: TableDifference[]) => Promise<boolean>;
+  logger?: Logger;
+}
+
+export interface SchemaSyncResult {
+  outcome: 'match' | 'applied' | 'planned' | 'confirmed';
+  differences: TableDifference[];
+  ddl: string[];
+}
+
+export type FingerprintSet = unknown[];
+
+// The set a node sends to its peer (steep_repl.fingerprint_set). With
+// requireSchemas false a filter may name a schema that exists only on the peer.
+export async function fingerprintSet(client: Client, schemas?: string[], requireSchemas = true): Promise<FingerprintSet> {
+  const { rows } = await client.query('SELECT steep_repl.fingerprint_set($1::text[], $2) AS set', [schemas ?? null, requireSchemas]);
+  return rows[0].set;
+}
+
+// Every table of both sides, compared on the target (steep_repl.compare_fingerprints).
+export async function compareFingerprints(target: Client, sourceSet: FingerprintSet, schemas?: string[]): Promise<TableDifference[]> {
+  const { rows } = await target.query('SELECT * FROM steep_repl.compare_fingerprints($1::jsonb, $2::text[])', [
+    JSON.stringify(sourceSet),
+    schemas ?? null,
+  ]);
+  return rows;
+}
+
+export function describeDifferences(tables: TableDifference[]): string {
+  return tables
+    .flatMap((t) => t.differences.map((d) => `  ${quoteName(t.schema_name)}.${quoteName(t.table_name)}: ${d.detail}`))
+    .join('\n');
+}
+
+// Identifiers in messages the way PostgreSQL would quote them.
+export function quoteName(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+function mismatchError(options: SchemaSyncOptions, blocking: TableDifference[], hint: string): SteepError {
+  const count = blocking.length;
+  return new SteepError(
+    `schema of node ${options.targetNodeId} differs from node ${options.sourceNodeId} ` +
+      `(${count} table${count === 1 ? '' : 's'}, mode ${options.mode}):\n${describeDifferences(blocking)}`,
+    ExitCode.schemaMismatch,
+    hint,
+  );
+}
+
+export async function syncSchema(options: SchemaSyncOptions): Promise<SchemaSyncResult> {
+  const { source, target, sourceNodeId, targetNodeId, mode, logger } = options;
+  if (!schemaSyncModes.includes(mode)) {
+    throw new SteepError(`unknown schema sync mode ${JSON.stringify(mode)}: use strict, auto or manual`, ExitCode.badArguments);
+  }
+  const schemas = options.schemas?.length ? options.schemas : undefined;
+  const sourceSet = await fingerprintSet(source, schemas);
+  const payload = JSON.stringify(sourceSet);
+  const { rows } = await target.query<TableDifference>(
+    'SELECT * FROM steep_repl.detect_schema_drift($1::jsonb, $2::text[], $3, $4, $5)',
+    [payload, schemas ?? null, sourceNodeId, targetNodeId, mode],
+  );
+  const differences = rows.filter((r) => r.status !== 'MATCH');
+  const blocking = rows.filter((r) => r.blocking);
+  if (blocking.length === 0) return { outcome: 'match', differences, ddl: [] };
+
+  logger?.log('warn', 'schema.mismatch_detected', {
+    source_node: sourceNodeId,
+    target_node: targetNodeId,
+    mode,
+    tables: blocking.map((t) => ({ schema_name: t.schema_name, table_name: t.table_name, status: t.status, differences: t.differences.length })),
+  });
+
+  if (mode === 'strict') {
+    throw mismatchError(options, blocking, 'align the schemas, or use schema sync mode auto (apply the DDL plan) or manual (confirm and proceed)');
+  }
+  if (mode === 'manual') {
+    if (!options.confirm) throw mismatchError(options, blocking, 'manual mode needs a confirmation (--yes in scripts)');
+    if (!(await options.confirm(differences))) throw mismatchError(options, blocking, 'not confirmed; nothing was changed');
+    return { outcome: 'confirmed', differences, ddl: [] };
+  }
+  if (options.dryRun) {
+    const plan = await target.query('SELECT ddl FROM steep_repl.schema_sync_plan($1::jsonb, $2::text[]) ORDER BY step', [payload, schemas ?? null]);
+    return { outcome: 'planned', differences, ddl: plan.rows.map((r) => r.ddl) };
+  }
+  // One statement, so one transaction: a failing step or a re-compare that
+  // still differs raises and rolls every step back.
+  const applied = await target
+    .query('SELECT ddl FROM steep_repl.apply_schema_sync($1::jsonb, $2::text[], $3, $4) ORDER BY step', [
+      payload,
+      schemas ?? null,
+      sourceNodeId,
+      targetNodeId,
+    ])
+    .catch((err: Error & { code?: string; detail?: string; hint?: string }) => {
+      if (err.code !== 'SR005') throw err;
+      const detail = err.detail ? `\n${err.detail}` : '';
+      throw new SteepError(`schema sync on node ${targetNodeId} failed: ${err.message}${detail}`, ExitCode.schemaMismatch, err.hint);
+    });
+  const ddl = applied.rows.map((r) => r.ddl);
+  logger?.log('info', 'schema.sync_applied', { source_node: sourceNodeId, target_node: targetNodeId, statements: ddl.length });
+  return { outcome: 'applied', differences, ddl };
+}
