@@ -1,5 +1,5 @@
 --! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:a0f4f379fa832c316bcf8d5b25faa0193ca6a8e8
+--! Hash: sha1:4321131b681cac0168e31b09338f56c5e3ffade8
 --! Message: schema fingerprints
 
 -- Schema fingerprints, drift detection and the DDL plan of schema sync
