@@ -1,0 +1,218 @@
+// CREATE EXTENSION steep_repl installs exactly what the migrations install.
+// The server finds the generated script through PostgreSQL 18's
+// extension_control_path (superuser-settable per session), pointed at a
+// directory of this test's own: nothing is written into the server's
+// installation under node_modules.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { buildExtensionScript, extensionFolder, extensionVersion, writeExtensionScript } from '../extension/build';
+import { claimRunDir, clusterRoot } from '../lib/embedded-cluster';
+import { migrationsFolder } from '../lib/paths';
+import { clusterA, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
+import { pgError } from './support/notifications';
+
+const guard = '\\echo Use "CREATE EXTENSION steep_repl" to load this file. \\quit';
+
+// Everything in schema steep_repl that a DBA could tell apart, as plain rows.
+const catalogQueries: Record<string, string> = {
+  relations: `SELECT c.relname, c.relkind, c.relpersistence, obj_description(c.oid, 'pg_class') AS comment
+                FROM pg_class c WHERE c.relnamespace = 'steep_repl'::regnamespace ORDER BY c.relname`,
+  columns: `SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+                   pg_get_expr(d.adbin, d.adrelid) AS default, a.attnotnull, a.attidentity, a.attgenerated,
+                   col_description(c.oid, a.attnum) AS comment
+              FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+             WHERE c.relnamespace = 'steep_repl'::regnamespace AND c.relkind IN ('r', 'v', 'p')
+             ORDER BY c.relname, a.attnum`,
+  constraints: `SELECT conrelid::regclass::text AS rel, conname, contype, pg_get_constraintdef(oid) AS def
+                  FROM pg_constraint WHERE connamespace = 'steep_repl'::regnamespace ORDER BY 1, 2`,
+  indexes: `SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def
+              FROM pg_index WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'steep_repl'::regnamespace)
+             ORDER BY 1`,
+  functions: `SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args, pg_get_function_result(p.oid) AS result,
+                     l.lanname, p.provolatile, p.prosecdef, p.proconfig, p.prosrc
+                FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+               WHERE p.pronamespace = 'steep_repl'::regnamespace ORDER BY 1, 2`,
+  triggers: `SELECT tgrelid::regclass::text AS rel, tgname, pg_get_triggerdef(oid) AS def
+               FROM pg_trigger WHERE NOT tgisinternal
+                AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'steep_repl'::regnamespace)
+              ORDER BY 1, 2`,
+  views: `SELECT viewname, definition FROM pg_views WHERE schemaname = 'steep_repl' ORDER BY 1`,
+  sequences: `SELECT seqrelid::regclass::text AS name, format_type(seqtypid, NULL) AS type, seqstart, seqincrement, seqmax, seqmin, seqcycle
+                FROM pg_sequence WHERE seqrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'steep_repl'::regnamespace)
+               ORDER BY 1`,
+  init_states: 'SELECT * FROM steep_repl.init_states ORDER BY state',
+  init_transitions: 'SELECT * FROM steep_repl.init_transitions ORDER BY from_state, to_state',
+};
+
+async function catalog(url: string): Promise<Record<string, unknown[]>> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const out: Record<string, unknown[]> = {};
+    for (const [name, sql] of Object.entries(catalogQueries)) out[name] = (await client.query(sql)).rows;
+    return out;
+  } finally {
+    await client.end();
+  }
+}
+
+function psqlPath(): string | undefined {
+  try {
+    return execFileSync('sh', ['-c', 'command -v psql'], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+describe('extension steep_repl', () => {
+  const cluster = clusterA();
+  let runDir: string;
+  let controlPath: string;
+  let script: string;
+  const databases: string[] = [];
+  let viaExtension: { name: string; url: string };
+  let viaMigrations: { name: string; url: string };
+
+  // A session that finds the extension in this test's directory first.
+  async function withExtensionPath<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`SET extension_control_path = ${client.escapeLiteral(`${runDir}:$system`)}`);
+      return await work(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  async function database(tag: string): Promise<{ name: string; url: string }> {
+    const db = await createDatabase(cluster, tag);
+    databases.push(db.name);
+    return db;
+  }
+
+  beforeAll(async () => {
+    // <dir>/extension/ holds control and script; the postgres OS user reads it.
+    runDir = claimRunDir(clusterRoot('test-extension'));
+    fs.chmodSync(runDir, 0o755);
+    fs.mkdirSync(path.join(runDir, 'extension'), { mode: 0o755 });
+    script = buildExtensionScript();
+    fs.copyFileSync(path.join(extensionFolder, 'steep_repl.control'), path.join(runDir, 'extension', 'steep_repl.control'));
+    fs.writeFileSync(path.join(runDir, 'extension', `steep_repl--${extensionVersion()}.sql`), script, { mode: 0o644 });
+    controlPath = runDir;
+
+    viaExtension = await database('ext_create');
+    await withExtensionPath(viaExtension.url, (c) => c.query('CREATE EXTENSION steep_repl'));
+    viaMigrations = await createNodeDatabase(cluster, 'ext_migrate');
+    databases.push(viaMigrations.name);
+  });
+
+  afterAll(async () => {
+    // graphile-migrate keeps its pool 200 ms after installing, and exits the
+    // process if that pool's connection is dropped under it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const name of databases) await dropDatabase(cluster, name);
+    if (runDir) fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('is generated from every committed migration, in order, behind the psql guard', () => {
+    const committed = fs.readdirSync(path.join(migrationsFolder, 'committed')).filter((f) => /^\d{6}.*\.sql$/.test(f)).sort();
+    expect(committed.length).toBeGreaterThan(0);
+    const lines = script.split('\n');
+    expect(lines.find((l) => l.trim() !== '' && !l.startsWith('--'))).toBe(guard);
+    const order = committed.map((f) => script.indexOf(`-- from migrations/committed/${f}\n`));
+    expect(order.every((i) => i > script.indexOf(guard))).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(script).not.toMatch(/^--! /m);
+    expect(script).toContain("pg_catalog.pg_extension_config_dump('steep_repl.nodes', '')");
+
+    const written = writeExtensionScript();
+    expect(written).toBe(path.join(extensionFolder, `steep_repl--${extensionVersion()}.sql`));
+    expect(fs.readFileSync(written, 'utf8')).toBe(script);
+  });
+
+  it('installs the same catalog as the migrations', async () => {
+    const [fromExtension, fromMigrations] = await Promise.all([catalog(viaExtension.url), catalog(viaMigrations.url)]);
+    // not vacuous: the schema is really there
+    expect((fromExtension.functions as Array<{ proname: string }>).map((f) => f.proname)).toEqual(
+      expect.arrayContaining(['transition', 'emit_event', 'register_node', 'remove_node', 'request_job_cancel']),
+    );
+    expect(fromExtension.init_transitions).toHaveLength(24);
+    expect(fromExtension.triggers.length).toBeGreaterThanOrEqual(3);
+    for (const name of Object.keys(catalogQueries)) {
+      expect({ [name]: fromExtension[name] }).toEqual({ [name]: fromMigrations[name] });
+    }
+  });
+
+  it('owns every object it created, and marks the user tables for pg_dump', async () => {
+    const loose = await query(
+      viaExtension.url,
+      `SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'steep_repl'::regnamespace AND c.relkind IN ('r', 'v', 'S')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
+       UNION ALL
+       SELECT p.proname FROM pg_proc p
+        WHERE p.pronamespace = 'steep_repl'::regnamespace
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')`,
+    );
+    expect(loose).toEqual([]);
+    const [ext] = await query(viaExtension.url, "SELECT extversion, extconfig::regclass[]::text[] AS config FROM pg_extension WHERE extname = 'steep_repl'");
+    expect(ext.extversion).toBe(extensionVersion());
+    expect(ext.config).toEqual(expect.arrayContaining(['steep_repl.nodes', 'steep_repl.audit_log', 'steep_repl.audit_log_audit_id_seq']));
+    expect(ext.config).not.toContain('steep_repl.init_states');
+  });
+
+  it('works as a node database: the state machine runs in it', async () => {
+    await query(viaExtension.url, "SELECT steep_repl.register_node('Ext \"node\"', 'h', 5432, 'd')");
+    const [row] = await query(viaExtension.url, "SELECT (steep_repl.transition('Ext \"node\"', 'preparing')).init_state");
+    expect(row.init_state).toBe('preparing');
+  });
+
+  it('is removed completely by DROP EXTENSION, and can be created again', async () => {
+    const db = await database('ext_drop');
+    await withExtensionPath(db.url, async (c) => {
+      await c.query('CREATE EXTENSION steep_repl');
+      await c.query("SELECT steep_repl.register_node('x', 'h', 5432, 'd')");
+      await c.query('DROP EXTENSION steep_repl');
+      const left = await c.query(
+        `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'steep_repl')::int AS schemas,
+                (SELECT count(*) FROM pg_extension WHERE extname = 'steep_repl')::int AS extensions,
+                (SELECT count(*) FROM pg_proc WHERE proname IN ('transition', 'emit_event'))::int AS functions,
+                (SELECT count(*) FROM pg_type WHERE typname = 'nodes')::int AS types`,
+      );
+      expect(left.rows).toEqual([{ schemas: 0, extensions: 0, functions: 0, types: 0 }]);
+      await c.query('CREATE EXTENSION steep_repl');
+      expect((await c.query('SELECT count(*)::int AS n FROM steep_repl.nodes')).rows[0].n).toBe(0);
+    });
+  });
+
+  it('refuses to install over a schema the migrations installed, changing nothing', async () => {
+    await withExtensionPath(viaMigrations.url, async (c) => {
+      const before = (await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'steep_repl'::regnamespace")).rows[0].n;
+      const err = await pgError(c.query('CREATE EXTENSION steep_repl'));
+      expect(err.message).toContain('steep_repl');
+      expect((await c.query("SELECT count(*)::int AS n FROM pg_extension WHERE extname = 'steep_repl'")).rows[0].n).toBe(0);
+      expect((await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'steep_repl'::regnamespace")).rows[0].n).toBe(before);
+    });
+  });
+
+  it('refuses to run as a plain script, creating nothing', async () => {
+    const db = await database('ext_script');
+    const file = path.join(controlPath, 'extension', `steep_repl--${extensionVersion()}.sql`);
+    const psql = psqlPath();
+    if (psql) {
+      const out = execFileSync(psql, ['-X', '-v', 'ON_ERROR_STOP=1', '-d', db.url, '-f', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(out).toContain('Use "CREATE EXTENSION steep_repl" to load this file.');
+    }
+    // Any other client stops at the guard's backslash.
+    const err = await pgError(query(db.url, script));
+    expect(err.code).toBe('42601');
+    const [left] = await query(db.url, "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'steep_repl'");
+    expect(left.n).toBe(0);
+  });
+});
