@@ -1,5 +1,5 @@
---! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:8e3b169df6a17ce04f400892811a70818e09cf32
+--! Previous: sha1:4321131b681cac0168e31b09338f56c5e3ffade8
+--! Hash: sha1:f5bb69fbdc71d4836e21a20c21d6bc182e908749
 --! Message: snapshot init
 
 -- Snapshot initialization (SPEC §4.2, §4.7): start_init / cancel_init /
@@ -164,7 +164,8 @@ BEGIN
   IF v_target.init_state = 'failed' AND NOT v_resume THEN
     RAISE EXCEPTION 'the last initialization of node % failed', quote_ident(p_target)
       USING ERRCODE = 'SR003',
-            HINT = 'resume it (steep-repl node start --resume, or options {"resume": true}) or clean it up first (steep-repl node cancel)';
+            HINT = format('resume it: steep-repl node start %s --from %s --resume, or SELECT steep_repl.start_init(%L, %L, ''snapshot'', ''{"resume": true}''); or clean it up first: steep-repl node cancel %s',
+                          p_target, v_target.init_source_node, p_target, v_target.init_source_node, p_target);
   END IF;
 
   UPDATE steep_repl.nodes SET init_source_node = p_source WHERE node_id = p_target;

@@ -1,0 +1,35 @@
+// Sequences do not replicate: at the end of the copy the target takes the
+// source's values. A target sequence already further along is left alone,
+// so a node that also writes (bidirectional) never hands out a used value.
+import { Client } from 'pg';
+import { internalSchemas } from './source-tables';
+import { qualified } from './quoting';
+
+export interface SequenceCopy {
+  copied: string[];
+  missing: string[];
+}
+
+export async function copySequences(source: Client, target: Client): Promise<SequenceCopy> {
+  const { rows } = await source.query(
+    `SELECT schemaname AS schema_name, sequencename AS table_name, last_value::text AS last_value
+     FROM pg_sequences WHERE schemaname <> ALL ($1::text[]) AND last_value IS NOT NULL ORDER BY 1, 2`,
+    [internalSchemas],
+  );
+  const result: SequenceCopy = { copied: [], missing: [] };
+  for (const seq of rows) {
+    const name = qualified(seq);
+    const exists = await target.query(`SELECT to_regclass($1) IS NOT NULL AS exists`, [name]);
+    if (!exists.rows[0].exists) {
+      result.missing.push(name);
+      continue;
+    }
+    await target.query(
+      `SELECT setval($1::text::regclass, $2::bigint, true)
+       FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename) = $1::text AND (last_value IS NULL OR last_value < $2::bigint)`,
+      [name, seq.last_value],
+    );
+    result.copied.push(name);
+  }
+  return result;
+}

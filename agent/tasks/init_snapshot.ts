@@ -1,0 +1,390 @@
+// Snapshot initialization of this node from a source (SPEC §4.2): schema
+// sync, the per-pair publication and a copy_data subscription, progress
+// every second, catch-up, sequences. Killed at any moment it resumes from
+// the tables (the subscription keeps copying meanwhile); cancelled, it
+// removes everything it created.
+import { Client } from 'pg';
+import { ConnectionTarget, connectTo, connectToNode, nodeConninfo } from '../../lib/connection';
+import { SteepError } from '../../lib/errors';
+import { currentLsn, slotLag } from '../init/catch-up';
+import { cleanupInit } from '../init/cleanup';
+import { classify, InitTimeout, isConnectionError, SourceUnreachable } from '../init/failure';
+import { pollSubscription, RateMeter, TableReport } from '../init/progress';
+import { ensurePublication } from '../init/publication';
+import { syncTargetSchema } from '../init/schema';
+import { copySequences } from '../init/sequences';
+import { listSourceTables, SourceTable } from '../init/source-tables';
+import { isReverseOfPair, readSourceSelf } from '../init/source-state';
+import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled } from '../init/subscription';
+import { tablesWithRows, truncateWithoutReplicating } from '../init/target-tables';
+import { pause } from '../init/wait';
+import { SteepTask, TaskContext } from '../task';
+
+interface InitOptions {
+  parallel: number | null;
+  schema_sync: 'strict' | 'auto' | 'manual';
+  force: boolean;
+  timeout_seconds: number | null;
+  lag_threshold_bytes: number;
+  copy_data?: boolean;
+}
+
+interface InitStatus {
+  state: string;
+  source_node_id: string | null;
+  started_at: string | null;
+  progress: {
+    options: InitOptions;
+    cancel_requested_at: string | null;
+    subscription_name: string;
+    lsn_target: string | null;
+    rows_copied: string;
+    bytes_copied: string;
+    bytes_total: string | null;
+  } | null;
+  tables: Array<{ schema_name: string; table_name: string }>;
+}
+
+type SourceNode = ConnectionTarget & { node_id: string };
+
+const inProgress = ['preparing', 'copying', 'catching_up'];
+const pollMs = Number(process.env.STEEP_REPL_INIT_POLL_MS ?? 1000);
+// How long the source may be unreachable before the init fails.
+const sourceGraceMs = Number(process.env.STEEP_REPL_SOURCE_GRACE_MS ?? 15000);
+
+class Interrupted extends Error {}
+
+export const init_snapshot: SteepTask = async (payload, ctx) => {
+  const target = await connectTo(ctx.connectionString, 'steep-repl init');
+  target.on('error', (err) => ctx.logger.log('warn', 'init.target_connection_error', { error: err.message }));
+  const run = new SnapshotInit(String(payload.node_id), target, ctx);
+  try {
+    await run.execute();
+  } finally {
+    await run.close();
+  }
+};
+
+class SnapshotInit {
+  private source?: Client;
+  private sourceNode?: SourceNode;
+  private name = '';
+  private options!: InitOptions;
+  private startedAt = Date.now();
+  private readonly signals: AbortSignal[];
+
+  constructor(
+    private readonly nodeId: string,
+    private readonly target: Client,
+    private readonly ctx: TaskContext,
+  ) {
+    this.signals = [ctx.cancel, ctx.shutdown];
+  }
+
+  async execute(): Promise<void> {
+    let status = await this.status();
+    if (!status.progress || !status.source_node_id) {
+      this.log('warn', 'init.job_ignored', { reason: 'no initialization recorded for this node', state: status.state });
+      return;
+    }
+    this.name = status.progress.subscription_name;
+    this.options = status.progress.options;
+    this.startedAt = status.started_at ? new Date(status.started_at).getTime() : Date.now();
+    this.sourceNode = (
+      await this.target.query<SourceNode>(
+        'SELECT node_id, host, port, dbname, user_name AS user FROM steep_repl.get_node($1)',
+        [status.source_node_id],
+      )
+    ).rows[0];
+    if (status.progress.cancel_requested_at) return this.cancel(status);
+    if (!inProgress.includes(status.state)) {
+      this.log('warn', 'init.job_ignored', { reason: `node is ${status.state}`, state: status.state });
+      return;
+    }
+    this.log('info', 'init.job_started', { source_node: this.sourceNode.node_id, state: status.state, name: this.name });
+    try {
+      if (status.state === 'preparing') await this.prepare();
+      status = await this.status();
+      if (status.state === 'copying') await this.copy();
+      await this.catchUp();
+      await this.finalize();
+    } catch (err) {
+      if (this.ctx.cancel.aborted || (await this.cancelRequested())) return this.cancel(await this.status());
+      if (this.ctx.shutdown.aborted) {
+        this.log('info', 'init.paused', { reason: 'agent stopping; the job resumes when an agent starts' });
+        throw err;
+      }
+      await this.fail(err as Error);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.source?.end().catch(() => undefined);
+    await this.target.end().catch(() => undefined);
+  }
+
+  private async prepare(): Promise<void> {
+    const existing = await findSubscription(this.target, this.name);
+    if (existing) {
+      // A resumed or restarted init: the subscription holds the work done.
+      if (!existing.enabled) await setSubscriptionEnabled(this.target, this.name, true);
+      this.log('info', 'init.subscription_reused', { subscription: this.name });
+    } else {
+      const self = await this.withSource(readSourceSelf);
+      const reverse = isReverseOfPair(self, this.sourceNode!.node_id, this.nodeId);
+      const tables = await this.withSource(listSourceTables);
+      const noIdentity = tables.filter((t) => !t.has_identity);
+      if (noIdentity.length) {
+        throw new SteepError(
+          `${noIdentity.length} table(s) on the source have neither a primary key nor a replica identity, so their updates and deletes cannot replicate: ${describeTables(noIdentity)}`,
+          undefined,
+          'add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX), on the source, then start again',
+        );
+      }
+      this.checkpoint();
+
+      await this.phase('schema_sync');
+      await syncTargetSchema({
+        source: this.source!,
+        target: this.target,
+        sourceNodeId: this.sourceNode!.node_id,
+        targetNodeId: this.nodeId,
+        mode: this.options.schema_sync,
+        logger: this.ctx.logger,
+      });
+      this.checkpoint();
+
+      const copyData = !reverse;
+      if (copyData) {
+        const withRows = await tablesWithRows(this.target, tables);
+        if (withRows.length && !this.options.force) {
+          throw new SteepError(
+            `${withRows.length} table(s) on node ${this.nodeId} already hold rows: ${describeTables(withRows)}`,
+            undefined,
+            'empty them, or start with --force (options {"force": true}) to empty them on this node only, without that replicating',
+          );
+        }
+        if (withRows.length) {
+          await truncateWithoutReplicating(this.target, withRows);
+          this.log('warn', 'init.tables_emptied', { tables: withRows.map((t) => `${t.schema_name}.${t.table_name}`) });
+        }
+      } else {
+        this.log('info', 'init.reverse_of_pair', {
+          reason: `${this.sourceNode!.node_id} is synchronized from ${this.nodeId}: both hold the same data, so nothing is copied`,
+        });
+      }
+      await this.target.query('UPDATE steep_repl.init_progress SET options = options || $2 WHERE node_id = $1', [
+        this.nodeId,
+        { copy_data: copyData, reverse_of_pair: reverse },
+      ]);
+      this.options.copy_data = copyData;
+      await this.report(
+        tables.map((t) => ({ ...t, state: 'pending', rows_copied: 0 })),
+        {},
+      );
+
+      await this.withSource((s) => ensurePublication(s, this.name, tables));
+      const parallel = await applyParallel(this.target, this.options.parallel);
+      if (parallel.changedFrom !== undefined) {
+        this.log('warn', 'init.server_setting_changed', {
+          setting: 'max_sync_workers_per_subscription',
+          from: parallel.changedFrom,
+          to: parallel.workersMax,
+          note: 'server-wide: applies to every subscription on this server',
+        });
+      }
+      await createSubscription(this.target, this.name, nodeConninfo(this.sourceNode!), copyData);
+      this.log('info', 'init.subscription_created', { subscription: this.name, copy_data: copyData, tables: tables.length });
+    }
+    await this.transition('copying', 'publication and subscription in place');
+    await this.phase('copying');
+  }
+
+  private async copy(): Promise<void> {
+    const meter = new RateMeter();
+    let stats: Record<string, number | null> = {};
+    const { workersMax } = await applyParallel(this.target, null);
+    for (;;) {
+      this.checkpoint();
+      const snapshot = await pollSubscription(this.target, this.name);
+      await this.withSource((s) => s.query('SELECT 1'));
+      const progress = await this.report(snapshot.tables, { ...stats, workers_active: snapshot.workersActive, workers_max: workersMax });
+      if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
+      if (snapshot.allReady) return;
+      meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
+      stats = {
+        rows_per_second: Math.round(meter.rowsPerSecond),
+        bytes_per_second: Math.round(meter.bytesPerSecond),
+        eta_seconds: meter.eta(Number(progress.bytes_total ?? 0) - Number(progress.bytes_copied)),
+      };
+      await pause(pollMs, this.signals);
+    }
+  }
+
+  private async catchUp(): Promise<void> {
+    const status = await this.status();
+    if (status.state === 'copying') {
+      await this.transition('catching_up', 'every table copied');
+      await this.phase('catching_up');
+    }
+    let lsnTarget = status.progress!.lsn_target;
+    if (!lsnTarget) {
+      lsnTarget = await this.withSource(currentLsn);
+      await this.target.query('UPDATE steep_repl.init_progress SET lsn_target = $2 WHERE node_id = $1', [this.nodeId, lsnTarget]);
+    }
+    for (;;) {
+      this.checkpoint();
+      const lag = await this.withSource((s) => slotLag(s, this.name, lsnTarget!));
+      const progress = await this.report([], { lag_bytes: lag.lagBytes, workers_active: 0, eta_seconds: null });
+      if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
+      if (lag.reached && (lag.lagBytes ?? Infinity) <= this.options.lag_threshold_bytes) {
+        this.log('info', 'init.caught_up', { lsn_target: lsnTarget, confirmed_lsn: lag.confirmedLsn, lag_bytes: lag.lagBytes });
+        return;
+      }
+      await pause(Math.min(pollMs, 250), this.signals);
+    }
+  }
+
+  private async finalize(): Promise<void> {
+    await this.phase('finalizing');
+    const sequences = await this.withSource((s) => copySequences(s, this.target));
+    if (sequences.missing.length) this.log('warn', 'init.sequences_missing', { sequences: sequences.missing });
+    await this.target.query('SELECT steep_repl.finish_init($1, $2, $3)', [
+      this.nodeId,
+      'completed',
+      { subscription: this.name, sequences_copied: sequences.copied.length, sequences_missing: sequences.missing },
+    ]);
+    this.log('info', 'init.completed', {
+      source_node: this.sourceNode!.node_id,
+      seconds: (Date.now() - this.startedAt) / 1000,
+      sequences: sequences.copied.length,
+    });
+  }
+
+  // The subscription and the publication stay for the retry; a disabled
+  // subscription stops retrying against a source that is gone.
+  private async fail(err: Error): Promise<void> {
+    const kind = classify(err);
+    const hint = (err as SteepError).hint ?? (err as { hint?: string }).hint;
+    const resume =
+      `resume with: steep-repl node start ${this.nodeId} --from ${this.sourceNode!.node_id} --resume ` +
+      `(SQL: SELECT steep_repl.start_init('${this.nodeId}', '${this.sourceNode!.node_id}', 'snapshot', '{"resume": true}')), ` +
+      `or remove what it created with: steep-repl node cancel ${this.nodeId}`;
+    const subscription = await findSubscription(this.target, this.name).catch(() => undefined);
+    const kept = subscription
+      ? `The subscription ${this.name}, its slot and the publication on the source are kept`
+      : 'Nothing was created on the source yet';
+    const message =
+      kind === 'connection'
+        ? `${err.message}. ${kept}; once the source accepts connections again, ${resume}`
+        : kind === 'timeout'
+          ? `${err.message}; ${resume}`
+          : `${err.message}${hint ? ` (${hint})` : ''}`;
+    if (subscription) {
+      await setSubscriptionEnabled(this.target, this.name, false).catch(() => undefined);
+    }
+    await this.target.query('SELECT steep_repl.finish_init($1, $2, $3)', [this.nodeId, 'failed', { error: message, kind }]);
+    this.log('error', 'init.failed', { kind, error: message });
+  }
+
+  private async cancel(status: InitStatus): Promise<void> {
+    if (status.state !== 'uninitialized') {
+      await this.target.query('SELECT steep_repl.init_phase($1, $2)', [this.nodeId, 'cancelling']).catch(() => undefined);
+    }
+    if (!this.source) {
+      try {
+        await this.connectSource();
+      } catch (err) {
+        this.log('warn', 'init.cancel_source_unreachable', { error: (err as Error).message });
+      }
+    }
+    const result = await cleanupInit({
+      target: this.target,
+      source: this.source,
+      name: this.name,
+      tables: status.tables,
+      emptyTables: status.progress?.options.copy_data !== false,
+    });
+    await this.target.query('SELECT steep_repl.finish_init($1, $2, $3)', [
+      this.nodeId,
+      'cancelled',
+      { removed: result.removed, left_on_source: result.leftOnSource },
+    ]);
+    this.log(result.leftOnSource.length ? 'warn' : 'info', 'init.cancelled', { removed: result.removed, left_on_source: result.leftOnSource });
+  }
+
+  private async status(): Promise<InitStatus> {
+    return (await this.target.query('SELECT steep_repl.init_status($1) AS s', [this.nodeId])).rows[0].s;
+  }
+
+  private async cancelRequested(): Promise<boolean> {
+    const { rows } = await this.target
+      .query('SELECT cancel_requested_at IS NOT NULL AS requested FROM steep_repl.init_progress WHERE node_id = $1', [this.nodeId])
+      .catch(() => ({ rows: [] as Array<{ requested: boolean }> }));
+    return rows[0]?.requested ?? false;
+  }
+
+  private checkpoint(): void {
+    if (this.ctx.cancel.aborted) throw new Interrupted('cancelled');
+    if (this.ctx.shutdown.aborted) throw new Interrupted('agent stopping');
+    const timeout = this.options.timeout_seconds;
+    if (timeout && Date.now() - this.startedAt > timeout * 1000) throw new InitTimeout(timeout);
+  }
+
+  private async report(tables: Array<TableReport | (SourceTable & { state: string; rows_copied: number })>, stats: object) {
+    const { rows } = await this.target.query('SELECT * FROM steep_repl.report_init_progress($1, $2, $3)', [
+      this.nodeId,
+      JSON.stringify(tables),
+      stats,
+    ]);
+    return rows[0];
+  }
+
+  private async transition(to: string, reason: string): Promise<void> {
+    await this.target.query('SELECT steep_repl.transition($1, $2, $3)', [this.nodeId, to, { reason }]);
+    this.log('info', 'init.state_change', { to, reason });
+  }
+
+  private async phase(phase: string): Promise<void> {
+    await this.target.query('SELECT steep_repl.init_phase($1, $2)', [this.nodeId, phase]);
+    this.log('info', 'init.phase_started', { phase });
+  }
+
+  private async connectSource(): Promise<Client> {
+    const client = await connectToNode(this.sourceNode!, 'steep-repl init');
+    client.on('error', (err) => this.log('warn', 'init.source_connection_error', { error: err.message }));
+    this.source = client;
+    return client;
+  }
+
+  // Runs fn on the source, reconnecting while the source is away; after the
+  // grace period the init fails with SourceUnreachable.
+  private async withSource<T>(fn: (source: Client) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + sourceGraceMs;
+    let warned = false;
+    for (;;) {
+      try {
+        return await fn(this.source ?? (await this.connectSource()));
+      } catch (err) {
+        if (!isConnectionError(err)) throw err;
+        await this.source?.end().catch(() => undefined);
+        this.source = undefined;
+        const where = `${this.sourceNode!.node_id} (${this.sourceNode!.host}:${this.sourceNode!.port}/${this.sourceNode!.dbname})`;
+        if (Date.now() > deadline) throw new SourceUnreachable(where, err as Error);
+        if (!warned) this.log('warn', 'init.source_unreachable', { source: where, error: (err as Error).message, retry_for_ms: sourceGraceMs });
+        warned = true;
+        await pause(1000, this.signals);
+        this.checkpoint();
+      }
+    }
+  }
+
+  private log(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {
+    this.ctx.logger.log(level, event, { node_id: this.nodeId, job_id: this.ctx.jobId, ...fields });
+  }
+}
+
+function describeTables(tables: Array<{ schema_name: string; table_name: string }>): string {
+  const names = tables.map((t) => `${t.schema_name}.${t.table_name}`);
+  return names.length > 20 ? `${names.slice(0, 20).join(', ')} and ${names.length - 20} more` : names.join(', ');
+}
