@@ -1,5 +1,5 @@
 --! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:4321131b681cac0168e31b09338f56c5e3ffade8
+--! Hash: sha1:99a6b6b9f30081566c2e5c18196247a149061abf
 --! Message: schema fingerprints
 
 -- Schema fingerprints, drift detection and the DDL plan of schema sync
@@ -444,6 +444,19 @@ LANGUAGE sql IMMUTABLE AS $$
       || CASE WHEN (p_column ->> 'not_null')::boolean AND p_column ->> 'identity' IS NULL THEN ' NOT NULL' ELSE '' END
 $$;
 
+-- How a column's values become the source's type: an assignment cast when
+-- only the modifiers differ (errors rather than truncates), an explicit cast
+-- otherwise, wrapping into or taking the first element of an array.
+CREATE FUNCTION steep_repl.cast_expression(p_source jsonb, p_target jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN p_source ->> 'base_type' = p_target ->> 'base_type' THEN format('%I', p_source ->> 'name')
+              WHEN p_source ->> 'type' LIKE '%]' AND p_target ->> 'type' NOT LIKE '%]'
+                THEN format('ARRAY[%I]::%s', p_source ->> 'name', p_source ->> 'type')
+              WHEN p_target ->> 'type' LIKE '%]' AND p_source ->> 'type' NOT LIKE '%]'
+                THEN format('(%I)[1]::%s', p_source ->> 'name', p_source ->> 'type')
+              ELSE format('%I::%s', p_source ->> 'name', p_source ->> 'type') END
+$$;
+
 -- A sequence a serial column's default needs (created before the column).
 CREATE FUNCTION steep_repl.serial_sequence_ddl(p_table jsonb, p_column text) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
@@ -545,8 +558,7 @@ BEGIN
                  format('DROP TABLE %s', v_qual)]
            || steep_repl.create_table_ddl(p_source);
   SELECT string_agg(format('%I', s ->> 'name'), ', ' ORDER BY so),
-         string_agg(CASE WHEN s ->> 'type' = t ->> 'type' OR s ->> 'base_type' = t ->> 'base_type'
-                         THEN format('%I', s ->> 'name') ELSE format('%I::%s', s ->> 'name', s ->> 'type') END, ', ' ORDER BY so)
+         string_agg(steep_repl.cast_expression(s, t), ', ' ORDER BY so)
     INTO v_cols, v_exprs
     FROM jsonb_array_elements(p_source -> 'columns') WITH ORDINALITY a(s, so)
     JOIN jsonb_array_elements(p_target -> 'columns') b(t) ON t ->> 'name' = s ->> 'name'
@@ -612,7 +624,7 @@ BEGIN
     IF r.s ->> 'type' <> r.t ->> 'type' OR coalesce(r.s -> 'collation', 'null') <> coalesce(r.t -> 'collation', 'null') THEN
       v_ddl := v_ddl || (v_col || format(' TYPE %s', r.s ->> 'type') || coalesce(' COLLATE ' || (r.s ->> 'collation'), '')
                          || CASE WHEN r.s ->> 'base_type' = r.t ->> 'base_type' OR r.s ->> 'generated' IS NOT NULL THEN ''
-                                 ELSE format(' USING %I::%s', r.s ->> 'name', r.s ->> 'type') END);
+                                 ELSE ' USING ' || steep_repl.cast_expression(r.s, r.t) END);
     END IF;
     IF r.s ->> 'default' IS NOT NULL AND (v_def_dropped OR r.t ->> 'default' IS NULL) THEN
       v_ddl := v_ddl || steep_repl.serial_sequence_ddl(p_source, r.s ->> 'name')
