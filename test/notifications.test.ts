@@ -97,6 +97,13 @@ describe('notification channels', () => {
       },
     );
 
+    it('keeps malformed event names out of audit_log even when written directly', async () => {
+      const before = await lastAuditId();
+      const err = await pgError(sql.query("INSERT INTO steep_repl.audit_log (event) VALUES ('Not An Event')"));
+      expect(err.code).toBe('23514');
+      expect(await lastAuditId()).toBe(before);
+    });
+
     it('rejects a node id longer than any node id can be, writing nothing', async () => {
       const before = await lastAuditId();
       const err = await pgError(sql.query("SELECT steep_repl.emit_event('init.started', $1)", ['n'.repeat(5000)]));

@@ -217,6 +217,39 @@ describe('init state machine', () => {
     expect(retried.c).toBeNull();
   });
 
+  it('never lets a node be its own initialization source', async () => {
+    const { id, lastAudit } = await nodeIn('uninitialized');
+    const err = await pgError(sql.query('UPDATE steep_repl.nodes SET init_source_node = node_id WHERE node_id = $1', [id]));
+    expect(err.code).toBe('23514');
+    expect((await sql.query('SELECT init_source_node FROM steep_repl.nodes WHERE node_id = $1', [id])).rows[0].init_source_node).toBe(sourceId);
+    expect(await lastAuditId()).toBe(lastAudit);
+  });
+
+  it('removes a source node whose finished initializations left progress rows', async () => {
+    const { id } = await nodeIn('synchronized');
+    await sql.query(
+      "INSERT INTO steep_repl.init_progress (node_id, source_node_id, phase, overall_percent) VALUES ($1, $2, 'done', 100)",
+      [id, sourceId],
+    );
+    await sql.query("SELECT steep_repl.transition($1, 'uninitialized')", [id]);
+    await sql.query('SELECT steep_repl.remove_node($1)', [sourceId]);
+    expect((await sql.query('SELECT init_source_node FROM steep_repl.nodes WHERE node_id = $1', [id])).rows).toEqual([{ init_source_node: null }]);
+    expect((await sql.query('SELECT source_node_id, phase FROM steep_repl.init_progress WHERE node_id = $1', [id])).rows).toEqual([
+      { source_node_id: null, phase: 'done' },
+    ]);
+  });
+
+  it('refuses to remove a node that is the source of an initialization in progress', async () => {
+    const { id, lastAudit } = await nodeIn('copying');
+    const err = await pgError(sql.query('SELECT steep_repl.remove_node($1)', [sourceId]));
+    expect(err.code).toBe('SR006');
+    const self = await pgError(sql.query('SELECT steep_repl.remove_node($1)', [id]));
+    expect(self.code).toBe('SR006');
+    expect(self.message).toContain('copying');
+    expect((await sql.query('SELECT count(*)::int AS n FROM steep_repl.nodes')).rows[0].n).toBe(2);
+    expect(await lastAuditId()).toBe(lastAudit);
+  });
+
   it('refuses the second of two concurrent starts', async () => {
     const { id, lastAudit } = await nodeIn('uninitialized');
     const other = new Client({ connectionString: db.url });
