@@ -4,7 +4,7 @@
 import { Client } from 'pg';
 import createSubscriber from 'pg-listen';
 import { run, runMigrations, Runner, Logger as GraphileLogger, TaskList, Task } from 'graphile-worker';
-import { clientConfig, connectTo, describeTarget } from '../lib/connection';
+import { clientConfig, connectTo, describeTarget, withApplicationName } from '../lib/connection';
 import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
 import { makeLogFunction } from '../lib/graphile-log';
 import { installConnectionString } from '../lib/install';
@@ -100,7 +100,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await subscriber.listenTo('steep_repl_cancel');
     stopSteps.push(() => subscriber.close());
 
-    const workerUrl = installConnectionString(options.connectionString);
+    const workerUrl = withApplicationName(installConnectionString(options.connectionString), 'steep-repl agent worker');
     const graphileLogger = new GraphileLogger(makeLogFunction(logger));
     await runMigrations({ connectionString: workerUrl, logger: graphileLogger });
 

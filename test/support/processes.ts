@@ -95,6 +95,24 @@ export class AgentProcess {
     return this.waitFor((l) => l.event === event, timeoutMs);
   }
 
+  // For an agent expected to exit by itself; kills it if it does not.
+  async waitForExit(timeoutMs = 20000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    const code = await Promise.race([this.exited, timeout]);
+    clearTimeout(timer);
+    if (code === 'timeout') {
+      await this.stop('SIGKILL');
+      throw new Error(`agent did not exit within ${timeoutMs} ms; log:\n${this.raw.join('\n')}`);
+    }
+    running.delete(this);
+    return code;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     const code = await this.exited;
