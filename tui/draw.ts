@@ -97,3 +97,9 @@ export function perSecond(value: number | string | null | undefined, format: (v:
   const n = num(value);
   return n === undefined ? '-' : `${format(n)}/s`;
 }
+
+// schema.table the way psql would need it typed: quoted where the name needs it.
+export function qualifiedName(schema: string, table: string): string {
+  const ident = (name: string) => (/^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`);
+  return `${ident(schema)}.${ident(table)}`;
+}

@@ -1,7 +1,7 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { duration } from '../cli/render';
 import type { NodeView, TableProgress } from './cluster-watch';
-import { Area, Attr, bar, bytes, count, fit, fitRight, num, Painter, percentText, perSecond, stateAttr } from './draw';
+import { Area, Attr, bar, bytes, count, fit, fitRight, num, Painter, percentText, perSecond, qualifiedName, stateAttr } from './draw';
 
 const phases = ['preparing', 'schema_sync', 'copying', 'catching_up', 'finalizing'];
 
@@ -19,7 +19,7 @@ function phaseMarks(phase: string): Array<[string, Attr]> {
   return marks;
 }
 
-const tableName = (t: TableProgress) => `${t.schema_name}.${t.table_name}`;
+const tableName = (t: TableProgress) => qualifiedName(t.schema_name, t.table_name);
 
 export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void {
   const { x, y, width, height } = area;

@@ -101,6 +101,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         Promise.all(agents.map((a) => a.stop('demo stopping'))),
         new Promise((resolve) => setTimeout(resolve, 10000).unref()),
       ]);
+      // graphile-migrate keeps its pool ~200 ms after an install and exits the process if the server goes first.
+      await new Promise((resolve) => setTimeout(resolve, 400));
       await Promise.all(['node_a', 'node_b'].map((id) => stopCluster(path.join(runDir, id)).catch(() => undefined)));
       await removeRun(runDir);
       process.off('exit', onExit);
@@ -122,7 +124,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
 
     say('installing steep_repl on both nodes');
     const installLog = fileLogger(runDir, 'install.log', {});
-    await Promise.all(nodes.map((n) => installSchema(n.url, installLog)));
+    const installs = await Promise.allSettled(nodes.map((n) => installSchema(n.url, installLog)));
+    for (const result of installs) if (result.status === 'rejected') throw result.reason;
     for (const here of nodes) {
       await withClient(here.url, async (client) => {
         for (const node of nodes) {

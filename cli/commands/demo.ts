@@ -1,0 +1,74 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../base-command';
+import { startDemo, startDemoInit, Demo } from '../../lib/demo/demo-cluster';
+import { followInit } from '../../lib/demo/follow-init';
+import { ExitCode } from '../../lib/errors';
+import { runLiveView } from '../../tui/app';
+import { ClusterWatch } from '../../tui/cluster-watch';
+
+export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
+  static description =
+    'Two embedded PostgreSQL 18 nodes with sample data, node_b initializing from node_a, and the live view on it (npm start)';
+  static examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --scale 1000', '<%= config.bin %> demo --no-tui --exit-when-synchronized'];
+  static flags = {
+    scale: Flags.integer({ description: 'size of the sample data on node_a, in MB', default: 300, min: 1, max: 100000 }),
+    tui: Flags.boolean({ description: 'open the live view (--no-tui prints state changes instead)', default: true, allowNo: true }),
+    'exit-when-synchronized': Flags.boolean({
+      description: 'with --no-tui: stop and exit once node_b is synchronized (exit 1 if it fails)',
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(DemoCommand);
+    if (flags['exit-when-synchronized'] && flags.tui) {
+      this.error('--exit-when-synchronized goes with --no-tui', { exit: ExitCode.badArguments });
+    }
+    let demo: Demo | undefined;
+    let interrupted = false;
+    // Ctrl+C while the servers start: clean up instead of leaving them running.
+    const onSignal = () => {
+      interrupted = true;
+      this.log('stopping…');
+      void (demo?.stop() ?? Promise.resolve()).then(() => process.exit(130));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+
+    demo = await startDemo({ scaleMb: flags.scale, say: (text) => this.log(text) });
+    if (interrupted) return;
+    this.log(`sample data on node_a: ${(demo.sample.bytes / 1e6).toFixed(0)} MB, ${Math.round(demo.sample.rows)} rows`);
+    this.log('');
+    this.log(`node_a (source)  ${demo.source.url}`);
+    this.log(`node_b (target)  ${demo.target.url}`);
+    this.log(`agent logs       ${demo.runDir}`);
+    this.log('');
+    await startDemoInit(demo);
+    this.log("started: SELECT steep_repl.start_init('node_b', 'node_a') on node_b");
+
+    let outcome = 'synchronized';
+    // From here the live view or the follower handles the signals and returns.
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    try {
+      if (flags.tui) {
+        const watch = new ClusterWatch({ db: demo.target.url, applicationName: 'steep-repl demo tui' });
+        await watch.start();
+        await runLiveView({
+          watch,
+          focus: demo.target.id,
+          footer: [`psql ${demo.source.url}   (node_a)`, `psql ${demo.target.url}   (node_b)`],
+        });
+      } else {
+        outcome = await followInit(demo.target.url, demo.target.id, {
+          say: (text) => this.log(text),
+          untilSettled: flags['exit-when-synchronized'],
+        });
+      }
+    } finally {
+      this.log('stopping the agents and servers…');
+      await demo.stop();
+      this.log(`stopped; removed ${demo.runDir}`);
+    }
+    if (outcome !== 'synchronized') process.exitCode = ExitCode.error;
+  }
+}
