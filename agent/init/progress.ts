@@ -18,13 +18,12 @@ export interface SubscriptionSnapshot {
 }
 
 // srsubstate: i init, d data copy, f copy finished, s synchronized, r ready.
-// A table whose copy finished between two polls shows no COPY row; its rows
-// then come from the statistics of inserts into it.
+// A table whose copy finished between two polls shows no COPY row; its row
+// count then stays at the last one seen (the report raises a finished table
+// to the source's count).
 const pollSql = `
   SELECT n.nspname AS schema_name, c.relname AS table_name, sr.srsubstate AS substate,
-         coalesce(p.tuples_processed, 0)::float8 AS tuples_processed,
-         coalesce((SELECT sum(st.n_tup_ins) FROM pg_stat_user_tables st
-                   WHERE st.relid = sr.srrelid OR st.relid IN (SELECT relid FROM pg_partition_tree(sr.srrelid))), 0)::float8 AS inserted
+         coalesce(p.tuples_processed, 0)::float8 AS tuples_processed
   FROM pg_subscription s
   JOIN pg_subscription_rel sr ON sr.srsubid = s.oid
   JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -39,7 +38,7 @@ export async function pollSubscription(target: Client, name: string): Promise<Su
   const [{ rows }, workers] = [await target.query(pollSql, [name]), await target.query(workersSql, [name])];
   const tables = rows.map((r): TableReport => {
     const state = r.substate === 'r' ? 'done' : r.substate === 'i' ? 'pending' : r.substate === 'd' ? 'copying' : 'copied';
-    const rows_copied = state === 'copying' ? Number(r.tuples_processed) : state === 'pending' ? 0 : Number(r.inserted);
+    const rows_copied = Number(r.tuples_processed);
     return { schema_name: r.schema_name, table_name: r.table_name, state, rows_copied };
   });
   return {

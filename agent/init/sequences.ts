@@ -26,7 +26,7 @@ export async function copySequences(source: Client, target: Client): Promise<Seq
     }
     await target.query(
       `SELECT setval($1::text::regclass, $2::bigint, true)
-       FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename) = $1::text AND (last_value IS NULL OR last_value < $2::bigint)`,
+       WHERE coalesce(pg_sequence_last_value($1::text::regclass) < $2::bigint, true)`,
       [name, seq.last_value],
     );
     result.copied.push(name);

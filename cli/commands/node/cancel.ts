@@ -1,0 +1,44 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand, jsonFlag } from '../../base-command';
+import { ExitCode, SteepError } from '../../../lib/errors';
+import { followInit } from '../../init-follow';
+import { connectToNodeDatabase } from '../../node-connection';
+
+export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
+  static description =
+    "Cancel a node's initialization: the agent stops it, removes the subscription, its slot and the publication, empties what was copied (without replicating that) and returns the node to uninitialized";
+  static examples = ['<%= config.bin %> node cancel node_b', '<%= config.bin %> node cancel node_b --no-wait'];
+  static args = { node: Args.string({ description: 'node id', required: true }) };
+  static flags = {
+    wait: Flags.boolean({ description: 'wait until the cleanup is done', default: true, allowNo: true }),
+    'wait-timeout': Flags.integer({ description: 'seconds to wait for the cleanup', default: 60 }),
+    json: jsonFlag,
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(NodeCancel);
+    const { client, config } = await connectToNodeDatabase(flags.db, args.node, 'steep-repl node cancel');
+    client.on('error', () => undefined);
+    try {
+      const request = (await client.query('SELECT steep_repl.cancel_init($1) AS r', [args.node])).rows[0].r;
+      if (!flags.wait || request.cancelled) {
+        if (flags.json) return this.printJson(request);
+        return this.log(request.cancelled ? `initialization of ${args.node} cancelled` : `cancel of ${args.node} requested (job ${request.job_id})`);
+      }
+      const following = followInit(config, client, args.node, { render: () => undefined, settled: (s) => s.state === 'uninitialized' });
+      const final = await Promise.race([
+        following.done,
+        new Promise<never>((_, reject) =>
+          setTimeout(
+            () => reject(new SteepError(`the cancel of ${args.node} did not finish within ${flags['wait-timeout']} s; is its agent running?`, ExitCode.timeout)),
+            flags['wait-timeout'] * 1000,
+          ).unref(),
+        ),
+      ]).finally(() => following.stop());
+      if (flags.json) return this.printJson({ ...request, cancelled: true, state: final.state });
+      this.log(`initialization of ${args.node} cancelled; nothing it created is left`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+}

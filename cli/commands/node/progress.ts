@@ -1,0 +1,68 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand, jsonFlag } from '../../base-command';
+import { duration, table } from '../../render';
+import { bytes, exitCodeForInit, followInit, human, InitStatus, progressLine, readInitStatus } from '../../init-follow';
+import { connectToNodeDatabase } from '../../node-connection';
+
+export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
+  static description = "Show a node's initialization: phase, overall and per-table progress, rates, ETA; --follow until it settles";
+  static examples = ['<%= config.bin %> node progress node_b', '<%= config.bin %> node progress node_b --follow --json'];
+  static args = { node: Args.string({ description: 'node id', required: true }) };
+  static flags = {
+    follow: Flags.boolean({ description: 'keep showing updates until the init is synchronized, failed or cancelled' }),
+    json: jsonFlag,
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(NodeProgress);
+    const { client, config } = await connectToNodeDatabase(flags.db, args.node, 'steep-repl node progress');
+    client.on('error', () => undefined);
+    try {
+      if (!flags.follow) {
+        const status = await readInitStatus(client, args.node);
+        if (flags.json) return this.printJson(status);
+        return this.log(describe(status));
+      }
+      // --json --follow: one JSON status per line, for scripts.
+      const following = followInit(config, client, args.node, {
+        render: (s) => (flags.json ? process.stdout.write(`${JSON.stringify(s)}\n`) : this.log(progressLine(s))),
+      });
+      const stop = () => void following.stop().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      const final = await following.done;
+      await following.stop();
+      if (!flags.json) this.log(describe(final));
+      process.exitCode = final.state === 'uninitialized' ? 0 : exitCodeForInit(final);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+}
+
+function describe(s: InitStatus): string {
+  const p = s.progress;
+  const lines = [`node ${s.node_id}: ${s.state}${s.source_node_id ? ` from ${s.source_node_id}` : ''}`];
+  if (!p) return `${lines[0]} (no initialization recorded)`;
+  lines.push(progressLine(s));
+  if (p.error) lines.push(`error: ${p.error}`);
+  if (p.lag_bytes != null) lines.push(`lag: ${bytes(Number(p.lag_bytes))}`);
+  if (s.tables.length) {
+    lines.push(
+      table(
+        ['table', 'state', 'percent', 'rows', 'bytes', 'rows/s', 'took'],
+        s.tables.map((t) => [
+          `${t.schema_name}.${t.table_name}`,
+          String(t.state),
+          `${Number(t.percent).toFixed(1)}%`,
+          `${human(Number(t.rows_copied))}/${t.rows_total == null ? '?' : human(Number(t.rows_total))}`,
+          t.bytes_total == null ? '' : bytes(Number(t.bytes_total)),
+          t.rows_per_second == null ? '' : human(Number(t.rows_per_second)),
+          t.completed_at && t.started_at
+            ? duration((new Date(String(t.completed_at)).getTime() - new Date(String(t.started_at)).getTime()) / 1000)
+            : '',
+        ]),
+      ).trimEnd(),
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,95 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand, jsonFlag } from '../../base-command';
+import { ExitCode } from '../../../lib/errors';
+import { schemaSyncModes } from '../../../lib/schema-sync';
+import { exitCodeForInit, followInit, InitStatus, progressRenderer } from '../../init-follow';
+import { connectToNodeDatabase } from '../../node-connection';
+
+export default class NodeStart extends BaseCommand<typeof NodeStart> {
+  static description =
+    "Initialize a node from a source node (snapshot: CREATE SUBSCRIPTION copy_data) and follow it until synchronized; Ctrl+C cancels it";
+  static examples = [
+    '<%= config.bin %> node start node_b --from node_a --db postgres://admin@db2/app',
+    '<%= config.bin %> node start node_b --from node_a --parallel 4 --schema-sync auto --detach',
+    '<%= config.bin %> node start node_b --from node_a --resume',
+  ];
+  static args = { target: Args.string({ description: 'node to initialize (its database runs the init)', required: true }) };
+  static flags = {
+    from: Flags.string({ description: 'source node to copy from', required: true }),
+    method: Flags.string({ description: 'init method', options: ['snapshot'], default: 'snapshot' }),
+    parallel: Flags.integer({ description: 'table-sync workers (1-16; sets max_sync_workers_per_subscription on the target server)' }),
+    'schema-sync': Flags.string({ description: 'schema check before the copy', options: [...schemaSyncModes], default: 'strict' }),
+    force: Flags.boolean({ description: 'empty target tables that already hold rows (on this node only, not replicated)' }),
+    timeout: Flags.string({ description: 'fail the init if not synchronized within this (seconds, or an interval like "2 hours")' }),
+    resume: Flags.boolean({ description: 'resume a failed init from where it stopped' }),
+    detach: Flags.boolean({ description: 'queue the init and return; follow it with node progress' }),
+    json: jsonFlag,
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(NodeStart);
+    const options: Record<string, unknown> = { schema_sync: flags['schema-sync'] };
+    if (flags.parallel !== undefined) options.parallel = flags.parallel;
+    if (flags.force) options.force = true;
+    if (flags.resume) options.resume = true;
+    if (flags.timeout !== undefined) options.timeout = /^\d+$/.test(flags.timeout) ? Number(flags.timeout) : flags.timeout;
+
+    const { client, config } = await connectToNodeDatabase(flags.db, args.target, 'steep-repl node start');
+    client.on('error', () => undefined);
+    try {
+      const started = (
+        await client.query('SELECT steep_repl.start_init($1, $2, $3, $4) AS r', [args.target, flags.from, flags.method, options])
+      ).rows[0].r;
+      if (flags.detach) {
+        if (flags.json) return this.printJson(started);
+        this.log(`initialization of ${args.target} from ${flags.from} queued as job ${started.job_id}`);
+        this.log(`follow it: steep-repl node progress ${args.target} --follow   cancel it: steep-repl node cancel ${args.target}`);
+        return;
+      }
+      const final = await this.follow(config, client, args.target, flags.json);
+      if (flags.json) this.printJson(final);
+      process.exitCode = exitCodeForInit(final);
+      if (final.state === 'synchronized') {
+        if (!flags.json) this.log(`${args.target} is synchronized with ${flags.from}`);
+      } else if (final.state === 'uninitialized') {
+        process.stderr.write(`initialization of ${args.target} cancelled; nothing it created is left\n`);
+      } else {
+        process.stderr.write(`error: initialization of ${args.target} ${final.state}: ${final.progress?.error ?? ''}\n`);
+      }
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  // Ctrl+C asks the node to cancel and keeps following until it is clean; a
+  // second Ctrl+C leaves at once (the cancel still completes in the agent).
+  private async follow(config: Parameters<typeof followInit>[0], client: Parameters<typeof followInit>[1], nodeId: string, json: boolean): Promise<InitStatus> {
+    const renderer = progressRenderer(process.stderr);
+    const following = followInit(config, client, nodeId, { render: (s) => renderer.render(s) });
+    let interrupts = 0;
+    const onInterrupt = () => {
+      interrupts += 1;
+      if (interrupts > 1) {
+        renderer.end();
+        process.stderr.write('left; the cancel completes in the agent\n');
+        process.exit(ExitCode.cancelled);
+      }
+      renderer.end();
+      process.stderr.write(`cancelling the initialization of ${nodeId}...\n`);
+      client.query('SELECT steep_repl.cancel_init($1)', [nodeId]).catch((err: Error) => {
+        process.stderr.write(`cancel failed: ${err.message}\n`);
+      });
+    };
+    process.on('SIGINT', onInterrupt);
+    process.on('SIGTERM', onInterrupt);
+    try {
+      const final = await following.done;
+      renderer.end();
+      return final;
+    } finally {
+      process.off('SIGINT', onInterrupt);
+      process.off('SIGTERM', onInterrupt);
+      await following.stop();
+    }
+  }
+}

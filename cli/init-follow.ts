@@ -1,0 +1,139 @@
+// Follows one node's initialization until it settles: state changes and
+// progress arrive by NOTIFY; the whole status is re-read after every
+// (re)connect because notifications sent meanwhile are lost.
+import { Client, ClientConfig } from 'pg';
+import { ExitCode, ExitCodeValue } from '../lib/errors';
+import { channels, listen, ProgressNotification, StateNotification } from '../lib/notifications';
+import { duration } from './render';
+
+export interface InitStatus {
+  node_id: string;
+  state: string;
+  in_progress: boolean;
+  source_node_id: string | null;
+  progress: (ProgressNotification & Record<string, unknown>) | null;
+  tables: Array<Record<string, unknown>>;
+}
+
+export interface FollowOptions {
+  // Renders the node's progress; called on every update.
+  render(status: InitStatus): void;
+  // Settles when the node leaves its in-progress states (or is uninitialized
+  // after a cancel).
+  settled?(status: InitStatus): boolean;
+}
+
+export async function readInitStatus(client: Client, nodeId: string): Promise<InitStatus> {
+  return (await client.query('SELECT steep_repl.init_status($1) AS s', [nodeId])).rows[0].s;
+}
+
+export const initSettled = (s: InitStatus): boolean => !s.in_progress && s.state !== 'preparing';
+
+export function followInit(config: ClientConfig, client: Client, nodeId: string, options: FollowOptions): { done: Promise<InitStatus>; stop(): Promise<void> } {
+  let status: InitStatus | undefined;
+  let finish!: (s: InitStatus) => void;
+  let fail!: (err: Error) => void;
+  const done = new Promise<InitStatus>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+  const settled = options.settled ?? initSettled;
+  const update = (next: InitStatus) => {
+    status = next;
+    options.render(next);
+    if (settled(next)) finish(next);
+  };
+  const reread = () => readInitStatus(client, nodeId).then(update, fail);
+  const listener = listen(config, [channels.state, channels.progress], {
+    onConnected: () => void reread(),
+    onNotification: (channel, payload) => {
+      if ((payload as { node_id?: string }).node_id !== nodeId || !status) return;
+      if (channel === channels.progress) {
+        update({ ...status, progress: { ...(status.progress ?? {}), ...(payload as ProgressNotification) } });
+      } else {
+        const change = payload as StateNotification;
+        status = { ...status, state: change.to };
+        void reread();
+      }
+    },
+  });
+  return { done, stop: () => listener.close() };
+}
+
+// "[########------------]  40.2%  copying  3/8 tables  public.big 57%  12.3k rows/s  48.1 MB/s  ETA 1m02s"
+export function progressLine(s: InitStatus, width = 24): string {
+  const p = s.progress;
+  if (!p) return `${s.node_id}: ${s.state}`;
+  const percent = Number(p.overall_percent ?? 0);
+  const filled = Math.round((percent / 100) * width);
+  const parts = [
+    `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`,
+    `${percent.toFixed(1).padStart(5)}%`,
+    String(p.phase),
+    `${p.tables_done}/${p.tables_total} tables`,
+  ];
+  if (p.current_table) parts.push(`${p.current_table} ${Number(p.current_table_percent ?? 0).toFixed(0)}%`);
+  if (p.rows_per_second != null) parts.push(`${human(Number(p.rows_per_second))} rows/s`);
+  if (p.bytes_per_second != null) parts.push(`${bytes(Number(p.bytes_per_second))}/s`);
+  if (p.workers_active) parts.push(`${p.workers_active} workers`);
+  if (p.lag_bytes != null && p.phase === 'catching_up') parts.push(`lag ${bytes(Number(p.lag_bytes))}`);
+  if (p.eta_seconds != null) parts.push(`ETA ${duration(Number(p.eta_seconds))}`);
+  return parts.join('  ');
+}
+
+export function human(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(Math.round(n));
+}
+
+export function bytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} kB`;
+  return `${Math.round(n)} B`;
+}
+
+// Exit code of a settled init (SPEC §4.8).
+export function exitCodeForInit(s: InitStatus): ExitCodeValue {
+  if (s.state === 'synchronized') return ExitCode.ok;
+  if (s.state === 'uninitialized') return ExitCode.cancelled;
+  switch (s.progress?.failure_kind) {
+    case 'schema_mismatch':
+      return ExitCode.schemaMismatch;
+    case 'timeout':
+      return ExitCode.timeout;
+    case 'connection':
+      return ExitCode.connection;
+    default:
+      return ExitCode.error;
+  }
+}
+
+// A live line on a terminal; on a pipe, one line per phase change or every
+// few seconds, so logs stay readable.
+export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitStatus): void; end(): void } {
+  let lastPhase = '';
+  let lastAt = 0;
+  let drawn = false;
+  return {
+    render(s) {
+      const line = progressLine(s);
+      if (stream.isTTY) {
+        const columns = stream.columns || 120;
+        stream.write(`\r${line.slice(0, columns - 1).padEnd(Math.min(columns - 1, line.length + 10))}`);
+        drawn = true;
+        return;
+      }
+      const phase = String(s.progress?.phase ?? s.state);
+      if (phase !== lastPhase || Date.now() - lastAt > 5000) {
+        stream.write(`${line}\n`);
+        lastPhase = phase;
+        lastAt = Date.now();
+      }
+    },
+    end() {
+      if (drawn) stream.write('\n');
+    },
+  };
+}
