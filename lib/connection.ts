@@ -12,7 +12,31 @@ export interface ConnectionTarget {
 }
 
 export function resolveConnectionString(explicit?: string): string | undefined {
-  return explicit || process.env.STEEP_REPL_DB || undefined;
+  const url = explicit || process.env.STEEP_REPL_DB || undefined;
+  if (url !== undefined) checkConnectionString(url, explicit ? '--db' : 'STEEP_REPL_DB');
+  return url;
+}
+
+// node-postgres reads URLs only; a libpq keyword/value string or a broken URL
+// would otherwise turn into a confusing host name. The text may hold a
+// password, so the message never repeats it.
+function checkConnectionString(url: string, from: string): void {
+  const example = 'postgres://user@host:5432/dbname (percent-encode special characters)';
+  if (!/^(postgres(ql)?|socket):\/\//i.test(url) && !url.startsWith('/')) {
+    throw new ConnectionStringError(`${from} is not a connection URL: expected ${example}`);
+  }
+  try {
+    parseConnectionString(url);
+  } catch {
+    throw new ConnectionStringError(`${from} is not a valid connection URL: expected ${example}`);
+  }
+}
+
+export class ConnectionStringError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnectionStringError';
+  }
 }
 
 export function clientConfig(connectionString?: string, applicationName = 'steep-repl'): ClientConfig {

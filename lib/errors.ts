@@ -1,7 +1,7 @@
 // Exit codes (SPEC §4.8) and the mapping from errors to them. SQL functions
 // raise SQLSTATEs of class SR (see migrations), so the mapping needs no
 // message parsing.
-import { ConnectionError, redactSecrets } from './connection';
+import { ConnectionError, ConnectionStringError, redactSecrets } from './connection';
 
 export const ExitCode = {
   ok: 0,
@@ -62,6 +62,7 @@ function isConnectionFailure(err: PgErrorLike): boolean {
 
 export function exitCodeFor(err: unknown): ExitCodeValue {
   if (err instanceof SteepError) return err.exitCode;
+  if (err instanceof ConnectionStringError) return ExitCode.badArguments;
   const e = err as PgErrorLike;
   if (isConnectionFailure(e)) return ExitCode.connection;
   switch (e.code) {

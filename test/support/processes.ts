@@ -41,7 +41,7 @@ export class AgentProcess {
   private readonly exited: Promise<number | null>;
   private waiters: Array<() => void> = [];
 
-  constructor(db: string, extraArgs: string[] = [], env: Record<string, string> = {}) {
+  constructor(db: string, extraArgs: string[] = [], env: Record<string, string | undefined> = {}) {
     this.child = spawn(process.execPath, [runJs, 'agent', '--db', db, ...extraArgs], {
       env: { ...process.env, STEEP_REPL_LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
