@@ -1,5 +1,5 @@
 --! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:99a6b6b9f30081566c2e5c18196247a149061abf
+--! Hash: sha1:250e4dd3dc6295e3ad89ba8e44cf4f462d60fb15
 --! Message: schema fingerprints
 
 -- Schema fingerprints, drift detection and the DDL plan of schema sync
@@ -29,7 +29,7 @@ $$;
 
 -- A schema filter must name user schemas that exist here (or, when the
 -- comparison also knows the peer's set, on one of the two nodes).
-CREATE FUNCTION steep_repl.check_schema_filter(p_schemas text[], p_known_elsewhere text[] DEFAULT '{}')
+CREATE FUNCTION steep_repl.check_schema_filter(p_schemas text[], p_known_elsewhere text[] DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v_names text;
@@ -52,7 +52,9 @@ BEGIN
    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = s)
      AND NOT (s = ANY (coalesce(p_known_elsewhere, '{}')));
   IF v_names IS NOT NULL THEN
-    RAISE EXCEPTION 'schema % does not exist in database %', v_names, quote_ident(current_database())
+    RAISE EXCEPTION 'schema % does not exist in database %', v_names,
+                    quote_ident(current_database())
+                    || CASE WHEN p_known_elsewhere IS NOT NULL THEN ' nor in the source''s fingerprint set' ELSE '' END
       USING ERRCODE = 'SR004',
             HINT = coalesce('user schemas there: ' || (SELECT string_agg(quote_ident(nspname), ', ' ORDER BY nspname)
                                                        FROM pg_catalog.pg_namespace WHERE steep_repl.is_user_schema(nspname)),
@@ -68,7 +70,7 @@ RETURNS TABLE (schema_name text, table_name text, fingerprint text, column_count
                columns jsonb, table_facts jsonb, definition jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  PERFORM steep_repl.check_schema_filter(p_schemas, CASE WHEN p_require_schemas THEN '{}' ELSE p_schemas END);
+  PERFORM steep_repl.check_schema_filter(p_schemas, CASE WHEN p_require_schemas THEN NULL ELSE p_schemas END);
   RETURN QUERY
   WITH tbl AS (
     SELECT c.oid, n.nspname::text AS nsp, c.relname::text AS rel, c.relkind, c.relreplident,
