@@ -1,5 +1,5 @@
---! Previous: sha1:4321131b681cac0168e31b09338f56c5e3ffade8
---! Hash: sha1:f5bb69fbdc71d4836e21a20c21d6bc182e908749
+--! Previous: sha1:250e4dd3dc6295e3ad89ba8e44cf4f462d60fb15
+--! Hash: sha1:653ee7119531c5671ef414d26a8ef05c86af1a81
 --! Message: snapshot init
 
 -- Snapshot initialization (SPEC §4.2, §4.7): start_init / cancel_init /

@@ -1,0 +1,203 @@
+// Snapshot init end to end: source on cluster A, target on cluster B, the
+// target's agent as a real process, started from the CLI and from SQL.
+import { Client } from 'pg';
+import createSubscriber from 'pg-listen';
+import { clusterA, clusterB, query } from './support/clusters';
+import { contentHashes, createInitPair, InitPair, initStatus, userTables, waitCaughtUp, waitUntil } from './support/init-pair';
+import { AgentProcess, runCli, stopAllAgents } from './support/processes';
+
+jest.setTimeout(120000);
+
+// Inserts, updates and deletes on the source in small transactions until stopped.
+function startWriter(url: string): { stop(): Promise<number> } {
+  let running = true;
+  let transactions = 0;
+  const done = (async () => {
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    let next = 1_000_000;
+    while (running) {
+      await client.query('BEGIN');
+      await client.query('INSERT INTO public.accounts VALUES ($1, 1, $2)', [next, 'new']);
+      await client.query('UPDATE public.accounts SET balance = balance + 1, note = note || $2 WHERE id = $1', [1 + (next % 20000), 'u']);
+      await client.query('DELETE FROM public.accounts WHERE id = $1', [20000 - (next % 19000)]);
+      await client.query(`INSERT INTO "Sales ünit"."Order ""Items"" é" ("select") VALUES ($1)`, [`w${next}`]);
+      await client.query('INSERT INTO public.events VALUES ($1, $2, $3)', [next, 1 + (next % 5), 'w']);
+      await client.query('COMMIT');
+      next += 1;
+      transactions += 1;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await client.end();
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      return transactions;
+    },
+  };
+}
+
+describe('snapshot init', () => {
+  let pair: InitPair;
+  let targetAgent: AgentProcess;
+
+  beforeAll(async () => {
+    pair = await createInitPair({ tag: 'init_snap', sourceCluster: clusterA(), targetCluster: clusterB(), slowRows: 1500, slowMsPerRow: 2 });
+    targetAgent = new AgentProcess(pair.target.url);
+    await targetAgent.waitForEvent('agent.started');
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await pair?.drop();
+  });
+
+  it('refuses bad options and a wrong database, changing nothing', async () => {
+    const auditBefore = await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.audit_log');
+    const bad = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--parallel', '17', '--db', pair.target.url]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/parallel must be a whole number from 1 to 16/);
+    const self = await runCli(['node', 'start', pair.target.id, '--from', pair.target.id, '--db', pair.target.url]);
+    expect(self.code).toBe(2);
+    expect(self.stderr).toMatch(/cannot be initialized from itself/);
+    const unknown = await runCli(['node', 'start', pair.target.id, '--from', 'nope', '--db', pair.target.url]);
+    expect(unknown.code).toBe(2);
+    // start_init runs on the target only.
+    await expect(query(pair.source.url, 'SELECT steep_repl.start_init($1, $2)', [pair.target.id, pair.source.id])).rejects.toMatchObject({
+      code: 'SR004',
+    });
+    await expect(
+      query(pair.target.url, `SELECT steep_repl.start_init($1, $2, 'snapshot', '{"schema_sync": "loose"}')`, [pair.target.id, pair.source.id]),
+    ).rejects.toMatchObject({ code: 'SR004' });
+    const [node] = await query(pair.target.url, 'SELECT init_state, init_source_node FROM steep_repl.nodes WHERE node_id = $1', [pair.target.id]);
+    expect(node).toEqual({ init_state: 'uninitialized', init_source_node: null });
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.audit_log')).toEqual(auditBefore);
+    expect(await query(pair.target.url, 'SELECT * FROM steep_repl.init_progress')).toEqual([]);
+    expect(await query(pair.target.url, 'SELECT * FROM graphile_worker._private_jobs')).toEqual([]);
+  });
+
+  it('copies under concurrent writes to synchronized with equal content, true progress and a refused second start', async () => {
+    // A pg-listen client, as the docs tell other tools to follow progress.
+    const progress: Array<{ at: number; payload: any }> = [];
+    const listener = createSubscriber({ connectionString: pair.target.url });
+    listener.events.on('error', () => undefined);
+    listener.notifications.on('steep_repl_progress', (payload) => {
+      if (payload.node_id === pair.target.id) progress.push({ at: Date.now(), payload });
+    });
+    await listener.connect();
+    await listener.listenTo('steep_repl_progress');
+
+    const writer = startWriter(pair.source.url);
+    const start = runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--parallel', '2', '--db', pair.target.url]);
+    await waitUntil('the copy to run', async () => (await initStatus(pair.target)).state === 'copying', 20000, 50);
+
+    // A second start while one runs is refused, from the CLI and from SQL.
+    const second = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/already queued or running/);
+    await expect(query(pair.target.url, 'SELECT steep_repl.start_init($1, $2)', [pair.target.id, pair.source.id])).rejects.toMatchObject({
+      code: 'SR006',
+    });
+
+    const result = await start;
+    const transactions = await writer.stop();
+    await listener.close();
+    expect(result.stderr).not.toMatch(/error/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/is synchronized with/);
+    expect(transactions).toBeGreaterThan(50);
+
+    const status = await initStatus(pair.target);
+    expect(status.state).toBe('synchronized');
+    expect(status.progress).toMatchObject({ phase: 'done', overall_percent: 100, tables_done: 5, tables_total: 5 });
+    for (const table of status.tables) {
+      expect(table).toMatchObject({ state: 'done', percent: 100 });
+      expect(new Date(table.completed_at).getTime()).toBeGreaterThanOrEqual(new Date(table.started_at).getTime());
+      expect(Number(table.bytes_total)).toBeGreaterThan(0);
+    }
+
+    // Every change the writer made reached the target, nothing more.
+    await waitCaughtUp(pair);
+    const [sourceHashes, targetHashes] = [await contentHashes(pair.source.url), await contentHashes(pair.target.url)];
+    expect(targetHashes).toEqual(sourceHashes);
+    expect(Object.keys(targetHashes)).toEqual(userTables);
+    const [seq] = await query(pair.target.url, 'SELECT last_value::int AS v FROM public.ticket_seq');
+    expect(seq.v).toBe(4242);
+    const [itemsSeq] = await query(pair.target.url, `SELECT last_value::int AS v FROM "Sales ünit"."Order ""Items"" é_Id_seq"`);
+    const [sourceItemsSeq] = await query(pair.source.url, `SELECT last_value::int AS v FROM "Sales ünit"."Order ""Items"" é_Id_seq"`);
+    expect(itemsSeq.v).toBeGreaterThanOrEqual(10000);
+    expect(itemsSeq.v).toBeLessThanOrEqual(sourceItemsSeq.v);
+
+    // Progress: monotonic, reaching 100, arriving at most 2 s apart while
+    // the copy ran and within 2 s of the row change it announces.
+    const percents = progress.map((p) => Number(p.payload.overall_percent));
+    expect(percents.length).toBeGreaterThan(3);
+    percents.forEach((p, i) => expect(p).toBeGreaterThanOrEqual(i ? percents[i - 1] : 0));
+    expect(percents[percents.length - 1]).toBe(100);
+    const copying = progress.filter((p) => p.payload.phase === 'copying');
+    expect(copying.length).toBeGreaterThan(2);
+    for (let i = 1; i < copying.length; i++) expect(copying[i].at - copying[i - 1].at).toBeLessThan(2000);
+    for (const p of progress) expect(p.at - new Date(p.payload.updated_at).getTime()).toBeLessThan(2000);
+    expect(copying.some((p) => Number(p.payload.overall_percent) > 0 && Number(p.payload.overall_percent) < 100)).toBe(true);
+
+    // The milestones, once each, in the audit trail (and so on NOTIFY).
+    const events = (
+      await query(pair.target.url, "SELECT event, details FROM steep_repl.audit_log WHERE node_id = $1 AND event LIKE 'init.%' ORDER BY audit_id", [
+        pair.target.id,
+      ])
+    ).map((r) => r.event);
+    expect(events[0]).toBe('init.state_change');
+    expect(events).toContain('init.started');
+    expect(events.filter((e) => e === 'init.table_started')).toHaveLength(5);
+    expect(events.filter((e) => e === 'init.table_complete')).toHaveLength(5);
+    expect(events.filter((e) => e === 'init.phase_started').length).toBeGreaterThanOrEqual(4);
+    expect(events.filter((e) => e === 'init.completed')).toHaveLength(1);
+    expect(events[events.length - 1]).toBe('init.completed');
+    await targetAgent.waitForEvent('init.completed');
+
+    // Only user tables were published: each node keeps its own state.
+    const published = await query(pair.source.url, 'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2', [
+      pair.replicationName,
+    ]);
+    expect(published.map((r) => `${r.schemaname}.${r.tablename}`)).toEqual(['Sales ünit.Order "Items" é', 'public.accounts', 'public.docs', 'public.events', 'public.slow']);
+  });
+
+  it('then initializes the source from the target without copying again: bidirectional, no loops', async () => {
+    const sourceAgent = new AgentProcess(pair.source.url);
+    await sourceAgent.waitForEvent('agent.started');
+    const reverse = await runCli(['node', 'start', pair.source.id, '--from', pair.target.id, '--db', pair.source.url]);
+    expect(reverse.stderr).not.toMatch(/error/);
+    expect(reverse.code).toBe(0);
+    const status = await initStatus(pair.source);
+    expect(status.state).toBe('synchronized');
+    expect(status.progress.options).toMatchObject({ copy_data: false, reverse_of_pair: true });
+    await sourceAgent.waitForEvent('init.reverse_of_pair');
+
+    await query(pair.source.url, "INSERT INTO public.accounts VALUES (-1, 1, 'written on the source')");
+    await query(pair.target.url, "INSERT INTO public.accounts VALUES (-2, 2, 'written on the target')");
+    const both = "SELECT id, note FROM public.accounts WHERE id < 0 ORDER BY id";
+    const expected = [
+      { id: -2, note: 'written on the target' },
+      { id: -1, note: 'written on the source' },
+    ];
+    await waitUntil('both rows on both nodes', async () => {
+      const [a, b] = [await query(pair.source.url, both), await query(pair.target.url, both)];
+      return a.length === 2 && b.length === 2;
+    });
+    // An update made on one side arrives once and does not come back.
+    await query(pair.target.url, "UPDATE public.accounts SET balance = balance + 10 WHERE id = -1");
+    const reverseName = (await query(pair.source.url, 'SELECT steep_repl.replication_name($1, $2) AS n', [pair.target.id, pair.source.id]))[0].n;
+    await waitCaughtUp(pair);
+    await waitCaughtUp({ ...pair, source: pair.target }, reverseName);
+    await waitCaughtUp(pair);
+    for (const url of [pair.source.url, pair.target.url]) {
+      expect(await query(url, both)).toEqual(expected);
+      expect(await query(url, 'SELECT balance::int AS b FROM public.accounts WHERE id = -1')).toEqual([{ b: 11 }]);
+      const errors = await query(url, 'SELECT coalesce(sum(apply_error_count + sync_error_count), 0)::int AS n FROM pg_stat_subscription_stats');
+      expect(errors).toEqual([{ n: 0 }]);
+    }
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    await sourceAgent.stop();
+  });
+});
