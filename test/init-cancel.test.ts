@@ -1,0 +1,144 @@
+// Cancel at any moment and survive the agent's death: cancel from the CLI
+// and by Ctrl+C during node start leaves nothing behind; an agent killed
+// mid-copy and started again completes the init.
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { packageRoot } from '../lib/paths';
+import { clusterA, clusterB, query } from './support/clusters';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userTables, waitCaughtUp, waitUntil } from './support/init-pair';
+import { AgentProcess, runCli, stopAllAgents } from './support/processes';
+
+jest.setTimeout(120000);
+
+// The copy is in progress: some tables are done, the slow one is copying.
+async function copyInProgress(pair: InitPair): Promise<void> {
+  await waitUntil(
+    'a copy in progress',
+    async () => {
+      const s = await initStatus(pair.target);
+      const done = s.tables.filter((t: any) => t.state === 'done').length;
+      const slow = s.tables.find((t: any) => t.table_name === 'slow');
+      return s.state === 'copying' && done > 0 && slow?.state === 'copying' && Number(slow.rows_copied) > 0;
+    },
+    30000,
+    100,
+  );
+}
+
+async function expectNothingLeft(pair: InitPair): Promise<void> {
+  expect(await leftovers(pair)).toEqual({ subscriptions: [], slots: [], publications: [] });
+  for (const table of userTables) {
+    expect(await query(pair.target.url, `SELECT count(*)::int AS n FROM ${table}`)).toEqual([{ n: 0 }]);
+  }
+  const status = await initStatus(pair.target);
+  expect(status).toMatchObject({ state: 'uninitialized', source_node_id: null, progress: null, tables: [], job: null });
+}
+
+describe('init cancel and agent death', () => {
+  let pair: InitPair;
+
+  beforeAll(async () => {
+    pair = await createInitPair({
+      tag: 'init_cancel',
+      sourceCluster: clusterA(),
+      targetCluster: clusterB(),
+      sourceId: 'Source Ä',
+      targetId: 'target "b"',
+      rows: 4000,
+      slowRows: 2500,
+      slowMsPerRow: 2,
+    });
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await pair?.drop();
+  });
+
+  it('node cancel during the copy removes subscription, slots, publication and copied rows; a new start completes', async () => {
+    const agent = new AgentProcess(pair.target.url);
+    await agent.waitForEvent('agent.started');
+    const detached = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--detach', '--json', '--db', pair.target.url]);
+    expect(detached.code).toBe(0);
+    expect(JSON.parse(detached.stdout)).toMatchObject({ node_id: pair.target.id, state: 'preparing', replication_name: pair.replicationName });
+    await copyInProgress(pair);
+    // Rows of the finished tables are on the target before the cancel.
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM public.accounts')).toEqual([{ n: 4000 }]);
+
+    const started = Date.now();
+    const cancel = await runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url]);
+    expect(cancel.stderr).toBe('');
+    expect(cancel.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await expectNothingLeft(pair);
+    const cancelled = await agent.waitForEvent('init.cancelled');
+    expect(cancelled.left_on_source).toEqual([]);
+    const [event] = await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'init.cancelled' AND node_id = $1", [pair.target.id]);
+    expect(event.details.removed).toEqual(expect.arrayContaining([`subscription ${pair.replicationName}`, `publication ${pair.replicationName}`]));
+
+    // The emptying did not replicate back: the source still holds its rows.
+    expect(await query(pair.source.url, 'SELECT count(*)::int AS n FROM public.accounts')).toEqual([{ n: 4000 }]);
+
+    const again = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]);
+    expect(again.code).toBe(0);
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    await agent.stop();
+  });
+
+  it('Ctrl+C during node start cancels the init and exits 4', async () => {
+    await reset(pair);
+    const agent = new AgentProcess(pair.target.url);
+    await agent.waitForEvent('agent.started');
+    const cli = spawn(process.execPath, [path.join(packageRoot, 'bin', 'run.js'), 'node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    cli.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
+    await copyInProgress(pair);
+    await waitUntil('the progress bar', async () => /copying/.test(stderr));
+    cli.kill('SIGINT');
+    expect(await exited).toBe(4);
+    expect(stderr).toMatch(/cancelling the initialization/);
+    expect(stderr).toMatch(/cancelled; nothing it created is left/);
+    await expectNothingLeft(pair);
+    await agent.stop();
+  });
+
+  it('an agent killed mid-copy and started again completes the init with equal data', async () => {
+    let agent = new AgentProcess(pair.target.url);
+    await agent.waitForEvent('agent.started');
+    await query(pair.target.url, 'SELECT steep_repl.start_init($1, $2)', [pair.target.id, pair.source.id]);
+    await copyInProgress(pair);
+    await agent.stop('SIGKILL');
+    // The subscription keeps copying without the agent; the job waits.
+    expect((await initStatus(pair.target)).job).toMatchObject({ attempts: 1 });
+    await query(pair.source.url, "INSERT INTO public.accounts VALUES (-5, 5, 'while the agent was dead')");
+
+    agent = new AgentProcess(pair.target.url);
+    const resumed = await agent.waitForEvent('init.job_started');
+    expect(resumed.state).toBe('copying');
+    await agent.waitForEvent('init.completed', 60000);
+    await agent.waitForEvent('job.completed');
+    const status = await initStatus(pair.target);
+    expect(status.state).toBe('synchronized');
+    expect(status.job).toBeNull();
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    // One subscription, one slot: the restart reused what existed.
+    expect(await leftovers(pair)).toEqual({ subscriptions: [pair.replicationName], slots: [pair.replicationName], publications: [pair.replicationName] });
+    await agent.stop();
+  });
+});
+
+// Back to an uninitialized target after a completed init: a synchronized
+// node is detached by hand here (detaching is not part of init).
+async function reset(pair: InitPair): Promise<void> {
+  const status = await initStatus(pair.target);
+  if (status.state === 'synchronized') {
+    await query(pair.target.url, `DROP SUBSCRIPTION "${pair.replicationName}"`);
+    await query(pair.source.url, `DROP PUBLICATION "${pair.replicationName}"`);
+    await query(pair.target.url, `TRUNCATE ${userTables.join(', ')}`);
+    await query(pair.target.url, "SELECT steep_repl.transition($1, 'uninitialized', '{}')", [pair.target.id]);
+  }
+}
