@@ -327,10 +327,15 @@ export class ClusterWatch extends EventEmitter {
       };
     } catch (err) {
       if (this.stopped) return;
-      const client = link.client;
-      link.client = undefined;
-      await client?.end().catch(() => undefined);
-      link.view = { ...link.view, reachable: false, problem: problemOf(err) };
+      const code = (err as { code?: string }).code;
+      // A server that answers with an SQL error is reachable; only a lost or refused connection is not.
+      const reachable = code !== undefined && !/^(08|57P)/.test(code);
+      if (!reachable) {
+        const client = link.client;
+        link.client = undefined;
+        await client?.end().catch(() => undefined);
+      }
+      link.view = { ...link.view, reachable, problem: problemOf(err), ...(reachable ? { state: undefined } : {}) };
     }
     this.changed();
   }

@@ -24,7 +24,8 @@ export function initText(node: NodeView): string {
 
 export function healthOf(node: NodeView): [string, Attr] {
   if (node.reachable === false) return ['unreachable', { color: 'red', bold: true }];
-  if (node.reachable === undefined || !node.state) return [node.reachable ? 'unknown' : 'connecting', { color: 'yellow' }];
+  if (node.reachable === undefined) return ['connecting', { color: 'yellow' }];
+  if (!node.state) return [node.problem?.includes('not installed') ? 'no steep_repl' : 'unknown', { color: 'yellow' }];
   const health = node.state.health;
   return [health, { color: health === 'healthy' ? 'green' : health === 'unreachable' ? 'red' : 'yellow' }];
 }
@@ -38,7 +39,7 @@ function columnsFor(width: number): Column[] {
     { title: 'STATE', width: 14, cell: (n) => [stateOf(n).toUpperCase(), stateAttr(stateOf(n))] },
     { title: 'LAG', width: 8, cell: (n) => [n.state?.lag_bytes == null ? '-' : bytes(n.state.lag_bytes)] },
     { title: 'INIT', width: 16, cell: (n) => [initText(n)] },
-    { title: 'HEALTH', width: 12, cell: (n) => healthOf(n) },
+    { title: 'HEALTH', width: 13, cell: (n) => healthOf(n) },
     { title: 'LAST SEEN', width: 9, cell: (n, now) => [ago(n.state?.last_seen ?? n.registry.last_seen, now)] },
   ];
   if (width >= 100) {

@@ -1,0 +1,231 @@
+// The live view and the demo in a real terminal (tmux), against real nodes,
+// a real agent and a real snapshot initialization.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { claimRunDir, clusterRoot, createCluster, Cluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { clusterA, clusterB, createNodeDatabase, dropDatabase, query } from './support/clusters';
+import { AgentProcess, stopAllAgents } from './support/processes';
+import { TmuxSession } from './support/tmux';
+import { packageRoot } from '../lib/paths';
+
+const runJs = path.join(packageRoot, 'bin', 'run.js');
+const node = process.execPath;
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+// Names that need quoting everywhere they go.
+const sourceId = 'Quelle "A"';
+const targetId = 'Ziel b';
+const bigTable = 'Order Lines';
+const rowsToCopy = 20000;
+
+// Replication objects an interrupted init may leave behind would block DROP DATABASE.
+async function dropReplicationLeftovers(targetUrl: string, sourceUrl: string, sourceDb: string): Promise<void> {
+  const subs = await query(targetUrl, 'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())');
+  for (const { subname } of subs) {
+    const ident = `"${subname.replace(/"/g, '""')}"`;
+    await query(targetUrl, `ALTER SUBSCRIPTION ${ident} DISABLE`).catch(() => undefined);
+    await query(targetUrl, `ALTER SUBSCRIPTION ${ident} SET (slot_name = NONE)`).catch(() => undefined);
+    await query(targetUrl, `DROP SUBSCRIPTION ${ident}`).catch(() => undefined);
+  }
+  await query(sourceUrl, 'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active', [sourceDb]).catch(
+    () => undefined,
+  );
+}
+
+function nodeRow(screen: string, id: string): string {
+  return screen.split('\n').find((line) => line.slice(1).startsWith(id) && /UNINITIALIZED|PREPARING|COPYING|CATCHING_UP|SYNCHRONIZED|FAILED/.test(line)) ?? '';
+}
+
+function percentOf(row: string): number | undefined {
+  const m = /COPYING\s.*?(\d+)%/.exec(row);
+  return m ? Number(m[1]) : undefined;
+}
+
+describe('steep-repl tui', () => {
+  let source: { name: string; url: string };
+  let target: { name: string; url: string };
+  let tui: TmuxSession | undefined;
+
+  beforeAll(async () => {
+    [source, target] = await Promise.all([createNodeDatabase(clusterA(), 'tui_src'), createNodeDatabase(clusterB(), 'tui_tgt')]);
+    const ddl = `CREATE TABLE "${bigTable}" (id bigint PRIMARY KEY, note text NOT NULL);
+                 CREATE TABLE "select" (id int PRIMARY KEY, label text)`;
+    await query(source.url, ddl);
+    await query(target.url, ddl);
+    await query(
+      source.url,
+      `INSERT INTO "${bigTable}" SELECT g, repeat('x', 40) || g FROM generate_series(1, ${rowsToCopy}) g;
+       INSERT INTO "select" SELECT g, 'label ' || g FROM generate_series(1, 10) g;
+       ANALYZE`,
+    );
+    // The copy must last long enough to be watched and cancelled: every row
+    // the table-sync worker writes waits a millisecond (ALWAYS: also in replica mode).
+    await query(
+      target.url,
+      `CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END $$;
+       CREATE TRIGGER slow_copy BEFORE INSERT ON "${bigTable}" FOR EACH ROW EXECUTE FUNCTION slow_copy();
+       ALTER TABLE "${bigTable}" ENABLE ALWAYS TRIGGER slow_copy`,
+    );
+    for (const [db, local] of [
+      [source, sourceId],
+      [target, targetId],
+    ] as const) {
+      for (const [id, cluster, dbname] of [
+        [sourceId, clusterA(), source.name],
+        [targetId, clusterB(), target.name],
+      ] as const) {
+        await query(db.url, 'SELECT steep_repl.register_node($1, $2, $3, $4, $5, 50, NULL, $6)', [
+          id,
+          cluster.host,
+          cluster.port,
+          dbname,
+          cluster.user,
+          id === local,
+        ]);
+      }
+    }
+    const agents = [new AgentProcess(source.url), new AgentProcess(target.url)];
+    await Promise.all(agents.map((a) => a.waitForEvent('agent.started')));
+  });
+
+  afterAll(async () => {
+    tui?.kill();
+    await stopAllAgents();
+    if (!source || !target) return;
+    await dropReplicationLeftovers(target.url, source.url, source.name);
+    await dropDatabase(clusterB(), target.name);
+    await dropDatabase(clusterA(), source.name);
+  });
+
+  it('lists both nodes, follows a copy, shows per-table bars, cancels with C + y and quits with the terminal restored', async () => {
+    tui = new TmuxSession(
+      'tui',
+      `${shellQuote(node)} ${shellQuote(runJs)} tui --db ${shellQuote(target.url)} --node ${shellQuote(targetId)}; echo "TUI-EXIT rc=$?"; sleep 600`,
+    );
+    let screen = await tui.waitFor((s) => /NODE\s+STATE/.test(s) && nodeRow(s, sourceId) !== '' && nodeRow(s, targetId) !== '', 20000, 'both nodes');
+    expect(nodeRow(screen, targetId)).toMatch(/UNINITIALIZED.*healthy/);
+    expect(nodeRow(screen, sourceId)).toMatch(/UNINITIALIZED.*healthy/);
+    expect(tui.paneFlag('alternate_on')).toBe('1');
+
+    // A key the state does not allow says why.
+    tui.sendKeys('c');
+    await tui.waitFor(/is uninitialized: there is no initialization to cancel/, 5000);
+
+    // I: source, then method; the init starts on the target's own database.
+    tui.sendKeys('i');
+    screen = await tui.waitFor(/from: \[1\] Quelle "A"/, 5000);
+    tui.sendKeys('1');
+    await tui.waitFor(/method: \[1\] snapshot/, 5000);
+    tui.sendKeys('1');
+    screen = await tui.waitFor((s) => percentOf(nodeRow(s, targetId)) !== undefined, 30000, `${targetId} COPYING with a percentage`);
+    const first = percentOf(nodeRow(screen, targetId))!;
+    screen = await tui.waitFor((s) => (percentOf(nodeRow(s, targetId)) ?? -1) > first, 20000, `a percentage above ${first}%`);
+    expect(percentOf(nodeRow(screen, targetId))!).toBeLessThan(100);
+
+    tui.sendKeys('Enter');
+    screen = await tui.waitFor(/"Order Lines"\s+\[[█░]+\]\s+\d+%/, 10000, 'a bar for "Order Lines"');
+    expect(screen).toContain(`${targetId} ← ${sourceId} · snapshot · COPYING`);
+    expect(screen).toMatch(/▶ copying/);
+    expect(screen).toMatch(/Overall \[[█░]+\]\s+\d+%\s+tables \d\/2/);
+    expect(screen).toMatch(/workers \d/);
+    tui.sendKeys('Escape');
+    await tui.waitFor((s) => !s.includes('Phases'), 5000, 'the overlay closed');
+
+    tui.sendKeys('c');
+    await tui.waitFor(/Cancel the initialization of Ziel b\? y\/n/, 5000);
+    tui.sendKeys('y');
+    screen = await tui.waitFor((s) => /UNINITIALIZED/.test(nodeRow(s, targetId)), 30000, `${targetId} back to UNINITIALIZED`);
+    const [state] = await query(target.url, 'SELECT init_state FROM steep_repl.nodes WHERE node_id = $1', [targetId]);
+    expect(state.init_state).toBe('uninitialized');
+
+    tui.sendKeys('q');
+    screen = await tui.waitFor(/TUI-EXIT rc=\d+/, 10000);
+    expect(screen).toMatch(/TUI-EXIT rc=0/);
+    expect(screen).not.toMatch(/live view|NODE\s+STATE/);
+    expect(tui.paneFlag('alternate_on')).toBe('0');
+    expect(tui.paneFlag('cursor_flag')).toBe('1');
+    expect(tui.paneFlag('keypad_flag')).toBe('0');
+    expect(tui.paneFlag('mouse_any_flag')).toBe('0');
+  }, 180000);
+});
+
+describe('steep-repl tui with a node going down and up', () => {
+  let runDir: string;
+  let own: Cluster;
+  let registry: { name: string; url: string };
+  let tui: TmuxSession | undefined;
+
+  beforeAll(async () => {
+    runDir = claimRunDir(clusterRoot('test-tui'));
+    own = await createCluster(path.join(runDir, 'c'));
+    await query(own.url(), 'CREATE DATABASE app');
+    registry = await createNodeDatabase(clusterA(), 'tui_reg');
+    await query(registry.url, "SELECT steep_repl.register_node('here', $1, $2, $3, $4, 50, NULL, true)", [
+      clusterA().host,
+      clusterA().port,
+      registry.name,
+      clusterA().user,
+    ]);
+    // steep_repl is not installed on node_c's database: reachable but not readable is a state of its own.
+    await query(registry.url, "SELECT steep_repl.register_node('node_c', $1, $2, 'app', $3)", [own.host, own.port, own.user]);
+  });
+
+  afterAll(async () => {
+    tui?.kill();
+    if (registry) await dropDatabase(clusterA(), registry.name);
+    if (runDir) await removeRun(runDir);
+  });
+
+  it('marks a stopped node unreachable while the screen keeps moving, and shows it again once it is back', async () => {
+    tui = new TmuxSession('tui-down', `${shellQuote(node)} ${shellQuote(runJs)} tui --db ${shellQuote(registry.url)}; echo "TUI-EXIT rc=$?"; sleep 600`, 80, 24);
+    let screen = await tui.waitFor((s) => /node_c.*no steep_repl/.test(s), 20000, 'node_c read');
+    expect(nodeRow(screen, 'here')).toMatch(/UNINITIALIZED/);
+    await stopCluster(own.dataDir);
+    screen = await tui.waitFor((s) => /node_c.*unreachable/.test(s), 15000, 'node_c unreachable');
+    const clock = /(\d\d:\d\d:\d\d)/.exec(screen)![1];
+    screen = await tui.waitFor((s) => /(\d\d:\d\d:\d\d)/.exec(s)![1] !== clock, 5000, 'the clock moving');
+    expect(screen).toMatch(/node_c.*unreachable/);
+    await startCluster(own);
+    await tui.waitFor((s) => !/node_c.*unreachable/.test(s), 20000, 'node_c reachable again');
+    tui.sendKeys('q');
+    screen = await tui.waitFor(/TUI-EXIT rc=\d+/, 10000);
+    expect(screen).toMatch(/TUI-EXIT rc=0/);
+  }, 90000);
+});
+
+describe('steep-repl demo', () => {
+  let demo: TmuxSession | undefined;
+  let runDir: string | undefined;
+
+  afterAll(async () => {
+    demo?.kill();
+    // The demo removes its run directory itself; this only cleans up after a failure.
+    if (runDir && fs.existsSync(runDir)) await removeRun(runDir);
+  });
+
+  it('starts two nodes, reaches SYNCHRONIZED on its own and leaves nothing running after q', async () => {
+    demo = new TmuxSession('demo', `${shellQuote(node)} ${shellQuote(runJs)} demo --scale 3; echo "DEMO-EXIT rc=$?"; sleep 600`);
+    let screen = await demo.waitFor((s) => /SYNCHRONIZED/.test(nodeRow(s, 'node_b')), 120000, 'node_b SYNCHRONIZED');
+    expect(nodeRow(screen, 'node_a')).toMatch(/UNINITIALIZED/);
+    expect(screen).toMatch(/psql postgres:\/\/postgres@127\.0\.0\.1:\d+\/steep_demo/);
+    demo.sendKeys('q');
+    screen = await demo.waitFor(/DEMO-EXIT rc=\d+/, 60000);
+    expect(screen).toMatch(/DEMO-EXIT rc=0/);
+    runDir = /agent logs\s+(\S+)/.exec(screen)?.[1];
+    expect(runDir).toMatch(/steep-repl\/demo\/run-/);
+    expect(screen).toContain(`stopped; removed ${runDir}`);
+    expect(fs.existsSync(runDir!)).toBe(false);
+    const postgresLeft = fs
+      .readdirSync('/proc')
+      .filter((pid) => /^\d+$/.test(pid))
+      .map((pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        } catch {
+          return '';
+        }
+      })
+      .filter((cmd) => cmd.includes(runDir!));
+    expect(postgresLeft).toEqual([]);
+  }, 180000);
+});
