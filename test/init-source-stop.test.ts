@@ -1,0 +1,81 @@
+// The source stops mid-copy: the init fails with a message that says what
+// to do, keeps what the retry needs, and --resume completes it once the
+// source is back. The source runs on a cluster of this file's own.
+import * as path from 'node:path';
+import { claimRunDir, Cluster, clusterRoot, createCluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { clusterB, query } from './support/clusters';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, waitCaughtUp, waitUntil } from './support/init-pair';
+import { AgentProcess, runCli, stopAllAgents } from './support/processes';
+
+jest.setTimeout(120000);
+
+describe('init when the source stops mid-copy', () => {
+  let runDir: string;
+  let sourceCluster: Cluster;
+  let pair: InitPair;
+
+  beforeAll(async () => {
+    runDir = claimRunDir(clusterRoot('test-init-source-stop'));
+    sourceCluster = await createCluster(path.join(runDir, 'source'));
+    pair = await createInitPair({
+      tag: 'init_stop',
+      sourceCluster,
+      targetCluster: clusterB(),
+      rows: 4000,
+      slowRows: 2500,
+      slowMsPerRow: 2,
+    });
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    if (sourceCluster) await startCluster(sourceCluster).catch(() => undefined);
+    await pair?.drop();
+    if (runDir) await removeRun(runDir);
+  });
+
+  it('fails with an actionable message, keeps the subscription, and --resume completes after the source is back', async () => {
+    const agent = new AgentProcess(pair.target.url, [], { STEEP_REPL_SOURCE_GRACE_MS: '2000' });
+    await agent.waitForEvent('agent.started');
+    const start = runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]);
+    await waitUntil('a copy in progress', async () => {
+      const s = await initStatus(pair.target);
+      return s.state === 'copying' && s.tables.some((t: any) => t.table_name === 'slow' && Number(t.rows_copied) > 0);
+    });
+    await stopCluster(sourceCluster.dataDir, 'fast');
+
+    const failed = await start;
+    expect(failed.code).toBe(6);
+    expect(failed.stderr).toMatch(/initialization of .* failed/);
+    const status = await initStatus(pair.target);
+    expect(status.state).toBe('failed');
+    expect(status.progress.failure_kind).toBe('connection');
+    expect(status.progress.error).toMatch(/source node .* is unreachable/);
+    expect(status.progress.error).toMatch(/are kept/);
+    expect(status.progress.error).toContain(`steep-repl node start ${pair.target.id} --from ${pair.source.id} --resume`);
+    expect(status.job).toBeNull();
+    // Kept for the retry, and stopped so it does not retry on its own.
+    const [sub] = await query(pair.target.url, 'SELECT subenabled FROM pg_subscription WHERE subname = $1', [pair.replicationName]);
+    expect(sub).toEqual({ subenabled: false });
+    const [failedEvent] = await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'init.failed' AND node_id = $1", [
+      pair.target.id,
+    ]);
+    expect(failedEvent.details.kind).toBe('connection');
+
+    // A plain start is refused with the way forward; --resume is the way.
+    const plain = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(/--resume/);
+
+    await startCluster(sourceCluster);
+    await query(pair.source.url, "INSERT INTO public.accounts VALUES (-7, 7, 'written while the init was failed')");
+    const resumed = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--resume', '--db', pair.target.url]);
+    expect(resumed.stderr).not.toMatch(/error/);
+    expect(resumed.code).toBe(0);
+    expect((await initStatus(pair.target)).state).toBe('synchronized');
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    const left = await leftovers(pair);
+    expect(left.subscriptions).toEqual([pair.replicationName]);
+    expect(left.slots).toEqual([pair.replicationName]);
+  });
+});
