@@ -65,6 +65,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let control = await connectTo(options.connectionString, 'steep-repl agent');
   let stopping: Promise<void> | undefined;
   let fatal: Error | undefined;
+  // Set once the agent runs; before that a failure throws from startAgent.
+  let fail = (err: Error): void => void logger.log('error', 'agent.early_failure', { error: err.message });
   const shutdown = new AbortController();
   const stopSteps: Array<() => Promise<unknown>> = [() => control.end()];
   const stopAll = async () => {
@@ -89,9 +91,20 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       retryTimeout: Infinity,
       retryInterval: (attempt) => Math.min(250 * 2 ** attempt, 5000),
     });
-    subscriber.events.on('error', (err) => logger.log('error', 'agent.listen_error', { error: err.message }));
+    let listening = false;
+    subscriber.events.on('error', (err) => {
+      logger.log('error', 'agent.listen_error', { error: err.message });
+      // pg-listen does not retry a failed re-LISTEN: without it no cancel arrives.
+      if (/^Re-initializing/.test(err.message)) {
+        fail(new SteepError(`the cancel listener on ${where} could not be restored: ${err.message}`, ExitCode.connection));
+      }
+    });
     // Cancel requests sent while the listener was away are lost; a DBA repeats them.
     subscriber.events.on('reconnect', (attempt) => logger.log('warn', 'agent.listen_reconnecting', { attempt }));
+    subscriber.events.on('connected', () => {
+      if (listening) logger.log('info', 'agent.listen_reconnected', { database: where });
+      listening = true;
+    });
     subscriber.notifications.on('steep_repl_cancel', (request: CancelRequest) => {
       const aborted = cancellation.cancel(request);
       logger.log('info', 'agent.cancel_requested', { ...request, aborted_jobs: aborted });
@@ -113,20 +126,58 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     );
     const unlockedJobs = Number(stale.rows[0]?.jobs ?? 0);
 
-    const runner = await run({
-      connectionString: workerUrl,
-      concurrency: options.concurrency ?? 4,
-      noHandleSignals: true,
-      pollInterval: 1000,
-      taskList: wrapTasks(options.tasks ?? defaultTasks, cancellation, shutdown.signal, logger, options.connectionString),
-      logger: graphileLogger,
-    });
-    // Running tasks see the shutdown at once, not after graphile-worker's 5 s grace.
-    stopSteps.push(() => runner.stop());
-    stopSteps.push(async () => shutdown.abort(new Error('the agent is shutting down')));
-    watchJobs(runner, logger);
-
+    const concurrency = options.concurrency ?? 4;
+    const taskList = wrapTasks(options.tasks ?? defaultTasks, cancellation, shutdown.signal, logger, options.connectionString);
     let reconnecting = false;
+    let replacingRunner = false;
+    const startRunner = async (): Promise<Runner> => {
+      const started = await run({
+        connectionString: workerUrl,
+        concurrency,
+        noHandleSignals: true,
+        pollInterval: 1000,
+        taskList,
+        logger: graphileLogger,
+      });
+      watchJobs(started, logger);
+      // graphile-worker 0.17 caches a failed lookup of its task ids for good:
+      // a runner whose database went away right after it started never
+      // fetches a job again. Polls that keep failing while the agent's own
+      // session works mean that runner is stuck; a new one is not.
+      let failedPolls = 0;
+      started.events.on('worker:getJob:error', () => {
+        if (++failedPolls >= 3 * concurrency && !reconnecting && !replacingRunner && !stopping) void replaceRunner();
+      });
+      started.events.on('worker:getJob:empty', () => (failedPolls = 0));
+      started.events.on('job:start', () => (failedPolls = 0));
+      started.promise.then(
+        () => started === runner && !replacingRunner && fail(new SteepError('the job runner stopped unexpectedly')),
+        (err) =>
+          started === runner && !replacingRunner && fail(new SteepError(`the job runner failed: ${(err as Error).message}`)),
+      );
+      return started;
+    };
+    const replaceRunner = async (): Promise<void> => {
+      replacingRunner = true;
+      try {
+        await control.query('SELECT 1');
+        logger.log('warn', 'agent.runner_restarting', { reason: 'the job runner kept failing to fetch jobs' });
+        await runner.stop().catch(() => undefined);
+        if (stopping) return;
+        runner = await startRunner();
+        logger.log('info', 'agent.runner_restarted', {});
+        replacingRunner = false;
+      } catch (err) {
+        logger.log('warn', 'agent.runner_restart_failed', { error: (err as Error).message, retry_in_ms: 2000 });
+        // Until it succeeds no job runs; the lost-connection timeout ends the wait.
+        if (!stopping) setTimeout(() => void replaceRunner(), 2000);
+      }
+    };
+    let runner = await startRunner();
+    stopSteps.push(() => runner.stop());
+    // Running tasks see the shutdown at once, not after graphile-worker's 5 s grace.
+    stopSteps.push(async () => shutdown.abort(new Error('the agent is shutting down')));
+
     const heartbeat = async () => {
       if (reconnecting) return;
       try {
@@ -161,7 +212,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       })();
       return stopping;
     };
-    const fail = (err: Error) => {
+    fail = (err: Error) => {
       if (stopping) return;
       fatal = err;
       void stop(err.message);
@@ -207,10 +258,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       }
     };
     watchControl(control);
-    runner.promise.then(
-      () => fail(new SteepError('the job runner stopped unexpectedly')),
-      (err) => fail(new SteepError(`the job runner failed: ${(err as Error).message}`)),
-    );
     return { stop, done };
   } catch (err) {
     await stopAll();

@@ -10,7 +10,8 @@ export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(type
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static baseFlags = {
     db: Flags.string({
-      description: 'connection URL of the node to act on (default: STEEP_REPL_DB, then the PG* variables)',
+      description:
+        'connection URL of the node to act on, postgres://user@host:5432/dbname (default: STEEP_REPL_DB, then PGHOST/PGPORT/PGDATABASE/PGUSER); the password comes from the URL, PGPASSWORD or pgpass',
       helpGroup: 'CONNECTION',
     }),
   };

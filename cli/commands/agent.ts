@@ -5,13 +5,15 @@ import { errorFields, exitCodeFor } from '../../lib/errors';
 import { jsonLogger } from '../../lib/log';
 
 export default class AgentCommand extends BaseCommand<typeof AgentCommand> {
-  static description = `Run this node's agent: executes queued jobs, heartbeats the local node, logs one JSON object per line
-One agent runs per database (a second one is refused). SIGTERM or SIGINT stops it cleanly (exit 0); when the
-database goes away it retries for --reconnect-timeout seconds, then exits 6. Jobs wait in the database while no
-agent runs; a job that was running when an agent died runs again when the next one starts.`;
+  static summary = "Run this node's agent: executes queued jobs, heartbeats the local node, logs one JSON object per line";
+  static description = `One agent runs per database; a second one is refused (exit 1) and names the session of the first.
+
+SIGTERM or SIGINT stops it cleanly (exit 0). When the database goes away it retries for --reconnect-timeout seconds, then exits 6; the agent rides out a server restart within that time.
+
+Jobs wait in the database while no agent runs. A job that was running when an agent died runs again when the next agent starts. Log level: STEEP_REPL_LOG_LEVEL (debug, info, warn, error).`;
   static examples = [
     '<%= config.bin %> agent --db postgres://admin@db1:5432/app',
-    'STEEP_REPL_LOG_LEVEL=debug <%= config.bin %> agent --heartbeat-interval 2',
+    '<%= config.bin %> agent --heartbeat-interval 2 --reconnect-timeout 300',
   ];
   static flags = {
     concurrency: Flags.integer({ description: 'jobs run at the same time', default: 4, min: 1, max: 32 }),

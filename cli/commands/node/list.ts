@@ -3,7 +3,8 @@ import { ago, table } from '../../render';
 import { formatInit } from '../../node-format';
 
 export default class NodeList extends BaseCommand<typeof NodeList> {
-  static description = 'List the registered nodes with their state and health';
+  static description = 'List the registered nodes with their state and health (* marks the local node)';
+  static examples = ['<%= config.bin %> node list --db postgres://admin@db1/app', '<%= config.bin %> node list --json'];
   static flags = { json: jsonFlag };
 
   async run(): Promise<void> {

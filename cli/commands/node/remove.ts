@@ -2,7 +2,9 @@ import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 
 export default class NodeRemove extends BaseCommand<typeof NodeRemove> {
-  static description = 'Remove a node from the registry (refused while an initialization involves it)';
+  static description =
+    'Remove a node from the registry of this database (refused while an initialization involves it: cancel that first)';
+  static examples = ['<%= config.bin %> node remove node_b --db postgres://admin@db1/app'];
   static args = { id: Args.string({ description: 'node id', required: true }) };
   static flags = { json: jsonFlag };
 

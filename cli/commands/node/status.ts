@@ -6,6 +6,7 @@ import { formatInit } from '../../node-format';
 
 export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
   static description = 'Show one node in detail, or the local node when no id is given';
+  static examples = ['<%= config.bin %> node status', '<%= config.bin %> node status node_b --json'];
   static args = { id: Args.string({ description: 'node id (default: the local node)' }) };
   static flags = { json: jsonFlag };
 
