@@ -123,7 +123,7 @@ describe('steep-repl tui', () => {
     expect(percentOf(nodeRow(screen, targetId))!).toBeLessThan(100);
 
     tui.sendKeys('Enter');
-    screen = await tui.waitFor(/"Order Lines"\s+\[[█░]+\]\s+\d+%/, 10000, 'a bar for "Order Lines"');
+    screen = await tui.waitFor(/"Order Lines"\s+\[[█░]+\]\s+\d+%\s+[\d.]+[kMG]? rows\/s/, 10000, 'a bar for "Order Lines"');
     expect(screen).toContain(`${targetId} ← ${sourceId} · snapshot · COPYING`);
     expect(screen).toMatch(/▶ copying/);
     expect(screen).toMatch(/Overall \[[█░]+\]\s+\d+%\s+tables \d\/2/);

@@ -238,6 +238,7 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     // Signals end the view like q does, with the terminal restored.
     process.once('SIGTERM', () => void quit());
     process.once('SIGINT', () => void quit());
+    process.once('SIGHUP', () => void quit());
     process.once('exit', () => {
       if (!closed) restore();
     });

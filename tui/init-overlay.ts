@@ -15,7 +15,6 @@ function phaseMarks(phase: string): Array<[string, Attr]> {
   });
   if (phase === 'failed') marks.push(['✗ failed', { color: 'red', bold: true }]);
   if (phase === 'cancelling') marks.push(['▶ cancelling', { color: 'yellow', bold: true }]);
-  if (phase === 'done') marks.push(['✓ done', { color: 'green', bold: true }]);
   return marks;
 }
 
@@ -24,20 +23,10 @@ const tableName = (t: TableProgress) => qualifiedName(t.schema_name, t.table_nam
 export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void {
   const { x, y, width, height } = area;
   const inner = width - 4;
-  for (let row = 0; row < height; row++) p.put(x, y + row, ' '.repeat(width));
   const progress = node.progress;
   const state = node.state?.init_state ?? node.registry.init_state;
   const source = progress?.source_node_id ?? node.state?.init_source_node;
   const title = ` ${node.id}${source ? ` ← ${source}` : ''}${progress ? ` · ${progress.method}` : ''} · ${state.toUpperCase()} `;
-  p.put(x, y, `┌${'─'.repeat(width - 2)}┐`, { color: 'cyan' });
-  p.put(x + 2, y, title, { ...stateAttr(state), inverse: false });
-  for (let row = 1; row < height - 1; row++) {
-    p.put(x, y + row, '│', { color: 'cyan' });
-    p.put(x + width - 1, y + row, '│', { color: 'cyan' });
-  }
-  p.put(x, y + height - 1, `└${'─'.repeat(width - 2)}┘`, { color: 'cyan' });
-  const help = ' Esc close · C cancel · I init ';
-  p.put(x + width - 2 - help.length, y + height - 1, help, { color: 'cyan' });
 
   const lines: Array<Array<[string, Attr?]>> = [];
   const line = (...parts: Array<[string, Attr?]>) => lines.push(parts);
@@ -53,7 +42,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
 
   const marks = phaseMarks(progress.phase);
   const phaseLine: Array<[string, Attr?]> = [['Phases  ', { bold: true }]];
-  marks.forEach((m, i) => phaseLine.push(i ? ['  '] : [''], m));
+  marks.forEach((m, i) => phaseLine.push(i ? [' '] : [''], m));
   line(...phaseLine);
 
   const overall = num(progress.overall_percent) ?? 0;
@@ -88,7 +77,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     const nameWidth = Math.min(28, Math.max(...active.map((t) => [...tableName(t)].length), 8));
     for (const t of active.slice(0, Math.max(1, Math.min(active.length, room - 3)))) {
       const tail = ` ${fitRight(percentText(t.percent), 4)} ${fitRight(perSecond(t.rows_per_second, (v) => `${count(v)} rows`), 14)}`;
-      const width = Math.max(6, inner - nameWidth - 3 - tail.length);
+      const width = Math.max(6, inner - 2 - nameWidth - 3 - tail.length);
       line(['  '], [fit(tableName(t), nameWidth), { bold: true }], [' ['], [bar(width, num(t.percent) ?? 0), { color: 'cyan' }], [']'], [tail]);
       room--;
     }
@@ -117,15 +106,28 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   draw();
 
   function draw() {
-    lines.slice(0, last).forEach((parts, i) => {
+    // The box is as tall as its content, at most the area.
+    const shown = lines.slice(0, last);
+    const boxHeight = Math.max(4, shown.length + 2);
+    for (let row = 0; row < boxHeight; row++) p.put(x, y + row, ' '.repeat(width));
+    p.put(x, y, `┌${'─'.repeat(width - 2)}┐`, { color: 'cyan' });
+    p.put(x + 2, y, title, stateAttr(state));
+    for (let row = 1; row < boxHeight - 1; row++) {
+      p.put(x, y + row, '│', { color: 'cyan' });
+      p.put(x + width - 1, y + row, '│', { color: 'cyan' });
+    }
+    p.put(x, y + boxHeight - 1, `└${'─'.repeat(width - 2)}┘`, { color: 'cyan' });
+    const help = ' Esc close · C cancel · I init ';
+    p.put(x + width - 2 - help.length, y + boxHeight - 1, help, { color: 'cyan' });
+    shown.forEach((parts, i) => {
       let cx = x + 2;
       const rowY = y + 1 + i;
       for (const [text, attr] of parts) {
         const room = x + width - 2 - cx;
         if (room <= 0) break;
-        const shown = [...text].length > room ? fit(text, room) : text;
-        p.put(cx, rowY, shown, attr ?? {});
-        cx += [...shown].length;
+        const cut = [...text].length > room ? fit(text, room) : text;
+        p.put(cx, rowY, cut, attr ?? {});
+        cx += [...cut].length;
       }
     });
   }

@@ -33,6 +33,7 @@ export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    process.once('SIGHUP', onSignal);
 
     demo = await startDemo({ scaleMb: flags.scale, say: (text) => this.log(text) });
     if (interrupted) return;
@@ -49,6 +50,7 @@ export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
     // From here the live view or the follower handles the signals and returns.
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
     try {
       if (flags.tui) {
         const watch = new ClusterWatch({ db: demo.target.url, applicationName: 'steep-repl demo tui' });

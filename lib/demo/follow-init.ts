@@ -8,7 +8,7 @@ import { channels, listen, ProgressNotification, StateNotification } from '../no
 
 export interface FollowOptions {
   say(text: string): void;
-  // Resolve once the node is synchronized or failed; otherwise on SIGINT/SIGTERM.
+  // Resolve once the node is synchronized or failed; otherwise on SIGINT/SIGTERM/SIGHUP.
   untilSettled: boolean;
 }
 
@@ -27,6 +27,7 @@ export async function followInit(url: string, nodeId: string, options: FollowOpt
       done = true;
       process.off('SIGINT', finish);
       process.off('SIGTERM', finish);
+      process.off('SIGHUP', finish);
       await listener.close();
       await client.end().catch(() => undefined);
       resolve(state);
@@ -71,5 +72,6 @@ export async function followInit(url: string, nodeId: string, options: FollowOpt
     });
     process.once('SIGINT', finish);
     process.once('SIGTERM', finish);
+    process.once('SIGHUP', finish);
   });
 }
