@@ -105,6 +105,8 @@ describe('steep-repl tui', () => {
     let screen = await tui.waitFor((s) => /NODE\s+STATE/.test(s) && nodeRow(s, sourceId) !== '' && nodeRow(s, targetId) !== '', 20000, 'both nodes');
     expect(nodeRow(screen, targetId)).toMatch(/UNINITIALIZED.*healthy/);
     expect(nodeRow(screen, sourceId)).toMatch(/UNINITIALIZED.*healthy/);
+    // 100 columns leave room for the source column; 80 do not (next describe).
+    expect(screen).toMatch(/NODE\s+STATE\s+SOURCE\s+LAG\s+INIT\s+HEALTH\s+LAST SEEN/);
     expect(tui.paneFlag('alternate_on')).toBe('1');
 
     // A key the state does not allow says why.
@@ -137,6 +139,14 @@ describe('steep-repl tui', () => {
     screen = await tui.waitFor((s) => /UNINITIALIZED/.test(nodeRow(s, targetId)), 30000, `${targetId} back to UNINITIALIZED`);
     const [state] = await query(target.url, 'SELECT init_state FROM steep_repl.nodes WHERE node_id = $1', [targetId]);
     expect(state.init_state).toBe('uninitialized');
+
+    // A change made in the database is on screen within 2 s.
+    await query(target.url, `SELECT steep_repl.transition($1, 'preparing', '{"reason": "tui latency probe"}')`, [targetId]);
+    const changedAt = Date.now();
+    await tui.waitFor((s) => /PREPARING/.test(nodeRow(s, targetId)), 5000, `${targetId} PREPARING`);
+    expect(Date.now() - changedAt).toBeLessThan(2000);
+    await query(target.url, `SELECT steep_repl.transition($1, 'uninitialized', '{"reason": "tui latency probe"}')`, [targetId]);
+    await tui.waitFor((s) => /UNINITIALIZED/.test(nodeRow(s, targetId)), 5000, `${targetId} UNINITIALIZED again`);
 
     tui.sendKeys('q');
     screen = await tui.waitFor(/TUI-EXIT rc=\d+/, 10000);
@@ -180,6 +190,8 @@ describe('steep-repl tui with a node going down and up', () => {
     tui = new TmuxSession('tui-down', `${shellQuote(node)} ${shellQuote(runJs)} tui --db ${shellQuote(registry.url)}; echo "TUI-EXIT rc=$?"; sleep 600`, 80, 24);
     let screen = await tui.waitFor((s) => /node_c.*no steep_repl/.test(s), 20000, 'node_c read');
     expect(nodeRow(screen, 'here')).toMatch(/UNINITIALIZED/);
+    expect(screen).toMatch(/NODE\s+STATE\s+LAG\s+INIT\s+HEALTH\s+LAST SEEN/);
+    expect(screen.split('\n').every((line) => [...line].length <= 80)).toBe(true);
     await stopCluster(own.dataDir);
     screen = await tui.waitFor((s) => /node_c.*unreachable/.test(s), 15000, 'node_c unreachable');
     const clock = /(\d\d:\d\d:\d\d)/.exec(screen)![1];
