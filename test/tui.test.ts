@@ -2,7 +2,7 @@
 // a real agent and a real snapshot initialization.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { claimRunDir, clusterRoot, createCluster, Cluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { claimRunDir, cleanStaleRuns, clusterRoot, createCluster, Cluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { clusterA, clusterB, createNodeDatabase, dropDatabase, query } from './support/clusters';
 import { AgentProcess, stopAllAgents } from './support/processes';
 import { TmuxSession } from './support/tmux';
@@ -166,6 +166,7 @@ describe('steep-repl tui with a node going down and up', () => {
   let tui: TmuxSession | undefined;
 
   beforeAll(async () => {
+    await cleanStaleRuns(clusterRoot('test-tui'));
     runDir = claimRunDir(clusterRoot('test-tui'));
     own = await createCluster(path.join(runDir, 'c'));
     await query(own.url(), 'CREATE DATABASE app');

@@ -106,5 +106,13 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
     lines.push([parts.join(' · '), {}]);
     if (s.error) lines.push([`error: ${s.error}`, { color: 'red' }]);
   }
-  lines.slice(0, Math.max(0, area.height)).forEach(([text, attr], i) => p.put(area.x + 1, area.y + i, text, attr));
+  // Long reasons wrap instead of being cut.
+  const width = Math.max(10, area.width - 2);
+  const wrapped = lines.flatMap(([text, attr]) => {
+    const chars = [...text];
+    const parts: Array<[string, Attr]> = [];
+    for (let at = 0; at < chars.length; at += width) parts.push([chars.slice(at, at + width).join(''), attr]);
+    return parts;
+  });
+  wrapped.slice(0, Math.max(0, area.height)).forEach(([text, attr], i) => p.put(area.x + 1, area.y + i, text, attr));
 }
