@@ -45,6 +45,9 @@ export function clientConfig(connectionString?: string, applicationName = 'steep
     ...(url ? { connectionString: url } : {}),
     application_name: applicationName,
     connectionTimeoutMillis: Number(process.env.STEEP_REPL_CONNECT_TIMEOUT_MS ?? 10000),
+    // A long-lived session (the agent's) notices a vanished peer in seconds, not hours.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10000,
   };
 }
 

@@ -104,6 +104,24 @@ describe('steep-repl agent', () => {
       expect(agent.running).toBe(true);
     });
 
+    it('logs a failing heartbeat and keeps running', async () => {
+      await query(db.url, 'ALTER FUNCTION steep_repl.heartbeat() RENAME TO heartbeat_away');
+      try {
+        expect(await agent.waitForEvent('agent.heartbeat_failed', 5000)).toMatchObject({
+          level: 'warn',
+          error: expect.stringContaining('steep_repl.heartbeat() does not exist'),
+        });
+      } finally {
+        await query(db.url, 'ALTER FUNCTION steep_repl.heartbeat_away() RENAME TO heartbeat');
+      }
+      const [before] = await query(db.url, 'SELECT last_seen FROM steep_repl.nodes WHERE is_local');
+      await waitUntil('heartbeats to resume', async () => {
+        const [row] = await query(db.url, 'SELECT last_seen FROM steep_repl.nodes WHERE is_local');
+        return row.last_seen > before.last_seen;
+      });
+      expect(agent.running).toBe(true);
+    });
+
     it('writes one JSON object with ts, level and event per stdout line', () => {
       expect(agent.raw.length).toBeGreaterThan(0);
       for (const line of agent.raw) {
