@@ -200,24 +200,34 @@ class SnapshotInit {
     await this.phase('copying');
   }
 
+  // Looks at the subscription four times a second, so the end of the copy
+  // is seen at once; reports (and so NOTIFYs) every second, and at once
+  // when a table changes state.
   private async copy(): Promise<void> {
     const meter = new RateMeter();
     let stats: Record<string, number | null> = {};
+    let reportedAt = 0;
+    let reportedStates = '';
     const { workersMax } = await applyParallel(this.target, null);
     for (;;) {
       this.checkpoint();
       const snapshot = await pollSubscription(this.target, this.name);
-      await this.withSource((s) => s.query('SELECT 1'));
-      const progress = await this.report(snapshot.tables, { ...stats, workers_active: snapshot.workersActive, workers_max: workersMax });
-      if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
-      if (snapshot.allReady) return;
-      meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
-      stats = {
-        rows_per_second: Math.round(meter.rowsPerSecond),
-        bytes_per_second: Math.round(meter.bytesPerSecond),
-        eta_seconds: meter.eta(Number(progress.bytes_total ?? 0) - Number(progress.bytes_copied)),
-      };
-      await pause(pollMs, this.signals);
+      const states = snapshot.tables.map((t) => t.state).join();
+      if (Date.now() - reportedAt >= pollMs || states !== reportedStates || snapshot.allReady) {
+        await this.withSource((s) => s.query('SELECT 1'));
+        const progress = await this.report(snapshot.tables, { ...stats, workers_active: snapshot.workersActive, workers_max: workersMax });
+        if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
+        if (snapshot.allReady) return;
+        reportedAt = Date.now();
+        reportedStates = states;
+        meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
+        stats = {
+          rows_per_second: Math.round(meter.rowsPerSecond),
+          bytes_per_second: Math.round(meter.bytesPerSecond),
+          eta_seconds: meter.eta(Number(progress.bytes_total ?? 0) - Number(progress.bytes_copied)),
+        };
+      }
+      await pause(Math.min(250, pollMs), this.signals);
     }
   }
 
