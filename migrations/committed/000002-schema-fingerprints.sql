@@ -1,5 +1,5 @@
 --! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:250e4dd3dc6295e3ad89ba8e44cf4f462d60fb15
+--! Hash: sha1:c931735471309ea2376c2b5b84c7ccfcd945d12d
 --! Message: schema fingerprints
 
 -- Schema fingerprints, drift detection and the DDL plan of schema sync
@@ -15,9 +15,14 @@
 -- indexes, owned sequences, partitioning. Not part of the fingerprint.
 ALTER TABLE steep_repl.schema_fingerprints
   ADD COLUMN definition jsonb NOT NULL DEFAULT '{}';
+-- A capture rewrites a thousand rows of a few kB each: pglz compression would
+-- cost more than the fingerprints themselves.
+ALTER TABLE steep_repl.schema_fingerprints
+  ALTER COLUMN columns SET STORAGE EXTERNAL,
+  ALTER COLUMN definition SET STORAGE EXTERNAL;
 
 COMMENT ON COLUMN steep_repl.schema_fingerprints.columns IS
-  'ordered column definitions: name, type (format_type with typmod), base_type, not_null, default, identity, generated, generated_kind, collation';
+  'ordered column definitions: name, type (format_type with typmod), not_null, default, identity, generated, generated_kind, collation';
 COMMENT ON COLUMN steep_repl.schema_fingerprints.table_facts IS
   'what replication depends on: kind, primary_key (column names), replica_identity, replica_identity_columns';
 
@@ -71,8 +76,12 @@ RETURNS TABLE (schema_name text, table_name text, fingerprint text, column_count
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM steep_repl.check_schema_filter(p_schemas, CASE WHEN p_require_schemas THEN NULL ELSE p_schemas END);
+  -- Catalog-wide facts are gathered once each and hash-joined; the columns
+  -- of each table come from one index scan of pg_attribute. A column object
+  -- carries only the keys that apply (name, type, not_null always), which
+  -- keeps 20,000 columns cheap to build and hash.
   RETURN QUERY
-  WITH tbl AS (
+  WITH tbl AS MATERIALIZED (
     SELECT c.oid, n.nspname::text AS nsp, c.relname::text AS rel, c.relkind, c.relreplident,
            c.relpersistence, c.relispartition, c.relpartbound
       FROM pg_class c
@@ -81,82 +90,60 @@ BEGIN
        AND c.relpersistence <> 't'
        AND steep_repl.is_user_schema(n.nspname)
        AND (p_schemas IS NULL OR n.nspname = ANY (p_schemas))
-  ), col AS (
-    SELECT a.attrelid,
-           count(*)::integer AS n,
-           jsonb_agg(jsonb_build_object(
-             'name', a.attname,
-             'type', format_type(a.atttypid, a.atttypmod),
-             'base_type', format_type(a.atttypid, NULL),
-             'not_null', a.attnotnull,
-             'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
-             'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
-             'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
-             'generated_kind', CASE a.attgenerated WHEN 's' THEN 'stored' WHEN 'v' THEN 'virtual' END,
-             'collation', CASE WHEN a.attcollation <> t.typcollation THEN
-                            (SELECT format('%I.%I', cn.nspname, co.collname)
-                               FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
-                              WHERE co.oid = a.attcollation) END
-           ) ORDER BY a.attnum) AS cols
-      FROM tbl
-      JOIN pg_attribute a ON a.attrelid = tbl.oid AND a.attnum > 0 AND NOT a.attisdropped
-      JOIN pg_type t ON t.oid = a.atttypid
-      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-     GROUP BY a.attrelid
-  ), pk AS (
-    SELECT con.conrelid, con.conname::text AS name, con.conislocal, pg_get_constraintdef(con.oid) AS def,
-           (SELECT jsonb_agg(a.attname ORDER BY k.ord)
-              FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum) AS cols
-      FROM tbl JOIN pg_constraint con ON con.conrelid = tbl.oid AND con.contype = 'p'
-  ), ri AS (
-    SELECT i.indrelid, ic.relname::text AS index_name,
-           (SELECT jsonb_agg(a.attname ORDER BY k.ord)
-              FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS cols
+  ), pk AS MATERIALIZED (
+    SELECT k.conrelid, k.conname::text AS name, k.conkey,
+           CASE WHEN k.conislocal THEN pg_get_constraintdef(k.oid) END AS def
+      FROM pg_constraint k JOIN tbl ON tbl.oid = k.conrelid
+     WHERE k.contype = 'p'
+  ), ri AS MATERIALIZED (
+    SELECT i.indrelid, ic.relname::text AS name,
+           (SELECT jsonb_agg(a.attname ORDER BY u.ord)
+              FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum) AS cols
       FROM tbl
       JOIN pg_index i ON i.indrelid = tbl.oid AND i.indisreplident
       JOIN pg_class ic ON ic.oid = i.indexrelid
-  ), con AS (
-    SELECT c.conrelid,
-           jsonb_agg(jsonb_build_object('name', c.conname, 'type', c.contype::text, 'definition', pg_get_constraintdef(c.oid))
-                     ORDER BY c.contype, c.conname) AS list
-      FROM tbl JOIN pg_constraint c ON c.conrelid = tbl.oid
-     WHERE c.contype IN ('u', 'c', 'x', 'f') AND c.conislocal
-     GROUP BY c.conrelid
-  ), idx AS (
+     WHERE tbl.relreplident = 'i'
+  ), con AS MATERIALIZED (
+    SELECT k.conrelid,
+           jsonb_agg(jsonb_build_object('name', k.conname, 'type', k.contype::text, 'definition', pg_get_constraintdef(k.oid))
+                     ORDER BY k.contype, k.conname) AS list
+      FROM pg_constraint k JOIN tbl ON tbl.oid = k.conrelid
+     WHERE k.contype IN ('u', 'c', 'x', 'f') AND k.conislocal
+     GROUP BY k.conrelid
+  ), idx AS MATERIALIZED (
     SELECT i.indrelid,
            jsonb_agg(jsonb_build_object('name', ic.relname, 'definition', pg_get_indexdef(i.indexrelid)) ORDER BY ic.relname) AS list
       FROM tbl
       JOIN pg_index i ON i.indrelid = tbl.oid
       JOIN pg_class ic ON ic.oid = i.indexrelid
-     WHERE NOT ic.relispartition
-       AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
+      LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
+     WHERE k.oid IS NULL AND NOT ic.relispartition
      GROUP BY i.indrelid
-  ), seq AS (
-    SELECT d.refobjid AS relid,
-           jsonb_agg(jsonb_build_object('column', a.attname, 'schema', sn.nspname, 'name', s.relname,
+  ), seq AS MATERIALIZED (
+    SELECT dep.refobjid AS relid,
+           jsonb_agg(jsonb_build_object('column', a.attname, 'schema', sn.nspname, 'name', sc.relname,
                                         'type', format_type(sq.seqtypid, NULL)) ORDER BY a.attnum) AS list
-      FROM tbl
-      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = tbl.oid
-                      AND d.classid = 'pg_class'::regclass AND d.deptype = 'a'
-      JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-      JOIN pg_sequence sq ON sq.seqrelid = s.oid
-      JOIN pg_namespace sn ON sn.oid = s.relnamespace
-      JOIN pg_attribute a ON a.attrelid = tbl.oid AND a.attnum = d.refobjsubid
-     GROUP BY d.refobjid
-  ), facts AS (
-    SELECT tbl.oid,
+      FROM pg_sequence sq
+      JOIN pg_class sc ON sc.oid = sq.seqrelid
+      JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+      JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = sc.oid
+                        AND dep.refclassid = 'pg_class'::regclass AND dep.deptype = 'a'
+      JOIN tbl ON tbl.oid = dep.refobjid
+      JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
+     GROUP BY dep.refobjid
+  ), described AS (
+    SELECT tbl.*, col.n, col.cols,
            jsonb_build_object(
              'kind', CASE tbl.relkind WHEN 'p' THEN 'partitioned' ELSE 'table' END,
-             'primary_key', pk.cols,
+             'primary_key', col.pk_cols,
              'replica_identity', CASE tbl.relreplident WHEN 'd' THEN 'default' WHEN 'f' THEN 'full'
                                                        WHEN 'n' THEN 'nothing' ELSE 'index' END,
-             'replica_identity_columns', CASE WHEN tbl.relreplident = 'i' THEN ri.cols END) AS facts,
+             'replica_identity_columns', ri.cols) AS facts,
            jsonb_build_object(
              'primary_key_name', pk.name,
-             'primary_key_definition', CASE WHEN pk.conislocal THEN pk.def END,
-             'replica_identity_index', ri.index_name,
+             'primary_key_definition', pk.def,
+             'replica_identity_index', ri.name,
              'constraints', coalesce(con.list, '[]'),
              'indexes', coalesce(idx.list, '[]'),
              'serial_sequences', coalesce(seq.list, '[]'),
@@ -174,17 +161,36 @@ BEGIN
       LEFT JOIN con ON con.conrelid = tbl.oid
       LEFT JOIN idx ON idx.indrelid = tbl.oid
       LEFT JOIN seq ON seq.relid = tbl.oid
+     CROSS JOIN LATERAL (
+       SELECT count(*)::integer AS n,
+              coalesce(jsonb_agg(
+                CASE WHEN NOT a.atthasdef AND a.attidentity = '' AND a.attcollation IN (0, 100) THEN
+                  jsonb_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull)
+                WHEN a.attgenerated = '' AND a.attidentity = '' AND a.attcollation IN (0, 100) THEN
+                  jsonb_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull,
+                                     'default', pg_get_expr(d.adbin, d.adrelid))
+                ELSE
+                  jsonb_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull)
+                  || jsonb_strip_nulls(jsonb_build_object(
+                       'default', CASE WHEN a.attgenerated = '' AND a.atthasdef THEN pg_get_expr(d.adbin, d.adrelid) END,
+                       'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
+                       'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
+                       'generated_kind', CASE a.attgenerated WHEN 's' THEN 'stored' WHEN 'v' THEN 'virtual' END,
+                       'collation', CASE WHEN a.attcollation NOT IN (0, 100) THEN
+                                      (SELECT format('%I.%I', cn.nspname, co.collname)
+                                         FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                                        WHERE co.oid = a.attcollation) END))
+                END ORDER BY a.attnum), '[]') AS cols,
+              jsonb_agg(a.attname ORDER BY array_position(pk.conkey, a.attnum)) FILTER (WHERE a.attnum = ANY (pk.conkey)) AS pk_cols
+         FROM pg_attribute a
+         LEFT JOIN pg_attrdef d ON a.atthasdef AND d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = tbl.oid AND a.attnum > 0 AND NOT a.attisdropped) col
   )
-  SELECT tbl.nsp, tbl.rel,
-         encode(sha256(convert_to(jsonb_build_object('columns', coalesce(col.cols, '[]'), 'facts', f.facts)::text, 'UTF8')), 'hex'),
-         coalesce(col.n, 0),
-         coalesce(col.cols, '[]'),
-         f.facts,
-         f.definition
-    FROM tbl
-    JOIN facts f ON f.oid = tbl.oid
-    LEFT JOIN col ON col.attrelid = tbl.oid
-   ORDER BY tbl.nsp, tbl.rel;
+  SELECT x.nsp, x.rel,
+         encode(sha256(convert_to(jsonb_build_object('columns', x.cols, 'facts', x.facts)::text, 'UTF8')), 'hex'),
+         x.n, x.cols, x.facts, x.definition
+    FROM described x
+   ORDER BY x.nsp, x.rel;
 END $$;
 
 -- The set a client carries to the peer: one JSON array.
@@ -446,12 +452,20 @@ LANGUAGE sql IMMUTABLE AS $$
       || CASE WHEN (p_column ->> 'not_null')::boolean AND p_column ->> 'identity' IS NULL THEN ' NOT NULL' ELSE '' END
 $$;
 
+-- numeric(10,2) -> numeric, character varying(10)[] -> character varying[],
+-- timestamp(3) with time zone -> timestamp with time zone.
+CREATE FUNCTION steep_repl.type_without_modifiers(p_type text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT regexp_replace(p_type, '\([0-9, ]*\)', '', 'g')
+$$;
+
 -- How a column's values become the source's type: an assignment cast when
 -- only the modifiers differ (errors rather than truncates), an explicit cast
 -- otherwise, wrapping into or taking the first element of an array.
 CREATE FUNCTION steep_repl.cast_expression(p_source jsonb, p_target jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE WHEN p_source ->> 'base_type' = p_target ->> 'base_type' THEN format('%I', p_source ->> 'name')
+  SELECT CASE WHEN steep_repl.type_without_modifiers(p_source ->> 'type') = steep_repl.type_without_modifiers(p_target ->> 'type')
+                THEN format('%I', p_source ->> 'name')
               WHEN p_source ->> 'type' LIKE '%]' AND p_target ->> 'type' NOT LIKE '%]'
                 THEN format('ARRAY[%I]::%s', p_source ->> 'name', p_source ->> 'type')
               WHEN p_target ->> 'type' LIKE '%]' AND p_source ->> 'type' NOT LIKE '%]'
@@ -625,7 +639,8 @@ BEGIN
     END IF;
     IF r.s ->> 'type' <> r.t ->> 'type' OR coalesce(r.s -> 'collation', 'null') <> coalesce(r.t -> 'collation', 'null') THEN
       v_ddl := v_ddl || (v_col || format(' TYPE %s', r.s ->> 'type') || coalesce(' COLLATE ' || (r.s ->> 'collation'), '')
-                         || CASE WHEN r.s ->> 'base_type' = r.t ->> 'base_type' OR r.s ->> 'generated' IS NOT NULL THEN ''
+                         || CASE WHEN steep_repl.type_without_modifiers(r.s ->> 'type') = steep_repl.type_without_modifiers(r.t ->> 'type')
+                                   OR r.s ->> 'generated' IS NOT NULL THEN ''
                                  ELSE ' USING ' || steep_repl.cast_expression(r.s, r.t) END);
     END IF;
     IF r.s ->> 'default' IS NOT NULL AND (v_def_dropped OR r.t ->> 'default' IS NULL) THEN

@@ -5,15 +5,16 @@ import { compareFingerprints, fingerprintSet, quoteName } from '../../../lib/sch
 import { table } from '../../render';
 import { resolveNodes, tableLabel, withNodes } from '../../schema-nodes';
 
+// A column object carries only the keys that apply.
 interface ColumnFacts {
   name: string;
   type: string;
   not_null: boolean;
-  default: string | null;
-  identity: string | null;
-  generated: string | null;
-  generated_kind: string | null;
-  collation: string | null;
+  default?: string;
+  identity?: string;
+  generated?: string;
+  generated_kind?: string;
+  collation?: string;
 }
 
 interface TableEntry {
@@ -61,7 +62,7 @@ function describeColumn(c: ColumnFacts | undefined): string {
     c.collation ? `COLLATE ${c.collation}` : '',
     c.generated ? `GENERATED ALWAYS AS (${c.generated}) ${(c.generated_kind ?? 'stored').toUpperCase()}` : '',
     c.identity ? `GENERATED ${c.identity.toUpperCase()} AS IDENTITY` : '',
-    c.default !== null ? `DEFAULT ${c.default}` : '',
+    c.default ? `DEFAULT ${c.default}` : '',
     c.not_null ? 'NOT NULL' : '',
   ]
     .filter(Boolean)
