@@ -102,7 +102,11 @@ describe('steep-repl tui', () => {
       'tui',
       `${shellQuote(node)} ${shellQuote(runJs)} tui --db ${shellQuote(target.url)} --node ${shellQuote(targetId)}; echo "TUI-EXIT rc=$?"; sleep 600`,
     );
-    let screen = await tui.waitFor((s) => /NODE\s+STATE/.test(s) && nodeRow(s, sourceId) !== '' && nodeRow(s, targetId) !== '', 20000, 'both nodes');
+    let screen = await tui.waitFor(
+      (s) => /NODE\s+STATE/.test(s) && /healthy/.test(nodeRow(s, sourceId)) && /healthy/.test(nodeRow(s, targetId)),
+      20000,
+      'both nodes read',
+    );
     expect(nodeRow(screen, targetId)).toMatch(/UNINITIALIZED.*healthy/);
     expect(nodeRow(screen, sourceId)).toMatch(/UNINITIALIZED.*healthy/);
     // 100 columns leave room for the source column; 80 do not (next describe).
@@ -221,6 +225,15 @@ describe('steep-repl demo', () => {
     let screen = await demo.waitFor((s) => /SYNCHRONIZED/.test(nodeRow(s, 'node_b')), 120000, 'node_b SYNCHRONIZED');
     expect(nodeRow(screen, 'node_a')).toMatch(/UNINITIALIZED/);
     expect(screen).toMatch(/psql postgres:\/\/postgres@127\.0\.0\.1:\d+\/steep_demo/);
+
+    // LAG is live, read from node_a's slot: with node_b's subscription paused, writes on node_a show up there.
+    const nodeA = /(postgres:\S+)\s+\(node_a\)/.exec(screen)![1];
+    const nodeB = /(postgres:\S+)\s+\(node_b\)/.exec(screen)![1];
+    const [{ name }] = await query(nodeB, "SELECT steep_repl.replication_name('node_a', 'node_b') AS name");
+    await query(nodeB, `ALTER SUBSCRIPTION "${name}" DISABLE`);
+    await query(nodeA, "INSERT INTO shop.products (sku, title, price) SELECT 'LAG-' || g, repeat('x', 200), 1 FROM generate_series(1, 20000) g");
+    screen = await demo.waitFor((s) => /SYNCHRONIZED\s+node_a\s+[\d.]+MB/.test(nodeRow(s, 'node_b')), 15000, 'a lag of megabytes on node_b');
+
     demo.sendKeys('q');
     screen = await demo.waitFor(/DEMO-EXIT rc=\d+/, 60000);
     expect(screen).toMatch(/DEMO-EXIT rc=0/);

@@ -18,7 +18,11 @@ const sql = {
   nodeState: readSql('node-state.sql'),
   initProgress: readSql('init-progress.sql'),
   initTables: readSql('init-tables.sql'),
+  slotLag: readSql('slot-lag.sql'),
 };
+
+// States in which a node streams from its source, so its slot there has a lag.
+const streamingStates = new Set(['catching_up', 'synchronized', 'diverged', 'reinitializing']);
 
 // pg returns numeric and bigint as strings; the views convert what they print.
 type Num = number | string | null;
@@ -107,6 +111,8 @@ export interface NodeView {
   problem?: string;
   // the node's own row, read from its own database
   state?: NodeState;
+  // bytes the node's slot on its source is behind, read from the source; undefined when unknown
+  slotLag?: number;
   // only for the node whose details are open
   progress?: InitProgress | null;
   tables?: TableProgress[];
@@ -305,6 +311,19 @@ export class ClusterWatch extends EventEmitter {
     }
   }
 
+  private async readSlotLag(sourceId: string, targetId: string): Promise<number | undefined> {
+    const source = this.links.get(sourceId);
+    if (!source || source.view.reachable === false) return undefined;
+    try {
+      const client = await this.clientFor(source);
+      const row = (await client.query<{ lag_bytes: string | null }>(sql.slotLag, [sourceId, targetId])).rows[0];
+      return row?.lag_bytes == null ? undefined : Number(row.lag_bytes);
+    } catch {
+      // the source's own read reports what is wrong with it
+      return undefined;
+    }
+  }
+
   private async readOnce(link: NodeLink): Promise<void> {
     const id = link.view.id;
     try {
@@ -316,9 +335,13 @@ export class ClusterWatch extends EventEmitter {
         progress = (await client.query<InitProgress>(sql.initProgress, [id])).rows[0] ?? null;
         tables = (await client.query<TableProgress>(sql.initTables, [id])).rows;
       }
+      const slotLag = state && streamingStates.has(state.init_state) && state.init_source_node
+        ? await this.readSlotLag(state.init_source_node, id)
+        : undefined;
       link.view = {
         ...link.view,
         reachable: true,
+        slotLag,
         problem: state ? undefined : `node ${id} is not registered in its own database`,
         state,
         progress,

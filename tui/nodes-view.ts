@@ -22,6 +22,12 @@ export function initText(node: NodeView): string {
   return '-';
 }
 
+// Live from the source's slot when it can be read, else as the init last reported it.
+function lagText(node: NodeView): string {
+  const lag = node.slotLag ?? num(node.state?.lag_bytes);
+  return lag === undefined ? '-' : bytes(lag);
+}
+
 export function healthOf(node: NodeView): [string, Attr] {
   if (node.reachable === false) return ['unreachable', { color: 'red', bold: true }];
   if (node.reachable === undefined) return ['connecting', { color: 'yellow' }];
@@ -37,7 +43,7 @@ function stateOf(node: NodeView): string {
 function columnsFor(width: number): Column[] {
   const fixed: Column[] = [
     { title: 'STATE', width: 14, cell: (n) => [stateOf(n).toUpperCase(), stateAttr(stateOf(n))] },
-    { title: 'LAG', width: 8, cell: (n) => [n.state?.lag_bytes == null ? '-' : bytes(n.state.lag_bytes)] },
+    { title: 'LAG', width: 8, cell: (n) => [lagText(n)] },
     { title: 'INIT', width: 16, cell: (n) => [initText(n)] },
     { title: 'HEALTH', width: 13, cell: (n) => healthOf(n) },
     { title: 'LAST SEEN', width: 9, cell: (n, now) => [ago(n.state?.last_seen ?? n.registry.last_seen, now)] },
