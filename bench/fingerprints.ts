@@ -1,0 +1,131 @@
+// npm run bench -- fingerprints [tables] [columns] [runs]
+// Set-based fingerprint + capture of every table (steep_repl.capture_fingerprints)
+// against the per-table information_schema algorithm, side by side on one
+// embedded cluster the benchmark starts and removes itself.
+import * as path from 'node:path';
+import { Client } from 'pg';
+import type { Benchmark } from './run';
+import { claimRunDir, clusterRoot, createCluster, removeRun } from '../lib/embedded-cluster';
+import { installSchema } from '../lib/install';
+import { jsonLogger } from '../lib/log';
+
+// The baseline as tools commonly write it: one query per table, hashing a
+// string_agg over information_schema.columns, storing the result.
+const baselinePerTable = `
+  INSERT INTO bench_baseline (schema_name, table_name, fingerprint)
+  SELECT $1::text, $2::text, encode(sha256(convert_to(string_agg(
+           column_name || ':' || data_type || ':' || coalesce(character_maximum_length::text, '') || ':' ||
+           coalesce(numeric_precision::text, '') || ',' || coalesce(numeric_scale::text, '') || ':' ||
+           is_nullable || ':' || coalesce(column_default, ''), '|' ORDER BY ordinal_position), 'UTF8')), 'hex')
+    FROM information_schema.columns
+   WHERE table_schema = $1::text AND table_name = $2::text`;
+
+// 20 column shapes that cycle: types with modifiers, defaults, NOT NULL, a
+// generated and an identity-free primary key.
+const columnShapes = [
+  'bigint NOT NULL',
+  'integer DEFAULT 0',
+  'text',
+  'varchar(40) NOT NULL',
+  "varchar(200) DEFAULT 'x'",
+  'numeric(12,2)',
+  'numeric(10,4) DEFAULT 1.5',
+  'timestamptz DEFAULT now()',
+  'timestamp',
+  'boolean NOT NULL DEFAULT false',
+  'jsonb',
+  'uuid',
+  'date',
+  'double precision',
+  'smallint',
+  'text[]',
+  'bytea',
+  'interval',
+  'char(3)',
+  'real',
+];
+
+function tableDdl(index: number, columns: number): string {
+  const cols = ['id bigint PRIMARY KEY'];
+  for (let c = 1; c < columns; c++) cols.push(`c${c} ${columnShapes[(c + index) % columnShapes.length]}`);
+  return `CREATE TABLE bench.t${index} (${cols.join(', ')})`;
+}
+
+async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+const fingerprints: Benchmark = {
+  description: 'fingerprint + capture of every table: set-based pg_catalog function vs per-table information_schema queries',
+  async run(args) {
+    const [tables = 1000, columns = 20, runs = 7] = args.map(Number);
+    if (![tables, columns, runs].every((n) => Number.isInteger(n) && n > 0) || columns < 2) {
+      throw new Error('usage: npm run bench -- fingerprints [tables>0] [columns>1] [runs>0]');
+    }
+    const runDir = claimRunDir(clusterRoot('bench-fingerprints'));
+    let client: Client | undefined;
+    try {
+      const cluster = await createCluster(path.join(runDir, 'node'));
+      const admin = new Client({ connectionString: cluster.url() });
+      await admin.connect();
+      await admin.query('CREATE DATABASE bench');
+      await admin.end();
+      const url = cluster.url('bench');
+      await installSchema(url, jsonLogger({}, { write: () => true } as unknown as NodeJS.WritableStream));
+      client = new Client({ connectionString: url });
+      await client.connect();
+      await client.query('CREATE SCHEMA bench; CREATE TEMP TABLE bench_baseline (schema_name text, table_name text, fingerprint text)');
+      const setup = await timeIt(async () => {
+        for (let start = 0; start < tables; start += 100) {
+          const batch = [];
+          for (let i = start; i < Math.min(tables, start + 100); i++) batch.push(tableDdl(i, columns));
+          await client!.query(batch.join(';\n'));
+        }
+        await client!.query('ANALYZE');
+      });
+      console.log(`database: ${tables} tables x ${columns} columns on PostgreSQL ${(await client.query('SHOW server_version')).rows[0].server_version} (built in ${ms(setup)})`);
+
+      const names = (await client.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'bench' ORDER BY 1")).rows.map(
+        (r) => r.table_name as string,
+      );
+      const capture = () => client!.query("SELECT steep_repl.capture_fingerprints('bench_node') AS n");
+      const fingerprintOnly = () => client!.query('SELECT count(*) FROM steep_repl.table_fingerprints()');
+      const baseline = async () => {
+        await client!.query('TRUNCATE bench_baseline');
+        for (const name of names) await client!.query(baselinePerTable, ['bench', name]);
+      };
+
+      await capture(); // warm the catalog caches for both sides alike
+      await baseline();
+      const captureTimes: number[] = [];
+      const fingerprintTimes: number[] = [];
+      const baselineTimes: number[] = [];
+      for (let run = 0; run < runs; run++) {
+        captureTimes.push(await timeIt(capture));
+        fingerprintTimes.push(await timeIt(fingerprintOnly));
+        if (run < Math.min(runs, 3)) baselineTimes.push(await timeIt(baseline));
+      }
+      const stored = (await client.query("SELECT count(*)::int AS n FROM steep_repl.schema_fingerprints WHERE node_id = 'bench_node'")).rows[0].n;
+      const baselineRows = (await client.query('SELECT count(*)::int AS n FROM bench_baseline')).rows[0].n;
+      if (stored !== tables || baselineRows !== tables) throw new Error(`expected ${tables} fingerprints, got ${stored} (steep-repl) and ${baselineRows} (baseline)`);
+
+      const ours = median(captureTimes);
+      const theirs = median(baselineTimes);
+      console.log(`runs: ${runs} (baseline: ${baselineTimes.length}); medians, min in brackets`);
+      console.log(`steep-repl fingerprint + capture (set-based, pg_catalog): ${ms(ours)} [${ms(Math.min(...captureTimes))}]`);
+      console.log(`steep-repl fingerprint only:                            ${ms(median(fingerprintTimes))} [${ms(Math.min(...fingerprintTimes))}]`);
+      console.log(`baseline per-table information_schema + store:          ${ms(theirs)} [${ms(Math.min(...baselineTimes))}]`);
+      console.log(`ratio: steep-repl is ${(theirs / ours).toFixed(1)}x faster (goal: under 100 ms and at least 10x)`);
+    } finally {
+      await client?.end().catch(() => undefined);
+      await removeRun(runDir);
+    }
+  },
+};
+
+export default fingerprints;
