@@ -84,7 +84,12 @@ export function exitCodeFor(err: unknown): ExitCodeValue {
 // An error as a DBA reads it: what failed and what to do next, no secrets.
 export function errorFields(err: unknown): { error: string; hint?: string } {
   const e = err as PgErrorLike;
-  const hint = e?.hint ?? (err instanceof SteepError || err instanceof ConnectionError ? err.hint : undefined);
+  const hint =
+    e?.hint ??
+    (err instanceof SteepError || err instanceof ConnectionError ? err.hint : undefined) ??
+    (e?.code === '42501'
+      ? 'connect as a role with rights on the steep_repl schema: the one that ran steep-repl install, or grant it'
+      : undefined);
   const message = e?.message || String(err);
   return { error: redactSecrets(message), ...(hint ? { hint: redactSecrets(hint) } : {}) };
 }

@@ -6,7 +6,8 @@ import { runMigrations } from 'graphile-worker';
 import { Logger as GraphileLogger } from 'graphile-worker';
 import { makeLogFunction } from './graphile-log';
 import { Logger } from './log';
-import { connectTo, resolveConnectionString } from './connection';
+import { connectTo, describeTarget, resolveConnectionString } from './connection';
+import { ExitCode, exitCodeFor, SteepError } from './errors';
 import { migrationsFolder } from './paths';
 
 // graphile-migrate needs a URL; without one, build it from the PG* variables
@@ -27,6 +28,16 @@ export async function installSchema(connectionString: string | undefined, logger
   // Fail with the address and a hint before the migrators' bare errors can.
   await (await connectTo(connectionString, 'steep-repl install')).end();
   const url = installConnectionString(connectionString);
-  await runMigrations({ connectionString: url, logger: new GraphileLogger(makeLogFunction(logger)) });
-  await migrate({ connectionString: url, migrationsFolder, logger: new GraphileLogger(makeLogFunction(logger)) });
+  try {
+    await runMigrations({ connectionString: url, logger: new GraphileLogger(makeLogFunction(logger)) });
+    await migrate({ connectionString: url, migrationsFolder, logger: new GraphileLogger(makeLogFunction(logger)) });
+  } catch (err) {
+    if (exitCodeFor(err) === ExitCode.connection) throw err;
+    throw new SteepError(
+      `installing steep_repl in ${describeTarget(connectionString)} failed: ${(err as Error).message}`,
+      ExitCode.error,
+      (err as { hint?: string }).hint ??
+        'each migration runs in its own transaction, so the failed one left nothing behind; fix the cause and run install again',
+    );
+  }
 }

@@ -3,8 +3,8 @@
 import { Client, escapeIdentifier } from 'pg';
 import { freePort } from '../lib/embedded-cluster';
 import { clusterA, createDatabase, dropDatabase, query } from './support/clusters';
-import { runCli } from './support/processes';
-import { registryState } from './support/registry-state';
+import { CliResult, runCli } from './support/processes';
+import { registryState, RegistryState } from './support/registry-state';
 
 const cluster = clusterA();
 
@@ -17,6 +17,16 @@ const noConnectionEnv = {
   PGUSER: undefined,
   PGPASSWORD: undefined,
 };
+
+// CLI processes mostly wait on their own start-up; three at a time halve the wall time.
+async function inParallel<T>(items: T[], fn: (item: T) => Promise<void>, limit = 3): Promise<void> {
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+    }),
+  );
+}
 
 async function catalog(url: string): Promise<unknown> {
   const [row] = await query(
@@ -133,19 +143,19 @@ describe('steep-repl install and node commands', () => {
 
   it('keeps odd node ids exactly: spaces, quotes, capitals, unicode, reserved words', async () => {
     const ids = ['select', 'Node With Spaces', `it's "quoted"`, 'ÜNÏCØDÉ ノード', 'a;DROP TABLE steep_repl.nodes;--', 'user'];
-    for (const id of ids) {
+    await inParallel(ids, async (id) => {
       const reg = await runCli(['node', 'register', id, '--host', '127.0.0.1', '--dbname', 'app', '--db', db.url]);
       expect({ id, code: reg.code, stderr: reg.stderr }).toEqual({ id, code: 0, stderr: '' });
-    }
+    });
     const listed = JSON.parse((await runCli(['node', 'list', '--json', '--db', db.url])).stdout);
     expect(listed.map((n: { node_id: string }) => n.node_id).sort()).toEqual([...ids, 'node_a'].sort());
-    for (const id of ids) {
+    await inParallel(ids, async (id) => {
       const status = await runCli(['node', 'status', id, '--json', '--db', db.url]);
       expect(JSON.parse(status.stdout).node_id).toBe(id);
       const removed = await runCli(['node', 'remove', id, '--db', db.url]);
       expect(removed.code).toBe(0);
       expect(removed.stdout.trim()).toBe(`removed node ${id}`);
-    }
+    });
     expect(await query(db.url, 'SELECT node_id FROM steep_repl.nodes')).toEqual([{ node_id: 'node_a' }]);
   });
 
@@ -195,11 +205,24 @@ describe('steep-repl install and node commands', () => {
       ['an unknown flag', () => ['node', 'list', '--colour'], 2, /Nonexistent flag: --colour/],
     ];
 
-    it.each(cases)('refuses %s', async (_what, args, exitCode, message) => {
-      const before = await registryState(db.url);
-      const result = await runCli([...args(), '--db', db.url]);
+    // The refusals run side by side; the registry and the audit trail must
+    // read the same after all of them as before.
+    const results = new Map<string, CliResult>();
+    let before: RegistryState;
+    beforeAll(async () => {
+      before = await registryState(db.url);
+      await inParallel(cases, async ([what, args]) => {
+        results.set(what, await runCli([...args(), '--db', db.url]));
+      });
+    });
+
+    it.each(cases)('refuses %s', (what, _args, exitCode, message) => {
+      const result = results.get(what)!;
       expect({ code: result.code, stdout: result.stdout }).toEqual({ code: exitCode, stdout: '' });
       expect(result.stderr).toMatch(message);
+    });
+
+    it('changed nothing while refusing', async () => {
       expect(await registryState(db.url)).toEqual(before);
     });
 
@@ -230,6 +253,24 @@ describe('steep-repl install and node commands', () => {
       expect(result.code).toBe(6);
       expect(result.stderr).toContain(`127.0.0.1:${cluster.port}/no_such_db`);
       expect(result.stderr).toMatch(/database "no_such_db" does not exist/);
+    });
+
+    it('a role without rights on steep_repl: exit 1 with what to do', async () => {
+      const role = `steep_nopriv_${process.pid}`;
+      await query(cluster.url(), `CREATE ROLE ${role} LOGIN`);
+      try {
+        const before = await registryState(db.url);
+        const url = `postgres://${role}@127.0.0.1:${cluster.port}/${db.name}`;
+        for (const args of [['node', 'list'], ['node', 'register', 'x', '--host', 'h', '--dbname', 'd']]) {
+          const result = await runCli([...args, '--db', url]);
+          expect({ args, code: result.code }).toEqual({ args, code: 1 });
+          expect(result.stderr).toMatch(/permission denied for (schema|table|function) /);
+          expect(result.stderr).toMatch(/hint: connect as a role with rights on the steep_repl schema/);
+        }
+        expect(await registryState(db.url)).toEqual(before);
+      } finally {
+        await query(cluster.url(), `DROP ROLE ${role}`);
+      }
     });
 
     it('a database without steep_repl: exit 1 naming the install command', async () => {
