@@ -36,6 +36,7 @@ const matrix: DriftCase[] = [
   { table: 'primary key changed', source: 'CREATE TABLE %T (id int, a int NOT NULL, PRIMARY KEY (id, a))', target: 'CREATE TABLE %T (id int PRIMARY KEY, a int NOT NULL)', kinds: ['primary_key'] },
   { table: 'primary key missing', source: 'CREATE TABLE %T (id int PRIMARY KEY, a int)', target: 'CREATE TABLE %T (id int NOT NULL, a int)', kinds: ['primary_key'] },
   { table: 'identity added', source: 'CREATE TABLE %T (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int)', target: 'CREATE TABLE %T (id int PRIMARY KEY, a int)', kinds: ['column_identity'], targetRows: 'INSERT INTO %T VALUES (5, 1)' },
+  { table: 'identity table rebuilt', source: 'CREATE TABLE %T (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int, b text)', target: 'CREATE TABLE %T (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, b text)', kinds: ['column_missing'], targetRows: "INSERT INTO %T (b) VALUES ('x'), ('y')" },
   { table: 'replica identity', source: 'CREATE TABLE %T (id int PRIMARY KEY, a int); ALTER TABLE %T REPLICA IDENTITY FULL', target: 'CREATE TABLE %T (id int PRIMARY KEY, a int)', kinds: ['replica_identity'] },
   { table: 'only on the source', source: 'CREATE TABLE %T (id bigserial PRIMARY KEY, a text UNIQUE, CHECK (a <> \'\'))', target: '', kinds: ['table_missing'] },
 ];
@@ -134,8 +135,14 @@ describe('schema sync (source on A, target on B)', () => {
     ]);
     expect(await query(targetDb.url, ddl('SELECT v FROM %T', 'type changed'))).toEqual([{ v: 42 }]);
     expect(await query(targetDb.url, ddl('SELECT g FROM %T', 'generated changed'))).toEqual([{ g: 14 }]);
-    // the identity sequence continues after the kept row
+    // identity sequences continue after the kept rows, also through a rebuild
     expect(await query(targetDb.url, ddl('INSERT INTO %T (a) VALUES (2) RETURNING id', 'identity added'))).toEqual([{ id: 6 }]);
+    expect(await query(targetDb.url, ddl("INSERT INTO %T (b) VALUES ('z') RETURNING id", 'identity table rebuilt'))).toEqual([{ id: 3 }]);
+    expect(await query(targetDb.url, ddl('SELECT id, a, b FROM %T ORDER BY id', 'identity table rebuilt'))).toEqual([
+      { id: 1, a: null, b: 'x' },
+      { id: 2, a: null, b: 'y' },
+      { id: 3, a: null, b: 'z' },
+    ]);
     const events = await query(targetDb.url, "SELECT event, node_id, details FROM steep_repl.audit_log WHERE event LIKE 'schema.%' ORDER BY audit_id");
     expect(events.map((e) => [e.event, e.node_id])).toEqual([
       ['schema.mismatch_detected', 'node_b'],
@@ -188,6 +195,36 @@ describe('schema sync (source on A, target on B)', () => {
     expect(result).toMatchObject({ outcome: 'match', ddl: [] });
     expect(result.differences.map((d) => [d.table_name, d.status])).toEqual([['mine', 'LOCAL_ONLY']]);
     expect(await query(targetDb.url, "SELECT count(*)::int AS n FROM steep_repl.audit_log WHERE event LIKE 'schema.%'")).toEqual([{ n: 0 }]);
+  });
+
+  it('auto creates missing tables whole: partitions, foreign keys, unique index as replica identity, unlogged', async () => {
+    await source.query(`CREATE SCHEMA extra;
+      CREATE TABLE extra.events (id bigint NOT NULL, at date NOT NULL, payload jsonb, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+      CREATE INDEX events_payload ON extra.events USING gin (payload);
+      CREATE TABLE extra.events_2026 PARTITION OF extra.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+      CREATE TABLE extra."Parent" (id int PRIMARY KEY, up int REFERENCES extra."Parent");
+      CREATE TABLE extra.child (id int PRIMARY KEY, parent_id int REFERENCES extra."Parent", v text NOT NULL UNIQUE, CHECK (v <> ''));
+      ALTER TABLE extra.child REPLICA IDENTITY USING INDEX child_v_key;
+      CREATE UNLOGGED TABLE extra.scratch (a int)`);
+    const result = await syncSchema({ source, target, sourceNodeId: 'node_a', targetNodeId: 'node_b', mode: 'auto', schemas: ['extra'] });
+    expect(result.outcome).toBe('applied');
+    expect(result.ddl).toContain('CREATE SCHEMA IF NOT EXISTS extra');
+    expect(result.ddl.slice(-2)).toEqual([
+      'ALTER TABLE extra."Parent" ADD CONSTRAINT "Parent_up_fkey" FOREIGN KEY (up) REFERENCES extra."Parent"(id)',
+      'ALTER TABLE extra.child ADD CONSTRAINT child_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES extra."Parent"(id)',
+    ]);
+    const after = await compareFingerprints(target, await fingerprintSet(source, ['extra']), ['extra']);
+    expect(after.map((r) => [r.table_name, r.status])).toEqual([
+      ['Parent', 'MATCH'],
+      ['child', 'MATCH'],
+      ['events', 'MATCH'],
+      ['events_2026', 'MATCH'],
+      ['scratch', 'MATCH'],
+    ]);
+    const definitions = async (client: Client) =>
+      (await client.query("SELECT table_name, definition FROM steep_repl.table_fingerprints(ARRAY['extra']) ORDER BY 1")).rows;
+    expect(await definitions(target)).toEqual(await definitions(source));
+    await target.query("INSERT INTO extra.events VALUES (1, '2026-05-01', '{}')");
   });
 
   it('a plan that cannot apply rolls back every step', async () => {
