@@ -1,7 +1,7 @@
 // Connection settings the libpq way: an explicit URL (--db), else
 // STEEP_REPL_DB, else the PG* environment variables; passwords come from the
 // URL, PGPASSWORD or pgpass and are never stored, logged or echoed.
-import { Client, ClientConfig, escapeIdentifier } from 'pg';
+import { Client, ClientConfig, defaults as pgDefaults, escapeIdentifier } from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
 
 export interface ConnectionTarget {
@@ -62,7 +62,8 @@ export function describeTarget(connectionString?: string): string {
   const parsed: Partial<ReturnType<typeof parseConnectionString>> = url ? parseConnectionString(url) : {};
   const host = parsed.host || process.env.PGHOST || 'localhost';
   const port = parsed.port || process.env.PGPORT || '5432';
-  const dbname = parsed.database || process.env.PGDATABASE || parsed.user || process.env.PGUSER || 'postgres';
+  // node-postgres' own fallbacks: the user is PGUSER or the OS user, the database the user's name.
+  const dbname = parsed.database || process.env.PGDATABASE || parsed.user || process.env.PGUSER || pgDefaults.user || 'postgres';
   return `${host}:${port}/${dbname}`;
 }
 
