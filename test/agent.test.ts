@@ -1,6 +1,7 @@
 // The agent as a real child process against a real server: its log, its
 // heartbeat, one agent per database, signals, jobs that outlive agents, and
 // per-job cancel.
+import { Client } from 'pg';
 import { freePort } from '../lib/embedded-cluster';
 import { clusterA, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
 import { AgentProcess, stopAllAgents } from './support/processes';
@@ -208,8 +209,14 @@ describe('steep-repl agent', () => {
       const [{ y }] = await query(db.url, `SELECT steep_repl.enqueue('probe_node', '{"node_id": "peer_y"}') AS y`);
       for (const id of [x, y]) await agent.waitFor((l) => l.event === 'job.started' && String(l.job_id) === String(id));
 
+      const requester = new Client({ connectionString: db.url });
+      await requester.connect();
       const requested = Date.now();
-      await query(db.url, "SELECT steep_repl.request_job_cancel('peer_x')");
+      try {
+        await requester.query("SELECT steep_repl.request_job_cancel('peer_x')");
+      } finally {
+        await requester.end();
+      }
       const cancelled = await agent.waitForEvent('node.probe_cancelled');
       expect(Date.now() - requested).toBeLessThan(1000);
       expect(cancelled).toMatchObject({ node_id: 'peer_x', job_id: String(x) });
