@@ -3,8 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { claimRunDir, cleanStaleRuns, clusterRoot, createCluster, Cluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
-import { clusterA, clusterB, createNodeDatabase, dropDatabase, query } from './support/clusters';
-import { AgentProcess, stopAllAgents } from './support/processes';
+import { clusterA, clusterB, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
+import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { TmuxSession } from './support/tmux';
 import { packageRoot } from '../lib/paths';
 
@@ -127,6 +127,8 @@ describe('steep-repl tui', () => {
     const first = percentOf(nodeRow(screen, targetId))!;
     screen = await tui.waitFor((s) => (percentOf(nodeRow(s, targetId)) ?? -1) > first, 20000, `a percentage above ${first}%`);
     expect(percentOf(nodeRow(screen, targetId))!).toBeLessThan(100);
+    tui.sendKeys('i');
+    await tui.waitFor(/Ziel b is copying: an initialization starts only from failed, uninitialized/, 5000);
 
     tui.sendKeys('Enter');
     screen = await tui.waitFor(/"Order Lines"\s+\[[█░]+\]\s+\d+%\s+[\d.]+[kMG]? rows\/s/, 10000, 'a bar for "Order Lines"');
@@ -204,6 +206,10 @@ describe('steep-repl tui with a node going down and up', () => {
     expect(screen).toMatch(/node_c.*unreachable/);
     await startCluster(own);
     await tui.waitFor((s) => !/node_c.*unreachable/.test(s), 20000, 'node_c reachable again');
+    // A wider terminal gets more columns without a restart.
+    tui.resize(130, 30);
+    screen = await tui.waitFor(/NODE\s+STATE\s+SOURCE\s+LAG\s+INIT\s+HEALTH\s+LAST SEEN\s+ADDRESS/, 5000, 'the ADDRESS column');
+    expect(screen).toMatch(new RegExp(`node_c.*127\\.0\\.0\\.1:${own.port}/app`));
     tui.sendKeys('q');
     screen = await tui.waitFor(/TUI-EXIT rc=\d+/, 10000);
     expect(screen).toMatch(/TUI-EXIT rc=0/);
@@ -254,4 +260,82 @@ describe('steep-repl demo', () => {
       .filter((cmd) => cmd.includes(runDir!));
     expect(postgresLeft).toEqual([]);
   }, 180000);
+});
+
+describe('steep-repl tui and demo refuse bad input and change nothing', () => {
+  let registry: { name: string; url: string };
+  let bare: { name: string; url: string };
+  const sessions: TmuxSession[] = [];
+  const demoRuns = () => (fs.existsSync(clusterRoot('demo')) ? fs.readdirSync(clusterRoot('demo')).sort() : []);
+
+  // A command in a real terminal, to its end: what it printed and its exit code.
+  async function inTerminal(name: string, args: string[]): Promise<{ screen: string; rc: number }> {
+    const session = new TmuxSession(name, `${shellQuote(node)} ${shellQuote(runJs)} ${args.map(shellQuote).join(' ')}; echo "CMD-EXIT rc=$?"; sleep 600`, 100, 30);
+    sessions.push(session);
+    const screen = await session.waitFor(/CMD-EXIT rc=\d+/, 30000);
+    expect(session.paneFlag('alternate_on')).toBe('0');
+    return { screen, rc: Number(/CMD-EXIT rc=(\d+)/.exec(screen)![1]) };
+  }
+
+  beforeAll(async () => {
+    registry = await createNodeDatabase(clusterA(), 'tui_bad');
+    bare = await createDatabase(clusterA(), 'tui_bare');
+    await query(registry.url, "SELECT steep_repl.register_node('only one', '127.0.0.1', 5432, 'x')");
+  });
+
+  afterAll(async () => {
+    sessions.forEach((s) => s.kill());
+    if (registry) await dropDatabase(clusterA(), registry.name);
+    if (bare) await dropDatabase(clusterA(), bare.name);
+  });
+
+  it('tui without a terminal exits 2 and says why', async () => {
+    const result = await runCli(['tui', '--db', registry.url]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/needs an interactive terminal/);
+    expect(result.stdout).toBe('');
+  });
+
+  it('tui on a database without steep_repl exits 1 with the install hint, leaving the database as it was', async () => {
+    const { screen, rc } = await inTerminal('bare', ['tui', '--db', bare.url]);
+    expect(rc).toBe(1);
+    expect(screen).toMatch(/steep_repl is not installed in 127\.0\.0\.1:\d+\/tui_bare/);
+    expect(screen).toMatch(/hint: run: steep-repl install/);
+    expect(await query(bare.url, "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname IN ('steep_repl', 'graphile_worker')")).toEqual([{ n: 0 }]);
+  });
+
+  it('tui on a server that does not answer exits 6', async () => {
+    const { screen, rc } = await inTerminal('down', ['tui', '--db', 'postgres://postgres@127.0.0.1:1/nothing']);
+    expect(rc).toBe(6);
+    expect(screen).toMatch(/cannot connect to 127\.0\.0\.1:1\/nothing/);
+  });
+
+  it('tui --node with an unregistered node exits 2 and lists the registered ones', async () => {
+    const { screen, rc } = await inTerminal('unknown', ['tui', '--db', registry.url, '--node', 'no such "node"']);
+    expect(rc).toBe(2);
+    expect(screen).toMatch(/unknown node "no such \\"node\\""/);
+    expect(screen).toMatch(/registered nodes: only one/);
+    expect(await query(registry.url, 'SELECT node_id, init_state FROM steep_repl.nodes')).toEqual([{ node_id: 'only one', init_state: 'uninitialized' }]);
+  });
+
+  it('demo with an out-of-range scale or contradicting flags exits 2 and starts no server', async () => {
+    const before = demoRuns();
+    const zero = await runCli(['demo', '--scale', '0']);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toMatch(/scale/);
+    const contradiction = await runCli(['demo', '--exit-when-synchronized']);
+    expect(contradiction.code).toBe(2);
+    expect(contradiction.stderr).toMatch(/--exit-when-synchronized goes with --no-tui/);
+    expect(demoRuns()).toEqual(before);
+  });
+
+  it('demo --no-tui --exit-when-synchronized follows the init in plain lines and removes everything', async () => {
+    const result = await runCli(['demo', '--scale', '2', '--no-tui', '--exit-when-synchronized']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/node_b: catching_up → synchronized/);
+    const runDir = /agent logs\s+(\S+)/.exec(result.stdout)![1];
+    expect(result.stdout).toContain(`stopped; removed ${runDir}`);
+    expect(fs.existsSync(runDir)).toBe(false);
+  }, 120000);
 });

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client, ClientConfig } from 'pg';
 import { clientConfig, connect, describeTarget, nodeClientConfig, redactSecrets } from '../lib/connection';
+import { ExitCode, SteepError } from '../lib/errors';
 import { channels, listen, Listener } from '../lib/notifications';
 import { packageRoot } from '../lib/paths';
 
@@ -158,7 +159,15 @@ export class ClusterWatch extends EventEmitter {
 
   // Rejects when the --db node cannot be read at all; everything later is retried.
   async start(): Promise<void> {
-    await this.readRegistry(true);
+    try {
+      await this.readRegistry(true);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '42P01' || code === '3F000') {
+        throw new SteepError(`steep_repl is not installed in ${this.target}`, ExitCode.error, `run: steep-repl install --db <url of ${this.target}>`);
+      }
+      throw err;
+    }
     this.timer = setInterval(() => void this.poll(), this.options.pollMs ?? 2000);
   }
 

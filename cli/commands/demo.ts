@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command';
 import { startDemo, startDemoInit, Demo } from '../../lib/demo/demo-cluster';
 import { followInit } from '../../lib/demo/follow-init';
-import { ExitCode } from '../../lib/errors';
+import { ExitCode, SteepError } from '../../lib/errors';
 import { runLiveView } from '../../tui/app';
 import { ClusterWatch } from '../../tui/cluster-watch';
 
@@ -21,8 +21,11 @@ export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
   async run(): Promise<void> {
     const { flags } = await this.parse(DemoCommand);
     if (flags['exit-when-synchronized'] && flags.tui) {
-      this.error('--exit-when-synchronized goes with --no-tui', { exit: ExitCode.badArguments });
+      throw new SteepError('--exit-when-synchronized goes with --no-tui', ExitCode.badArguments);
     }
+    // Without a terminal (CI, a pipe) there is no screen to take: follow in plain lines.
+    const liveView = flags.tui && Boolean(process.stdout.isTTY && process.stdin.isTTY);
+    if (flags.tui && !liveView) this.log('not a terminal: following the initialization without the live view (Ctrl+C stops)');
     let demo: Demo | undefined;
     let interrupted = false;
     // Ctrl+C while the servers start: clean up instead of leaving them running.
@@ -52,7 +55,7 @@ export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
     try {
-      if (flags.tui) {
+      if (liveView) {
         const watch = new ClusterWatch({ db: demo.target.url, applicationName: 'steep-repl demo tui' });
         await watch.start();
         await runLiveView({

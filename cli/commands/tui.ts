@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command';
+import { ExitCode, SteepError } from '../../lib/errors';
 import { runLiveView } from '../../tui/app';
 import { ClusterWatch } from '../../tui/cluster-watch';
 
@@ -16,9 +17,18 @@ export default class Tui extends BaseCommand<typeof Tui> {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Tui);
+    if (!process.stdout.isTTY || !process.stdin.isTTY) {
+      throw new SteepError('steep-repl tui needs an interactive terminal', ExitCode.badArguments, 'use steep-repl node list / node status for scripts');
+    }
     const watch = new ClusterWatch({ db: flags.db });
     // Fails here, before the screen is taken, when the --db node cannot be read.
     await watch.start();
+    if (flags.node !== undefined && !watch.node(flags.node)) {
+      const known = watch.nodes().map((n) => n.id);
+      await watch.stop();
+      throw new SteepError(`unknown node ${JSON.stringify(flags.node)}`, ExitCode.badArguments,
+        known.length ? `registered nodes: ${known.join(', ')}` : 'no node is registered; use steep-repl node register');
+    }
     await runLiveView({ watch, focus: flags.node });
   }
 }

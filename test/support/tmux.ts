@@ -29,6 +29,10 @@ export class TmuxSession {
     return this.tmux('display-message', '-p', '-t', this.name, `#{${format}}`).trim();
   }
 
+  resize(width: number, height: number): void {
+    this.tmux('resize-window', '-t', this.name, '-x', String(width), '-y', String(height));
+  }
+
   sendKeys(...keys: string[]): void {
     this.tmux('send-keys', '-t', this.name, ...keys);
   }
