@@ -43,7 +43,7 @@ describe('init refusals', () => {
     return status;
   }
 
-  it('refuses schema differences (strict, exit 3), tables without a key, and target rows without --force', async () => {
+  it('refuses schema differences (strict exit 3; manual asks, "no" exits 3), tables without a key, and target rows without --force', async () => {
     const agent = new AgentProcess(pair.target.url);
     await agent.waitForEvent('agent.started');
 
@@ -51,6 +51,18 @@ describe('init refusals', () => {
     const mismatch = await failWith(3, /differs from node/);
     expect(mismatch.progress.failure_kind).toBe('schema_mismatch');
     await query(pair.target.url, 'ALTER TABLE public.docs ADD COLUMN body text NOT NULL');
+
+    // Manual mode shows the differences and asks; "no" changes nothing.
+    await query(pair.target.url, "ALTER TABLE public.accounts ALTER COLUMN note SET DEFAULT 'differs'");
+    const initEvents = "SELECT count(*)::int AS n FROM steep_repl.audit_log WHERE event LIKE 'init.%'";
+    const auditBefore = await query(pair.target.url, initEvents);
+    const declined = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--schema-sync', 'manual', '--db', pair.target.url], {}, 'n\n');
+    expect(declined.stderr).toMatch(/initialize with these differences\? \[y\/N\]/);
+    expect(declined.stderr).toMatch(/public\.accounts/);
+    expect(declined.code).toBe(3);
+    expect(await initStatus(pair.target)).toMatchObject({ state: 'uninitialized', progress: null, job: null });
+    expect(await query(pair.target.url, initEvents)).toEqual(auditBefore);
+    await query(pair.target.url, 'ALTER TABLE public.accounts ALTER COLUMN note DROP DEFAULT');
 
     for (const url of [pair.source.url, pair.target.url]) await query(url, 'CREATE TABLE public."no key ☹" (v text)');
     const noKey = await failWith(1, /neither a primary key nor a replica identity.*public\.no key ☹/);
@@ -79,7 +91,9 @@ describe('init refusals', () => {
 
     const agent = new AgentProcess(pair.target.url);
     await agent.waitForEvent('agent.started');
-    const forced = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--force', '--db', pair.target.url]);
+    // Manual mode with --yes proceeds despite a default that differs.
+    await query(pair.target.url, "ALTER TABLE public.accounts ALTER COLUMN note SET DEFAULT 'differs'");
+    const forced = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--force', '--schema-sync', 'manual', '--yes', '--db', pair.target.url]);
     expect(forced.stderr).not.toMatch(/error/);
     expect(forced.code).toBe(0);
     await agent.waitForEvent('init.tables_emptied');

@@ -1,7 +1,10 @@
 import { Args, Flags } from '@oclif/core';
+import * as readline from 'node:readline';
+import { Client } from 'pg';
+import { connectToNode } from '../../../lib/connection';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode } from '../../../lib/errors';
-import { schemaSyncModes } from '../../../lib/schema-sync';
+import { describeDifferences, schemaSyncModes, syncSchema, TableDifference } from '../../../lib/schema-sync';
 import { exitCodeForInit, followInit, InitStatus, progressRenderer } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
@@ -23,6 +26,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     timeout: Flags.string({ description: 'fail the init if not synchronized within this (seconds, or an interval like "2 hours")' }),
     resume: Flags.boolean({ description: 'resume a failed init from where it stopped' }),
     detach: Flags.boolean({ description: 'queue the init and return; follow it with node progress' }),
+    yes: Flags.boolean({ char: 'y', description: 'schema sync manual: proceed without asking (for scripts)' }),
     json: jsonFlag,
   };
 
@@ -37,6 +41,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     const { client, config } = await connectToNodeDatabase(flags.db, args.target, 'steep-repl node start');
     client.on('error', () => undefined);
     try {
+      if (flags['schema-sync'] === 'manual' && !flags.resume) await this.confirmSchema(client, args.target, flags.from, flags.yes);
       const started = (
         await client.query('SELECT steep_repl.start_init($1, $2, $3, $4) AS r', [args.target, flags.from, flags.method, options])
       ).rows[0].r;
@@ -58,6 +63,25 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       }
     } finally {
       await client.end().catch(() => undefined);
+    }
+  }
+
+  // Manual mode: the differences are shown and accepted here, before the
+  // init is queued; the agent, unattended, takes the start as the answer.
+  private async confirmSchema(target: Client, targetId: string, sourceId: string, yes: boolean): Promise<void> {
+    const node = (await target.query('SELECT node_id, host, port, dbname, user_name AS user FROM steep_repl.get_node($1)', [sourceId])).rows[0];
+    const source = await connectToNode(node, 'steep-repl node start');
+    try {
+      await syncSchema({
+        source,
+        target,
+        sourceNodeId: sourceId,
+        targetNodeId: targetId,
+        mode: 'manual',
+        confirm: async (differences) => yes || askToProceed(differences.filter((d) => d.blocking), sourceId, targetId),
+      });
+    } finally {
+      await source.end().catch(() => undefined);
     }
   }
 
@@ -92,4 +116,19 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       await following.stop();
     }
   }
+}
+
+// One line from the terminal (or piped stdin); no answer is a no.
+function askToProceed(differences: TableDifference[], source: string, target: string): Promise<boolean> {
+  process.stderr.write(`node ${target} differs from node ${source}:\n${describeDifferences(differences)}\n`);
+  process.stderr.write('initialize with these differences? [y/N] ');
+  return new Promise((resolve) => {
+    const rl = readline.createInterface({ input: process.stdin });
+    let answer = false;
+    rl.once('line', (line) => {
+      answer = /^\s*y(es)?\s*$/i.test(line);
+      rl.close();
+    });
+    rl.once('close', () => resolve(answer));
+  });
 }
