@@ -139,7 +139,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         taskList,
         logger: graphileLogger,
       });
-      watchJobs(started, logger);
+      watchJobs(started, logger, shutdown.signal);
       // graphile-worker 0.17 caches a failed lookup of its task ids for good:
       // a runner whose database went away right after it started never
       // fetches a job again. Polls that keep failing while the agent's own
@@ -290,20 +290,23 @@ function wrapTasks(
   return list;
 }
 
-function watchJobs(runner: Runner, logger: Logger): void {
+function watchJobs(runner: Runner, logger: Logger, shutdown: AbortSignal): void {
   runner.events.on('job:start', ({ job }) =>
     logger.log('info', 'job.started', { job_id: job.id, task: job.task_identifier, attempt: job.attempts }),
   );
   runner.events.on('job:success', ({ job }) =>
     logger.log('info', 'job.completed', { job_id: job.id, task: job.task_identifier }),
   );
-  runner.events.on('job:error', ({ job, error }) =>
-    logger.log('error', 'job.failed', {
+  runner.events.on('job:error', ({ job, error }) => {
+    const fields = {
       job_id: job.id,
       task: job.task_identifier,
       attempt: job.attempts,
       max_attempts: job.max_attempts,
       error: (error as Error)?.message ?? String(error),
-    }),
-  );
+    };
+    // A job cut short by a shutdown is not a failure: it runs again later.
+    if (shutdown.aborted) logger.log('info', 'job.interrupted', { ...fields, hint: 'it runs again when an agent starts' });
+    else logger.log('error', 'job.failed', fields);
+  });
 }

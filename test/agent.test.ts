@@ -245,6 +245,8 @@ describe('steep-repl agent', () => {
       const [left] = await jobs();
       expect(left).toMatchObject({ attempts: 1, locked_by: null });
       expect(left.last_error).toMatch(/shutting down/);
+      expect(agent.lines.find((l) => l.event === 'job.interrupted')).toMatchObject({ level: 'info', job_id: String(y) });
+      expect(agent.lines.filter((l) => l.event === 'job.failed')).toEqual([]);
       await query(db.url, 'DELETE FROM graphile_worker._private_jobs');
     });
 
