@@ -44,11 +44,17 @@ export function clientConfig(connectionString?: string, applicationName = 'steep
   return {
     ...(url ? { connectionString: url } : {}),
     application_name: applicationName,
-    connectionTimeoutMillis: Number(process.env.STEEP_REPL_CONNECT_TIMEOUT_MS ?? 10000),
+    connectionTimeoutMillis: connectTimeoutMs(),
     // A long-lived session (the agent's) notices a vanished peer in seconds, not hours.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10000,
   };
+}
+
+// STEEP_REPL_CONNECT_TIMEOUT_MS, default 10 s: how long a connection attempt may take.
+export function connectTimeoutMs(): number {
+  const ms = Number(process.env.STEEP_REPL_CONNECT_TIMEOUT_MS);
+  return Number.isFinite(ms) && ms > 0 ? ms : 10000;
 }
 
 // Tags a URL's sessions so that pg_stat_activity shows who holds them.
@@ -74,7 +80,7 @@ export function nodeClientConfig(node: ConnectionTarget, applicationName = 'stee
     database: node.dbname,
     ...(node.user ? { user: node.user } : {}),
     application_name: applicationName,
-    connectionTimeoutMillis: Number(process.env.STEEP_REPL_CONNECT_TIMEOUT_MS ?? 10000),
+    connectionTimeoutMillis: connectTimeoutMs(),
   };
 }
 

@@ -1,7 +1,8 @@
 // Checks that a registered peer accepts connections and records its health.
 // A cancel request aborts the attempt and is recorded as node.probe_cancelled;
 // an agent shutdown aborts it too and leaves the job to run again.
-import { ConnectionTarget, connectToNode } from '../../lib/connection';
+import { QueryConfig } from 'pg';
+import { ConnectionTarget, connectTimeoutMs, connectToNode } from '../../lib/connection';
 import { SteepTask } from '../task';
 
 export const probe_node: SteepTask = async (payload, ctx) => {
@@ -17,7 +18,8 @@ export const probe_node: SteepTask = async (payload, ctx) => {
   try {
     const peer = await connectToNode(node, 'steep-repl probe', AbortSignal.any([ctx.cancel, ctx.shutdown]));
     try {
-      await peer.query('SELECT 1');
+      // A server that accepts and never answers must not hold the job forever.
+      await peer.query({ text: 'SELECT 1', query_timeout: connectTimeoutMs() } as QueryConfig);
     } finally {
       await peer.end();
     }
