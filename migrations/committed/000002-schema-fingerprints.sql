@@ -1,5 +1,5 @@
 --! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:c931735471309ea2376c2b5b84c7ccfcd945d12d
+--! Hash: sha1:a16bcf54a85b80dc17cffdfea3900b30f636ac39
 --! Message: schema fingerprints
 
 -- Schema fingerprints, drift detection and the DDL plan of schema sync
@@ -77,9 +77,10 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM steep_repl.check_schema_filter(p_schemas, CASE WHEN p_require_schemas THEN NULL ELSE p_schemas END);
   -- Catalog-wide facts are gathered once each and hash-joined; the columns
-  -- of each table come from one index scan of pg_attribute. A column object
-  -- carries only the keys that apply (name, type, not_null always), which
-  -- keeps 20,000 columns cheap to build and hash.
+  -- of each table come from one index scan of pg_attribute and are written
+  -- as JSON text (hashed as written, parsed once per table): a column object
+  -- carries only the keys that apply (name, type, not_null always). Defaults
+  -- never reference columns, so they deparse without opening the table.
   RETURN QUERY
   WITH tbl AS MATERIALIZED (
     SELECT c.oid, n.nspname::text AS nsp, c.relname::text AS rel, c.relkind, c.relreplident,
@@ -133,7 +134,7 @@ BEGIN
       JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
      GROUP BY dep.refobjid
   ), described AS (
-    SELECT tbl.*, col.n, col.cols,
+    SELECT tbl.*, col.n, col.cols_text,
            jsonb_build_object(
              'kind', CASE tbl.relkind WHEN 'p' THEN 'partitioned' ELSE 'table' END,
              'primary_key', col.pk_cols,
@@ -163,32 +164,30 @@ BEGIN
       LEFT JOIN seq ON seq.relid = tbl.oid
      CROSS JOIN LATERAL (
        SELECT count(*)::integer AS n,
-              coalesce(jsonb_agg(
-                CASE WHEN NOT a.atthasdef AND a.attidentity = '' AND a.attcollation IN (0, 100) THEN
-                  jsonb_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull)
-                WHEN a.attgenerated = '' AND a.attidentity = '' AND a.attcollation IN (0, 100) THEN
-                  jsonb_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull,
-                                     'default', pg_get_expr(d.adbin, d.adrelid))
-                ELSE
-                  jsonb_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull)
-                  || jsonb_strip_nulls(jsonb_build_object(
-                       'default', CASE WHEN a.attgenerated = '' AND a.atthasdef THEN pg_get_expr(d.adbin, d.adrelid) END,
-                       'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
-                       'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
-                       'generated_kind', CASE a.attgenerated WHEN 's' THEN 'stored' WHEN 'v' THEN 'virtual' END,
-                       'collation', CASE WHEN a.attcollation NOT IN (0, 100) THEN
-                                      (SELECT format('%I.%I', cn.nspname, co.collname)
-                                         FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
-                                        WHERE co.oid = a.attcollation) END))
-                END ORDER BY a.attnum), '[]') AS cols,
+              '[' || coalesce(string_agg(
+                '{"name":' || to_json(a.attname::text)::text
+                || ',"type":' || to_json(format_type(a.atttypid, a.atttypmod))::text
+                || ',"not_null":' || a.attnotnull::text
+                || CASE WHEN a.atthasdef AND a.attgenerated = ''
+                        THEN ',"default":' || to_json(pg_get_expr(d.adbin, 0))::text ELSE '' END
+                || CASE a.attidentity WHEN 'a' THEN ',"identity":"always"' WHEN 'd' THEN ',"identity":"by default"' ELSE '' END
+                || CASE WHEN a.attgenerated <> ''
+                        THEN ',"generated":' || to_json(pg_get_expr(d.adbin, d.adrelid))::text
+                             || CASE a.attgenerated WHEN 's' THEN ',"generated_kind":"stored"' ELSE ',"generated_kind":"virtual"' END
+                        ELSE '' END
+                || CASE WHEN a.attcollation NOT IN (0, 100)
+                        THEN ',"collation":' || to_json((SELECT format('%I.%I', cn.nspname, co.collname)
+                                                           FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                                                          WHERE co.oid = a.attcollation))::text ELSE '' END
+                || '}', ',' ORDER BY a.attnum), '') || ']' AS cols_text,
               jsonb_agg(a.attname ORDER BY array_position(pk.conkey, a.attnum)) FILTER (WHERE a.attnum = ANY (pk.conkey)) AS pk_cols
          FROM pg_attribute a
          LEFT JOIN pg_attrdef d ON a.atthasdef AND d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = tbl.oid AND a.attnum > 0 AND NOT a.attisdropped) col
   )
   SELECT x.nsp, x.rel,
-         encode(sha256(convert_to(jsonb_build_object('columns', x.cols, 'facts', x.facts)::text, 'UTF8')), 'hex'),
-         x.n, x.cols, x.facts, x.definition
+         encode(sha256(convert_to(x.cols_text || x.facts::text, 'UTF8')), 'hex'),
+         x.n, x.cols_text::jsonb, x.facts, x.definition
     FROM described x
    ORDER BY x.nsp, x.rel;
 END $$;
