@@ -232,6 +232,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       for (let attempt = 1; !stopping; attempt++) {
         try {
           const client = await connectTo(options.connectionString, 'steep-repl agent');
+          if (stopping) return void (await client.end().catch(() => undefined));
           try {
             await takeAgentLock(client, where);
           } catch (err) {
