@@ -105,6 +105,21 @@ describe('init cancel and agent death', () => {
     await agent.stop();
   });
 
+  it('--timeout fails the init (exit 5) and keeps it for a resume; node cancel then cleans it', async () => {
+    const agent = new AgentProcess(pair.target.url);
+    await agent.waitForEvent('agent.started');
+    const timedOut = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--timeout', '2', '--db', pair.target.url]);
+    expect(timedOut.code).toBe(5);
+    expect(timedOut.stderr).toMatch(/did not reach synchronized within its timeout of 2 s/);
+    const status = await initStatus(pair.target);
+    expect(status).toMatchObject({ state: 'failed', progress: { failure_kind: 'timeout' } });
+    expect((await leftovers(pair)).subscriptions).toEqual([pair.replicationName]);
+    const cancel = await runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url]);
+    expect(cancel.code).toBe(0);
+    await expectNothingLeft(pair);
+    await agent.stop();
+  });
+
   it('an agent killed mid-copy and started again completes the init with equal data', async () => {
     let agent = new AgentProcess(pair.target.url);
     await agent.waitForEvent('agent.started');
