@@ -38,6 +38,7 @@ const matrix: DriftCase[] = [
   { table: 'identity added', source: 'CREATE TABLE %T (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int)', target: 'CREATE TABLE %T (id int PRIMARY KEY, a int)', kinds: ['column_identity'], targetRows: 'INSERT INTO %T VALUES (5, 1)' },
   { table: 'identity table rebuilt', source: 'CREATE TABLE %T (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int, b text)', target: 'CREATE TABLE %T (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, b text)', kinds: ['column_missing'], targetRows: "INSERT INTO %T (b) VALUES ('x'), ('y')" },
   { table: 'replica identity', source: 'CREATE TABLE %T (id int PRIMARY KEY, a int); ALTER TABLE %T REPLICA IDENTITY FULL', target: 'CREATE TABLE %T (id int PRIMARY KEY, a int)', kinds: ['replica_identity'] },
+  { table: 'Odd "Names" ü', source: 'CREATE TABLE %T ("Key ""K"" ü" int PRIMARY KEY, "Näme ""x"" y" varchar(20) DEFAULT \'a\', "select" int NOT NULL, "Order" int)', target: 'CREATE TABLE %T ("Key ""K"" ü" int PRIMARY KEY, "Näme ""x"" y" varchar(10), "select" int, "Order" int, "drop me; --" text)', kinds: ['column_type', 'column_default', 'column_nullability', 'column_extra'], targetRows: 'INSERT INTO %T VALUES (1, \'b\', 2, 3, \'x\')' },
   { table: 'only on the source', source: 'CREATE TABLE %T (id bigserial PRIMARY KEY, a text UNIQUE, CHECK (a <> \'\'))', target: '', kinds: ['table_missing'] },
 ];
 
@@ -134,6 +135,7 @@ describe('schema sync (source on A, target on B)', () => {
       { id: 2, a: 2, b: 'two' },
     ]);
     expect(await query(targetDb.url, ddl('SELECT v FROM %T', 'type changed'))).toEqual([{ v: 42 }]);
+    expect(await query(targetDb.url, ddl('SELECT * FROM %T', 'Odd "Names" ü'))).toEqual([{ 'Key "K" ü': 1, 'Näme "x" y': 'b', select: 2, Order: 3 }]);
     expect(await query(targetDb.url, ddl('SELECT g FROM %T', 'generated changed'))).toEqual([{ g: 14 }]);
     // identity sequences continue after the kept rows, also through a rebuild
     expect(await query(targetDb.url, ddl('INSERT INTO %T (a) VALUES (2) RETURNING id', 'identity added'))).toEqual([{ id: 6 }]);
@@ -164,7 +166,7 @@ describe('schema sync (source on A, target on B)', () => {
     expect(err.exitCode).toBe(3);
     const differenceCount = matrix.reduce((n, c) => n + (c.kinds.length === 2 ? 2 : 1), 0);
     expect(err.message.split('\n').filter((l) => l.startsWith('  ')).length).toBeGreaterThanOrEqual(differenceCount);
-    for (const c of matrix) expect(err.message).toContain(`"Drift ""Matrix"" ü".${/^[a-z_]+$/.test(c.table) ? c.table : `"${c.table}"`}:`);
+    for (const c of matrix) expect(err.message).toContain(`"Drift ""Matrix"" ü".${/^[a-z_]+$/.test(c.table) ? c.table : `"${c.table.replace(/"/g, '""')}"`}:`);
     expect(err.message).not.toMatch(/SR00|SQLSTATE/);
     expect(await fingerprintsOf(target)).toEqual(before);
     const events = await query(targetDb.url, "SELECT event, details FROM steep_repl.audit_log WHERE event LIKE 'schema.%'");
