@@ -144,6 +144,29 @@ describe('init cancel and agent death', () => {
     expect(await leftovers(pair)).toEqual({ subscriptions: [pair.replicationName], slots: [pair.replicationName], publications: [pair.replicationName] });
     await agent.stop();
   });
+
+  it('an agent stopped gracefully mid-copy leaves everything in place and the next agent completes the init', async () => {
+    await reset(pair);
+    let agent = new AgentProcess(pair.target.url);
+    await agent.waitForEvent('agent.started');
+    await query(pair.target.url, 'SELECT steep_repl.start_init($1, $2)', [pair.target.id, pair.source.id]);
+    await copyInProgress(pair);
+    await agent.stop('SIGTERM');
+    expect(agent.lines.some((l) => l.event === 'init.paused')).toBe(true);
+    expect(agent.lines.some((l) => l.event === 'init.cancelled' || l.event === 'init.failed')).toBe(false);
+    const paused = await initStatus(pair.target);
+    expect(paused.state).toBe('copying');
+    expect(paused.job).not.toBeNull();
+    expect((await leftovers(pair)).subscriptions).toEqual([pair.replicationName]);
+
+    agent = new AgentProcess(pair.target.url);
+    await agent.waitForEvent('init.completed', 60000);
+    await agent.waitForEvent('job.completed');
+    expect((await initStatus(pair.target)).state).toBe('synchronized');
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    await agent.stop();
+  });
 });
 
 // Back to an uninitialized target after a completed init: a synchronized

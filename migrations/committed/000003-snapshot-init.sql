@@ -1,5 +1,5 @@
---! Previous: sha1:250e4dd3dc6295e3ad89ba8e44cf4f462d60fb15
---! Hash: sha1:653ee7119531c5671ef414d26a8ef05c86af1a81
+--! Previous: sha1:a16bcf54a85b80dc17cffdfea3900b30f636ac39
+--! Hash: sha1:9e92995624d8a026e66d96d6b2b9c15037303299
 --! Message: snapshot init
 
 -- Snapshot initialization (SPEC §4.2, §4.7): start_init / cancel_init /
@@ -107,13 +107,18 @@ BEGIN
     'lag_threshold_bytes', coalesce(v_lag, 1048576));
 END $$;
 
--- The init job of a node, queued or running, if any.
+-- The init job of a node, queued or running, if any. PL/pgSQL so that the
+-- extension script can create it before graphile-worker's schema exists.
 CREATE FUNCTION steep_repl.init_job(p_node_id text)
 RETURNS TABLE (job_id bigint, locked_at timestamptz, attempts smallint, run_at timestamptz, last_error text)
-LANGUAGE sql STABLE AS $$
-  SELECT id, locked_at, attempts, run_at, last_error
-  FROM graphile_worker._private_jobs WHERE key = 'init:' || p_node_id
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF to_regclass('graphile_worker._private_jobs') IS NULL THEN
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT j.id, j.locked_at, j.attempts, j.run_at, j.last_error
+               FROM graphile_worker._private_jobs j WHERE j.key = 'init:' || p_node_id;
+END $$;
 
 CREATE FUNCTION steep_repl.start_init(p_target text, p_source text, p_method text DEFAULT 'snapshot', p_options jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE plpgsql AS $$
