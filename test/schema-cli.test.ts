@@ -25,6 +25,7 @@ describe('schema commands', () => {
     await query(a.url, "SELECT steep_repl.register_node('node_a', '127.0.0.1', $1, $2, 'postgres', 50, NULL, true)", [clusterA().port, dbA]);
     await query(a.url, "SELECT steep_repl.register_node('node_b', '127.0.0.1', $1, $2, 'postgres')", [clusterB().port, dbB]);
     await query(a.url, "SELECT steep_repl.register_node('node_down', '127.0.0.1', $1, 'nothing', 'postgres')", [await freePort()]);
+    await query(a.url, "SELECT steep_repl.register_node('bare', '127.0.0.1', $1, 'postgres', 'postgres')", [clusterB().port]);
     const shared = `CREATE TABLE public.customers (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL);
       CREATE SCHEMA "Sales ""EU"" ü"`;
     await query(a.url, `${shared}; CREATE TABLE ${odd} ("order" int PRIMARY KEY, "Amount €" numeric(12,2) DEFAULT 0, note varchar(20))`);
@@ -157,6 +158,9 @@ describe('schema commands', () => {
     expect(down.stderr).toMatch(/cannot connect to node node_down at 127\.0\.0\.1:\d+\/nothing/);
     const downCapture = await cli('schema', 'capture', 'node_down');
     expect(downCapture.code).toBe(6);
+    const bare = await cli('schema', 'compare', 'node_a', 'bare');
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toMatch(/steep_repl is not installed in node bare \(127\.0\.0\.1:\d+\/postgres\)/);
     const missingSchema = await cli('schema', 'capture', 'node_a', '--schemas', 'public,nowhere');
     expect(missingSchema.code).toBe(2);
     expect(missingSchema.stderr).toContain(`schema nowhere does not exist in database ${a.name}`);
