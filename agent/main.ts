@@ -88,11 +88,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
     const cancellation = new CancellationRegistry();
     const subscriber = createSubscriber(clientConfig(options.connectionString, 'steep-repl agent listen'), {
-      retryTimeout: Infinity,
+      // pg-listen's retry loop outlives close(); the same limit as the agent's own session ends it.
+      retryTimeout: reconnectTimeoutMs,
       retryInterval: (attempt) => Math.min(250 * 2 ** attempt, 5000),
     });
     let listening = false;
     subscriber.events.on('error', (err) => {
+      if (stopping) return;
       logger.log('error', 'agent.listen_error', { error: err.message });
       // pg-listen does not retry a failed re-LISTEN: without it no cancel arrives.
       if (/^Re-initializing/.test(err.message)) {
@@ -100,7 +102,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       }
     });
     // Cancel requests sent while the listener was away are lost; a DBA repeats them.
-    subscriber.events.on('reconnect', (attempt) => logger.log('warn', 'agent.listen_reconnecting', { attempt }));
+    subscriber.events.on('reconnect', (attempt) => stopping || logger.log('warn', 'agent.listen_reconnecting', { attempt }));
     subscriber.events.on('connected', () => {
       if (listening) logger.log('info', 'agent.listen_reconnected', { database: where });
       listening = true;

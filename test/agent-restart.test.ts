@@ -65,6 +65,21 @@ describe('agent and a server that restarts', () => {
     expect(agent.lines.filter((l) => l.event === 'agent.failed')).toEqual([]);
   });
 
+  it('stops cleanly on SIGTERM while its database is away (exit 0)', async () => {
+    const agent = new AgentProcess(db.url, ['--reconnect-timeout', '30']);
+    await agent.waitForEvent('agent.started');
+    await stopCluster(cluster.dataDir, 'fast');
+    try {
+      await agent.waitForEvent('agent.connection_lost');
+      const stopping = Date.now();
+      expect(await agent.stop('SIGTERM')).toBe(0);
+      expect(Date.now() - stopping).toBeLessThan(5000);
+      expect(agent.lines.at(-1)).toMatchObject({ event: 'agent.stopped', level: 'info', reason: 'received SIGTERM' });
+    } finally {
+      await startCluster(cluster);
+    }
+  });
+
   it('exits 6 with a clear log line when the server stays away', async () => {
     const agent = new AgentProcess(db.url, ['--reconnect-timeout', '2']);
     await agent.waitForEvent('agent.started');

@@ -59,7 +59,7 @@ Jobs wait in the database while no agent runs. A job that was running when an ag
       throw err;
     } finally {
       // A library handle left open must not keep a stopped agent alive.
-      setTimeout(() => process.exit(), 3000).unref();
+      setTimeout(() => process.exit(), 1000).unref();
     }
   }
 }
