@@ -76,6 +76,27 @@ describe('init refusals', () => {
     await agent.stop();
   });
 
+  it('fails instead of waiting forever when a table cannot be copied (manual mode let a missing column through)', async () => {
+    const agent = new AgentProcess(pair.target.url, [], { STEEP_REPL_MAX_WORKER_ERRORS: '1' });
+    await agent.waitForEvent('agent.started');
+    const saved = await query(pair.target.url, 'SELECT id, balance::float8, note FROM public.accounts');
+    await query(pair.target.url, 'DELETE FROM public.accounts; DELETE FROM "Sales ünit"."Order ""Items"" é"');
+    await query(pair.target.url, 'ALTER TABLE public.docs DROP COLUMN body');
+    const result = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--schema-sync', 'manual', '--yes', '--db', pair.target.url]);
+    expect(result.code).toBe(1);
+    const status = await initStatus(pair.target);
+    expect(status.state).toBe('failed');
+    expect(status.progress.error).toMatch(/workers failed 1 times while copying; tables not yet copied: .*public\.docs/);
+    expect(status.progress.error).toMatch(/server's log/);
+    const cancel = await runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url]);
+    expect(cancel.code).toBe(0);
+    expect(await leftovers(pair)).toEqual({ subscriptions: [], slots: [], publications: [] });
+    await query(pair.target.url, 'ALTER TABLE public.docs ADD COLUMN body text NOT NULL');
+    for (const row of saved) await query(pair.target.url, 'INSERT INTO public.accounts VALUES ($1, $2, $3)', [row.id, row.balance, row.note]);
+    await query(pair.target.url, `INSERT INTO "Sales ünit"."Order ""Items"" é" ("select") VALUES ('only on the target')`);
+    await agent.stop();
+  });
+
   it('--force empties those tables on the target only: a peer subscribed to the target (origin = none) keeps its rows', async () => {
     // A peer of the target, subscribed with origin = none like every
     // steep-repl subscription, already holding the target's own row.

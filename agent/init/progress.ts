@@ -15,6 +15,9 @@ export interface SubscriptionSnapshot {
   tables: TableReport[];
   workersActive: number;
   allReady: boolean;
+  // Errors of the subscription's table-sync and apply workers so far
+  // (pg_stat_subscription_stats); their messages are in the server log.
+  workerErrors: number;
 }
 
 // srsubstate: i init, d data copy, f copy finished, s synchronized, r ready.
@@ -31,8 +34,8 @@ const pollSql = `
   WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`;
 
 const workersSql = `
-  SELECT count(*) FILTER (WHERE relid IS NOT NULL)::int AS sync_workers
-  FROM pg_stat_subscription WHERE subname = $1`;
+  SELECT (SELECT count(*) FILTER (WHERE relid IS NOT NULL) FROM pg_stat_subscription WHERE subname = $1)::int AS sync_workers,
+         (SELECT coalesce(sum(sync_error_count + apply_error_count), 0) FROM pg_stat_subscription_stats WHERE subname = $1)::int AS errors`;
 
 export async function pollSubscription(target: Client, name: string): Promise<SubscriptionSnapshot> {
   const [{ rows }, workers] = [await target.query(pollSql, [name]), await target.query(workersSql, [name])];
@@ -44,7 +47,8 @@ export async function pollSubscription(target: Client, name: string): Promise<Su
   return {
     tables,
     workersActive: workers.rows[0]?.sync_workers ?? 0,
-    allReady: tables.length > 0 ? tables.every((t) => t.state === 'done') : true,
+    allReady: tables.every((t) => t.state === 'done'),
+    workerErrors: workers.rows[0]?.errors ?? 0,
   };
 }
 

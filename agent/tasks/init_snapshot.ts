@@ -52,6 +52,9 @@ const pollMs = Number(process.env.STEEP_REPL_INIT_POLL_MS ?? 1000);
 // How long the source may be unreachable before the init fails.
 const sourceGraceMs = Number(process.env.STEEP_REPL_SOURCE_GRACE_MS ?? 15000);
 
+// Worker errors tolerated during the copy before the init fails.
+const maxWorkerErrors = Number(process.env.STEEP_REPL_MAX_WORKER_ERRORS ?? 3);
+
 class Interrupted extends Error {}
 
 export const init_snapshot: SteepTask = async (payload, ctx) => {
@@ -209,9 +212,25 @@ class SnapshotInit {
     let reportedAt = 0;
     let reportedStates = '';
     const { workersMax } = await applyParallel(this.target, null);
+    let errorsAtStart: number | undefined;
     for (;;) {
       this.checkpoint();
       const snapshot = await pollSubscription(this.target, this.name);
+      if (!snapshot.tables.length && !(await findSubscription(this.target, this.name))) {
+        throw new SteepError(`the subscription ${this.name} no longer exists on node ${this.nodeId}`, undefined, 'cancel this init and start it again');
+      }
+      // A table that cannot be copied (a constraint the source's rows break,
+      // a column the target lacks) makes its worker fail and retry forever.
+      errorsAtStart ??= snapshot.workerErrors;
+      if (snapshot.workerErrors - errorsAtStart >= maxWorkerErrors) {
+        await this.withSource((s) => s.query('SELECT 1'));
+        const stuck = snapshot.tables.filter((t) => t.state !== 'done').map((t) => `${t.schema_name}.${t.table_name}`);
+        throw new SteepError(
+          `the subscription's workers failed ${snapshot.workerErrors - errorsAtStart} times while copying; tables not yet copied: ${stuck.join(', ')}`,
+          undefined,
+          `the reason is in the target server's log (logical replication worker errors); fix it, then resume or cancel`,
+        );
+      }
       const states = snapshot.tables.map((t) => t.state).join();
       if (Date.now() - reportedAt >= pollMs || states !== reportedStates || snapshot.allReady) {
         await this.withSource((s) => s.query('SELECT 1'));
@@ -245,6 +264,9 @@ class SnapshotInit {
     for (;;) {
       this.checkpoint();
       const lag = await this.withSource((s) => slotLag(s, this.name, lsnTarget!));
+      if (lag.confirmedLsn === null) {
+        throw new SteepError(`the slot ${this.name} no longer exists on source node ${this.sourceNode!.node_id}`, undefined, 'cancel this init and start it again');
+      }
       const progress = await this.report([], { lag_bytes: lag.lagBytes, workers_active: 0, eta_seconds: null });
       if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
       if (lag.reached && (lag.lagBytes ?? Infinity) <= this.options.lag_threshold_bytes) {
