@@ -22,7 +22,7 @@ export function resolveConnectionString(explicit?: string): string | undefined {
 // password, so the message never repeats it.
 function checkConnectionString(url: string, from: string): void {
   const example = 'postgres://user@host:5432/dbname (percent-encode special characters)';
-  if (!/^(postgres(ql)?|socket):\/\//i.test(url) && !url.startsWith('/')) {
+  if (!/^(postgres(ql)?:\/\/|socket:)/i.test(url) && !url.startsWith('/')) {
     throw new ConnectionStringError(`${from} is not a connection URL: expected ${example}`);
   }
   try {
