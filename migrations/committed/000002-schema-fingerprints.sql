@@ -1,5 +1,5 @@
 --! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:a16bcf54a85b80dc17cffdfea3900b30f636ac39
+--! Hash: sha1:7f71009b5029e7f320a31f65cfa9ce161e60f4ff
 --! Message: schema fingerprints
 
 -- Schema fingerprints, drift detection and the DDL plan of schema sync
@@ -15,14 +15,14 @@
 -- indexes, owned sequences, partitioning. Not part of the fingerprint.
 ALTER TABLE steep_repl.schema_fingerprints
   ADD COLUMN definition jsonb NOT NULL DEFAULT '{}';
--- A capture rewrites a thousand rows of a few kB each: pglz compression would
--- cost more than the fingerprints themselves.
+-- A capture rewrites every row of the node: stored uncompressed, since pglz
+-- on a thousand JSON values costs as much as computing the fingerprints.
 ALTER TABLE steep_repl.schema_fingerprints
   ALTER COLUMN columns SET STORAGE EXTERNAL,
   ALTER COLUMN definition SET STORAGE EXTERNAL;
 
 COMMENT ON COLUMN steep_repl.schema_fingerprints.columns IS
-  'ordered column definitions: name, type (format_type with typmod), not_null, default, identity, generated, generated_kind, collation';
+  'ordered column definitions: name, type (format_type with typmod), not_null, and where they apply default, identity, generated, generated_kind, collation';
 COMMENT ON COLUMN steep_repl.schema_fingerprints.table_facts IS
   'what replication depends on: kind, primary_key (column names), replica_identity, replica_identity_columns';
 
@@ -67,9 +67,10 @@ BEGIN
   END IF;
 END $$;
 
--- One set-based pass over pg_catalog for every user table. search_path is
--- pinned so that types, defaults and definitions come out schema-qualified
--- and the fingerprint does not depend on the caller's search_path.
+-- Every user table in one query over pg_catalog (never information_schema,
+-- never a query per table). search_path is pinned so that types, defaults
+-- and definitions come out schema-qualified and the fingerprint does not
+-- depend on the caller's search_path.
 CREATE FUNCTION steep_repl.table_fingerprints(p_schemas text[] DEFAULT NULL, p_require_schemas boolean DEFAULT true)
 RETURNS TABLE (schema_name text, table_name text, fingerprint text, column_count integer,
                columns jsonb, table_facts jsonb, definition jsonb)
