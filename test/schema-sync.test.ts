@@ -156,6 +156,10 @@ describe('schema sync (source on A, target on B)', () => {
   it('strict refuses with exit code 3, lists every difference and changes nothing', async () => {
     await buildMatrix();
     const before = await fingerprintsOf(target);
+    const listener = await connect(targetDb.url);
+    const notified: Array<{ event: string; node_id: string; details?: { mode: string } }> = [];
+    listener.on('notification', (n) => notified.push(JSON.parse(n.payload!)));
+    await listener.query('LISTEN steep_repl_events');
     const err: SteepError = await syncSchema({ source, target, sourceNodeId: 'node_a', targetNodeId: 'node_b', mode: 'strict' }).then(
       () => {
         throw new Error('strict accepted a drifted schema');
@@ -172,6 +176,9 @@ describe('schema sync (source on A, target on B)', () => {
     const events = await query(targetDb.url, "SELECT event, details FROM steep_repl.audit_log WHERE event LIKE 'schema.%'");
     expect(events.map((e) => e.event)).toEqual(['schema.mismatch_detected']);
     expect(events[0].details.tables).toHaveLength(matrix.length);
+    await listener.query('SELECT 1');
+    await listener.end();
+    expect(notified.map((n) => [n.event, n.node_id])).toEqual([['schema.mismatch_detected', 'node_b']]);
   });
 
   it('manual proceeds only when confirmed; dry-run plans without applying', async () => {
