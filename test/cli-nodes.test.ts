@@ -70,6 +70,14 @@ describe('steep-repl install and node commands', () => {
   });
 
   it('registers, lists, shows and removes nodes in text and JSON', async () => {
+    const empty = await runCli(['node', 'list', '--db', db.url]);
+    expect(empty.code).toBe(0);
+    expect(empty.stdout.trim()).toBe('no nodes registered (steep-repl node register <id> ...)');
+    expect(JSON.parse((await runCli(['node', 'list', '--json', '--db', db.url])).stdout)).toEqual([]);
+    const noLocal = await runCli(['node', 'status', '--db', db.url]);
+    expect(noLocal.code).toBe(2);
+    expect(noLocal.stderr).toMatch(/no local node is registered in this database; name a node id/);
+
     const local = await runCli([
       'node', 'register', 'node_a', '--host', '127.0.0.1', '--port', String(cluster.port), '--dbname', db.name,
       '--local', '--priority', '80', '--json', '--db', db.url,
