@@ -153,7 +153,8 @@ function connectionHint(code?: string): string {
 // Removes anything that looks like a password from text meant for people.
 export function redactSecrets(text: string): string {
   return text
-    .replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@')
+    // Up to the last @ of the authority: a raw @ inside the password is cut too.
+    .replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^\s/"]*@/gi, '$1***@')
     .replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1***');
 }
 
