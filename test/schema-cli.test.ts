@@ -90,6 +90,11 @@ describe('schema commands', () => {
     expect(diff.stdout).toMatch(/legacy\s+\(missing\)\s+integer\s+extra/);
     expect(diff.stdout).toMatch(/"order"\s+integer NOT NULL\s+integer NOT NULL\s+=/);
     expect(diff.stdout).toMatch(/primary key\s+\("order"\)\s+\("order"\)/);
+    const oneSide = await cli('schema', 'diff', 'node_a', 'node_b', 'public.local_only');
+    expect(oneSide.code).toBe(3);
+    expect(oneSide.stdout).toMatch(/^public\.local_only: LOCAL_ONLY\n/);
+    expect(oneSide.stdout).toMatch(/x\s+\(no table\)\s+integer\s+only on node_b/);
+    expect(oneSide.stdout).toContain('- table public.local_only exists on the target only');
     const same = await cli('schema', 'diff', 'node_a', 'node_b', 'customers', '--json');
     expect(same.code).toBe(0);
     expect(JSON.parse(same.stdout)).toMatchObject({ table: 'public.customers', status: 'MATCH', differences: [] });

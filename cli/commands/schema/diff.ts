@@ -119,7 +119,8 @@ export default class SchemaDiff extends BaseCommand<typeof SchemaDiff> {
         .join(', ');
     const lines = names.map((name) => {
       const [ca, cb] = [columnsA.find((c) => c.name === name), columnsB.find((c) => c.name === name)];
-      return [ident(name), entryA ? describeColumn(ca) : '', entryB ? describeColumn(cb) : '', kindsOf(name) || (ca && cb ? '=' : '')];
+      const onlyOn = !entryA ? `only on ${b}` : !entryB ? `only on ${a}` : '';
+      return [ident(name), entryA ? describeColumn(ca) : '(no table)', entryB ? describeColumn(cb) : '(no table)', kindsOf(name) || (ca && cb ? '=' : onlyOn)];
     });
     const facts = (e: TableEntry | undefined, f: (e: TableEntry) => string) => (e ? f(e) : '(no table)');
     lines.push(['primary key', facts(entryA, (e) => keyList(e.table_facts.primary_key)), facts(entryB, (e) => keyList(e.table_facts.primary_key)), '']);
