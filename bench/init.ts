@@ -113,6 +113,9 @@ async function bareRun(source: Cluster, target: Cluster, round: number): Promise
 
 interface SteepRun {
   seconds: number;
+  // start_init -> copying (agent pickup, schema check, publication,
+  // subscription), copying -> catching_up, catching_up -> synchronized.
+  phases: [number, number, number];
   latencies: number[];
   intervals: number[];
 }
@@ -130,10 +133,12 @@ async function follow(url: string, node: string, onProgress: (payload: any, rece
   const listener = createSubscriber({ connectionString: url });
   listener.events.on('error', () => undefined);
   const states: string[] = [];
+  const reachedAt: Record<string, number> = {};
   let waiter: (() => void) | undefined;
   listener.notifications.on('steep_repl_state', (p) => {
     if (p.node_id !== node) return;
     states.push(p.to);
+    reachedAt[p.to] = Date.now();
     waiter?.();
   });
   listener.notifications.on('steep_repl_progress', (p) => p.node_id === node && onProgress(p, Date.now()));
@@ -146,6 +151,7 @@ async function follow(url: string, node: string, onProgress: (payload: any, rece
         waiter = () => states.includes(state) && resolve();
         waiter();
       }),
+    reachedAt,
     close: () => listener.close(),
   };
 }
@@ -168,7 +174,13 @@ async function steepRun(source: Cluster, target: Cluster, round: number): Promis
     const seconds = (Date.now() - started) / 1000;
     await following.close();
     const intervals = arrivals.slice(1).map((at, i) => at - arrivals[i]);
-    return { seconds, latencies, intervals };
+    const at = following.reachedAt;
+    const phases: [number, number, number] = [
+      (at.copying - started) / 1000,
+      (at.catching_up - at.copying) / 1000,
+      (at.synchronized - at.catching_up) / 1000,
+    ];
+    return { seconds, phases, latencies, intervals };
   } finally {
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));
@@ -251,7 +263,9 @@ const bench: Benchmark = {
           if (which === 'bare') bare.push(await bareRun(source, target, round));
           else steep.push(await steepRun(source, target, round));
           const last = which === 'bare' ? bare[bare.length - 1] : steep[steep.length - 1].seconds;
-          console.log(`round ${round + 1} ${which.padEnd(5)} ${last.toFixed(2)} s  ${(mb / last).toFixed(1)} MB/s`);
+          const [setup, copy, finish] = which === 'steep' ? steep[steep.length - 1].phases : [];
+          const phases = which === 'steep' ? `  (setup ${setup.toFixed(2)} s, copy ${copy.toFixed(2)} s, catch-up + sequences ${finish.toFixed(2)} s)` : '';
+          console.log(`round ${round + 1} ${which.padEnd(5)} ${last.toFixed(2)} s  ${(mb / last).toFixed(1)} MB/s${phases}`);
         }
       }
       const median = (v: number[]) => {
