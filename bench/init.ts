@@ -263,7 +263,7 @@ const bench: Benchmark = {
           if (which === 'bare') bare.push(await bareRun(source, target, round));
           else steep.push(await steepRun(source, target, round));
           const last = which === 'bare' ? bare[bare.length - 1] : steep[steep.length - 1].seconds;
-          const [setup, copy, finish] = which === 'steep' ? steep[steep.length - 1].phases : [];
+          const [setup, copy, finish] = which === 'steep' ? steep[steep.length - 1].phases : [0, 0, 0];
           const phases = which === 'steep' ? `  (setup ${setup.toFixed(2)} s, copy ${copy.toFixed(2)} s, catch-up + sequences ${finish.toFixed(2)} s)` : '';
           console.log(`round ${round + 1} ${which.padEnd(5)} ${last.toFixed(2)} s  ${(mb / last).toFixed(1)} MB/s${phases}`);
         }
