@@ -121,7 +121,7 @@ export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitSt
       const line = progressLine(s);
       if (stream.isTTY) {
         const columns = stream.columns || 120;
-        stream.write(`\r${line.slice(0, columns - 1).padEnd(Math.min(columns - 1, line.length + 10))}`);
+        stream.write(`\r${line.slice(0, columns - 1)}\x1b[K`);
         drawn = true;
         return;
       }
