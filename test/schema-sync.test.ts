@@ -290,6 +290,11 @@ describe('schema sync (source on A, target on B)', () => {
     const [again] = (await source.query("SELECT fingerprint FROM steep_repl.table_fingerprints(ARRAY['extra'])")).rows;
     await source.query('RESET search_path');
     expect(again.fingerprint).toBe(fingerprint);
+    // a table that belongs to an extension comes with CREATE EXTENSION, not with schema sync
+    await source.query('CREATE TABLE extra.extension_owned (x int); ALTER EXTENSION plpgsql ADD TABLE extra.extension_owned');
+    const owned = (await source.query("SELECT count(*)::int AS n FROM steep_repl.table_fingerprints(ARRAY['extra']) WHERE table_name = 'extension_owned'")).rows;
+    await source.query('ALTER EXTENSION plpgsql DROP TABLE extra.extension_owned');
+    expect(owned).toEqual([{ n: 0 }]);
     // steep_repl's own and graphile-worker's tables are never fingerprinted
     const schemas = (await source.query('SELECT DISTINCT schema_name FROM steep_repl.table_fingerprints()')).rows.map((r) => r.schema_name);
     expect(schemas).toEqual(['extra']);

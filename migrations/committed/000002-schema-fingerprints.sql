@@ -1,5 +1,5 @@
 --! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:7f71009b5029e7f320a31f65cfa9ce161e60f4ff
+--! Hash: sha1:a1e549626ec0889493f6527b34391cc310044b9d
 --! Message: schema fingerprints
 
 -- Schema fingerprints, drift detection and the DDL plan of schema sync
@@ -92,6 +92,9 @@ BEGIN
        AND c.relpersistence <> 't'
        AND steep_repl.is_user_schema(n.nspname)
        AND (p_schemas IS NULL OR n.nspname = ANY (p_schemas))
+       -- an extension's own tables come with CREATE EXTENSION, not with schema sync
+       AND NOT EXISTS (SELECT 1 FROM pg_depend e
+                        WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
   ), pk AS MATERIALIZED (
     SELECT k.conrelid, k.conname::text AS name, k.conkey,
            CASE WHEN k.conislocal THEN pg_get_constraintdef(k.oid) END AS def
