@@ -2,6 +2,7 @@
 // the steep_repl schema from the committed migrations.
 import * as os from 'node:os';
 import { migrate } from 'graphile-migrate';
+import { clearAllPools } from 'graphile-migrate/dist/pgReal';
 import { runMigrations } from 'graphile-worker';
 import { Logger as GraphileLogger } from 'graphile-worker';
 import { makeLogFunction } from './graphile-log';
@@ -39,5 +40,10 @@ export async function installSchema(connectionString: string | undefined, logger
       (err as { hint?: string }).hint ??
         'each migration runs in its own transaction, so the failed one left nothing behind; fix the cause and run install again',
     );
+  } finally {
+    // graphile-migrate keeps its pool 200 ms and calls process.exit when an
+    // idle client of it errors: a database dropped or a server stopped right
+    // after install would kill the calling process (a test, the demo).
+    clearAllPools();
   }
 }

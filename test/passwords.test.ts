@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { escapeLiteral } from 'pg';
+import { redactSecrets } from '../lib/connection';
 import { freePort, passwordRole } from '../lib/embedded-cluster';
 import { clusterA, createNodeDatabase, dropDatabase, query } from './support/clusters';
 import { AgentProcess, CliResult, runCli, stopAllAgents } from './support/processes';
@@ -174,6 +175,14 @@ describe('passwords', () => {
     expect(withEnv.lines.find((l) => l.event === 'node.probed')).toMatchObject({ node_id: 'pw_local', status: 'healthy' });
     expect(await withEnv.stop()).toBe(0);
     expectNoLeak(withEnv.raw.join('\n'));
+  });
+
+  it('redacts passwords in any text meant for people', () => {
+    expect(redactSecrets(`failed for postgres://u:${encodeURIComponent(password)}@h:5/db`)).toBe('failed for postgres://u:***@h:5/db');
+    expect(redactSecrets('failed for postgres://u:raw@pass@h:5/db')).toBe('failed for postgres://u:***@h:5/db');
+    expect(redactSecrets('{"url":"postgresql://u:pw@h","other":"a@b"}')).toBe('{"url":"postgresql://u:***@h","other":"a@b"}');
+    expect(redactSecrets("host=h password='se cret' user=u")).toBe('host=h password=*** user=u');
+    expect(redactSecrets('postgres://u@h/db')).toBe('postgres://u@h/db');
   });
 
   it('leaves the password in no table of the database, job payloads included', async () => {
