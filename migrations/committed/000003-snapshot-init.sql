@@ -1,5 +1,5 @@
---! Previous: sha1:a16bcf54a85b80dc17cffdfea3900b30f636ac39
---! Hash: sha1:9e92995624d8a026e66d96d6b2b9c15037303299
+--! Previous: sha1:a1e549626ec0889493f6527b34391cc310044b9d
+--! Hash: sha1:e9454e4e2a77bf582298c718a075c9329365b94e
 --! Message: snapshot init
 
 -- Snapshot initialization (SPEC §4.2, §4.7): start_init / cancel_init /
