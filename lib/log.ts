@@ -8,11 +8,13 @@ export interface Logger {
 }
 
 export function jsonLogger(base: Record<string, unknown> = {}, out: NodeJS.WritableStream = process.stdout): Logger {
-  const minimum = (process.env.STEEP_REPL_LOG_LEVEL as LogLevel) || 'info';
   const order: LogLevel[] = ['debug', 'info', 'warn', 'error'];
+  // An unknown STEEP_REPL_LOG_LEVEL means info, not everything.
+  const wanted = order.indexOf((process.env.STEEP_REPL_LOG_LEVEL ?? '').toLowerCase() as LogLevel);
+  const minimum = wanted >= 0 ? wanted : order.indexOf('info');
   return {
     log(level, event, fields = {}) {
-      if (order.indexOf(level) < order.indexOf(minimum)) return;
+      if (order.indexOf(level) < minimum) return;
       const line = safeStringify({ ts: new Date().toISOString(), level, event, ...base, ...fields });
       out.write(`${redactSecrets(line)}\n`);
     },
