@@ -4,7 +4,7 @@
 import { Client } from 'pg';
 import { freePort } from '../lib/embedded-cluster';
 import { clusterA, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
-import { AgentProcess, stopAllAgents } from './support/processes';
+import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { SilentServer, silentServer } from './support/silent-server';
 
 const cluster = clusterA();
@@ -263,6 +263,15 @@ describe('steep-repl agent', () => {
       } finally {
         await dropDatabase(cluster, plain.name);
       }
+    });
+
+    it('refuses out-of-range options with exit 2 before touching the database', async () => {
+      for (const args of [['--heartbeat-interval', '0'], ['--reconnect-timeout', '-1'], ['--concurrency', '0'], ['--concurrency', 'many']]) {
+        const result = await runCli(['agent', ...args, '--db', db.url]);
+        expect({ args, code: result.code }).toEqual({ args, code: 2 });
+        expect(result.stderr).toMatch(/Expected an integer/);
+      }
+      expect(await namedSessions()).toBe(0);
     });
 
     it('exits 6 when its database cannot be reached', async () => {
