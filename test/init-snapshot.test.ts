@@ -156,6 +156,16 @@ describe('snapshot init', () => {
     expect(events[events.length - 1]).toBe('init.completed');
     await targetAgent.waitForEvent('init.completed');
 
+    // node progress reads the target's own database, found through the
+    // registry of whichever database --db names.
+    const shown = await runCli(['node', 'progress', pair.target.id, '--json', '--db', pair.source.url]);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ node_id: pair.target.id, state: 'synchronized', progress: { overall_percent: 100 } });
+    const human = await runCli(['node', 'progress', pair.target.id, '--db', pair.target.url]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`node ${pair.target.id}: synchronized from ${pair.source.id}`);
+    expect(human.stdout).toMatch(/Sales ünit\.Order "Items" é\s+done\s+100\.0%/);
+
     // Only user tables were published: each node keeps its own state.
     const published = await query(pair.source.url, 'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2', [
       pair.replicationName,
