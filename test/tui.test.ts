@@ -113,6 +113,13 @@ describe('steep-repl tui', () => {
     expect(screen).toMatch(/NODE\s+STATE\s+SOURCE\s+LAG\s+INIT\s+HEALTH\s+LAST SEEN/);
     expect(tui.paneFlag('alternate_on')).toBe('1');
 
+    // --node selected the target; k and j move the selection.
+    expect(screen).toMatch(/^›Ziel b/m);
+    tui.sendKeys('k');
+    await tui.waitFor(/^›Quelle "A"/m, 5000, 'the source selected');
+    tui.sendKeys('j');
+    await tui.waitFor(/^›Ziel b/m, 5000, 'the target selected again');
+
     // A key the state does not allow says why.
     tui.sendKeys('c');
     await tui.waitFor(/is uninitialized: there is no initialization to cancel/, 5000);

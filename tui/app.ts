@@ -42,6 +42,7 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
   let status: StatusMessage = { text: 'D or Enter shows a node\'s initialization; q quits', attr: { color: 'white' } };
   let buffer: ScreenBufferType | undefined;
   let drawTimer: NodeJS.Timeout | undefined;
+  let lastFullDraw = 0;
   let closed = false;
 
   const say = (text: string, attr: Attr = { color: 'white' }) => {
@@ -61,10 +62,15 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     if (closed) return;
     const width = term.width;
     const height = term.height;
+    // Changed cells only, for no flicker; every few seconds all of them, so
+    // that anything else written to the terminal (a stray warning) is painted over.
+    let full = Date.now() - lastFullDraw > 5000;
     if (!buffer || buffer.width !== width || buffer.height !== height) {
       buffer = new termkit.ScreenBuffer({ dst: term, width, height });
       term.clear();
+      full = true;
     }
+    if (full) lastFullDraw = Date.now();
     buffer.fill({ attr: {}, char: ' ' });
     const screen = { x: 0, y: 0, width, height };
     const p = painterFor(buffer, screen);
@@ -90,7 +96,7 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     const line = promptText() ?? (watch.registryProblem ? { text: `registry: ${watch.registryProblem} (retrying)`, attr: { color: 'red' } } : status);
     p.put(0, height - 2, fit(` ${line.text}`, width), line.attr);
     p.put(0, height - 1, fit(` ${keyHelp}`, width), { inverse: true });
-    buffer.draw({ delta: true });
+    buffer.draw({ delta: !full });
   }
 
   function requestDraw(): void {

@@ -127,6 +127,8 @@ interface NodeLink {
   listener: Listener;
   reading: boolean;
   readAgain: boolean;
+  // One query at a time on the node's connection: reads, lag probes and actions queue here.
+  queue: Promise<unknown>;
 }
 
 export interface ClusterWatchOptions {
@@ -190,8 +192,7 @@ export class ClusterWatch extends EventEmitter {
     const link = this.links.get(nodeId);
     if (!link) throw new Error(`node ${nodeId} is no longer registered`);
     try {
-      const client = await this.clientFor(link);
-      return (await client.query<T>(text, params)).rows;
+      return await this.exclusive(link, async (client) => (await client.query<T>(text, params)).rows);
     } finally {
       void this.readNode(nodeId);
     }
@@ -263,7 +264,13 @@ export class ClusterWatch extends EventEmitter {
           ),
           ...timeouts,
         };
-    const link: NodeLink = { view: { id: row.node_id, registry: row }, config, reading: false, readAgain: false } as NodeLink;
+    const link: NodeLink = {
+      view: { id: row.node_id, registry: row },
+      config,
+      reading: false,
+      readAgain: false,
+      queue: Promise.resolve(),
+    } as NodeLink;
     link.listener = listen(config, Object.values(channels), {
       onNotification: (_channel, payload) => {
         void this.readNode(row.node_id);
@@ -285,6 +292,12 @@ export class ClusterWatch extends EventEmitter {
     client.on('error', onLost);
     client.on('end', onLost);
     return client;
+  }
+
+  private exclusive<T>(link: NodeLink, work: (client: Client) => Promise<T>): Promise<T> {
+    const run = link.queue.then(async () => work(await this.clientFor(link)));
+    link.queue = run.catch(() => undefined);
+    return run;
   }
 
   private async clientFor(link: NodeLink): Promise<Client> {
@@ -324,8 +337,10 @@ export class ClusterWatch extends EventEmitter {
     const source = this.links.get(sourceId);
     if (!source || source.view.reachable === false) return undefined;
     try {
-      const client = await this.clientFor(source);
-      const row = (await client.query<{ lag_bytes: string | null }>(sql.slotLag, [sourceId, targetId])).rows[0];
+      const row = await this.exclusive(
+        source,
+        async (client) => (await client.query<{ lag_bytes: string | null }>(sql.slotLag, [sourceId, targetId])).rows[0],
+      );
       return row?.lag_bytes == null ? undefined : Number(row.lag_bytes);
     } catch {
       // the source's own read reports what is wrong with it
@@ -336,14 +351,16 @@ export class ClusterWatch extends EventEmitter {
   private async readOnce(link: NodeLink): Promise<void> {
     const id = link.view.id;
     try {
-      const client = await this.clientFor(link);
-      const state = (await client.query<NodeState>(sql.nodeState, [id])).rows[0];
-      let progress: InitProgress | null | undefined;
-      let tables: TableProgress[] | undefined;
-      if (this.detailNodeId === id) {
-        progress = (await client.query<InitProgress>(sql.initProgress, [id])).rows[0] ?? null;
-        tables = (await client.query<TableProgress>(sql.initTables, [id])).rows;
-      }
+      const { state, progress, tables } = await this.exclusive(link, async (client) => {
+        const state = (await client.query<NodeState>(sql.nodeState, [id])).rows[0];
+        if (this.detailNodeId !== id) return { state, progress: undefined, tables: undefined };
+        return {
+          state,
+          progress: (await client.query<InitProgress>(sql.initProgress, [id])).rows[0] ?? null,
+          tables: (await client.query<TableProgress>(sql.initTables, [id])).rows,
+        };
+      });
+      // Read from the source after this node's own read, never inside it: two nodes may be each other's source.
       const slotLag = state && streamingStates.has(state.init_state) && state.init_source_node
         ? await this.readSlotLag(state.init_source_node, id)
         : undefined;
