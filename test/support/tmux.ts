@@ -2,6 +2,7 @@
 // server of this test file's own (-L), driven with send-keys and read with
 // capture-pane. kill() stops the server and everything running in it.
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 
 export class TmuxSession {
   private readonly socket: string;
@@ -52,10 +53,14 @@ export class TmuxSession {
   }
 
   kill(): void {
+    let socketPath = '';
     try {
+      socketPath = this.tmux('display-message', '-p', '#{socket_path}').trim();
       this.tmux('kill-server');
     } catch {
       // already gone
     }
+    // tmux leaves its socket file behind.
+    if (socketPath) fs.rmSync(socketPath, { force: true });
   }
 }
