@@ -72,6 +72,7 @@ export function progressLine(s: InitStatus, width = 24): string {
     String(p.phase),
     `${p.tables_done}/${p.tables_total} tables`,
   ];
+  if (['done', 'failed', 'cancelling'].includes(String(p.phase))) return parts.join('  ');
   if (p.current_table) parts.push(`${p.current_table} ${Number(p.current_table_percent ?? 0).toFixed(0)}%`);
   if (p.rows_per_second != null) parts.push(`${human(Number(p.rows_per_second))} rows/s`);
   if (p.bytes_per_second != null) parts.push(`${bytes(Number(p.bytes_per_second))}/s`);

@@ -51,6 +51,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
         this.log(`follow it: steep-repl node progress ${args.target} --follow   cancel it: steep-repl node cancel ${args.target}`);
         return;
       }
+      await this.warnIfNoAgent(client, args.target);
       const final = await this.follow(config, client, args.target, flags.json);
       if (flags.json) this.printJson(final);
       process.exitCode = exitCodeForInit(final);
@@ -63,6 +64,21 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       }
     } finally {
       await client.end().catch(() => undefined);
+    }
+  }
+
+  // The agent heartbeats its node every few seconds; without one the init
+  // waits in preparing, which deserves a word rather than a still bar.
+  private async warnIfNoAgent(client: Client, nodeId: string): Promise<void> {
+    const { rows } = await client.query(
+      "SELECT last_seen IS NULL OR last_seen < now() - interval '30 seconds' AS silent, last_seen FROM steep_repl.nodes WHERE node_id = $1",
+      [nodeId],
+    );
+    if (rows[0]?.silent) {
+      process.stderr.write(
+        `warning: no agent has heartbeated node ${nodeId} ${rows[0].last_seen ? `since ${rows[0].last_seen.toISOString()}` : 'yet'}; ` +
+          `the init waits until one runs: steep-repl agent --db <url of ${nodeId}>\n`,
+      );
     }
   }
 
