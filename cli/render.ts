@@ -1,10 +1,13 @@
 // Plain-text rendering for people; --json output bypasses it.
+import { stringWidth } from 'terminal-kit';
+
+// Columns line up by terminal cells: ノード takes six, not three.
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
   const cells = rows.map((row) => row.map((cell) => (cell === null || cell === undefined ? '' : String(cell))));
-  const widths = headers.map((h, i) => Math.max([...h].length, ...cells.map((row) => [...row[i]].length)));
+  const widths = headers.map((h, i) => Math.max(stringWidth(h), ...cells.map((row) => stringWidth(row[i]))));
   const line = (row: string[]) =>
     row
-      .map((cell, i) => cell + ' '.repeat(widths[i] - [...cell].length))
+      .map((cell, i) => cell + ' '.repeat(widths[i] - stringWidth(cell)))
       .join('  ')
       .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n') + '\n';

@@ -1,6 +1,7 @@
 // install and node register|list|status|remove as a DBA runs them: real CLI
 // processes against a real server; every refusal proves nothing changed.
 import { Client, escapeIdentifier } from 'pg';
+import { stringWidth } from 'terminal-kit';
 import { freePort } from '../lib/embedded-cluster';
 import { clusterA, createDatabase, dropDatabase, query } from './support/clusters';
 import { CliResult, runCli } from './support/processes';
@@ -157,6 +158,11 @@ describe('steep-repl install and node commands', () => {
     });
     const listed = JSON.parse((await runCli(['node', 'list', '--json', '--db', db.url])).stdout);
     expect(listed.map((n: { node_id: string }) => n.node_id).sort()).toEqual([...ids, 'node_a'].sort());
+    // In text the address column starts at the same terminal cell on every row, wide characters or not.
+    const [header, , ...rows] = (await runCli(['node', 'list', '--db', db.url])).stdout.trimEnd().split('\n');
+    const addressAt = stringWidth(header.slice(0, header.indexOf('ADDRESS')));
+    expect(rows).toHaveLength(ids.length + 1);
+    for (const row of rows) expect({ row, at: stringWidth(row.slice(0, row.indexOf('127.0.0.1'))) }).toEqual({ row, at: addressAt });
     await inParallel(ids, async (id) => {
       const status = await runCli(['node', 'status', id, '--json', '--db', db.url]);
       expect(JSON.parse(status.stdout).node_id).toBe(id);
