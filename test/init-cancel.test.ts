@@ -60,6 +60,10 @@ describe('init cancel and agent death', () => {
     const detached = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--detach', '--json', '--db', pair.target.url]);
     expect(detached.code).toBe(0);
     expect(JSON.parse(detached.stdout)).toMatchObject({ node_id: pair.target.id, state: 'preparing', replication_name: pair.replicationName });
+    // The job carries ids only: no connection details, never a password.
+    expect(await query(pair.target.url, 'SELECT payload FROM graphile_worker._private_jobs')).toEqual([
+      { payload: { node_id: pair.target.id, source_node_id: pair.source.id } },
+    ]);
     await copyInProgress(pair);
     // Rows of the finished tables are on the target before the cancel.
     expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM public.accounts')).toEqual([{ n: 4000 }]);
