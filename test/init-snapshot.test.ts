@@ -42,8 +42,11 @@ function startWriter(url: string): { stop(): Promise<number> } {
 describe('snapshot init', () => {
   let pair: InitPair;
   let targetAgent: AgentProcess;
+  let syncWorkers: string;
 
   beforeAll(async () => {
+    // --parallel changes a server setting of the shared cluster B: put it back after.
+    [{ max_sync_workers_per_subscription: syncWorkers }] = await query(clusterB().url(), 'SHOW max_sync_workers_per_subscription');
     pair = await createInitPair({ tag: 'init_snap', sourceCluster: clusterA(), targetCluster: clusterB(), slowRows: 1500, slowMsPerRow: 2 });
     targetAgent = new AgentProcess(pair.target.url);
     await targetAgent.waitForEvent('agent.started');
@@ -51,6 +54,10 @@ describe('snapshot init', () => {
   afterAll(async () => {
     await stopAllAgents();
     await pair?.drop();
+    if (syncWorkers) {
+      await query(clusterB().url(), `ALTER SYSTEM SET max_sync_workers_per_subscription = ${Number(syncWorkers)}`);
+      await query(clusterB().url(), 'SELECT pg_reload_conf()');
+    }
   });
 
   it('refuses bad options and a wrong database, changing nothing', async () => {
@@ -155,6 +162,12 @@ describe('snapshot init', () => {
     expect(events.filter((e) => e === 'init.completed')).toHaveLength(1);
     expect(events[events.length - 1]).toBe('init.completed');
     await targetAgent.waitForEvent('init.completed');
+    // --parallel 2 became the server's table-sync worker limit, announced.
+    expect(await query(pair.target.url, 'SHOW max_sync_workers_per_subscription')).toEqual([{ max_sync_workers_per_subscription: '2' }]);
+    expect(status.progress.workers_max).toBe(2);
+    if (syncWorkers !== '2') {
+      expect(await targetAgent.waitForEvent('init.server_setting_changed')).toMatchObject({ from: Number(syncWorkers), to: 2 });
+    }
 
     // node progress reads the target's own database, found through the
     // registry of whichever database --db names.

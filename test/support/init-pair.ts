@@ -179,9 +179,11 @@ export async function leftovers(pair: InitPair): Promise<{ subscriptions: string
   return { subscriptions, slots, publications };
 }
 
-// Waits until the subscription confirmed everything the source wrote so far.
+// Waits until the subscription confirmed everything the source wrote so far
+// (the insert position: with synchronous_commit = off the write position
+// can be behind the last commit).
 export async function waitCaughtUp(pair: InitPair, slotName = pair.replicationName): Promise<void> {
-  const [{ lsn }] = await query(pair.source.url, 'SELECT pg_current_wal_lsn()::text AS lsn');
+  const [{ lsn }] = await query(pair.source.url, 'SELECT pg_current_wal_insert_lsn()::text AS lsn');
   await waitUntil(`slot ${slotName} to confirm ${lsn}`, async () => {
     const rows = await query(pair.source.url, 'SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1', [
       slotName,
