@@ -1,0 +1,125 @@
+// lib/notifications listen(): a listener that outlives its server's
+// restarts, says when it lost and regained the link, and closes at any time.
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { nodeClientConfig } from '../lib/connection';
+import { claimRunDir, cleanStaleRuns, clusterRoot, createCluster, Cluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { channels, listen, Listener } from '../lib/notifications';
+import { packageRoot } from '../lib/paths';
+import { query } from './support/clusters';
+
+const waitUntil = async (what: () => boolean, label: string, timeoutMs = 20000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!what()) {
+    if (Date.now() > deadline) throw new Error(`${label} did not happen within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+};
+
+describe('listen()', () => {
+  let runDir: string;
+  let cluster: Cluster;
+  const listeners: Listener[] = [];
+
+  beforeAll(async () => {
+    await cleanStaleRuns(clusterRoot('test-listen'));
+    runDir = claimRunDir(clusterRoot('test-listen'));
+    cluster = await createCluster(path.join(runDir, 'pg'));
+  });
+
+  afterAll(async () => {
+    await Promise.all(listeners.map((l) => l.close()));
+    if (runDir) await removeRun(runDir);
+  });
+
+  const config = (applicationName: string) =>
+    nodeClientConfig({ host: cluster.host, port: cluster.port, dbname: 'postgres', user: cluster.user }, applicationName);
+
+  it('delivers parsed payloads, reports the lost link, re-listens after a restart and calls onConnected again', async () => {
+    const received: unknown[] = [];
+    let connects = 0;
+    let disconnects = 0;
+    const listener = listen(config('listen test 1'), [channels.state, channels.progress], {
+      onNotification: (channel, payload) => received.push({ channel, payload }),
+      onConnected: () => connects++,
+      onDisconnected: () => disconnects++,
+    });
+    listeners.push(listener);
+    await waitUntil(() => connects === 1, 'first connect');
+    expect(listener.connected).toBe(true);
+
+    await query(cluster.url(), `SELECT pg_notify('steep_repl_state', '{"node_id": "Nöde \\"1\\"", "to": "copying"}')`);
+    await query(cluster.url(), `SELECT pg_notify('steep_repl_events', '{"event": "not.listened"}')`);
+    await waitUntil(() => received.length === 1, 'the state notification');
+    expect(received).toEqual([{ channel: 'steep_repl_state', payload: { node_id: 'Nöde "1"', to: 'copying' } }]);
+
+    await stopCluster(cluster.dataDir);
+    await waitUntil(() => disconnects > 0, 'the lost link reported');
+    expect(listener.connected).toBe(false);
+    // Longer than pg-listen's default 3 s retry timeout: this listener keeps trying.
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    await startCluster(cluster);
+    await waitUntil(() => connects === 2, 'the reconnect');
+    expect(listener.connected).toBe(true);
+
+    await query(cluster.url(), `SELECT pg_notify('steep_repl_progress', '{"node_id": "n", "overall_percent": 42.5}')`);
+    await waitUntil(() => received.length === 2, 'a notification after the reconnect');
+    expect(received[1]).toEqual({ channel: 'steep_repl_progress', payload: { node_id: 'n', overall_percent: 42.5 } });
+    await listener.close();
+  }, 60000);
+
+  it('keeps trying when the server is down at the start, and close() stops it at once', async () => {
+    await stopCluster(cluster.dataDir);
+    let connects = 0;
+    let disconnects = 0;
+    const listener = listen(config('listen test 2'), [channels.events], {
+      onNotification: () => undefined,
+      onConnected: () => connects++,
+      onDisconnected: () => disconnects++,
+    });
+    listeners.push(listener);
+    await waitUntil(() => disconnects >= 2, 'two failed attempts');
+    await startCluster(cluster);
+    await waitUntil(() => connects === 1, 'the late first connect');
+
+    await stopCluster(cluster.dataDir);
+    await waitUntil(() => !listener.connected, 'the lost link');
+    const closing = Date.now();
+    await listener.close();
+    expect(Date.now() - closing).toBeLessThan(1000);
+    const before = { connects, disconnects };
+    await startCluster(cluster);
+    // A closed listener neither reconnects nor reports anything.
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    expect({ connects, disconnects }).toEqual(before);
+    const sessions = await query(cluster.url(), "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'listen test 2'");
+    expect(sessions).toEqual([{ n: 0 }]);
+  }, 60000);
+
+  it('lets its process exit by itself once closed while reconnecting to a server that stays down', async () => {
+    // A child process with nothing else to do: it ends only if close() left no retry loop running.
+    const script = `
+      const { listen } = require(${JSON.stringify(path.join(packageRoot, 'dist', 'lib', 'notifications.js'))});
+      const listener = listen(${JSON.stringify(config('listen test 3'))}, ['steep_repl_state'], {
+        onNotification() {},
+        onConnected() { console.log('connected'); },
+        onDisconnected() { setTimeout(() => listener.close().then(() => console.log('closed')), 1500); },
+      });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitUntil(() => output.includes('connected'), 'the child connected');
+      await stopCluster(cluster.dataDir);
+      await waitUntil(() => output.includes('closed'), 'the child closed its listener');
+      const closedAt = Date.now();
+      await waitUntil(() => child.exitCode !== null, 'the child exiting by itself', 10000);
+      expect(await exited).toBe(0);
+      expect(Date.now() - closedAt).toBeLessThan(10000);
+    } finally {
+      child.kill('SIGKILL');
+      await startCluster(cluster);
+    }
+  }, 60000);
+});
