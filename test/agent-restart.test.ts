@@ -1,7 +1,7 @@
 // The agent when its server restarts or goes away for good: a cluster of
 // this file's own, stopped and started under a running agent.
 import * as path from 'node:path';
-import { claimRunDir, Cluster, clusterRoot, createCluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { claimRunDir, cleanStaleRuns, Cluster, clusterRoot, createCluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { createDatabase, query } from './support/clusters';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { SilentServer, silentServer } from './support/silent-server';
@@ -13,6 +13,7 @@ describe('agent and a server that restarts', () => {
   let silent: SilentServer;
 
   beforeAll(async () => {
+    await cleanStaleRuns(clusterRoot('test-agent-restart'));
     runDir = claimRunDir(clusterRoot('test-agent-restart'));
     cluster = await createCluster(path.join(runDir, 'node'));
     // Installed by a CLI process: graphile-migrate's in-process pool would
