@@ -32,6 +32,21 @@ async function dropReplicationLeftovers(targetUrl: string, sourceUrl: string, so
   );
 }
 
+// Command lines of running processes that mention a directory.
+function postgresFor(dir: string): string[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .map((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        return '';
+      }
+    })
+    .filter((cmd) => cmd.includes(dir));
+}
+
 function nodeRow(screen: string, id: string): string {
   return screen.split('\n').find((line) => line.slice(1).startsWith(id) && /UNINITIALIZED|PREPARING|COPYING|CATCHING_UP|SYNCHRONIZED|FAILED/.test(line)) ?? '';
 }
@@ -254,19 +269,21 @@ describe('steep-repl demo', () => {
     expect(runDir).toMatch(/steep-repl\/demo\/run-/);
     expect(screen).toContain(`stopped; removed ${runDir}`);
     expect(fs.existsSync(runDir!)).toBe(false);
-    const postgresLeft = fs
-      .readdirSync('/proc')
-      .filter((pid) => /^\d+$/.test(pid))
-      .map((pid) => {
-        try {
-          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        } catch {
-          return '';
-        }
-      })
-      .filter((cmd) => cmd.includes(runDir!));
-    expect(postgresLeft).toEqual([]);
+    expect(postgresFor(runDir!)).toEqual([]);
   }, 180000);
+
+  it('stops its servers when interrupted with Ctrl+C while still setting up', async () => {
+    demo?.kill();
+    demo = new TmuxSession('demo-int', `${shellQuote(node)} ${shellQuote(runJs)} demo --scale 50; echo "DEMO-EXIT rc=$?"; sleep 600`);
+    await demo.waitFor(/filling node_a/, 60000);
+    const running = fs.readdirSync(clusterRoot('demo')).map((entry) => path.join(clusterRoot('demo'), entry));
+    expect(running.some((dir) => postgresFor(dir).length > 0)).toBe(true);
+    demo.sendKeys('C-c');
+    const screen = await demo.waitFor(/DEMO-EXIT rc=\d+/, 30000);
+    expect(screen).toMatch(/DEMO-EXIT rc=130/);
+    for (const dir of running) expect(postgresFor(dir)).toEqual([]);
+    expect(running.filter((dir) => fs.existsSync(dir))).toEqual([]);
+  }, 120000);
 });
 
 describe('steep-repl tui and demo refuse bad input and change nothing', () => {
