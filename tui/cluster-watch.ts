@@ -93,6 +93,8 @@ export interface InitProgress {
 export interface TableProgress {
   schema_name: string;
   table_name: string;
+  // schema.table quoted the way psql needs it typed
+  display_name: string;
   state: string;
   rows_total: Num;
   rows_copied: Num;

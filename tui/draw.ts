@@ -98,8 +98,17 @@ export function perSecond(value: number | string | null | undefined, format: (v:
   return n === undefined ? '-' : `${format(n)}/s`;
 }
 
-// schema.table the way psql would need it typed: quoted where the name needs it.
-export function qualifiedName(schema: string, table: string): string {
-  const ident = (name: string) => (/^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`);
-  return `${ident(schema)}.${ident(table)}`;
+// Splits text into lines of at most width characters, at spaces where it can.
+export function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let rest = text;
+  while ([...rest].length > width) {
+    const chars = [...rest];
+    const space = chars.lastIndexOf(' ', width);
+    const cut = space > width / 2 ? space : width;
+    out.push(chars.slice(0, cut).join('').trimEnd());
+    rest = chars.slice(cut).join('').trimStart();
+  }
+  out.push(rest);
+  return out;
 }

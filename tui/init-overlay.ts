@@ -1,24 +1,24 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { duration } from '../cli/render';
 import type { NodeView, TableProgress } from './cluster-watch';
-import { Area, Attr, bar, bytes, count, fit, fitRight, num, Painter, percentText, perSecond, qualifiedName, stateAttr } from './draw';
+import { Area, Attr, bar, bytes, count, fit, fitRight, num, Painter, percentText, perSecond, stateAttr, wrap } from './draw';
 
 const phases = ['preparing', 'schema_sync', 'copying', 'catching_up', 'finalizing'];
 
 function phaseMarks(phase: string): Array<[string, Attr]> {
+  // The row keeps no record of the phase a failure or a cancel interrupted.
+  if (phase === 'failed') return [['✗ failed (the error is below)', { color: 'red', bold: true }]];
+  if (phase === 'cancelling') return [['▶ cancelling: removing what this initialization created', { color: 'yellow', bold: true }]];
   const at = phase === 'done' ? phases.length : phases.indexOf(phase);
   const marks: Array<[string, Attr]> = phases.map((name, i) => {
-    if (at < 0) return [`· ${name}`, { color: 'white' }];
     if (i < at) return [`✓ ${name}`, { color: 'green' }];
     if (i === at) return [`▶ ${name}`, { color: 'cyan', bold: true }];
     return [`· ${name}`, { color: 'white' }];
   });
-  if (phase === 'failed') marks.push(['✗ failed', { color: 'red', bold: true }]);
-  if (phase === 'cancelling') marks.push(['▶ cancelling', { color: 'yellow', bold: true }]);
   return marks;
 }
 
-const tableName = (t: TableProgress) => qualifiedName(t.schema_name, t.table_name);
+const tableName = (t: TableProgress) => t.display_name;
 
 export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void {
   const { x, y, width, height } = area;
@@ -34,7 +34,8 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
 
   if (node.reachable === false) line([`unreachable: ${node.problem ?? 'no answer'} (showing what was last read)`, { color: 'red' }]);
   if (!progress) {
-    line([progress === null ? `no initialization recorded on ${node.id}` : 'reading…', { color: 'white' }]);
+    const nothing = progress === null ? `no initialization recorded on ${node.id}` : node.reachable === false ? 'nothing read yet' : 'reading…';
+    line([nothing, { color: 'white' }]);
     if (node.state?.error) line([`last error: ${node.state.error}`, { color: 'red' }]);
     draw();
     return;
@@ -59,9 +60,9 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   const totals = [
     `rows ${count(progress.rows_copied)}${num(progress.rows_total) ? `/${count(progress.rows_total)}` : ''}`,
     `bytes ${bytes(progress.bytes_copied)}${num(progress.bytes_total) ? `/${bytes(progress.bytes_total)}` : ''}`,
-    perSecond(progress.rows_per_second, (v) => `${count(v)} rows`),
-    perSecond(progress.bytes_per_second, bytes),
-  ];
+    num(progress.rows_per_second) === undefined ? '' : perSecond(progress.rows_per_second, (v) => `${count(v)} rows`),
+    num(progress.bytes_per_second) === undefined ? '' : perSecond(progress.bytes_per_second, bytes),
+  ].filter(Boolean);
   const timing = [
     `workers ${progress.workers_active}${progress.workers_max ? `/${progress.workers_max}` : ''}`,
     `elapsed ${duration(progress.elapsed_seconds)}`,
@@ -70,7 +71,8 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   if (num(progress.lag_bytes) !== undefined) timing.push(`lag ${bytes(progress.lag_bytes)}`);
 
   // Rows left for the table sections once the fixed lines are placed.
-  const fixedBelow = 2 + (progress.error ? 1 : 0) + 1;
+  const errorLines = progress.error ? Math.min(3, wrap(progress.error, inner - 8).length) : 0;
+  const fixedBelow = 2 + errorLines + 1;
   let room = last - lines.length - fixedBelow;
 
   if (active.length) {
@@ -91,7 +93,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
 
   if (failed.length) line(['Failed  ', { bold: true, color: 'red' }], [failed.map((t) => `${tableName(t)}: ${t.error ?? 'error'}`).join(' · '), { color: 'red' }]);
 
-  room = last - lines.length - (pending.length ? 1 : 0) - (progress.error ? 1 : 0);
+  room = last - lines.length - (pending.length ? 1 : 0) - errorLines;
   if (completed.length && room > 0) {
     const shown = completed.slice(0, Math.max(1, room - (completed.length > room ? 1 : 0)));
     const nameWidth = Math.min(36, Math.max(...shown.map((t) => [...tableName(t)].length)));
@@ -102,7 +104,11 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     if (completed.length > room - 1 && room > 1) line([`    … ${completed.length - (room - 1)} more`]);
   }
   if (pending.length) line(['Pending ', { bold: true }], [`${pending.length}: ${pending.map(tableName).join(', ')}`]);
-  if (progress.error) line(['Error   ', { bold: true, color: 'red' }], [progress.error, { color: 'red' }]);
+  if (progress.error) {
+    wrap(progress.error, inner - 8)
+      .slice(0, 3)
+      .forEach((part, i) => line([i ? '        ' : 'Error   ', { bold: true, color: 'red' }], [part, { color: 'red' }]));
+  }
   draw();
 
   function draw() {

@@ -1,7 +1,7 @@
 // The nodes view: one row per registered node, as last read from the nodes.
 import { ago, duration } from '../cli/render';
 import type { NodeView } from './cluster-watch';
-import { Area, Attr, bytes, fit, num, Painter, stateAttr } from './draw';
+import { Area, Attr, bytes, fit, num, Painter, stateAttr, wrap } from './draw';
 
 interface Column {
   title: string;
@@ -114,11 +114,7 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
   }
   // Long reasons wrap instead of being cut.
   const width = Math.max(10, area.width - 2);
-  const wrapped = lines.flatMap(([text, attr]) => {
-    const chars = [...text];
-    const parts: Array<[string, Attr]> = [];
-    for (let at = 0; at < chars.length; at += width) parts.push([chars.slice(at, at + width).join(''), attr]);
-    return parts;
-  });
+  const wrapped = lines.flatMap(([text, attr]) => wrap(text, width).map((part): [string, Attr] => [part, attr]));
   wrapped.slice(0, Math.max(0, area.height)).forEach(([text, attr], i) => p.put(area.x + 1, area.y + i, text, attr));
 }
+

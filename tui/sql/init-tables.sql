@@ -1,6 +1,6 @@
 -- Per-table progress of one node's initialization ($1 = node id): tables
 -- being copied first, then finished ones by completion, then pending ones.
-SELECT t.schema_name, t.table_name, t.state, t.rows_total, t.rows_copied,
+SELECT t.schema_name, t.table_name, format('%I.%I', t.schema_name, t.table_name) AS display_name, t.state, t.rows_total, t.rows_copied,
        t.bytes_total, t.bytes_copied, t.percent,
        -- while a table copies, its average rate since it started
        coalesce(t.rows_per_second,
