@@ -138,3 +138,19 @@ export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitSt
     },
   };
 }
+
+// What the last cancel of a node could not remove (the source was away),
+// from its init.cancelled event: statements for the DBA to run there.
+export async function leftOnSource(client: Client, nodeId: string): Promise<string[]> {
+  const { rows } = await client.query(
+    `SELECT details -> 'left_on_source' AS left FROM steep_repl.audit_log
+     WHERE node_id = $1 AND event = 'init.cancelled' ORDER BY audit_id DESC LIMIT 1`,
+    [nodeId],
+  );
+  return rows[0]?.left ?? [];
+}
+
+export function describeCancelled(nodeId: string, left: string[]): string {
+  if (!left.length) return `initialization of ${nodeId} cancelled; nothing it created is left`;
+  return `initialization of ${nodeId} cancelled; the source could not be reached, so run there:\n${left.map((l) => `  ${l}`).join('\n')}`;
+}

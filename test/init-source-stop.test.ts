@@ -33,6 +33,32 @@ describe('init when the source stops mid-copy', () => {
     if (runDir) await removeRun(runDir);
   });
 
+  it('a cancel while the source is down cleans the target and says what to drop on the source', async () => {
+    const agent = new AgentProcess(pair.target.url, [], { STEEP_REPL_SOURCE_GRACE_MS: '60000' });
+    await agent.waitForEvent('agent.started');
+    await query(pair.target.url, 'SELECT steep_repl.start_init($1, $2)', [pair.target.id, pair.source.id]);
+    await waitUntil('a copy in progress', async () => {
+      const s = await initStatus(pair.target);
+      return s.state === 'copying' && s.tables.some((t: any) => t.table_name === 'slow' && Number(t.rows_copied) > 0);
+    });
+    await stopCluster(sourceCluster.dataDir, 'fast');
+    const cancel = await runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url]);
+    expect(cancel.code).toBe(0);
+    expect(cancel.stdout).toMatch(/the source could not be reached, so run there:/);
+    const status = await initStatus(pair.target);
+    expect(status).toMatchObject({ state: 'uninitialized', progress: null, job: null });
+    expect(await query(pair.target.url, 'SELECT subname FROM pg_subscription WHERE subname = $1', [pair.replicationName])).toEqual([]);
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM public.accounts')).toEqual([{ n: 0 }]);
+
+    // The statements it printed remove what was left on the source.
+    await startCluster(sourceCluster);
+    const statements = [...cancel.stdout.matchAll(/^\s+(?:slots|publication): (.*)$/gm)].map((m) => m[1]);
+    expect(statements).toHaveLength(2);
+    for (const statement of statements) await query(pair.source.url, statement);
+    expect(await leftovers(pair)).toEqual({ subscriptions: [], slots: [], publications: [] });
+    await agent.stop();
+  });
+
   it('fails with an actionable message, keeps the subscription, and --resume completes after the source is back', async () => {
     const agent = new AgentProcess(pair.target.url, [], { STEEP_REPL_SOURCE_GRACE_MS: '2000' });
     await agent.waitForEvent('agent.started');

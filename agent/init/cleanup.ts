@@ -34,16 +34,18 @@ export async function cleanupInit(options: {
       [name, slotPatterns],
     );
     for (const slot of rows) {
-      if (slot.active_pid) await source.query('SELECT pg_terminate_backend($1)', [slot.active_pid]);
+      // The walsender still holding it is ended first (waiting up to 5 s for it).
+      if (slot.active_pid) await source.query('SELECT pg_terminate_backend($1, 5000)', [slot.active_pid]);
       await source.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot.slot_name]);
       result.removed.push(`slot ${slot.slot_name}`);
     }
     await dropPublication(source, name);
     result.removed.push(`publication ${name}`);
   } else {
+    const patterns = slotPatterns.map((p) => `slot_name LIKE '${p}'`).join(' OR ');
     result.leftOnSource.push(
-      `slot ${name} (SELECT pg_drop_replication_slot('${name}'))`,
-      `publication ${name} (DROP PUBLICATION IF EXISTS ${name})`,
+      `slots: SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE ${patterns}`,
+      `publication: DROP PUBLICATION IF EXISTS "${name}"`,
     );
   }
 

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
-import { followInit } from '../../init-follow';
+import { describeCancelled, followInit, leftOnSource } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
@@ -35,8 +35,9 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
           ).unref(),
         ),
       ]).finally(() => following.stop());
-      if (flags.json) return this.printJson({ ...request, cancelled: true, state: final.state });
-      this.log(`initialization of ${args.node} cancelled; nothing it created is left`);
+      const left = await leftOnSource(client, args.node);
+      if (flags.json) return this.printJson({ ...request, cancelled: true, state: final.state, left_on_source: left });
+      this.log(describeCancelled(args.node, left));
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -5,7 +5,7 @@ import { connectToNode } from '../../../lib/connection';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode } from '../../../lib/errors';
 import { describeDifferences, schemaSyncModes, syncSchema, TableDifference } from '../../../lib/schema-sync';
-import { exitCodeForInit, followInit, InitStatus, progressRenderer } from '../../init-follow';
+import { describeCancelled, exitCodeForInit, followInit, InitStatus, leftOnSource, progressRenderer } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeStart extends BaseCommand<typeof NodeStart> {
@@ -58,7 +58,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       if (final.state === 'synchronized') {
         if (!flags.json) this.log(`${args.target} is synchronized with ${flags.from}`);
       } else if (final.state === 'uninitialized') {
-        process.stderr.write(`initialization of ${args.target} cancelled; nothing it created is left\n`);
+        process.stderr.write(`${describeCancelled(args.target, await leftOnSource(client, args.target))}\n`);
       } else {
         process.stderr.write(`error: initialization of ${args.target} ${final.state}: ${final.progress?.error ?? ''}\n`);
       }
