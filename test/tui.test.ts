@@ -359,7 +359,8 @@ describe('steep-repl tui and demo refuse bad input and change nothing', () => {
     const result = await runCli(['demo', '--scale', '2', '--no-tui', '--exit-when-synchronized']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/node_b: catching_up → synchronized/);
+    expect(result.stdout).toMatch(/100\.0%\s+done\s+5\/5 tables/);
+    expect(result.stdout).toMatch(/^node_b: synchronized$/m);
     const runDir = /agent logs\s+(\S+)/.exec(result.stdout)![1];
     expect(result.stdout).toContain(`stopped; removed ${runDir}`);
     expect(fs.existsSync(runDir)).toBe(false);

@@ -1,7 +1,8 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command';
 import { startDemo, startDemoInit, Demo } from '../../lib/demo/demo-cluster';
-import { followInit } from '../../lib/demo/follow-init';
+import { exitCodeForInit, followInit, initSettled, progressRenderer } from '../init-follow';
+import { clientConfig, connectTo } from '../../lib/connection';
 import { ExitCode, SteepError } from '../../lib/errors';
 import { runLiveView } from '../../tui/app';
 import { ClusterWatch } from '../../tui/cluster-watch';
@@ -14,7 +15,7 @@ export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
     scale: Flags.integer({ description: 'size of the sample data on node_a, in MB', default: 300, min: 1, max: 100000 }),
     tui: Flags.boolean({ description: 'open the live view (--no-tui prints state changes instead)', default: true, allowNo: true }),
     'exit-when-synchronized': Flags.boolean({
-      description: 'with --no-tui: stop and exit once node_b is synchronized (exit 1 if it fails)',
+      description: 'with --no-tui: stop once node_b settles; exit code as node start --follow (0 synchronized)',
     }),
   };
 
@@ -49,7 +50,7 @@ export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
     await startDemoInit(demo);
     this.log("started: SELECT steep_repl.start_init('node_b', 'node_a') on node_b");
 
-    let outcome = 'synchronized';
+    let exitCode: number = ExitCode.ok;
     // From here the live view or the follower handles the signals and returns.
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -64,16 +65,37 @@ export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
           footer: [`psql ${demo.source.url}   (node_a)`, `psql ${demo.target.url}   (node_b)`],
         });
       } else {
-        outcome = await followInit(demo.target.url, demo.target.id, {
-          say: (text) => this.log(text),
-          untilSettled: flags['exit-when-synchronized'],
-        });
+        exitCode = await this.follow(demo, flags['exit-when-synchronized']);
       }
     } finally {
       this.log('stopping the agents and servers…');
       await demo.stop();
       this.log(`stopped; removed ${demo.runDir}`);
     }
-    if (outcome !== 'synchronized') process.exitCode = ExitCode.error;
+    process.exitCode = exitCode;
+  }
+
+  // Without the live view: the progress line of `node start --follow` until
+  // the init settles (with --exit-when-synchronized) or a signal arrives.
+  private async follow(demo: Demo, untilSettled: boolean): Promise<number> {
+    const client = await connectTo(demo.target.url, 'steep-repl demo follow');
+    const renderer = progressRenderer(process.stdout);
+    const following = followInit(clientConfig(demo.target.url, 'steep-repl demo listen'), client, demo.target.id, {
+      render: (status) => renderer.render(status),
+      settled: untilSettled ? initSettled : () => false,
+    });
+    const signalled = new Promise<undefined>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve(undefined));
+    });
+    try {
+      const settled = await Promise.race([following.done, signalled]);
+      renderer.end();
+      if (!settled) return ExitCode.ok;
+      this.log(`${demo.target.id}: ${settled.state}${settled.progress?.error ? ` (${settled.progress.error})` : ''}`);
+      return exitCodeForInit(settled);
+    } finally {
+      await following.stop();
+      await client.end().catch(() => undefined);
+    }
   }
 }
