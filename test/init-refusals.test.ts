@@ -83,6 +83,7 @@ describe('init refusals', () => {
     await query(pair.target.url, 'DELETE FROM public.accounts; DELETE FROM "Sales ünit"."Order ""Items"" é"');
     await query(pair.target.url, 'ALTER TABLE public.docs DROP COLUMN body');
     const result = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--schema-sync', 'manual', '--yes', '--db', pair.target.url]);
+    expect(result.stderr).toMatch(/workers failed/);
     expect(result.code).toBe(1);
     const status = await initStatus(pair.target);
     expect(status.state).toBe('failed');

@@ -18,15 +18,18 @@ export async function cleanupInit(options: {
   name: string;
   tables: TableName[];
   emptyTables: boolean;
+  // Recorded when the subscription was created: a cleanup that runs again
+  // after the subscription is gone still finds its table-sync slots.
+  subscriptionOid?: number;
 }): Promise<CleanupResult> {
   const { target, source, name } = options;
   const result: CleanupResult = { removed: [], leftOnSource: [] };
-  const subscription = await findSubscription(target, name);
+  const subscriptionOid = (await findSubscription(target, name))?.oid ?? options.subscriptionOid;
   const dropped = await dropSubscription(target, name);
   if (dropped !== 'absent') result.removed.push(`subscription ${name}`);
 
   // Slots the subscription may have left: its own and its table-sync slots.
-  const slotPatterns = [name, ...(subscription ? [`pg_${subscription.oid}_sync_%`] : [])];
+  const slotPatterns = [name, ...(subscriptionOid ? [`pg_${subscriptionOid}_sync_%`] : [])];
   if (source) {
     const { rows } = await source.query(
       `SELECT slot_name, active_pid FROM pg_replication_slots

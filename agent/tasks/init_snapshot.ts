@@ -27,6 +27,7 @@ interface InitOptions {
   timeout_seconds: number | null;
   lag_threshold_bytes: number;
   copy_data?: boolean;
+  subscription_oid?: number;
 }
 
 interface InitStatus {
@@ -147,14 +148,16 @@ class SnapshotInit {
       this.checkpoint();
 
       await this.phase('schema_sync');
-      await syncTargetSchema({
-        source: this.source!,
-        target: this.target,
-        sourceNodeId: this.sourceNode!.node_id,
-        targetNodeId: this.nodeId,
-        mode: this.options.schema_sync,
-        logger: this.ctx.logger,
-      });
+      await this.withSource((source) =>
+        syncTargetSchema({
+          source,
+          target: this.target,
+          sourceNodeId: this.sourceNode!.node_id,
+          targetNodeId: this.nodeId,
+          mode: this.options.schema_sync,
+          logger: this.ctx.logger,
+        }),
+      );
       this.checkpoint();
 
       const copyData = !reverse;
@@ -197,6 +200,11 @@ class SnapshotInit {
         });
       }
       await createSubscription(this.target, this.name, nodeConninfo(this.sourceNode!), copyData);
+      const created = await findSubscription(this.target, this.name);
+      await this.target.query('UPDATE steep_repl.init_progress SET options = options || $2 WHERE node_id = $1', [
+        this.nodeId,
+        { subscription_oid: created?.oid },
+      ]);
       this.log('info', 'init.subscription_created', { subscription: this.name, copy_data: copyData, tables: tables.length });
     }
     await this.transition('copying', 'publication and subscription in place');
@@ -261,15 +269,20 @@ class SnapshotInit {
       lsnTarget = await this.withSource(currentLsn);
       await this.target.query('UPDATE steep_repl.init_progress SET lsn_target = $2 WHERE node_id = $1', [this.nodeId, lsnTarget]);
     }
+    let reportedAt = 0;
     for (;;) {
       this.checkpoint();
       const lag = await this.withSource((s) => slotLag(s, this.name, lsnTarget!));
       if (lag.confirmedLsn === null) {
         throw new SteepError(`the slot ${this.name} no longer exists on source node ${this.sourceNode!.node_id}`, undefined, 'cancel this init and start it again');
       }
-      const progress = await this.report([], { lag_bytes: lag.lagBytes, workers_active: 0, eta_seconds: null });
-      if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
-      if (lag.reached && (lag.lagBytes ?? Infinity) <= this.options.lag_threshold_bytes) {
+      const caughtUp = lag.reached && (lag.lagBytes ?? Infinity) <= this.options.lag_threshold_bytes;
+      if (caughtUp || Date.now() - reportedAt >= pollMs) {
+        const progress = await this.report([], { lag_bytes: lag.lagBytes, workers_active: 0, eta_seconds: null });
+        if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
+        reportedAt = Date.now();
+      }
+      if (caughtUp) {
         this.log('info', 'init.caught_up', { lsn_target: lsnTarget, confirmed_lsn: lag.confirmedLsn, lag_bytes: lag.lagBytes });
         return;
       }
@@ -336,6 +349,7 @@ class SnapshotInit {
       name: this.name,
       tables: status.tables,
       emptyTables: status.progress?.options.copy_data !== false,
+      subscriptionOid: status.progress?.options.subscription_oid,
     });
     await this.target.query('SELECT steep_repl.finish_init($1, $2, $3)', [
       this.nodeId,
