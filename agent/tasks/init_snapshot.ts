@@ -219,6 +219,8 @@ class SnapshotInit {
     let stats: Record<string, number | null> = {};
     let reportedAt = 0;
     let reportedStates = '';
+    // init_progress.workers_max holds the --parallel range (1-16); a server
+    // set outside it is shown at the nearest end.
     const { workersMax } = await applyParallel(this.target, null);
     let errorsAtStart: number | undefined;
     for (;;) {
@@ -242,7 +244,7 @@ class SnapshotInit {
       const states = snapshot.tables.map((t) => t.state).join();
       if (Date.now() - reportedAt >= pollMs || states !== reportedStates || snapshot.allReady) {
         await this.withSource((s) => s.query('SELECT 1'));
-        const progress = await this.report(snapshot.tables, { ...stats, workers_active: snapshot.workersActive, workers_max: workersMax });
+        const progress = await this.report(snapshot.tables, { ...stats, workers_active: snapshot.workersActive, workers_max: Math.min(16, Math.max(1, workersMax)) });
         if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
         if (snapshot.allReady) return;
         reportedAt = Date.now();
