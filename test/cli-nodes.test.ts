@@ -126,9 +126,18 @@ describe('steep-repl install and node commands', () => {
     const text = await runCli(['node', 'list', '--db', db.url]);
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^NODE\s+ADDRESS\s+STATE\s+INIT\s+STATUS\s+LAST SEEN\s+PRIO$/);
-    expect(lines[2]).toMatch(new RegExp(`^node_a \\*\\s+127\\.0\\.0\\.1:${cluster.port}/${db.name}\\s+uninitialized\\s+-\\s+unknown\\s+never\\s+80$`));
-    expect(lines[3]).toMatch(/^node_b\s+db2\.example:5432\/app\s+uninitialized/);
+    expect(lines[0]).toMatch(/^NODE\s+ADDRESS\s+STATE\s+INIT\s+HEALTH\s+LAST SEEN\s+PRIO$/);
+    // The local node's health comes from its agent's heartbeat; none ran yet.
+    expect(lines[2]).toMatch(new RegExp(`^node_a \\*\\s+127\\.0\\.0\\.1:${cluster.port}/${db.name}\\s+uninitialized\\s+-\\s+no agent\\s+never\\s+80$`));
+    expect(lines[3]).toMatch(/^node_b\s+db2\.example:5432\/app\s+uninitialized\s+-\s+unknown\s+never/);
+
+    // A heartbeat older than 15 s means the agent stopped without saying so.
+    await query(db.url, "UPDATE steep_repl.nodes SET status = 'healthy', last_seen = now() - interval '1 minute' WHERE node_id = 'node_a'");
+    const stale = await runCli(['node', 'list', '--json', '--db', db.url]);
+    expect(JSON.parse(stale.stdout).find((n: { node_id: string }) => n.node_id === 'node_a')).toMatchObject({ status: 'healthy', health: 'agent silent' });
+    await query(db.url, "UPDATE steep_repl.nodes SET last_seen = now() WHERE node_id = 'node_a'");
+    const fresh = await runCli(['node', 'list', '--json', '--db', db.url]);
+    expect(JSON.parse(fresh.stdout).find((n: { node_id: string }) => n.node_id === 'node_a')).toMatchObject({ health: 'healthy' });
 
     const localStatus = await runCli(['node', 'status', '--db', db.url]);
     expect(localStatus.code).toBe(0);

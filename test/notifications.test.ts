@@ -218,6 +218,10 @@ describe('notification channels', () => {
         sql.query("INSERT INTO steep_repl.init_progress (node_id, tables_total, tables_done) VALUES ($1, 2, 3)", [nodeId]),
       );
       expect(err.code).toBe('23514');
+      const method = await pgError(
+        sql.query("INSERT INTO steep_repl.init_progress (node_id, method) VALUES ($1, 'rsync')", [nodeId]),
+      );
+      expect(method.code).toBe('23514');
       expect((await sql.query('SELECT count(*)::int AS n FROM steep_repl.init_progress')).rows[0].n).toBe(0);
       expect(await heard()).toEqual([]);
     });
@@ -246,6 +250,12 @@ describe('notification channels', () => {
         { channel: 'steep_repl_cancel', payload: { node_id: nodeId, job_id: null } },
         { channel: 'steep_repl_cancel', payload: { node_id: null, job_id: 7 } },
       ]);
+    });
+
+    it('refuses an unknown node or a request naming nothing, announcing nothing', async () => {
+      expect((await pgError(sql.query("SELECT steep_repl.request_job_cancel('no such node')"))).code).toBe('SR001');
+      expect((await pgError(sql.query('SELECT steep_repl.request_job_cancel(NULL, NULL)'))).code).toBe('SR004');
+      expect(await heard()).toEqual([]);
     });
   });
 });

@@ -250,6 +250,28 @@ describe('init state machine', () => {
     expect(await lastAuditId()).toBe(lastAudit);
   });
 
+  it('refuses the loser of two concurrent registrations of one id with SR002', async () => {
+    const other = new Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await sql.query('BEGIN');
+      await sql.query("SELECT steep_repl.register_node('raced node', 'h1', 5432, 'd')");
+      // The second registration passes the existence check (the first is not
+      // committed) and waits on the primary key until the first commits.
+      const second = pgError(other.query("SELECT steep_repl.register_node('raced node', 'h2', 5432, 'd')"));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sql.query('COMMIT');
+      const err = await second;
+      expect(err.code).toBe('SR002');
+      expect(err.message).toContain('"raced node"');
+    } finally {
+      await sql.query('ROLLBACK').catch(() => undefined);
+      await other.end();
+    }
+    expect((await sql.query("SELECT host FROM steep_repl.nodes WHERE node_id = 'raced node'")).rows).toEqual([{ host: 'h1' }]);
+    await sql.query("DELETE FROM steep_repl.nodes WHERE node_id = 'raced node'");
+  });
+
   it('refuses the second of two concurrent starts', async () => {
     const { id, lastAudit } = await nodeIn('uninitialized');
     const other = new Client({ connectionString: db.url });

@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
+--! Hash: sha1:77ff410771869f8d6f9966e408df1ba0370ecb62
 --! Message: nodes and states
 
 -- The steep_repl schema: node registry, the init state machine, progress,
@@ -112,7 +112,7 @@ CREATE TABLE steep_repl.coordinator_state (
 CREATE TABLE steep_repl.init_progress (
   node_id text PRIMARY KEY REFERENCES steep_repl.nodes (node_id) ON DELETE CASCADE,
   source_node_id text REFERENCES steep_repl.nodes (node_id) ON DELETE SET NULL,
-  method text NOT NULL DEFAULT 'snapshot',
+  method text NOT NULL DEFAULT 'snapshot' CHECK (method IN ('snapshot', 'direct', 'two-phase', 'manual')),
   phase text NOT NULL DEFAULT 'preparing'
     CHECK (phase IN ('preparing', 'schema_sync', 'copying', 'catching_up', 'finalizing', 'done', 'failed', 'cancelling')),
   overall_percent numeric(5,2) NOT NULL DEFAULT 0 CHECK (overall_percent BETWEEN 0 AND 100),
@@ -328,7 +328,11 @@ RETURNS steep_repl.nodes LANGUAGE plpgsql AS $$
 DECLARE
   v_node steep_repl.nodes;
 BEGIN
-  PERFORM steep_repl.get_node(p_node_id);
+  -- Locked, so a concurrent remove_node cannot leave the UPDATE below empty.
+  PERFORM 1 FROM steep_repl.nodes WHERE node_id = p_node_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl.unknown_node(p_node_id);
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM steep_repl.init_states WHERE state = p_to_state) THEN
     RAISE EXCEPTION 'unknown init_state %', quote_nullable(p_to_state)
       USING ERRCODE = 'SR004',
@@ -380,10 +384,16 @@ BEGIN
     RAISE EXCEPTION 'this database is already registered as node %', quote_ident(steep_repl.local_node_id())
       USING ERRCODE = 'SR002';
   END IF;
-  INSERT INTO steep_repl.nodes (node_id, node_name, host, port, dbname, user_name, priority, is_local)
-  VALUES (p_node_id, coalesce(nullif(p_node_name, ''), p_node_id), btrim(p_host), p_port, p_dbname,
-          nullif(p_user_name, ''), p_priority, coalesce(p_is_local, false))
-  RETURNING * INTO v_node;
+  BEGIN
+    INSERT INTO steep_repl.nodes (node_id, node_name, host, port, dbname, user_name, priority, is_local)
+    VALUES (p_node_id, coalesce(nullif(p_node_name, ''), p_node_id), btrim(p_host), p_port, p_dbname,
+            nullif(p_user_name, ''), p_priority, coalesce(p_is_local, false))
+    RETURNING * INTO v_node;
+  EXCEPTION WHEN unique_violation THEN
+    -- a concurrent registration won the race past the checks above
+    RAISE EXCEPTION 'node % (or the local node) was registered concurrently', quote_ident(p_node_id)
+      USING ERRCODE = 'SR002';
+  END;
   PERFORM steep_repl.emit_event('node.registered', p_node_id, jsonb_build_object(
     'host', v_node.host, 'port', v_node.port, 'dbname', v_node.dbname, 'user', v_node.user_name,
     'priority', v_node.priority, 'is_local', v_node.is_local));
@@ -460,13 +470,25 @@ END $$;
 -- Ask the agent to stop a running job. The agent aborts the job whose
 -- payload names this node (or the job with this id) within milliseconds.
 CREATE FUNCTION steep_repl.request_job_cancel(p_node_id text, p_job_id bigint DEFAULT NULL)
-RETURNS void LANGUAGE sql AS $$
-  SELECT pg_notify('steep_repl_cancel', jsonb_build_object('node_id', p_node_id, 'job_id', p_job_id)::text)
-$$;
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF p_node_id IS NULL AND p_job_id IS NULL THEN
+    RAISE EXCEPTION 'name the node or the job to cancel' USING ERRCODE = 'SR004';
+  END IF;
+  IF p_node_id IS NOT NULL THEN
+    PERFORM steep_repl.get_node(p_node_id);
+  END IF;
+  PERFORM pg_notify('steep_repl_cancel', jsonb_build_object('node_id', p_node_id, 'job_id', p_job_id)::text);
+END $$;
 
 CREATE VIEW steep_repl.node_overview AS
 SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority,
        n.status, n.last_seen, n.is_local,
+       -- This database's own row is only as fresh as its agent's heartbeat
+       -- (every 5 s by default); a peer's row says what its last probe saw.
+       CASE WHEN n.is_local AND n.last_seen IS NULL THEN 'no agent'
+            WHEN n.is_local AND now() - n.last_seen > interval '15 seconds' THEN 'agent silent'
+            ELSE n.status END AS health,
        n.init_state, s.in_progress AS init_in_progress, n.init_source_node,
        n.init_started_at, n.init_completed_at,
        p.phase, p.overall_percent, p.tables_done, p.tables_total,

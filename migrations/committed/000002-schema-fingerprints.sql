@@ -1,5 +1,5 @@
---! Previous: sha1:6ba51d029244359f2f1d21245b43a7eaf9357ae6
---! Hash: sha1:a1e549626ec0889493f6527b34391cc310044b9d
+--! Previous: sha1:77ff410771869f8d6f9966e408df1ba0370ecb62
+--! Hash: sha1:ec718f9f70f1960eb66f5b352ebb76c5183dfc98
 --! Message: schema fingerprints
 
 -- Schema fingerprints, drift detection and the DDL plan of schema sync

@@ -1,5 +1,5 @@
---! Previous: sha1:a1e549626ec0889493f6527b34391cc310044b9d
---! Hash: sha1:e9454e4e2a77bf582298c718a075c9329365b94e
+--! Previous: sha1:ec718f9f70f1960eb66f5b352ebb76c5183dfc98
+--! Hash: sha1:82a3747932e543f17fd4a70f0563999f30800946
 --! Message: snapshot init
 
 -- Snapshot initialization (SPEC §4.2, §4.7): start_init / cancel_init /

@@ -5,9 +5,7 @@ SELECT o.node_id, o.init_state, o.init_in_progress, o.init_source_node,
        o.phase, o.overall_percent, o.tables_done, o.tables_total,
        o.rows_per_second, o.eta_seconds, o.lag_bytes, o.error,
        extract(epoch FROM now() - o.last_seen)::float8 AS seconds_since_seen,
-       CASE WHEN o.last_seen IS NULL THEN 'no agent'
-            WHEN now() - o.last_seen > interval '15 seconds' THEN 'agent silent'
-            ELSE o.status END AS health,
+       o.health,
        EXISTS (SELECT 1 FROM steep_repl.init_transitions t
                WHERE t.from_state = o.init_state AND t.to_state = 'preparing') AS can_start,
        (SELECT string_agg(t.from_state, ', ' ORDER BY t.from_state)

@@ -17,13 +17,13 @@ export default class NodeList extends BaseCommand<typeof NodeList> {
     if (nodes.length === 0) return this.log('no nodes registered (steep-repl node register <id> ...)');
     this.log(
       table(
-        ['NODE', 'ADDRESS', 'STATE', 'INIT', 'STATUS', 'LAST SEEN', 'PRIO'],
+        ['NODE', 'ADDRESS', 'STATE', 'INIT', 'HEALTH', 'LAST SEEN', 'PRIO'],
         nodes.map((n) => [
           n.is_local ? `${n.node_id} *` : n.node_id,
           `${n.host}:${n.port}/${n.dbname}`,
           n.init_state,
           formatInit(n),
-          n.status,
+          n.health,
           ago(n.last_seen),
           n.priority,
         ]),

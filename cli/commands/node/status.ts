@@ -25,7 +25,7 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
       ['name', node.node_name],
       ['address', `${node.host}:${node.port}/${node.dbname}${node.user_name ? ` as ${node.user_name}` : ''}`],
       ['priority', node.priority],
-      ['status', `${node.status} (last seen ${ago(node.last_seen)})`],
+      ['health', `${node.health} (last seen ${ago(node.last_seen)})`],
       ['init state', node.init_state],
       ['init', formatInit(node)],
       ['source node', node.init_source_node ?? '-'],
