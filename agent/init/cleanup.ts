@@ -4,6 +4,7 @@
 import { Client } from 'pg';
 import { dropPublication } from './publication';
 import { dropSubscription, findSubscription } from './subscription';
+import { ident, literal } from './quoting';
 import { truncateWithoutReplicating, TableName } from './target-tables';
 
 export interface CleanupResult {
@@ -45,10 +46,10 @@ export async function cleanupInit(options: {
     await dropPublication(source, name);
     result.removed.push(`publication ${name}`);
   } else {
-    const patterns = slotPatterns.map((p) => `slot_name LIKE '${p}'`).join(' OR ');
+    const patterns = slotPatterns.map((p) => `slot_name LIKE ${literal(p)}`).join(' OR ');
     result.leftOnSource.push(
       `slots: SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE ${patterns}`,
-      `publication: DROP PUBLICATION IF EXISTS "${name}"`,
+      `publication: DROP PUBLICATION IF EXISTS ${ident(name)}`,
     );
   }
 

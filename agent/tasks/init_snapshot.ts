@@ -17,6 +17,7 @@ import { listSourceTables, SourceTable } from '../init/source-tables';
 import { isReverseOfPair, readSourceSelf } from '../init/source-state';
 import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled } from '../init/subscription';
 import { tablesWithRows, truncateWithoutReplicating } from '../init/target-tables';
+import { literal } from '../init/quoting';
 import { pause } from '../init/wait';
 import { SteepTask, TaskContext } from '../task';
 
@@ -315,7 +316,7 @@ class SnapshotInit {
     const hint = (err as SteepError).hint ?? (err as { hint?: string }).hint;
     const resume =
       `resume with: steep-repl node start ${this.nodeId} --from ${this.sourceNode!.node_id} --resume ` +
-      `(SQL: SELECT steep_repl.start_init('${this.nodeId}', '${this.sourceNode!.node_id}', 'snapshot', '{"resume": true}')), ` +
+      `(SQL: SELECT steep_repl.start_init(${literal(this.nodeId)}, ${literal(this.sourceNode!.node_id)}, 'snapshot', '{"resume": true}')), ` +
       `or remove what it created with: steep-repl node cancel ${this.nodeId}`;
     const subscription = await findSubscription(this.target, this.name).catch(() => undefined);
     const kept = subscription
