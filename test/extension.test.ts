@@ -111,9 +111,6 @@ describe('extension steep_repl', () => {
   });
 
   afterAll(async () => {
-    // graphile-migrate keeps its pool 200 ms after installing, and exits the
-    // process if that pool's connection is dropped under it.
-    await new Promise((resolve) => setTimeout(resolve, 300));
     for (const name of databases) await dropDatabase(cluster, name);
     if (runDir) fs.rmSync(runDir, { recursive: true, force: true });
   });

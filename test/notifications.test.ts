@@ -22,9 +22,6 @@ describe('notification channels', () => {
   afterAll(async () => {
     await sql?.end();
     await recorder?.close();
-    // graphile-migrate keeps its pool 200 ms after installing, and exits the
-    // process if that pool's connection is dropped under it.
-    await new Promise((resolve) => setTimeout(resolve, 300));
     if (db) await dropDatabase(clusterA(), db.name);
   });
 
