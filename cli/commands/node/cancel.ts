@@ -18,7 +18,6 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeCancel);
     const { client, config } = await connectToNodeDatabase(flags.db, args.node, 'steep-repl node cancel');
-    client.on('error', () => undefined);
     try {
       const request = (await client.query('SELECT steep_repl.cancel_init($1) AS r', [args.node])).rows[0].r;
       if (!flags.wait || request.cancelled) {

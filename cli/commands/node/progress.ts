@@ -16,7 +16,6 @@ export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeProgress);
     const { client, config } = await connectToNodeDatabase(flags.db, args.node, 'steep-repl node progress');
-    client.on('error', () => undefined);
     try {
       if (!flags.follow) {
         const status = await readInitStatus(client, args.node);

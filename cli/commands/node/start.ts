@@ -39,7 +39,6 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     if (flags.timeout !== undefined) options.timeout = /^\d+$/.test(flags.timeout) ? Number(flags.timeout) : flags.timeout;
 
     const { client, config } = await connectToNodeDatabase(flags.db, args.target, 'steep-repl node start');
-    client.on('error', () => undefined);
     try {
       if (flags['schema-sync'] === 'manual' && !flags.resume) await this.confirmSchema(client, args.target, flags.from, flags.yes);
       const started = (
