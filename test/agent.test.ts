@@ -6,19 +6,10 @@ import { freePort } from '../lib/embedded-cluster';
 import { clusterA, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { SilentServer, silentServer } from './support/silent-server';
+import { waitUntil } from './support/wait';
 
 const cluster = clusterA();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 10000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('steep-repl agent', () => {
   let db: { name: string; url: string };
@@ -81,7 +72,7 @@ describe('steep-repl agent', () => {
       const first = await waitUntil('a first heartbeat', async () => {
         const [row] = await query(db.url, 'SELECT status, last_seen FROM steep_repl.nodes WHERE is_local');
         return row.last_seen ? row : undefined;
-      });
+      }, 10000);
       expect(first.status).toBe('healthy');
       const later = await waitUntil('a later heartbeat', async () => {
         const [row] = await query(db.url, 'SELECT last_seen FROM steep_repl.nodes WHERE is_local');
@@ -101,7 +92,7 @@ describe('steep-repl agent', () => {
       await waitUntil('the first agent to heartbeat again', async () => {
         const [row] = await query(db.url, 'SELECT last_seen FROM steep_repl.nodes WHERE is_local');
         return row.last_seen > before.last_seen;
-      });
+      }, 10000);
       expect(agent.running).toBe(true);
     });
 
@@ -119,7 +110,7 @@ describe('steep-repl agent', () => {
       await waitUntil('heartbeats to resume', async () => {
         const [row] = await query(db.url, 'SELECT last_seen FROM steep_repl.nodes WHERE is_local');
         return row.last_seen > before.last_seen;
-      });
+      }, 10000);
       expect(agent.running).toBe(true);
     });
 
@@ -176,7 +167,7 @@ describe('steep-repl agent', () => {
       const accepted = silent.connections();
       const first = new AgentProcess(db.url, [], { STEEP_REPL_CONNECT_TIMEOUT_MS: '60000' });
       await first.waitFor((l) => l.event === 'job.started' && String(l.job_id) === String(id));
-      await waitUntil('the probe to reach the silent node', async () => silent.connections() > accepted);
+      await waitUntil('the probe to reach the silent node', async () => silent.connections() > accepted, 10000);
       await first.stop('SIGKILL');
       const [orphan] = await jobs();
       expect(orphan).toMatchObject({ attempts: 1 });

@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { packageRoot } from '../lib/paths';
 import { clusterA, clusterB, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userTables, waitCaughtUp, waitUntil } from './support/init-pair';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userTables, waitCaughtUp } from './support/init-pair';
+import { waitUntil } from './support/wait';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 
 jest.setTimeout(120000);

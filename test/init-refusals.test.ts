@@ -3,7 +3,8 @@
 // and --force, which empties those rows on the target without that
 // emptying reaching any peer.
 import { clusterA, clusterB, createDatabase, dropDatabase, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, leftovers, waitCaughtUp, waitUntil } from './support/init-pair';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, waitCaughtUp } from './support/init-pair';
+import { waitUntil } from './support/wait';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 
 jest.setTimeout(120000);

@@ -3,7 +3,8 @@
 import { Client } from 'pg';
 import createSubscriber from 'pg-listen';
 import { clusterA, clusterB, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, userTables, waitCaughtUp, waitUntil } from './support/init-pair';
+import { contentHashes, createInitPair, InitPair, initStatus, userTables, waitCaughtUp } from './support/init-pair';
+import { waitUntil } from './support/wait';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 
 jest.setTimeout(120000);

@@ -4,7 +4,8 @@
 import * as path from 'node:path';
 import { claimRunDir, Cluster, clusterRoot, createCluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { clusterB, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, leftovers, waitCaughtUp, waitUntil } from './support/init-pair';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, waitCaughtUp } from './support/init-pair';
+import { waitUntil } from './support/wait';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 
 jest.setTimeout(120000);

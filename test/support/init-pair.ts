@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { Cluster } from '../../lib/embedded-cluster';
 import { createDatabase, dropDatabase, query } from './clusters';
 import { runCli } from './processes';
+import { waitUntil } from './wait';
 
 export interface NodeDb {
   id: string;
@@ -149,16 +150,6 @@ export async function contentHashes(url: string, tables = userTables): Promise<R
     return out;
   } finally {
     await client.end();
-  }
-}
-
-export async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
