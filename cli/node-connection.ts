@@ -1,7 +1,7 @@
 // A node's own database, where its init runs and its progress lives: --db
 // when that is the node, else the node's address from the registry --db holds.
 import { Client, ClientConfig } from 'pg';
-import { clientConfig, connectTo, connectToNode, nodeClientConfig } from '../lib/connection';
+import { clientConfig, connectTo, connectToNode, getNode, nodeClientConfig } from '../lib/connection';
 
 export interface NodeConnection {
   client: Client;
@@ -14,9 +14,7 @@ export async function connectToNodeDatabase(db: string | undefined, nodeId: stri
   try {
     const { rows } = await client.query('SELECT steep_repl.local_node_id() AS local', []);
     if (rows[0].local === nodeId) return { client, config: clientConfig(db, app), resolvedFromRegistry: false };
-    const node = (
-      await client.query('SELECT node_id, host, port, dbname, user_name AS user FROM steep_repl.get_node($1)', [nodeId])
-    ).rows[0];
+    const node = await getNode(client, nodeId);
     const own = await connectToNode(node, app);
     await client.end();
     return { client: own, config: nodeClientConfig(node, app), resolvedFromRegistry: true };

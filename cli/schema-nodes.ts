@@ -2,11 +2,9 @@
 // through the registry of the --db database and is connected to directly.
 import { Flags } from '@oclif/core';
 import { Client } from 'pg';
-import { ConnectionTarget, connectToNode } from '../lib/connection';
+import { connectToNode, getNode, RegisteredNode } from '../lib/connection';
 import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
 import { quoteName, TableDifference } from '../lib/schema-sync';
-
-export type RegisteredNode = ConnectionTarget & { node_id: string };
 
 export const schemasFlag = Flags.string({
   description: 'only these schemas, comma-separated (default: every user schema)',
@@ -21,10 +19,7 @@ export function parseSchemas(value: string | undefined): string[] | undefined {
 
 export async function resolveNodes(registry: Client, ids: string[]): Promise<RegisteredNode[]> {
   const nodes: RegisteredNode[] = [];
-  for (const id of ids) {
-    const { rows } = await registry.query('SELECT node_id, host, port, dbname, user_name AS user FROM steep_repl.get_node($1)', [id]);
-    nodes.push({ ...rows[0], user: rows[0].user ?? undefined });
-  }
+  for (const id of ids) nodes.push(await getNode(registry, id));
   return nodes;
 }
 

@@ -4,7 +4,7 @@
 // the tables (the subscription keeps copying meanwhile); cancelled, it
 // removes everything it created.
 import { Client } from 'pg';
-import { ConnectionTarget, connectTo, connectToNode, nodeConninfo } from '../../lib/connection';
+import { connectTo, connectToNode, getNode, nodeConninfo, RegisteredNode } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
 import { currentLsn, slotLag } from '../init/catch-up';
 import { cleanupInit } from '../init/cleanup';
@@ -47,8 +47,6 @@ interface InitStatus {
   tables: Array<{ schema_name: string; table_name: string }>;
 }
 
-type SourceNode = ConnectionTarget & { node_id: string };
-
 const inProgress = ['preparing', 'copying', 'catching_up'];
 const pollMs = Number(process.env.STEEP_REPL_INIT_POLL_MS ?? 1000);
 // How long the source may be unreachable before the init fails.
@@ -72,7 +70,7 @@ export const init_snapshot: SteepTask = async (payload, ctx) => {
 
 class SnapshotInit {
   private source?: Client;
-  private sourceNode?: SourceNode;
+  private sourceNode?: RegisteredNode;
   private name = '';
   private options!: InitOptions;
   private startedAt = Date.now();
@@ -95,12 +93,7 @@ class SnapshotInit {
     this.name = status.progress.subscription_name;
     this.options = status.progress.options;
     this.startedAt = status.started_at ? new Date(status.started_at).getTime() : Date.now();
-    this.sourceNode = (
-      await this.target.query<SourceNode>(
-        'SELECT node_id, host, port, dbname, user_name AS user FROM steep_repl.get_node($1)',
-        [status.source_node_id],
-      )
-    ).rows[0];
+    this.sourceNode = await getNode(this.target, status.source_node_id);
     if (status.progress.cancel_requested_at) return this.cancel(status);
     if (!inProgress.includes(status.state)) {
       this.log('warn', 'init.job_ignored', { reason: `node is ${status.state}`, state: status.state });

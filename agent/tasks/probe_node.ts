@@ -2,17 +2,12 @@
 // A cancel request aborts the attempt and is recorded as node.probe_cancelled;
 // an agent shutdown aborts it too and leaves the job to run again.
 import { QueryConfig } from 'pg';
-import { ConnectionTarget, connectTimeoutMs, connectToNode } from '../../lib/connection';
+import { connectTimeoutMs, connectToNode, getNode } from '../../lib/connection';
 import { SteepTask } from '../task';
 
 export const probe_node: SteepTask = async (payload, ctx) => {
   const nodeId = String(payload.node_id);
-  const {
-    rows: [node],
-  } = await ctx.helpers.query<ConnectionTarget & { node_id: string }>(
-    'SELECT node_id, host, port, dbname, user_name AS user FROM steep_repl.get_node($1)',
-    [nodeId],
-  );
+  const node = await getNode(ctx.helpers, nodeId);
   let status = 'healthy';
   let error: string | undefined;
   try {

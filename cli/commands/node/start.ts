@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import * as readline from 'node:readline';
 import { Client } from 'pg';
-import { connectToNode } from '../../../lib/connection';
+import { connectToNode, getNode } from '../../../lib/connection';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode } from '../../../lib/errors';
 import { describeDifferences, schemaSyncModes, syncSchema, TableDifference } from '../../../lib/schema-sync';
@@ -84,8 +84,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
   // Manual mode: the differences are shown and accepted here, before the
   // init is queued; the agent, unattended, takes the start as the answer.
   private async confirmSchema(target: Client, targetId: string, sourceId: string, yes: boolean): Promise<void> {
-    const node = (await target.query('SELECT node_id, host, port, dbname, user_name AS user FROM steep_repl.get_node($1)', [sourceId])).rows[0];
-    const source = await connectToNode(node, 'steep-repl node start');
+    const source = await connectToNode(await getNode(target, sourceId), 'steep-repl node start');
     try {
       await syncSchema({
         source,
