@@ -1,10 +1,10 @@
 import { Args, Flags } from '@oclif/core';
-import * as readline from 'node:readline';
 import { Client } from 'pg';
 import { connectToNode, getNode } from '../../../lib/connection';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode } from '../../../lib/errors';
-import { describeDifferences, schemaSyncModes, syncSchema, TableDifference } from '../../../lib/schema-sync';
+import { schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
+import { askToProceed } from '../../confirm';
 import { describeCancelled, exitCodeForInit, followInit, InitStatus, leftOnSource, progressRenderer } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
@@ -92,7 +92,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
         sourceNodeId: sourceId,
         targetNodeId: targetId,
         mode: 'manual',
-        confirm: async (differences) => yes || askToProceed(differences.filter((d) => d.blocking), sourceId, targetId),
+        confirm: async (differences) => yes || askToProceed(differences, sourceId, targetId, 'initialize with these differences?'),
       });
     } finally {
       await source.end().catch(() => undefined);
@@ -130,19 +130,4 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       await following.stop();
     }
   }
-}
-
-// One line from the terminal (or piped stdin); no answer is a no.
-function askToProceed(differences: TableDifference[], source: string, target: string): Promise<boolean> {
-  process.stderr.write(`node ${target} differs from node ${source}:\n${describeDifferences(differences)}\n`);
-  process.stderr.write('initialize with these differences? [y/N] ');
-  return new Promise((resolve) => {
-    const rl = readline.createInterface({ input: process.stdin });
-    let answer = false;
-    rl.once('line', (line) => {
-      answer = /^\s*y(es)?\s*$/i.test(line);
-      rl.close();
-    });
-    rl.once('close', () => resolve(answer));
-  });
 }

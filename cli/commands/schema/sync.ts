@@ -1,28 +1,9 @@
 import { Args, Flags } from '@oclif/core';
-import * as readline from 'node:readline';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
-import { describeDifferences, SchemaSyncMode, schemaSyncModes, syncSchema, TableDifference } from '../../../lib/schema-sync';
+import { SchemaSyncMode, schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
+import { askToProceed } from '../../confirm';
 import { parseSchemas, resolveNodes, schemasFlag, summarize, withNodes } from '../../schema-nodes';
-
-// Manual mode asks on the terminal (or reads one line from piped stdin); no
-// answer is a no.
-function askToProceed(differences: TableDifference[], source: string, target: string): Promise<boolean> {
-  process.stderr.write(`node ${target} differs from node ${source}:\n${describeDifferences(differences)}\n`);
-  process.stderr.write('proceed with these differences? [y/N] ');
-  return new Promise((resolve) => {
-    const rl = readline.createInterface({ input: process.stdin });
-    let answer: boolean | undefined;
-    rl.once('line', (line) => {
-      answer = /^\s*y(es)?\s*$/i.test(line);
-      rl.close();
-    });
-    rl.once('close', () => {
-      if (answer === undefined) process.stderr.write('\n');
-      resolve(answer ?? false);
-    });
-  });
-}
 
 export default class SchemaSync extends BaseCommand<typeof SchemaSync> {
   static description =
@@ -59,7 +40,7 @@ export default class SchemaSync extends BaseCommand<typeof SchemaSync> {
           mode,
           schemas,
           dryRun: flags['dry-run'],
-          confirm: flags.yes ? async () => true : (d) => askToProceed(d.filter((t) => t.blocking), source.node_id, target.node_id),
+          confirm: flags.yes ? async () => true : (d) => askToProceed(d, source.node_id, target.node_id, 'proceed with these differences?'),
         }),
       );
     });
