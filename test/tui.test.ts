@@ -47,6 +47,9 @@ function postgresFor(dir: string): string[] {
     .filter((cmd) => cmd.includes(dir));
 }
 
+// Run directories of the demo (one per run, removed when it stops).
+const demoRuns = () => (fs.existsSync(clusterRoot('demo')) ? fs.readdirSync(clusterRoot('demo')).sort() : []);
+
 function nodeRow(screen: string, id: string): string {
   return screen.split('\n').find((line) => line.slice(1).startsWith(id) && /UNINITIALIZED|PREPARING|COPYING|CATCHING_UP|SYNCHRONIZED|FAILED/.test(line)) ?? '';
 }
@@ -276,9 +279,14 @@ describe('steep-repl demo', () => {
 
   it('stops its servers when interrupted with Ctrl+C while still setting up', async () => {
     demo?.kill();
+    // Only the run this test starts counts: a demo someone else runs on the machine is not ours to judge.
+    const before = demoRuns();
     demo = new TmuxSession('demo-int', `${shellQuote(node)} ${shellQuote(runJs)} demo --scale 50; echo "DEMO-EXIT rc=$?"; sleep 600`);
     await demo.waitFor(/filling node_a/, 60000);
-    const running = fs.readdirSync(clusterRoot('demo')).map((entry) => path.join(clusterRoot('demo'), entry));
+    const running = demoRuns()
+      .filter((entry) => !before.includes(entry))
+      .map((entry) => path.join(clusterRoot('demo'), entry));
+    expect(running).toHaveLength(1);
     expect(running.some((dir) => postgresFor(dir).length > 0)).toBe(true);
     demo.sendKeys('C-c');
     const screen = await demo.waitFor(/DEMO-EXIT rc=\d+/, 30000);
@@ -292,7 +300,6 @@ describe('steep-repl tui and demo refuse bad input and change nothing', () => {
   let registry: { name: string; url: string };
   let bare: { name: string; url: string };
   const sessions: TmuxSession[] = [];
-  const demoRuns = () => (fs.existsSync(clusterRoot('demo')) ? fs.readdirSync(clusterRoot('demo')).sort() : []);
 
   // A command in a real terminal, to its end: what it printed and its exit code.
   async function inTerminal(name: string, args: string[]): Promise<{ screen: string; rc: number }> {
