@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { claimRunDir, cleanStaleRuns, clusterRoot, createCluster, Cluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { clusterA, clusterB, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
+import { dropReplicationObjects } from './support/init-pair';
 import { TmuxSession } from './support/tmux';
 import { packageRoot } from '../lib/paths';
 
@@ -17,20 +18,6 @@ const sourceId = 'Quelle "A"';
 const targetId = 'Ziel b';
 const bigTable = 'Order Lines';
 const rowsToCopy = 20000;
-
-// Replication objects an interrupted init may leave behind would block DROP DATABASE.
-async function dropReplicationLeftovers(targetUrl: string, sourceUrl: string, sourceDb: string): Promise<void> {
-  const subs = await query(targetUrl, 'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())');
-  for (const { subname } of subs) {
-    const ident = `"${subname.replace(/"/g, '""')}"`;
-    await query(targetUrl, `ALTER SUBSCRIPTION ${ident} DISABLE`).catch(() => undefined);
-    await query(targetUrl, `ALTER SUBSCRIPTION ${ident} SET (slot_name = NONE)`).catch(() => undefined);
-    await query(targetUrl, `DROP SUBSCRIPTION ${ident}`).catch(() => undefined);
-  }
-  await query(sourceUrl, 'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active', [sourceDb]).catch(
-    () => undefined,
-  );
-}
 
 // Command lines of running processes that mention a directory.
 function postgresFor(dir: string): string[] {
@@ -110,7 +97,10 @@ describe('steep-repl tui', () => {
     tui?.kill();
     await stopAllAgents();
     if (!source || !target) return;
-    await dropReplicationLeftovers(target.url, source.url, source.name);
+    await dropReplicationObjects([
+      { cluster: clusterB(), ...target },
+      { cluster: clusterA(), ...source },
+    ]);
     await dropDatabase(clusterB(), target.name);
     await dropDatabase(clusterA(), source.name);
   });

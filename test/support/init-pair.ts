@@ -3,7 +3,7 @@
 // on the source. Names are odd on purpose (spaces, quotes, capitals,
 // unicode, reserved words) and there is a TOASTed column, a partitioned
 // table and sequences.
-import { Client } from 'pg';
+import { Client, escapeIdentifier } from 'pg';
 import { Cluster } from '../../lib/embedded-cluster';
 import { createDatabase, dropDatabase, query } from './clusters';
 import { runCli } from './processes';
@@ -105,26 +105,30 @@ export async function createInitPair(options: {
     target,
     replicationName: name,
     drop: async () => {
-      for (const db of [target, source]) {
-        const subs = await query(db.url, 'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())').catch(() => []);
-        for (const { subname } of subs) {
-          const id = `"${subname}"`;
-          await query(db.url, `ALTER SUBSCRIPTION ${id} DISABLE`).catch(() => undefined);
-          await query(db.url, `ALTER SUBSCRIPTION ${id} SET (slot_name = NONE)`).catch(() => undefined);
-          await query(db.url, `DROP SUBSCRIPTION IF EXISTS ${id}`).catch(() => undefined);
-        }
-      }
-      for (const db of [source, target]) {
-        await query(
-          db.cluster.url(),
-          'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active',
-          [db.name],
-        ).catch(() => undefined);
-      }
+      await dropReplicationObjects([target, source]);
       await dropDatabase(target.cluster, target.name).catch(() => undefined);
       await dropDatabase(source.cluster, source.name).catch(() => undefined);
     },
   };
+}
+
+// Subscriptions and inactive slots an interrupted init may leave behind
+// would block DROP DATABASE: subscriptions first (their slots stay), then the slots.
+export async function dropReplicationObjects(dbs: Array<{ cluster: Cluster; name: string; url: string }>): Promise<void> {
+  for (const db of dbs) {
+    const subs = await query(db.url, 'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())').catch(() => []);
+    for (const { subname } of subs) {
+      const id = escapeIdentifier(subname);
+      await query(db.url, `ALTER SUBSCRIPTION ${id} DISABLE`).catch(() => undefined);
+      await query(db.url, `ALTER SUBSCRIPTION ${id} SET (slot_name = NONE)`).catch(() => undefined);
+      await query(db.url, `DROP SUBSCRIPTION IF EXISTS ${id}`).catch(() => undefined);
+    }
+  }
+  for (const db of dbs) {
+    await query(db.cluster.url(), 'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active', [
+      db.name,
+    ]).catch(() => undefined);
+  }
 }
 
 // md5 over every row of the table, in primary-key order.
