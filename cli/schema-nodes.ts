@@ -4,7 +4,7 @@ import { Flags } from '@oclif/core';
 import { Client } from 'pg';
 import { connectToNode, getNode, RegisteredNode } from '../lib/connection';
 import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
-import { quoteName, TableDifference } from '../lib/schema-sync';
+import { TableDifference } from '../lib/schema-sync';
 
 export const schemasFlag = Flags.string({
   description: 'only these schemas, comma-separated (default: every user schema)',
@@ -39,8 +39,6 @@ export async function withNodes<R>(nodes: RegisteredNode[], applicationName: str
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
 }
-
-export const tableLabel = (t: { schema_name: string; table_name: string }) => `${quoteName(t.schema_name)}.${quoteName(t.table_name)}`;
 
 // Counts per status for the summary line of compare and sync.
 export function summarize(tables: TableDifference[], sourceNode: string, targetNode: string): string {

@@ -70,7 +70,7 @@ export async function compareFingerprints(target: Client, sourceSet: Fingerprint
 
 export function describeDifferences(tables: TableDifference[]): string {
   return tables
-    .flatMap((t) => t.differences.map((d) => `  ${quoteName(t.schema_name)}.${quoteName(t.table_name)}: ${d.detail}`))
+    .flatMap((t) => t.differences.map((d) => `  ${tableLabel(t)}: ${d.detail}`))
     .join('\n');
 }
 
@@ -78,6 +78,8 @@ export function describeDifferences(tables: TableDifference[]): string {
 export function quoteName(name: string): string {
   return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 }
+
+export const tableLabel = (t: { schema_name: string; table_name: string }) => `${quoteName(t.schema_name)}.${quoteName(t.table_name)}`;
 
 function mismatchError(options: SchemaSyncOptions, blocking: TableDifference[], hint: string): SteepError {
   const count = blocking.length;

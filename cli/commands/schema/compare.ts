@@ -1,9 +1,9 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode } from '../../../lib/errors';
-import { compareFingerprints, fingerprintSet } from '../../../lib/schema-sync';
+import { compareFingerprints, fingerprintSet, tableLabel } from '../../../lib/schema-sync';
 import { table } from '../../render';
-import { parseSchemas, resolveNodes, schemasFlag, summarize, tableLabel, withNodes } from '../../schema-nodes';
+import { parseSchemas, resolveNodes, schemasFlag, summarize, withNodes } from '../../schema-nodes';
 
 export default class SchemaCompare extends BaseCommand<typeof SchemaCompare> {
   static description =

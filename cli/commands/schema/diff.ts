@@ -1,9 +1,9 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
-import { compareFingerprints, fingerprintSet, quoteName } from '../../../lib/schema-sync';
+import { compareFingerprints, fingerprintSet, quoteName, tableLabel } from '../../../lib/schema-sync';
 import { table } from '../../render';
-import { resolveNodes, tableLabel, withNodes } from '../../schema-nodes';
+import { resolveNodes, withNodes } from '../../schema-nodes';
 
 // A column object carries only the keys that apply.
 interface ColumnFacts {
