@@ -1,7 +1,7 @@
 // Cancel at any moment and survive the agent's death: cancel from the CLI
 // and by Ctrl+C during node start leaves nothing behind; an agent killed
 // mid-copy and started again completes the init.
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { packageRoot } from '../lib/paths';
 import { clusterA, clusterB, query } from './support/clusters';
@@ -37,6 +37,8 @@ async function expectNothingLeft(pair: InitPair): Promise<void> {
 
 describe('init cancel and agent death', () => {
   let pair: InitPair;
+  // The node start the Ctrl+C test signals; killed here if that test failed before it exited.
+  let nodeStart: ChildProcess | undefined;
 
   beforeAll(async () => {
     pair = await createInitPair({
@@ -51,6 +53,7 @@ describe('init cancel and agent death', () => {
     });
   });
   afterAll(async () => {
+    if (nodeStart && nodeStart.exitCode === null && nodeStart.signalCode === null) nodeStart.kill('SIGKILL');
     await stopAllAgents();
     await pair?.drop();
   });
@@ -94,9 +97,9 @@ describe('init cancel and agent death', () => {
     await reset(pair);
     const agent = new AgentProcess(pair.target.url);
     await agent.waitForEvent('agent.started');
-    const cli = spawn(process.execPath, [path.join(packageRoot, 'bin', 'run.js'), 'node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url], {
+    const cli = (nodeStart = spawn(process.execPath, [path.join(packageRoot, 'bin', 'run.js'), 'node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url], {
       stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    }));
     let stderr = '';
     cli.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
