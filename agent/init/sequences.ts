@@ -4,6 +4,7 @@
 import { Client } from 'pg';
 import { internalSchemas } from './source-tables';
 import { qualified } from './quoting';
+import { existingRelations } from './target-tables';
 
 export interface SequenceCopy {
   copied: string[];
@@ -16,11 +17,11 @@ export async function copySequences(source: Client, target: Client): Promise<Seq
      FROM pg_sequences WHERE schemaname <> ALL ($1::text[]) AND last_value IS NOT NULL ORDER BY 1, 2`,
     [internalSchemas],
   );
+  const existing = new Set(await existingRelations(target, rows));
   const result: SequenceCopy = { copied: [], missing: [] };
   for (const seq of rows) {
     const name = qualified(seq);
-    const exists = await target.query(`SELECT to_regclass($1) IS NOT NULL AS exists`, [name]);
-    if (!exists.rows[0].exists) {
+    if (!existing.has(seq)) {
       result.missing.push(name);
       continue;
     }

@@ -8,13 +8,21 @@ export interface TableName {
   table_name: string;
 }
 
+// The relations of the list that exist on the target, asked in one query.
+export async function existingRelations<T extends TableName>(target: Client, relations: T[]): Promise<T[]> {
+  if (!relations.length) return [];
+  const { rows } = await target.query(
+    'SELECT to_regclass(name) IS NOT NULL AS exists FROM unnest($1::text[]) WITH ORDINALITY AS r(name, i) ORDER BY i',
+    [relations.map(qualified)],
+  );
+  return relations.filter((_, i) => rows[i].exists);
+}
+
 // Tables the target does not have yet are left to schema sync / CREATE
 // SUBSCRIPTION, which names them.
 export async function tablesWithRows(target: Client, tables: TableName[]): Promise<TableName[]> {
   const found: TableName[] = [];
-  for (const t of tables) {
-    const exists = await target.query('SELECT to_regclass($1) IS NOT NULL AS exists', [qualified(t)]);
-    if (!exists.rows[0].exists) continue;
+  for (const t of await existingRelations(target, tables)) {
     const { rows } = await target.query(`SELECT EXISTS (SELECT 1 FROM ${qualified(t)}) AS has_rows`);
     if (rows[0].has_rows) found.push(t);
   }
@@ -25,10 +33,7 @@ export async function tablesWithRows(target: Client, tables: TableName[]): Promi
 // the WAL; subscriptions with origin = none (every steep-repl subscription)
 // skip it, so emptying a table here never empties it on a peer.
 export async function truncateWithoutReplicating(target: Client, tables: TableName[]): Promise<void> {
-  const existing: TableName[] = [];
-  for (const t of tables) {
-    if ((await target.query('SELECT to_regclass($1) IS NOT NULL AS exists', [qualified(t)])).rows[0].exists) existing.push(t);
-  }
+  const existing = await existingRelations(target, tables);
   if (!existing.length) return;
   const origin = `steep_repl_local_${(await target.query('SELECT oid::int8 AS oid FROM pg_database WHERE datname = current_database()')).rows[0].oid}`;
   try {
