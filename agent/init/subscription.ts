@@ -51,8 +51,12 @@ export async function dropSubscription(target: Client, name: string): Promise<'d
 // The table-sync worker limit is a server setting (sighup), not a
 // subscription option: --parallel sets it with ALTER SYSTEM and a reload.
 // It applies to every subscription of the target's server.
+export async function syncWorkerLimit(target: Client): Promise<number> {
+  return Number((await target.query('SHOW max_sync_workers_per_subscription')).rows[0].max_sync_workers_per_subscription);
+}
+
 export async function applyParallel(target: Client, parallel: number | null): Promise<{ workersMax: number; changedFrom?: number }> {
-  const current = Number((await target.query('SHOW max_sync_workers_per_subscription')).rows[0].max_sync_workers_per_subscription);
+  const current = await syncWorkerLimit(target);
   if (!parallel || parallel === current) return { workersMax: current };
   await target.query(`ALTER SYSTEM SET max_sync_workers_per_subscription = ${Number(parallel)}`);
   await target.query('SELECT pg_reload_conf()');
