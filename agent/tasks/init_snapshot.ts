@@ -15,7 +15,7 @@ import { syncTargetSchema } from '../init/schema';
 import { copySequences } from '../init/sequences';
 import { listSourceTables, SourceTable } from '../init/source-tables';
 import { isReverseOfPair, readSourceSelf } from '../init/source-state';
-import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled } from '../init/subscription';
+import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled, syncWorkerLimit } from '../init/subscription';
 import { tablesWithRows, truncateWithoutReplicating } from '../init/target-tables';
 import { literal } from '../init/quoting';
 import { pause } from '../init/wait';
@@ -173,10 +173,7 @@ class SnapshotInit {
           reason: `${this.sourceNode!.node_id} is synchronized from ${this.nodeId}: both hold the same data, so nothing is copied`,
         });
       }
-      await this.target.query('UPDATE steep_repl.init_progress SET options = options || $2 WHERE node_id = $1', [
-        this.nodeId,
-        { copy_data: copyData, reverse_of_pair: reverse },
-      ]);
+      await this.recordOptions({ copy_data: copyData, reverse_of_pair: reverse });
       this.options.copy_data = copyData;
       await this.report(
         tables.map((t) => ({ ...t, state: 'pending', rows_copied: 0 })),
@@ -194,11 +191,7 @@ class SnapshotInit {
         });
       }
       await createSubscription(this.target, this.name, nodeConninfo(this.sourceNode!), copyData);
-      const created = await findSubscription(this.target, this.name);
-      await this.target.query('UPDATE steep_repl.init_progress SET options = options || $2 WHERE node_id = $1', [
-        this.nodeId,
-        { subscription_oid: created?.oid },
-      ]);
+      await this.recordOptions({ subscription_oid: (await findSubscription(this.target, this.name))?.oid });
       this.log('info', 'init.subscription_created', { subscription: this.name, copy_data: copyData, tables: tables.length });
     }
     await this.transition('copying', 'publication and subscription in place');
@@ -215,7 +208,7 @@ class SnapshotInit {
     let reportedStates = '';
     // init_progress.workers_max holds the --parallel range (1-16); a server
     // set outside it is shown at the nearest end.
-    const { workersMax } = await applyParallel(this.target, null);
+    const workersMax = await syncWorkerLimit(this.target);
     let errorsAtStart: number | undefined;
     for (;;) {
       this.checkpoint();
@@ -380,6 +373,11 @@ class SnapshotInit {
       stats,
     ]);
     return rows[0];
+  }
+
+  // Facts a resumed or cancelling run needs, kept with the init's options.
+  private async recordOptions(facts: Record<string, unknown>): Promise<void> {
+    await this.target.query('UPDATE steep_repl.init_progress SET options = options || $2 WHERE node_id = $1', [this.nodeId, facts]);
   }
 
   private async transition(to: string, reason: string): Promise<void> {
