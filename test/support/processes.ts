@@ -11,12 +11,18 @@ export interface CliResult {
   stderr: string;
 }
 
+// CLI runs still going; a test that failed or timed out while one followed
+// an init leaves it here (its listener would retry forever once the servers go).
+const cliRuns = new Set<ChildProcess>();
+
 export function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [runJs, ...args], {
       env: { ...process.env, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    cliRuns.add(child);
+    child.on('exit', () => cliRuns.delete(child));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -126,4 +132,24 @@ const running = new Set<AgentProcess>();
 // For afterAll hooks: no agent outlives its test file.
 export async function stopAllAgents(): Promise<void> {
   await Promise.all([...running].map((agent) => agent.stop('SIGKILL')));
+}
+
+// Run after every test file (jest setupFilesAfterEnv): nothing it started
+// outlives it. SIGTERM first (a demo stops its servers, node start cancels
+// its init), SIGKILL for what has not exited within 10 s.
+export async function stopLeftoverProcesses(): Promise<void> {
+  await Promise.all(
+    [...cliRuns].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+  await stopAllAgents();
 }
