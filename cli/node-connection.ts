@@ -1,7 +1,8 @@
 // A node's own database, where its init runs and its progress lives: --db
 // when that is the node, else the node's address from the registry --db holds.
 import { Client, ClientConfig } from 'pg';
-import { clientConfig, connectTo, connectToNode, getNode, nodeClientConfig } from '../lib/connection';
+import { clientConfig, connectTo, connectToNode, describeTarget, getNode, nodeClientConfig } from '../lib/connection';
+import { isNotInstalled, notInstalledError } from '../lib/errors';
 
 export interface NodeConnection {
   client: Client;
@@ -20,6 +21,7 @@ export async function connectToNodeDatabase(db: string | undefined, nodeId: stri
     return { client: own, config: nodeClientConfig(node, app), resolvedFromRegistry: true };
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw err;
+    // As withClient says it for the other commands: a hint, not a SQL error.
+    throw isNotInstalled(err) ? notInstalledError(describeTarget(db)) : err;
   }
 }
