@@ -9,6 +9,7 @@ import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
 import { makeLogFunction } from '../lib/graphile-log';
 import { installConnectionString } from '../lib/install';
 import { Logger } from '../lib/log';
+import { backoff } from '../lib/notifications';
 import { CancellationRegistry, CancelRequest } from './cancellation';
 import { SteepTask } from './task';
 import { tasks as defaultTasks } from './tasks';
@@ -62,6 +63,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { logger } = options;
   const where = describeTarget(options.connectionString);
   const reconnectTimeoutMs = options.reconnectTimeoutMs ?? 60000;
+  const heartbeatMs = options.heartbeatMs ?? 5000;
+  const tasks = options.tasks ?? defaultTasks;
   let control = await connectTo(options.connectionString, 'steep-repl agent');
   let stopping: Promise<void> | undefined;
   let fatal: Error | undefined;
@@ -90,7 +93,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     const subscriber = createSubscriber(clientConfig(options.connectionString, 'steep-repl agent listen'), {
       // pg-listen's retry loop outlives close(); the same limit as the agent's own session ends it.
       retryTimeout: reconnectTimeoutMs,
-      retryInterval: (attempt) => Math.min(250 * 2 ** attempt, 5000),
+      retryInterval: backoff,
     });
     let listening = false;
     subscriber.events.on('error', (err) => {
@@ -129,7 +132,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     const unlockedJobs = Number(stale.rows[0]?.jobs ?? 0);
 
     const concurrency = options.concurrency ?? 4;
-    const taskList = wrapTasks(options.tasks ?? defaultTasks, cancellation, shutdown.signal, logger, options.connectionString);
+    const taskList = wrapTasks(tasks, cancellation, shutdown.signal, logger, options.connectionString);
     let reconnecting = false;
     let replacingRunner = false;
     const startRunner = async (): Promise<Runner> => {
@@ -189,15 +192,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       }
     };
     await heartbeat();
-    const timer = setInterval(heartbeat, options.heartbeatMs ?? 5000);
+    const timer = setInterval(heartbeat, heartbeatMs);
     stopSteps.push(async () => clearInterval(timer));
 
     logger.log('info', 'agent.started', {
       database: where,
       node_id: localNode,
       pid: process.pid,
-      tasks: Object.keys(options.tasks ?? defaultTasks),
-      heartbeat_ms: options.heartbeatMs ?? 5000,
+      tasks: Object.keys(tasks),
+      heartbeat_ms: heartbeatMs,
       unlocked_stale_jobs: unlockedJobs,
     });
 
@@ -256,7 +259,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
               ),
             );
           }
-          await sleep(Math.min(250 * 2 ** attempt, 5000, Math.max(0, deadline - Date.now())));
+          await sleep(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())));
         }
       }
     };

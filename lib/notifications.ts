@@ -59,7 +59,8 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-const backoff = (attempt: number) => Math.min(250 * 2 ** Math.max(0, attempt), 5000);
+// Wait before reconnect attempt n: 250 ms doubling up to 5 s.
+export const backoff = (attempt: number) => Math.min(250 * 2 ** Math.max(0, attempt), 5000);
 
 export function listen(
   config: ClientConfig,
