@@ -3,8 +3,7 @@
 import * as os from 'node:os';
 import { migrate } from 'graphile-migrate';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal';
-import { runMigrations } from 'graphile-worker';
-import { Logger as GraphileLogger } from 'graphile-worker';
+import { Logger as GraphileLogger, runMigrations } from 'graphile-worker';
 import { makeLogFunction } from './graphile-log';
 import { Logger } from './log';
 import { connectTo, describeTarget, resolveConnectionString } from './connection';
@@ -29,9 +28,10 @@ export async function installSchema(connectionString: string | undefined, logger
   // Fail with the address and a hint before the migrators' bare errors can.
   await (await connectTo(connectionString, 'steep-repl install')).end();
   const url = installConnectionString(connectionString);
+  const graphileLogger = new GraphileLogger(makeLogFunction(logger));
   try {
-    await runMigrations({ connectionString: url, logger: new GraphileLogger(makeLogFunction(logger)) });
-    await migrate({ connectionString: url, migrationsFolder, logger: new GraphileLogger(makeLogFunction(logger)) });
+    await runMigrations({ connectionString: url, logger: graphileLogger });
+    await migrate({ connectionString: url, migrationsFolder, logger: graphileLogger });
   } catch (err) {
     if (exitCodeFor(err) === ExitCode.connection) throw err;
     throw new SteepError(
