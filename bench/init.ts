@@ -5,7 +5,7 @@
 // clean. Runs on clusters of its own.
 import { spawn, ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { Client } from 'pg';
+import { Client, escapeIdentifier } from 'pg';
 import createSubscriber from 'pg-listen';
 import { claimRunDir, Cluster, clusterRoot, createCluster, removeRun } from '../lib/embedded-cluster';
 import { packageRoot } from '../lib/paths';
@@ -186,10 +186,10 @@ async function steepRun(source: Cluster, target: Cluster, round: number): Promis
     await new Promise((r) => agent.once('exit', r));
     // Leave the source as it was: no publication or slot of this round.
     await sql(url, 'SELECT subname FROM pg_subscription').then(async (subs) => {
-      for (const s of subs) await sql(url, `DROP SUBSCRIPTION "${s.subname}"`);
+      for (const s of subs) await sql(url, `DROP SUBSCRIPTION ${escapeIdentifier(s.subname)}`);
     });
     await sql(source.url('bench_src'), 'SELECT pubname FROM pg_publication').then(async (pubs) => {
-      for (const p of pubs) await sql(source.url('bench_src'), `DROP PUBLICATION "${p.pubname}"`);
+      for (const p of pubs) await sql(source.url('bench_src'), `DROP PUBLICATION ${escapeIdentifier(p.pubname)}`);
     });
     await sql(target.url(), `DROP DATABASE ${name} WITH (FORCE)`);
   }
