@@ -47,7 +47,7 @@ interface PgErrorLike {
   message: string;
 }
 
-function isConnectionFailure(err: PgErrorLike): boolean {
+export function isConnectionFailure(err: PgErrorLike): boolean {
   const code = err.code ?? '';
   return (
     err instanceof ConnectionError ||

@@ -1,7 +1,7 @@
 // Turns an error into what init_progress records: a kind clients map to an
 // exit code, and a message that says what to do next.
-import { ConnectionError, redactSecrets } from '../../lib/connection';
-import { ExitCode, SteepError } from '../../lib/errors';
+import { redactSecrets } from '../../lib/connection';
+import { ExitCode, isConnectionFailure, SteepError } from '../../lib/errors';
 
 export type FailureKind = 'schema_mismatch' | 'timeout' | 'connection' | 'error';
 
@@ -19,14 +19,15 @@ export class SourceUnreachable extends Error {
   }
 }
 
+// What the CLI counts as a connection failure, and also a session of the
+// agent's that broke mid-query, and a source whose grace period ran out.
 export function isConnectionError(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
+  const e = err as { code?: string; message: string };
   return (
-    err instanceof ConnectionError ||
+    isConnectionFailure(e) ||
     err instanceof SourceUnreachable ||
-    /^(08|57P)/.test(e.code ?? '') ||
-    ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE'].includes(e.code ?? '') ||
-    /Connection terminated|connection (is )?closed|Client was closed|not queryable/i.test(e.message ?? '')
+    e.code === 'EPIPE' ||
+    /connection (is )?closed|Client was closed|not queryable/i.test(e.message ?? '')
   );
 }
 
