@@ -7,6 +7,7 @@ import { clusterA, clusterB, createDatabase, createNodeDatabase, dropDatabase, q
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { dropReplicationObjects } from './support/init-pair';
 import { TmuxSession } from './support/tmux';
+import { stringWidth } from 'terminal-kit';
 import { packageRoot } from '../lib/paths';
 
 const runJs = path.join(packageRoot, 'bin', 'run.js');
@@ -181,6 +182,7 @@ describe('steep-repl tui', () => {
 });
 
 describe('steep-repl tui with a node going down and up', () => {
+  const wideId = 'ノードノード東京';
   let runDir: string;
   let own: Cluster;
   let registry: { name: string; url: string };
@@ -200,6 +202,8 @@ describe('steep-repl tui with a node going down and up', () => {
     ]);
     // steep_repl is not installed on node_c's database: reachable but not readable is a state of its own.
     await query(registry.url, "SELECT steep_repl.register_node('node_c', $1, $2, 'app', $3)", [own.host, own.port, own.user]);
+    // An id of wide characters, longer than the NODE column at 80 columns: cut by terminal cells.
+    await query(registry.url, "SELECT steep_repl.register_node($1, '127.0.0.1', 1, 'nothing')", [wideId]);
   });
 
   afterAll(async () => {
@@ -213,7 +217,12 @@ describe('steep-repl tui with a node going down and up', () => {
     let screen = await tui.waitFor((s) => /node_c.*no steep_repl/.test(s), 20000, 'node_c read');
     expect(nodeRow(screen, 'here')).toMatch(/UNINITIALIZED/);
     expect(screen).toMatch(/NODE\s+STATE\s+LAG\s+INIT\s+HEALTH\s+LAST SEEN/);
-    expect(screen.split('\n').every((line) => [...line].length <= 80)).toBe(true);
+    expect(screen.split('\n').every((line) => stringWidth(line) <= 80)).toBe(true);
+    const header = screen.split('\n').find((line) => /NODE\s+STATE/.test(line))!;
+    const wideRow = nodeRow(screen, 'ノードノード');
+    expect(wideRow).toContain('ノードノード…');
+    const cellOf = (line: string, text: string) => stringWidth(line.slice(0, line.indexOf(text)));
+    expect(cellOf(wideRow, 'UNINITIALIZED')).toBe(cellOf(header, 'STATE'));
     await stopCluster(own.dataDir);
     screen = await tui.waitFor((s) => /node_c.*unreachable/.test(s), 15000, 'node_c unreachable');
     const clockOf = (s: string) => /(\d\d:\d\d:\d\d)/.exec(s)?.[1];

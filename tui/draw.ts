@@ -1,5 +1,7 @@
 // Drawing primitives the views share: a clipped text painter over a
-// terminal-kit ScreenBuffer, state colours, bars and number formats.
+// terminal-kit ScreenBuffer, state colours, bars and number formats. Widths
+// are terminal cells, not characters: ノード takes six.
+import { stringWidth, truncateString } from 'terminal-kit';
 import type { ScreenBuffer } from 'terminal-kit';
 
 export interface Area {
@@ -21,7 +23,7 @@ export function painterFor(buffer: ScreenBuffer, area: Area): Painter {
     put(x, y, text, attr = {}) {
       if (y < area.y || y >= area.y + area.height || x >= area.x + area.width) return;
       const room = area.x + area.width - x;
-      const chars = [...text].slice(0, room).join('');
+      const chars = truncateString(text, room);
       if (chars.length === 0) return;
       buffer.put({ x, y, attr, wrap: false, dx: 1, dy: 0 }, '%s', chars);
     },
@@ -43,15 +45,19 @@ export function stateAttr(state: string | undefined): Attr {
   return { color: stateColors[state ?? ''] ?? 'white', bold: state !== 'uninitialized' };
 }
 
+// Exactly width cells: padded, or cut with … (a wide character that would
+// straddle the edge is left out and its cell padded).
 export function fit(text: string, width: number): string {
-  const chars = [...text];
-  if (chars.length <= width) return text + ' '.repeat(width - chars.length);
-  return width <= 1 ? chars.slice(0, width).join('') : `${chars.slice(0, width - 1).join('')}…`;
+  const room = Math.max(0, width);
+  const cells = stringWidth(text);
+  if (cells <= room) return text + ' '.repeat(room - cells);
+  const cut = room <= 1 ? truncateString(text, room) : `${truncateString(text, room - 1)}…`;
+  return cut + ' '.repeat(room - stringWidth(cut));
 }
 
 export function fitRight(text: string, width: number): string {
-  const chars = [...text];
-  return chars.length >= width ? fit(text, width) : ' '.repeat(width - chars.length) + text;
+  const cells = stringWidth(text);
+  return cells >= width ? fit(text, width) : ' '.repeat(width - cells) + text;
 }
 
 export function bar(width: number, percent: number): string {

@@ -1,4 +1,5 @@
 // The detail overlay of one node's initialization, as last read from it.
+import { stringWidth } from 'terminal-kit';
 import { duration } from '../cli/render';
 import type { NodeView, TableProgress } from './cluster-watch';
 import { Area, Attr, bar, bytes, count, fit, fitRight, num, Painter, percentText, perSecond, stateAttr, wrap } from './draw';
@@ -76,7 +77,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   let room = last - lines.length - fixedBelow;
 
   if (active.length) {
-    const nameWidth = Math.min(28, Math.max(...active.map((t) => [...tableName(t)].length), 8));
+    const nameWidth = Math.min(28, Math.max(...active.map((t) => stringWidth(tableName(t))), 8));
     for (const t of active.slice(0, Math.max(1, Math.min(active.length, room - 3)))) {
       const tail = ` ${fitRight(percentText(t.percent), 4)} ${fitRight(perSecond(t.rows_per_second, (v) => `${count(v)} rows`), 14)}`;
       const width = Math.max(6, inner - 2 - nameWidth - 3 - tail.length);
@@ -96,7 +97,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   room = last - lines.length - (pending.length ? 1 : 0) - errorLines;
   if (completed.length && room > 0) {
     const shown = completed.slice(0, Math.max(1, room - (completed.length > room ? 1 : 0)));
-    const nameWidth = Math.min(36, Math.max(...shown.map((t) => [...tableName(t)].length)));
+    const nameWidth = Math.min(36, Math.max(...shown.map((t) => stringWidth(tableName(t)))));
     line(['Done    ', { bold: true }], [`${completed.length} table${completed.length === 1 ? '' : 's'}`]);
     for (const t of shown.slice(0, room - 1)) {
       line(['  ✓ ', { color: 'green' }], [fit(tableName(t), nameWidth)], [`  ${fitRight(bytes(t.bytes_total ?? t.bytes_copied), 8)}  ${fitRight(count(t.rows_copied), 6)} rows  ${duration(t.seconds)}`]);
@@ -131,9 +132,9 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
       for (const [text, attr] of parts) {
         const room = x + width - 2 - cx;
         if (room <= 0) break;
-        const cut = [...text].length > room ? fit(text, room) : text;
+        const cut = stringWidth(text) > room ? fit(text, room) : text;
         p.put(cx, rowY, cut, attr ?? {});
-        cx += [...cut].length;
+        cx += stringWidth(cut);
       }
     });
   }
