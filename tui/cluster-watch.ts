@@ -148,6 +148,7 @@ export class ClusterWatch extends EventEmitter {
   private readonly links = new Map<string, NodeLink>();
   private order: string[] = [];
   private registryClient?: Client;
+  private registryQueue: Promise<unknown> = Promise.resolve();
   private readonly registryConfig: ClientConfig;
   private detailNodeId?: string;
   private timer?: NodeJS.Timeout;
@@ -220,7 +221,15 @@ export class ClusterWatch extends EventEmitter {
     await Promise.all(this.order.map((id) => this.readNode(id)));
   }
 
-  private async readRegistry(first: boolean): Promise<void> {
+  // One registry read at a time (polls and notifications overlap): two at
+  // once after a lost link would each open a connection and leak one.
+  private readRegistry(first: boolean): Promise<void> {
+    const run = this.registryQueue.then(() => this.readRegistryNow(first));
+    this.registryQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async readRegistryNow(first: boolean): Promise<void> {
     try {
       if (!this.registryClient) this.registryClient = await this.connectClient(this.registryConfig, this.target, () => {
         this.registryClient = undefined;
