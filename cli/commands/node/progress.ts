@@ -28,8 +28,8 @@ export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
       });
       const stop = () => void following.stop().then(() => process.exit(0));
       process.once('SIGINT', stop);
-      const final = await following.done;
-      await following.stop();
+      // Also when following fails: a listener left open would keep retrying and the process alive.
+      const final = await following.done.finally(() => following.stop());
       if (!flags.json) this.log(describe(final));
       process.exitCode = final.state === 'uninitialized' ? 0 : exitCodeForInit(final);
     } finally {
