@@ -101,8 +101,6 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         Promise.all(agents.map((a) => a.stop('demo stopping'))),
         new Promise((resolve) => setTimeout(resolve, 10000).unref()),
       ]);
-      // graphile-migrate keeps its pool ~200 ms after an install and exits the process if the server goes first.
-      await new Promise((resolve) => setTimeout(resolve, 400));
       await Promise.all(['node_a', 'node_b'].map((id) => stopCluster(path.join(runDir, id)).catch(() => undefined)));
       await removeRun(runDir);
       process.off('exit', onExit);
