@@ -2,8 +2,9 @@
 // transition is audited and announced once, every other pair of states is
 // refused with SR003 and changes nothing, through transition() and raw UPDATE.
 import { Client } from 'pg';
-import { clusterA, createNodeDatabase, dropDatabase } from './support/clusters';
+import { clusterA, createNodeDatabase, dropDatabase, query } from './support/clusters';
 import { ChannelRecorder, pgError } from './support/notifications';
+import { waitUntil } from './support/wait';
 
 const states = ['uninitialized', 'preparing', 'copying', 'catching_up', 'synchronized', 'diverged', 'reinitializing', 'failed'];
 
@@ -247,6 +248,19 @@ describe('init state machine', () => {
     expect(await lastAuditId()).toBe(lastAudit);
   });
 
+  // Until the client's running statement waits on a lock: the race is on, not
+  // merely queued behind a commit that already happened. Read on a connection
+  // of its own (a transaction sees one snapshot of pg_stat_activity).
+  async function waitForLock(client: Client): Promise<void> {
+    const pid = (client as unknown as { processID: number }).processID;
+    await waitUntil(
+      `backend ${pid} to wait on a lock`,
+      async () => (await query(db.url, 'SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1', [pid]))[0]?.wait_event_type === 'Lock',
+      10000,
+      20,
+    );
+  }
+
   it('refuses the loser of two concurrent registrations of one id with SR002', async () => {
     const other = new Client({ connectionString: db.url });
     await other.connect();
@@ -256,7 +270,7 @@ describe('init state machine', () => {
       // The second registration passes the existence check (the first is not
       // committed) and waits on the primary key until the first commits.
       const second = pgError(other.query("SELECT steep_repl.register_node('raced node', 'h2', 5432, 'd')"));
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await waitForLock(other);
       await sql.query('COMMIT');
       const err = await second;
       expect(err.code).toBe('SR002');
@@ -277,7 +291,8 @@ describe('init state machine', () => {
       await sql.query('BEGIN');
       await sql.query("SELECT steep_repl.transition($1, 'preparing')", [id]);
       const second = pgError(other.query("SELECT steep_repl.transition($1, 'preparing')", [id]));
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The second start waits on the node row the first has locked.
+      await waitForLock(other);
       await sql.query('COMMIT');
       const err = await second;
       expect(err.code).toBe('SR003');
