@@ -24,8 +24,9 @@ interface TableEntry {
   table_facts: { primary_key: string[] | null; replica_identity: string; replica_identity_columns: string[] | null };
 }
 
-// schema.table the way SQL reads it: unquoted parts fold to lower case,
-// double-quoted parts are taken as written ("" is a quote); no schema means public.
+// schema.table the way SQL reads it: unquoted parts fold A-Z to lower case
+// (only ASCII, as PostgreSQL does in UTF8: Ünit stays Ünit), double-quoted
+// parts are taken as written ("" is a quote); no schema means public.
 export function parseTableName(text: string): { schema_name: string; table_name: string } {
   const invalid = () =>
     new SteepError(`${JSON.stringify(text)} is not a table name: use schema.table, quoting odd names like '"My Schema"."My Table"'`, ExitCode.badArguments);
@@ -43,7 +44,7 @@ export function parseTableName(text: string): { schema_name: string; table_name:
     } else {
       const start = i;
       while (i < text.length && text[i] !== '.' && text[i] !== '"') i++;
-      part = text.slice(start, i).toLowerCase();
+      part = text.slice(start, i).replace(/[A-Z]+/g, (ascii) => ascii.toLowerCase());
       if (/\s/.test(part)) throw invalid();
     }
     if (part === '') throw invalid();
