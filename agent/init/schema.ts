@@ -1,18 +1,10 @@
 // The schema step of an init: lib/schema-sync compares the target with the
 // source and, by mode, refuses (strict, exit code 3), applies the DDL (auto)
 // or proceeds after a confirmation (manual).
-import { Client } from 'pg';
 import { Logger } from '../../lib/log';
-import { SchemaSyncMode, syncSchema } from '../../lib/schema-sync';
+import { SchemaSyncOptions, syncSchema } from '../../lib/schema-sync';
 
-export interface SchemaStep {
-  source: Client;
-  target: Client;
-  sourceNodeId: string;
-  targetNodeId: string;
-  mode: SchemaSyncMode;
-  logger: Logger;
-}
+export type SchemaStep = Pick<SchemaSyncOptions, 'source' | 'target' | 'sourceNodeId' | 'targetNodeId' | 'mode'> & { logger: Logger };
 
 export async function syncTargetSchema(step: SchemaStep): Promise<void> {
   // The agent runs unattended: in manual mode the start request is the
