@@ -84,7 +84,8 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
 
     const footer = options.footer ?? [];
     const bottom = height - 2 - footer.length;
-    renderNodesView(painterFor(buffer, { x: 0, y: 2, width, height: bottom - 2 }), { x: 0, y: 2, width, height: bottom - 2 }, nodes(), selectedId, now);
+    const table = { x: 0, y: 2, width, height: bottom - 2 };
+    renderNodesView(painterFor(buffer, table), table, nodes(), selectedId, now);
     footer.forEach((text, i) => p.put(1, bottom + i, text, { color: 'white', dim: true }));
 
     const overlayNode = watch.node(overlayId);

@@ -11,12 +11,11 @@ function phaseMarks(phase: string): Array<[string, Attr]> {
   if (phase === 'failed') return [['✗ failed (the error is below)', { color: 'red', bold: true }]];
   if (phase === 'cancelling') return [['▶ cancelling: removing what this initialization created', { color: 'yellow', bold: true }]];
   const at = phase === 'done' ? phases.length : phases.indexOf(phase);
-  const marks: Array<[string, Attr]> = phases.map((name, i) => {
+  return phases.map((name, i): [string, Attr] => {
     if (i < at) return [`✓ ${name}`, { color: 'green' }];
     if (i === at) return [`▶ ${name}`, { color: 'cyan', bold: true }];
     return [`· ${name}`, { color: 'white' }];
   });
-  return marks;
 }
 
 const tableName = (t: TableProgress) => t.display_name;
