@@ -11,7 +11,7 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
   static args = { node: Args.string({ description: 'node id', required: true }) };
   static flags = {
     wait: Flags.boolean({ description: 'wait until the cleanup is done', default: true, allowNo: true }),
-    'wait-timeout': Flags.integer({ description: 'seconds to wait for the cleanup', default: 60 }),
+    'wait-timeout': Flags.integer({ description: 'seconds to wait for the cleanup', default: 60, min: 1 }),
     json: jsonFlag,
   };
 
