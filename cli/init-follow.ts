@@ -43,9 +43,36 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     options.render(next);
     if (settled(next)) finish(next);
   };
-  const reread = () => readInitStatus(client, nodeId).then(update, fail);
+  // A server restart ends the caller's session with the listener's: once the
+  // link has dropped, a re-read that fails is tried once more on a new session.
+  let reader = client;
+  let ownReader: Client | undefined;
+  let linkDropped = false;
+  let stopped = false;
+  const newReader = async (): Promise<Client> => {
+    await ownReader?.end().catch(() => undefined);
+    ownReader = new Client(config);
+    ownReader.on('error', () => undefined);
+    await ownReader.connect();
+    if (stopped) await ownReader.end();
+    return (reader = ownReader);
+  };
+  const reread = () =>
+    readInitStatus(reader, nodeId)
+      .catch(async (err) => {
+        if (!linkDropped) throw err;
+        return readInitStatus(await newReader(), nodeId);
+      })
+      .then(
+        (next) => {
+          linkDropped = false;
+          update(next);
+        },
+        (err) => stopped || fail(err),
+      );
   const listener = listen(config, [channels.state, channels.progress], {
     onConnected: () => void reread(),
+    onDisconnected: () => (linkDropped = true),
     onNotification: (channel, payload) => {
       if ((payload as { node_id?: string }).node_id !== nodeId || !status) return;
       if (channel === channels.progress) {
@@ -57,7 +84,14 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
       }
     },
   });
-  return { done, stop: () => listener.close() };
+  return {
+    done,
+    stop: async () => {
+      stopped = true;
+      await listener.close();
+      await ownReader?.end().catch(() => undefined);
+    },
+  };
 }
 
 // "[########------------]  40.2%  copying  3/8 tables  public.big 57%  12.3k rows/s  48.1 MB/s  ETA 1m02s"
