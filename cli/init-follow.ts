@@ -43,10 +43,11 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     options.render(next);
     if (settled(next)) finish(next);
   };
-  // A server restart ends the caller's session with the listener's: once the
-  // link has dropped, a re-read that fails is tried once more on a new session.
+  // A server restart ends the caller's session with the listener's: after
+  // the link drops, a re-read that fails runs again on one new session.
   let reader = client;
   let ownReader: Client | undefined;
+  let replacement: Promise<Client> | undefined;
   let linkDropped = false;
   let stopped = false;
   const newReader = async (): Promise<Client> => {
@@ -61,18 +62,16 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     readInitStatus(reader, nodeId)
       .catch(async (err) => {
         if (!linkDropped) throw err;
-        return readInitStatus(await newReader(), nodeId);
+        replacement ??= newReader();
+        return readInitStatus(await replacement, nodeId);
       })
-      .then(
-        (next) => {
-          linkDropped = false;
-          update(next);
-        },
-        (err) => stopped || fail(err),
-      );
+      .then(update, (err) => stopped || fail(err));
   const listener = listen(config, [channels.state, channels.progress], {
     onConnected: () => void reread(),
-    onDisconnected: () => (linkDropped = true),
+    onDisconnected: () => {
+      linkDropped = true;
+      replacement = undefined;
+    },
     onNotification: (channel, payload) => {
       if ((payload as { node_id?: string }).node_id !== nodeId || !status) return;
       if (channel === channels.progress) {
