@@ -68,9 +68,10 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
 
   // The agent heartbeats its node every few seconds; without one the init
   // waits in preparing, which deserves a word rather than a still bar.
+  // node_overview decides, as it does for node list and the TUI.
   private async warnIfNoAgent(client: Client, nodeId: string): Promise<void> {
     const { rows } = await client.query(
-      "SELECT last_seen IS NULL OR last_seen < now() - interval '30 seconds' AS silent, last_seen FROM steep_repl.nodes WHERE node_id = $1",
+      "SELECT health IN ('no agent', 'agent silent') AS silent, last_seen FROM steep_repl.node_overview WHERE node_id = $1",
       [nodeId],
     );
     if (rows[0]?.silent) {
