@@ -74,6 +74,14 @@ async function startAgent(url: string): Promise<ChildProcess> {
   return agent;
 }
 
+// An agent that already exited (it failed mid-run) emits no 'exit' again.
+async function stopAgent(agent: ChildProcess): Promise<void> {
+  if (agent.exitCode !== null || agent.signalCode !== null) return;
+  const exited = new Promise((r) => agent.once('exit', r));
+  agent.kill('SIGTERM');
+  await exited;
+}
+
 async function until(probe: () => Promise<boolean>, everyMs: number, timeoutMs = 30 * 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
@@ -182,8 +190,7 @@ async function steepRun(source: Cluster, target: Cluster, round: number): Promis
     ];
     return { seconds, phases, latencies, intervals };
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => agent.once('exit', r));
+    await stopAgent(agent);
     // Leave the source as it was: no publication or slot of this round.
     await sql(url, 'SELECT subname FROM pg_subscription').then(async (subs) => {
       for (const s of subs) await sql(url, `DROP SUBSCRIPTION ${escapeIdentifier(s.subname)}`);
@@ -217,8 +224,7 @@ async function cancelRun(source: Cluster, target: Cluster): Promise<{ seconds: n
     const [{ n: rows }] = await sql(url, 'SELECT (SELECT count(*) FROM big) + (SELECT count(*) FROM small_0) AS n');
     return { seconds, atPercent, left: subs + slots + pubs + Number(rows) };
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => agent.once('exit', r));
+    await stopAgent(agent);
     await sql(target.url(), `DROP DATABASE ${name} WITH (FORCE)`);
   }
 }
