@@ -33,7 +33,7 @@ export default class DemoCommand extends BaseCommand<typeof DemoCommand> {
     const onSignal = () => {
       interrupted = true;
       this.log('stopping…');
-      void (demo?.stop() ?? Promise.resolve()).then(() => process.exit(130));
+      void (demo?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
