@@ -14,7 +14,16 @@ describe('init refusals', () => {
   let peer: { name: string; url: string } | undefined;
 
   beforeAll(async () => {
-    pair = await createInitPair({ tag: 'init_refuse', sourceCluster: clusterA(), targetCluster: clusterB(), rows: 2000 });
+    // Node ids of its own: slot names derive from them and slots are per server,
+    // shared with the other init test files running beside this one.
+    pair = await createInitPair({
+      tag: 'init_refuse',
+      sourceCluster: clusterA(),
+      targetCluster: clusterB(),
+      sourceId: 'Refusing Ü src',
+      targetId: 'refusing "tgt"',
+      rows: 2000,
+    });
   });
   afterAll(async () => {
     await stopAllAgents();
