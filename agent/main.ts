@@ -8,7 +8,7 @@ import { clientConfig, connectTo, describeTarget, withApplicationName } from '..
 import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
 import { makeLogFunction } from '../lib/graphile-log';
 import { installConnectionString } from '../lib/install';
-import { Logger } from '../lib/log';
+import { Logger, LogLevel } from '../lib/log';
 import { backoff } from '../lib/notifications';
 import { CancellationRegistry, CancelRequest } from './cancellation';
 import { SteepTask } from './task';
@@ -114,8 +114,18 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       const aborted = cancellation.cancel(request);
       logger.log('info', 'agent.cancel_requested', { ...request, aborted_jobs: aborted });
     });
+    // Every event and transition of this database becomes one log line, also
+    // those SQL emits on its own (start_init from psql, progress triggers).
+    subscriber.notifications.on('steep_repl_events', (event: AuditedEvent) => {
+      logger.log(levelOf(event.event), event.event, { node_id: event.node_id, audit_id: event.audit_id, ...event.details });
+    });
+    subscriber.notifications.on('steep_repl_state', (change: Record<string, unknown>) => {
+      logger.log(change.to === 'failed' ? 'warn' : 'info', 'init.state_change', change);
+    });
     await subscriber.connect();
     await subscriber.listenTo('steep_repl_cancel');
+    await subscriber.listenTo('steep_repl_events');
+    await subscriber.listenTo('steep_repl_state');
     stopSteps.push(() => subscriber.close());
 
     const workerUrl = withApplicationName(installConnectionString(options.connectionString), 'steep-repl agent worker');
@@ -269,6 +279,20 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await stopAll();
     throw err;
   }
+}
+
+interface AuditedEvent {
+  event: string;
+  node_id: string | null;
+  audit_id: number;
+  details?: Record<string, unknown>;
+  truncated?: boolean;
+}
+
+function levelOf(event: string): LogLevel {
+  if (event.endsWith('.failed')) return 'error';
+  if (event === 'schema.mismatch_detected') return 'warn';
+  return 'info';
 }
 
 function wrapTasks(

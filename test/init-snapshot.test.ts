@@ -163,6 +163,14 @@ describe('snapshot init', () => {
     expect(events.filter((e) => e === 'init.completed')).toHaveLength(1);
     expect(events[events.length - 1]).toBe('init.completed');
     await targetAgent.waitForEvent('init.completed');
+    // The agent logs each milestone once as a JSON line, also those SQL emitted itself.
+    const logged = targetAgent.lines.filter((l) => l.node_id === pair.target.id).map((l) => l.event);
+    for (const milestone of ['init.started', 'init.state_change', 'init.phase_started', 'init.phase_completed']) {
+      expect(logged).toContain(milestone);
+    }
+    expect(logged.filter((e) => e === 'init.table_started')).toHaveLength(5);
+    expect(logged.filter((e) => e === 'init.table_complete')).toHaveLength(5);
+    expect(logged.filter((e) => e === 'init.completed')).toHaveLength(1);
     // --parallel 2 became the server's table-sync worker limit, announced.
     expect(await query(pair.target.url, 'SHOW max_sync_workers_per_subscription')).toEqual([{ max_sync_workers_per_subscription: '2' }]);
     expect(status.progress.workers_max).toBe(2);

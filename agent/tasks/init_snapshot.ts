@@ -288,11 +288,6 @@ class SnapshotInit {
       'completed',
       { subscription: this.name, sequences_copied: sequences.copied.length, sequences_missing: sequences.missing },
     ]);
-    this.log('info', 'init.completed', {
-      source_node: this.sourceNode!.node_id,
-      seconds: (Date.now() - this.startedAt) / 1000,
-      sequences: sequences.copied.length,
-    });
   }
 
   // The subscription and the publication stay for the retry; a disabled
@@ -318,7 +313,6 @@ class SnapshotInit {
       await setSubscriptionEnabled(this.target, this.name, false).catch(() => undefined);
     }
     await this.target.query('SELECT steep_repl.finish_init($1, $2, $3)', [this.nodeId, 'failed', { error: message, kind }]);
-    this.log('error', 'init.failed', { kind, error: message });
   }
 
   private async cancel(status: InitStatus): Promise<void> {
@@ -345,7 +339,6 @@ class SnapshotInit {
       'cancelled',
       { removed: result.removed, left_on_source: result.leftOnSource },
     ]);
-    this.log(result.leftOnSource.length ? 'warn' : 'info', 'init.cancelled', { removed: result.removed, left_on_source: result.leftOnSource });
   }
 
   private async status(): Promise<InitStatus> {
@@ -382,12 +375,10 @@ class SnapshotInit {
 
   private async transition(to: string, reason: string): Promise<void> {
     await this.target.query('SELECT steep_repl.transition($1, $2, $3)', [this.nodeId, to, { reason }]);
-    this.log('info', 'init.state_change', { to, reason });
   }
 
   private async phase(phase: string): Promise<void> {
     await this.target.query('SELECT steep_repl.init_phase($1, $2)', [this.nodeId, phase]);
-    this.log('info', 'init.phase_started', { phase });
   }
 
   private async connectSource(): Promise<Client> {
