@@ -4,6 +4,7 @@
 import { Client, ClientConfig } from 'pg';
 import { ExitCode, ExitCodeValue } from '../lib/errors';
 import { channels, listen, ProgressNotification, StateNotification } from '../lib/notifications';
+import { bytes, count } from '../lib/format';
 import { duration } from './render';
 
 export interface InitStatus {
@@ -107,7 +108,7 @@ export function progressLine(s: InitStatus, width = 24): string {
   ];
   if (['done', 'failed', 'cancelling'].includes(String(p.phase))) return parts.join('  ');
   if (p.current_table) parts.push(`${p.current_table} ${Number(p.current_table_percent ?? 0).toFixed(0)}%`);
-  if (p.rows_per_second != null) parts.push(`${human(Number(p.rows_per_second))} rows/s`);
+  if (p.rows_per_second != null) parts.push(`${count(Number(p.rows_per_second))} rows/s`);
   if (p.bytes_per_second != null) parts.push(`${bytes(Number(p.bytes_per_second))}/s`);
   if (p.workers_active) parts.push(`${p.workers_active} workers`);
   if (p.lag_bytes != null && p.phase === 'catching_up') parts.push(`lag ${bytes(Number(p.lag_bytes))}`);
@@ -115,18 +116,7 @@ export function progressLine(s: InitStatus, width = 24): string {
   return parts.join('  ');
 }
 
-export function human(n: number): string {
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
-  return String(Math.round(n));
-}
 
-export function bytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} kB`;
-  return `${Math.round(n)} B`;
-}
 
 // Exit code of a settled init (SPEC §4.8).
 export function exitCodeForInit(s: InitStatus): ExitCodeValue {

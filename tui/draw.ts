@@ -3,6 +3,7 @@
 // are terminal cells, not characters: ノード takes six.
 import { stringWidth, truncateString } from 'terminal-kit';
 import type { ScreenBuffer } from 'terminal-kit';
+import { count, num } from '../lib/format';
 
 export interface Area {
   x: number;
@@ -66,37 +67,9 @@ export function bar(width: number, percent: number): string {
   return '█'.repeat(filled) + '░'.repeat(inner - filled);
 }
 
-export function num(value: number | string | null | undefined): number | undefined {
-  if (value === null || value === undefined || value === '') return undefined;
-  const n = Number(value);
-  return Number.isFinite(n) ? n : undefined;
-}
-
 export function percentText(value: number | string | null | undefined): string {
   const n = num(value);
   return n === undefined ? '-' : `${Math.floor(n)}%`;
-}
-
-const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-
-export function bytes(value: number | string | null | undefined): string {
-  let n = num(value);
-  if (n === undefined) return '-';
-  let unit = 0;
-  while (n >= 1000 && unit < units.length - 1) {
-    n /= 1000;
-    unit++;
-  }
-  return `${n >= 100 || unit === 0 ? Math.round(n) : n.toFixed(1)}${units[unit]}`;
-}
-
-export function count(value: number | string | null | undefined): string {
-  const n = num(value);
-  if (n === undefined) return '-';
-  if (n < 1000) return String(Math.round(n));
-  if (n < 1e6) return `${(n / 1e3).toFixed(n < 1e4 ? 1 : 0)}k`;
-  if (n < 1e9) return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)}M`;
-  return `${(n / 1e9).toFixed(1)}G`;
 }
 
 export function perSecond(value: number | string | null | undefined, format: (v: number) => string = count): string {

@@ -2,7 +2,8 @@
 import { stringWidth } from 'terminal-kit';
 import { duration } from '../cli/render';
 import type { NodeView, TableProgress } from './cluster-watch';
-import { Area, Attr, bar, bytes, count, fit, fitRight, num, Painter, percentText, perSecond, stateAttr, wrap } from './draw';
+import { Area, Attr, bar, fit, fitRight, Painter, percentText, perSecond, stateAttr, wrap } from './draw';
+import { bytes, count, num } from '../lib/format';
 
 const phases = ['preparing', 'schema_sync', 'copying', 'catching_up', 'finalizing'];
 

@@ -1,7 +1,8 @@
 // The nodes view: one row per registered node, as last read from the nodes.
 import { ago, duration } from '../cli/render';
 import type { NodeView } from './cluster-watch';
-import { Area, Attr, bytes, fit, num, Painter, stateAttr, wrap } from './draw';
+import { Area, Attr, fit, Painter, stateAttr, wrap } from './draw';
+import { bytes, num } from '../lib/format';
 
 interface Column {
   title: string;

@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { duration, table } from '../../render';
-import { bytes, exitCodeForInit, followInit, human, InitStatus, progressLine, readInitStatus } from '../../init-follow';
+import { bytes, count } from '../../../lib/format';
+import { exitCodeForInit, followInit, InitStatus, progressLine, readInitStatus } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
@@ -53,9 +54,9 @@ function describe(s: InitStatus): string {
           `${t.schema_name}.${t.table_name}`,
           String(t.state),
           `${Number(t.percent).toFixed(1)}%`,
-          `${human(Number(t.rows_copied))}/${t.rows_total == null ? '?' : human(Number(t.rows_total))}`,
+          `${count(Number(t.rows_copied))}/${t.rows_total == null ? '?' : count(Number(t.rows_total))}`,
           t.bytes_total == null ? '' : bytes(Number(t.bytes_total)),
-          t.rows_per_second == null ? '' : human(Number(t.rows_per_second)),
+          t.rows_per_second == null ? '' : count(Number(t.rows_per_second)),
           t.completed_at && t.started_at
             ? duration((new Date(String(t.completed_at)).getTime() - new Date(String(t.started_at)).getTime()) / 1000)
             : '',
