@@ -29,3 +29,8 @@ export function count(value: Numeric): string {
   if (n < 1e9) return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)}M`;
   return `${(n / 1e9).toFixed(1)}G`;
 }
+
+// A word a POSIX shell reads back unchanged, for commands we suggest to run.
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

@@ -3,6 +3,7 @@
 // source is back. The source runs on a cluster of this file's own.
 import * as path from 'node:path';
 import { claimRunDir, Cluster, clusterRoot, createCluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { shellWord } from '../lib/format';
 import { clusterB, query } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, leftovers, waitCaughtUp } from './support/init-pair';
 import { waitUntil } from './support/wait';
@@ -78,7 +79,9 @@ describe('init when the source stops mid-copy', () => {
     expect(status.progress.failure_kind).toBe('connection');
     expect(status.progress.error).toMatch(/source node .* is unreachable/);
     expect(status.progress.error).toMatch(/are kept/);
-    expect(status.progress.error).toContain(`steep-repl node start ${pair.target.id} --from ${pair.source.id} --resume`);
+    // The node ids have spaces and quotes: the suggested command quotes them for a shell.
+    expect(status.progress.error).toContain(`steep-repl node start ${shellWord(pair.target.id)} --from ${shellWord(pair.source.id)} --resume`);
+    expect(shellWord(pair.target.id)).toMatch(/^'.*'$/);
     expect(status.job).toBeNull();
     // Kept for the retry, and stopped so it does not retry on its own.
     const [sub] = await query(pair.target.url, 'SELECT subenabled FROM pg_subscription WHERE subname = $1', [pair.replicationName]);

@@ -6,6 +6,7 @@
 import { Client } from 'pg';
 import { connectTo, connectToNode, getNode, nodeConninfo, RegisteredNode } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
+import { shellWord } from '../../lib/format';
 import { currentLsn, slotLag } from '../init/catch-up';
 import { cleanupInit } from '../init/cleanup';
 import { classify, InitTimeout, isConnectionError, SourceUnreachable } from '../init/failure';
@@ -296,9 +297,9 @@ class SnapshotInit {
     const kind = classify(err);
     const hint = (err as SteepError).hint ?? (err as { hint?: string }).hint;
     const resume =
-      `resume with: steep-repl node start ${this.nodeId} --from ${this.sourceNode!.node_id} --resume ` +
+      `resume with: steep-repl node start ${shellWord(this.nodeId)} --from ${shellWord(this.sourceNode!.node_id)} --resume ` +
       `(SQL: SELECT steep_repl.start_init(${literal(this.nodeId)}, ${literal(this.sourceNode!.node_id)}, 'snapshot', '{"resume": true}')), ` +
-      `or remove what it created with: steep-repl node cancel ${this.nodeId}`;
+      `or remove what it created with: steep-repl node cancel ${shellWord(this.nodeId)}`;
     const subscription = await findSubscription(this.target, this.name).catch(() => undefined);
     const kept = subscription
       ? `The subscription ${this.name}, its slot and the publication on the source are kept`

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { Client } from 'pg';
 import { connectToNode, getNode } from '../../../lib/connection';
 import { BaseCommand, jsonFlag } from '../../base-command';
+import { shellWord } from '../../../lib/format';
 import { ExitCode } from '../../../lib/errors';
 import { schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
 import { askToProceed } from '../../confirm';
@@ -47,7 +48,9 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       if (flags.detach) {
         if (flags.json) return this.printJson(started);
         this.log(`initialization of ${args.target} from ${flags.from} queued as job ${started.job_id}`);
-        this.log(`follow it: steep-repl node progress ${args.target} --follow   cancel it: steep-repl node cancel ${args.target}`);
+        this.log(
+          `follow it: steep-repl node progress ${shellWord(args.target)} --follow   cancel it: steep-repl node cancel ${shellWord(args.target)}`,
+        );
         return;
       }
       await this.warnIfNoAgent(client, args.target);
