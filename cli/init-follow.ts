@@ -13,7 +13,7 @@ export interface InitStatus {
   in_progress: boolean;
   source_node_id: string | null;
   progress: (ProgressNotification & Record<string, unknown>) | null;
-  tables: Array<Record<string, unknown>>;
+  tables: Array<Record<string, unknown> & { schema_name: string; table_name: string }>;
 }
 
 export interface FollowOptions {

@@ -186,7 +186,7 @@ describe('snapshot init', () => {
     const human = await runCli(['node', 'progress', pair.target.id, '--db', pair.target.url]);
     expect(human.code).toBe(0);
     expect(human.stdout).toContain(`node ${pair.target.id}: synchronized from ${pair.source.id}`);
-    expect(human.stdout).toMatch(/Sales ünit\.Order "Items" é\s+done\s+100\.0%/);
+    expect(human.stdout).toMatch(/"Sales ünit"\."Order ""Items"" é"\s+done\s+100\.0%/);
 
     // Only user tables were published: each node keeps its own state.
     const published = await query(pair.source.url, 'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2', [

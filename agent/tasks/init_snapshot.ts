@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { connectTo, connectToNode, getNode, nodeConninfo, RegisteredNode } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
 import { shellWord } from '../../lib/format';
+import { tableLabel } from '../../lib/schema-sync';
 import { currentLsn, slotLag } from '../init/catch-up';
 import { cleanupInit } from '../init/cleanup';
 import { classify, InitTimeout, isConnectionError, SourceUnreachable } from '../init/failure';
@@ -167,7 +168,7 @@ class SnapshotInit {
         }
         if (withRows.length) {
           await truncateWithoutReplicating(this.target, withRows);
-          this.log('warn', 'init.tables_emptied', { tables: withRows.map((t) => `${t.schema_name}.${t.table_name}`) });
+          this.log('warn', 'init.tables_emptied', { tables: withRows.map(tableLabel) });
         }
       } else {
         this.log('info', 'init.reverse_of_pair', {
@@ -222,7 +223,7 @@ class SnapshotInit {
       errorsAtStart ??= snapshot.workerErrors;
       if (snapshot.workerErrors - errorsAtStart >= maxWorkerErrors) {
         await this.withSource((s) => s.query('SELECT 1'));
-        const stuck = snapshot.tables.filter((t) => t.state !== 'done').map((t) => `${t.schema_name}.${t.table_name}`);
+        const stuck = snapshot.tables.filter((t) => t.state !== 'done').map(tableLabel);
         throw new SteepError(
           `the subscription's workers failed ${snapshot.workerErrors - errorsAtStart} times while copying; tables not yet copied: ${stuck.join(', ')}`,
           undefined,
@@ -417,6 +418,6 @@ class SnapshotInit {
 }
 
 function describeTables(tables: Array<{ schema_name: string; table_name: string }>): string {
-  const names = tables.map((t) => `${t.schema_name}.${t.table_name}`);
+  const names = tables.map(tableLabel);
   return names.length > 20 ? `${names.slice(0, 20).join(', ')} and ${names.length - 20} more` : names.join(', ');
 }

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { duration, table } from '../../render';
 import { bytes, count } from '../../../lib/format';
+import { tableLabel } from '../../../lib/schema-sync';
 import { exitCodeForInit, followInit, InitStatus, progressLine, readInitStatus } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
@@ -51,7 +52,7 @@ function describe(s: InitStatus): string {
       table(
         ['table', 'state', 'percent', 'rows', 'bytes', 'rows/s', 'took'],
         s.tables.map((t) => [
-          `${t.schema_name}.${t.table_name}`,
+          tableLabel(t),
           String(t.state),
           `${Number(t.percent).toFixed(1)}%`,
           `${count(Number(t.rows_copied))}/${t.rows_total == null ? '?' : count(Number(t.rows_total))}`,
