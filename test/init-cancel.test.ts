@@ -58,6 +58,27 @@ describe('init cancel and agent death', () => {
     await pair?.drop();
   });
 
+  it('cancel_init from psql before an agent picked the job removes the queued job and returns the node at once', async () => {
+    const [{ started }] = await query(pair.target.url, 'SELECT steep_repl.start_init($1, $2) AS started', [pair.target.id, pair.source.id]);
+    expect(started).toMatchObject({ node_id: pair.target.id, state: 'preparing' });
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM graphile_worker._private_jobs')).toEqual([{ n: 1 }]);
+    const [{ cancelled }] = await query(pair.target.url, 'SELECT steep_repl.cancel_init($1) AS cancelled', [pair.target.id]);
+    expect(cancelled).toEqual({ node_id: pair.target.id, cancelled: true, state: 'uninitialized' });
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM graphile_worker._private_jobs')).toEqual([{ n: 0 }]);
+    await expectNothingLeft(pair);
+    const transitions = await query(
+      pair.target.url,
+      "SELECT from_state, to_state FROM steep_repl.audit_log WHERE node_id = $1 AND event = 'init.state_change' ORDER BY audit_id",
+      [pair.target.id],
+    );
+    expect(transitions).toEqual([
+      { from_state: 'uninitialized', to_state: 'preparing' },
+      { from_state: 'preparing', to_state: 'uninitialized' },
+    ]);
+    // A second cancel has nothing to cancel: refused, nothing changes.
+    await expect(query(pair.target.url, 'SELECT steep_repl.cancel_init($1)', [pair.target.id])).rejects.toMatchObject({ code: 'SR003' });
+  });
+
   it('node cancel during the copy removes subscription, slots, publication and copied rows; a new start completes', async () => {
     const agent = new AgentProcess(pair.target.url);
     await agent.waitForEvent('agent.started');
@@ -80,7 +101,11 @@ describe('init cancel and agent death', () => {
     await expectNothingLeft(pair);
     const cancelled = await agent.waitForEvent('init.cancelled');
     expect(cancelled.left_on_source).toEqual([]);
-    const [event] = await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'init.cancelled' AND node_id = $1", [pair.target.id]);
+    const [event] = await query(
+      pair.target.url,
+      "SELECT details FROM steep_repl.audit_log WHERE event = 'init.cancelled' AND node_id = $1 ORDER BY audit_id DESC LIMIT 1",
+      [pair.target.id],
+    );
     expect(event.details.removed).toEqual(expect.arrayContaining([`subscription ${pair.replicationName}`, `publication ${pair.replicationName}`]));
 
     // The emptying did not replicate back: the source still holds its rows.
