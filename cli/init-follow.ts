@@ -116,8 +116,6 @@ export function progressLine(s: InitStatus, width = 24): string {
   return parts.join('  ');
 }
 
-
-
 // Exit code of a settled init (SPEC §4.8).
 export function exitCodeForInit(s: InitStatus): ExitCodeValue {
   if (s.state === 'synchronized') return ExitCode.ok;
