@@ -9,7 +9,7 @@ import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
 import { makeLogFunction } from '../lib/graphile-log';
 import { installConnectionString } from '../lib/install';
 import { Logger, LogLevel } from '../lib/log';
-import { backoff } from '../lib/notifications';
+import { backoff, EventNotification, StateNotification } from '../lib/notifications';
 import { CancellationRegistry, CancelRequest } from './cancellation';
 import { SteepTask } from './task';
 import { tasks as defaultTasks } from './tasks';
@@ -116,11 +116,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     });
     // Every event and transition of this database becomes one log line, also
     // those SQL emits on its own (start_init from psql, progress triggers).
-    subscriber.notifications.on('steep_repl_events', (event: AuditedEvent) => {
+    subscriber.notifications.on('steep_repl_events', (event: EventNotification) => {
       logger.log(levelOf(event.event), event.event, { node_id: event.node_id, audit_id: event.audit_id, ...event.details });
     });
-    subscriber.notifications.on('steep_repl_state', (change: Record<string, unknown>) => {
-      logger.log(change.to === 'failed' ? 'warn' : 'info', 'init.state_change', change);
+    subscriber.notifications.on('steep_repl_state', (change: StateNotification) => {
+      logger.log(change.to === 'failed' ? 'warn' : 'info', 'init.state_change', { ...change });
     });
     await subscriber.connect();
     await subscriber.listenTo('steep_repl_cancel');
@@ -279,14 +279,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await stopAll();
     throw err;
   }
-}
-
-interface AuditedEvent {
-  event: string;
-  node_id: string | null;
-  audit_id: number;
-  details?: Record<string, unknown>;
-  truncated?: boolean;
 }
 
 function levelOf(event: string): LogLevel {
