@@ -74,7 +74,9 @@ describe('agent and a server that restarts', () => {
       await agent.waitForEvent('agent.connection_lost');
       const stopping = Date.now();
       expect(await agent.stop('SIGTERM')).toBe(0);
-      expect(Date.now() - stopping).toBeLessThan(5000);
+      // It does not sit out the 30 s retry window (about 1 s idle; the bound
+      // leaves room for a loaded CI machine).
+      expect(Date.now() - stopping).toBeLessThan(15000);
       expect(agent.lines.at(-1)).toMatchObject({ event: 'agent.stopped', level: 'info', reason: 'received SIGTERM' });
     } finally {
       await startCluster(cluster);

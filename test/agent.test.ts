@@ -209,7 +209,8 @@ describe('steep-repl agent', () => {
         await requester.end();
       }
       const cancelled = await agent.waitForEvent('node.probe_cancelled');
-      expect(Date.now() - requested).toBeLessThan(1000);
+      // The probe would hang for its 60 s connect timeout without the NOTIFY.
+      expect(Date.now() - requested).toBeLessThan(10000);
       expect(cancelled).toMatchObject({ node_id: 'peer_x', job_id: String(x) });
       await agent.waitFor((l) => l.event === 'job.completed' && String(l.job_id) === String(x));
       expect(agent.lines.find((l) => l.event === 'agent.cancel_requested')).toMatchObject({
@@ -229,13 +230,12 @@ describe('steep-repl agent', () => {
       expect(running[0].locked_by).not.toBeNull();
       expect(agent.lines.some((l) => l.event === 'node.probed' || (l.event === 'job.completed' && String(l.job_id) === String(y)))).toBe(false);
 
-      // A shutdown aborts it at once and leaves it queued for the next agent.
-      const stopping = Date.now();
+      // A shutdown aborts it (not graphile-worker's 5 s grace running out)
+      // and leaves it queued for the next agent.
       expect(await agent.stop('SIGTERM')).toBe(0);
-      expect(Date.now() - stopping).toBeLessThan(3000);
       const [left] = await jobs();
       expect(left).toMatchObject({ attempts: 1, locked_by: null });
-      expect(left.last_error).toMatch(/shutting down/);
+      expect(left.last_error).toMatch(/the agent is shutting down/);
       expect(agent.lines.find((l) => l.event === 'job.interrupted')).toMatchObject({ level: 'info', job_id: String(y) });
       expect(agent.lines.filter((l) => l.event === 'job.failed')).toEqual([]);
       await query(db.url, 'DELETE FROM graphile_worker._private_jobs');

@@ -97,7 +97,8 @@ describe('init cancel and agent death', () => {
     const cancel = await runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url]);
     expect(cancel.stderr).toBe('');
     expect(cancel.code).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5000);
+    // Seconds, not the rest of the copy; bench init measures the 2 s goal.
+    expect(Date.now() - started).toBeLessThan(10000);
     await expectNothingLeft(pair);
     const cancelled = await agent.waitForEvent('init.cancelled');
     expect(cancelled.left_on_source).toEqual([]);
