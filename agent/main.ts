@@ -4,10 +4,10 @@
 import { Client } from 'pg';
 import createSubscriber from 'pg-listen';
 import { run, runMigrations, Runner, Logger as GraphileLogger, TaskList, Task } from 'graphile-worker';
-import { clientConfig, connectTo, describeTarget, withApplicationName } from '../lib/connection';
+import { clientConfig, connectTo, describeTarget } from '../lib/connection';
 import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
 import { makeLogFunction } from '../lib/graphile-log';
-import { installConnectionString } from '../lib/install';
+import { endPool, workerPool } from '../lib/worker-pool';
 import { Logger, LogLevel } from '../lib/log';
 import { backoff, EventNotification, StateNotification } from '../lib/notifications';
 import { CancellationRegistry, CancelRequest } from './cancellation';
@@ -128,9 +128,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await subscriber.listenTo('steep_repl_state');
     stopSteps.push(() => subscriber.close());
 
-    const workerUrl = withApplicationName(installConnectionString(options.connectionString), 'steep-repl agent worker');
+    const pgPool = workerPool(options.connectionString, 'steep-repl agent worker', logger);
+    stopSteps.push(() => endPool(pgPool));
     const graphileLogger = new GraphileLogger(makeLogFunction(logger));
-    await runMigrations({ connectionString: workerUrl, logger: graphileLogger });
+    await runMigrations({ pgPool, logger: graphileLogger });
 
     // Jobs locked by an agent that died stay locked for hours; holding the
     // agent lock proves no other agent runs them, so they can be freed now.
@@ -147,7 +148,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     let replacingRunner = false;
     const startRunner = async (): Promise<Runner> => {
       const started = await run({
-        connectionString: workerUrl,
+        pgPool,
         concurrency,
         noHandleSignals: true,
         pollInterval: 1000,

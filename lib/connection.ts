@@ -57,11 +57,6 @@ export function connectTimeoutMs(): number {
   return Number.isFinite(ms) && ms > 0 ? ms : 10000;
 }
 
-// Tags a URL's sessions so that pg_stat_activity shows who holds them.
-export function withApplicationName(url: string, applicationName: string): string {
-  return `${url}${url.includes('?') ? '&' : '?'}application_name=${encodeURIComponent(applicationName)}`;
-}
-
 // Where a config points, for messages: host, port and database, no secrets.
 export function describeTarget(connectionString?: string): string {
   const url = resolveConnectionString(connectionString);

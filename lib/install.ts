@@ -9,6 +9,7 @@ import { Logger } from './log';
 import { connectTo, describeTarget, resolveConnectionString } from './connection';
 import { ExitCode, exitCodeFor, SteepError } from './errors';
 import { migrationsFolder } from './paths';
+import { endPool, workerPool } from './worker-pool';
 
 // graphile-migrate needs a URL; without one, build it from the PG* variables
 // (no password in it: pg reads PGPASSWORD or pgpass itself).
@@ -29,8 +30,9 @@ export async function installSchema(connectionString: string | undefined, logger
   await (await connectTo(connectionString, 'steep-repl install')).end();
   const url = installConnectionString(connectionString);
   const graphileLogger = new GraphileLogger(makeLogFunction(logger));
+  const pgPool = workerPool(connectionString, 'steep-repl install', logger);
   try {
-    await runMigrations({ connectionString: url, logger: graphileLogger });
+    await runMigrations({ pgPool, logger: graphileLogger });
     await migrate({ connectionString: url, migrationsFolder, logger: graphileLogger });
   } catch (err) {
     if (exitCodeFor(err) === ExitCode.connection) throw err;
@@ -45,5 +47,6 @@ export async function installSchema(connectionString: string | undefined, logger
     // idle client of it errors: a database dropped or a server stopped right
     // after install would kill the calling process (a test, the demo).
     clearAllPools();
+    await endPool(pgPool);
   }
 }
