@@ -1,5 +1,6 @@
-// Installs what a node needs, idempotently: graphile-worker's job queue and
-// the steep_repl schema from the committed migrations.
+// Installs what a node needs, idempotently: graphile-worker's job queue, the
+// steep_repl tables from the committed migrations, then every function and
+// view from migrations/functions and migrations/views.
 import * as os from 'node:os';
 import { migrate } from 'graphile-migrate';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal';
@@ -7,6 +8,7 @@ import { Logger as GraphileLogger, runMigrations } from 'graphile-worker';
 import { makeLogFunction } from './graphile-log';
 import { Logger } from './log';
 import { connectTo, describeTarget, resolveConnectionString } from './connection';
+import { routinesScript } from './schema-files';
 import { ExitCode, exitCodeFor, SteepError } from './errors';
 import { migrationsFolder } from './paths';
 import { endPool, workerPool } from './worker-pool';
@@ -34,6 +36,7 @@ export async function installSchema(connectionString: string | undefined, logger
   try {
     await runMigrations({ pgPool, logger: graphileLogger });
     await migrate({ connectionString: url, migrationsFolder, logger: graphileLogger });
+    await installRoutines(connectionString);
   } catch (err) {
     if (exitCodeFor(err) === ExitCode.connection) throw err;
     throw new SteepError(
@@ -48,5 +51,24 @@ export async function installSchema(connectionString: string | undefined, logger
     // after install would kill the calling process (a test, the demo).
     clearAllPools();
     await endPool(pgPool);
+  }
+}
+
+// One transaction: a routine that fails leaves the earlier definitions in
+// place. Concurrent installs take turns (CREATE OR REPLACE of the same
+// function at once fails with "tuple concurrently updated").
+async function installRoutines(connectionString: string | undefined): Promise<void> {
+  const client = await connectTo(connectionString, 'steep-repl install');
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('steep_repl.install'))");
+    await client.query('SET LOCAL check_function_bodies = off');
+    await client.query(routinesScript());
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }

@@ -210,7 +210,7 @@ describe('snapshot init', () => {
     expect(reverse.code).toBe(0);
     const status = await initStatus(pair.source);
     expect(status.state).toBe('synchronized');
-    expect(status.progress.options).toMatchObject({ copy_data: false, reverse_of_pair: true });
+    expect(status.method_state).toMatchObject({ copy_data: false, reverse_of_pair: true });
     await sourceAgent.waitForEvent('init.reverse_of_pair');
 
     await query(pair.source.url, "INSERT INTO public.accounts VALUES (-1, 1, 'written on the source')");

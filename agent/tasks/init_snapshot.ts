@@ -27,10 +27,8 @@ interface InitOptions {
   parallel: number | null;
   schema_sync: 'strict' | 'auto' | 'manual';
   force: boolean;
-  timeout_seconds: number | null;
+  timeout: number | null;
   lag_threshold_bytes: number;
-  copy_data?: boolean;
-  subscription_oid?: number;
 }
 
 interface InitStatus {
@@ -40,12 +38,11 @@ interface InitStatus {
   progress: {
     options: InitOptions;
     cancel_requested_at: string | null;
-    subscription_name: string;
-    lsn_target: string | null;
     rows_copied: string;
     bytes_copied: string;
     bytes_total: string | null;
   } | null;
+  method_state: { replication_name: string; lsn_target: string | null; copy_data: boolean | null; subscription_oid: number | null } | null;
   tables: Array<{ schema_name: string; table_name: string }>;
 }
 
@@ -92,7 +89,7 @@ class SnapshotInit {
       this.log('warn', 'init.job_ignored', { reason: 'no initialization recorded for this node', state: status.state });
       return;
     }
-    this.name = status.progress.subscription_name;
+    this.name = status.method_state!.replication_name;
     this.options = status.progress.options;
     this.startedAt = status.started_at ? new Date(status.started_at).getTime() : Date.now();
     this.sourceNode = await getNode(this.target, status.source_node_id);
@@ -176,7 +173,6 @@ class SnapshotInit {
         });
       }
       await this.recordOptions({ copy_data: copyData, reverse_of_pair: reverse });
-      this.options.copy_data = copyData;
       await this.report(
         tables.map((t) => ({ ...t, state: 'pending', rows_copied: 0 })),
         {},
@@ -255,10 +251,10 @@ class SnapshotInit {
       await this.transition('catching_up', 'every table copied');
       await this.phase('catching_up');
     }
-    let lsnTarget = status.progress!.lsn_target;
+    let lsnTarget = status.method_state!.lsn_target;
     if (!lsnTarget) {
       lsnTarget = await this.withSource(currentLsn);
-      await this.target.query('UPDATE steep_repl.init_progress SET lsn_target = $2 WHERE node_id = $1', [this.nodeId, lsnTarget]);
+      await this.recordOptions({ lsn_target: lsnTarget });
     }
     let reportedAt = 0;
     for (;;) {
@@ -297,24 +293,10 @@ class SnapshotInit {
   private async fail(err: Error): Promise<void> {
     const kind = classify(err);
     const hint = (err as SteepError).hint ?? (err as { hint?: string }).hint;
-    const resume =
-      `resume with: steep-repl node start ${shellWord(this.nodeId)} --from ${shellWord(this.sourceNode!.node_id)} --resume ` +
-      `(SQL: SELECT steep_repl.start_init(${literal(this.nodeId)}, ${literal(this.sourceNode!.node_id)}, 'snapshot', '{"resume": true}')), ` +
-      `or remove what it created with: steep-repl node cancel ${shellWord(this.nodeId)}`;
-    const subscription = await findSubscription(this.target, this.name).catch(() => undefined);
-    const kept = subscription
-      ? `The subscription ${this.name}, its slot and the publication on the source are kept`
-      : 'Nothing was created on the source yet';
-    const message =
-      kind === 'connection'
-        ? `${err.message}. ${kept}; once the source accepts connections again, ${resume}`
-        : kind === 'timeout'
-          ? `${err.message}; ${resume}`
-          : `${err.message}${hint ? ` (${hint})` : ''}`;
-    if (subscription) {
+    if (await findSubscription(this.target, this.name).catch(() => undefined)) {
       await setSubscriptionEnabled(this.target, this.name, false).catch(() => undefined);
     }
-    await this.target.query('SELECT steep_repl.finish_init($1, $2, $3)', [this.nodeId, 'failed', { error: message, kind }]);
+    await this.target.query('SELECT steep_repl.finish_init($1, $2, $3)', [this.nodeId, 'failed', { error: err.message, kind, hint }]);
   }
 
   private async cancel(status: InitStatus): Promise<void> {
@@ -333,8 +315,8 @@ class SnapshotInit {
       source: this.source,
       name: this.name,
       tables: status.tables,
-      emptyTables: status.progress?.options.copy_data !== false,
-      subscriptionOid: status.progress?.options.subscription_oid,
+      emptyTables: status.method_state?.copy_data !== false,
+      subscriptionOid: status.method_state?.subscription_oid ?? undefined,
     });
     await this.target.query('SELECT steep_repl.finish_init($1, $2, $3)', [
       this.nodeId,
@@ -357,7 +339,7 @@ class SnapshotInit {
   private checkpoint(): void {
     if (this.ctx.cancel.aborted) throw new Interrupted('cancelled');
     if (this.ctx.shutdown.aborted) throw new Interrupted('agent stopping');
-    const timeout = this.options.timeout_seconds;
+    const timeout = this.options.timeout;
     if (timeout && Date.now() - this.startedAt > timeout * 1000) throw new InitTimeout(timeout);
   }
 
@@ -372,7 +354,7 @@ class SnapshotInit {
 
   // Facts a resumed or cancelling run needs, kept with the init's options.
   private async recordOptions(facts: Record<string, unknown>): Promise<void> {
-    await this.target.query('UPDATE steep_repl.init_progress SET options = options || $2 WHERE node_id = $1', [this.nodeId, facts]);
+    await this.target.query('SELECT steep_repl.record_method_state($1, $2)', [this.nodeId, facts]);
   }
 
   private async transition(to: string, reason: string): Promise<void> {

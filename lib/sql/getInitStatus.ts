@@ -1,0 +1,99 @@
+import { LabelledTable, Queryable } from './queryable';
+
+// steep_repl.init_status: the one shape of an init every client reads. It
+// comes as JSON, so numbers are numbers.
+export interface InitProgress {
+  node_id: string;
+  source_node_id: string | null;
+  method: string;
+  // the phases the method goes through, in order (init_methods.phases)
+  phases: string[];
+  phase: string;
+  overall_percent: number;
+  tables_total: number;
+  tables_done: number;
+  current_table: string | null;
+  current_table_percent: number | null;
+  rows_total: number | null;
+  rows_copied: number;
+  bytes_total: number | null;
+  bytes_copied: number;
+  rows_per_second: number | null;
+  bytes_per_second: number | null;
+  eta_seconds: number | null;
+  workers_active: number;
+  workers_max: number | null;
+  lag_bytes: number | null;
+  error: string | null;
+  failure_kind: 'schema_mismatch' | 'timeout' | 'connection' | 'error' | null;
+  job_id: number | null;
+  options: InitOptions;
+  cancel_requested_at: string | null;
+  started_at: string;
+  updated_at: string;
+  elapsed_seconds: number;
+}
+
+// init_progress.options: what the user asked for, completed with defaults
+// (steep_repl.init_options); which keys exist depends on the method.
+export interface InitOptions {
+  schema_sync: 'strict' | 'auto' | 'manual';
+  force?: boolean;
+  timeout: number | null;
+  lag_threshold_bytes: number;
+  parallel?: number | null;
+  [option: string]: unknown;
+}
+
+// steep_repl.init_method_state: what the method recorded to resume exactly.
+export interface MethodState {
+  replication_name: string;
+  slot_name: string | null;
+  subscription_oid: number | null;
+  copy_data: boolean | null;
+  reverse_of_pair: boolean | null;
+  lsn_target: string | null;
+  updated_at: string;
+}
+
+export type TableState = 'pending' | 'copying' | 'copied' | 'done' | 'failed' | 'skipped';
+
+export interface TableProgress extends LabelledTable {
+  state: TableState;
+  rows_total: number | null;
+  rows_copied: number;
+  bytes_total: number | null;
+  bytes_copied: number;
+  percent: number;
+  // stored once the table is done; while it copies, the average since it started
+  rows_per_second: number | null;
+  started_at: string | null;
+  completed_at: string | null;
+  seconds: number | null;
+  error: string | null;
+}
+
+export interface InitJob {
+  job_id: number;
+  locked_at: string | null;
+  attempts: number;
+  run_at: string;
+  last_error: string | null;
+}
+
+export interface InitStatus {
+  node_id: string;
+  state: string;
+  in_progress: boolean;
+  source_node_id: string | null;
+  started_at: string | null;
+  completed_at: string | null;
+  progress: InitProgress | null;
+  method_state: MethodState | null;
+  tables: TableProgress[];
+  job: InitJob | null;
+}
+
+export async function getInitStatus(db: Queryable, nodeId: string): Promise<InitStatus> {
+  return (await db.query('SELECT steep_repl.init_status($1) AS s', [nodeId])).rows[0].s;
+}

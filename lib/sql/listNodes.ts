@@ -1,0 +1,45 @@
+import { Numeric, Queryable } from './queryable';
+
+// A row of steep_repl.node_overview: the registry with health, the init and
+// what the node's state allows.
+export interface NodeOverview {
+  node_id: string;
+  node_name: string;
+  host: string;
+  port: number;
+  dbname: string;
+  user_name: string | null;
+  priority: number;
+  status: string;
+  last_seen: Date | null;
+  is_local: boolean;
+  health: string;
+  init_state: string;
+  init_in_progress: boolean;
+  init_source_node: string | null;
+  init_started_at: Date | null;
+  init_completed_at: Date | null;
+  phase: string | null;
+  overall_percent: Numeric;
+  tables_done: number | null;
+  tables_total: number | null;
+  rows_per_second: Numeric;
+  eta_seconds: number | null;
+  lag_bytes: Numeric;
+  error: string | null;
+  method: string | null;
+  seconds_since_seen: number | null;
+  can_start: boolean;
+  start_states: string;
+  can_cancel: boolean;
+}
+
+// In `node list` order: priority, then id.
+export async function listNodes(db: Queryable): Promise<NodeOverview[]> {
+  return (await db.query('SELECT * FROM steep_repl.node_overview ORDER BY priority DESC, node_id')).rows;
+}
+
+// One node, or undefined when the registry does not know it.
+export async function getNodeOverview(db: Queryable, nodeId: string): Promise<NodeOverview | undefined> {
+  return (await db.query('SELECT * FROM steep_repl.node_overview WHERE node_id = $1', [nodeId])).rows[0];
+}

@@ -1,0 +1,26 @@
+-- Every registered node with its health, its init and what its state allows
+-- (the live view offers the same actions the state machine accepts).
+CREATE OR REPLACE VIEW steep_repl.node_overview AS
+SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority,
+       n.status, n.last_seen, n.is_local,
+       -- This database's own row is only as fresh as its agent's heartbeat
+       -- (every 5 s by default); a peer's row says what its last probe saw.
+       CASE WHEN n.is_local AND n.last_seen IS NULL THEN 'no agent'
+            WHEN n.is_local AND now() - n.last_seen > interval '15 seconds' THEN 'agent silent'
+            ELSE n.status END AS health,
+       n.init_state, s.in_progress AS init_in_progress, n.init_source_node,
+       n.init_started_at, n.init_completed_at,
+       p.phase, p.overall_percent, p.tables_done, p.tables_total,
+       p.rows_per_second, p.eta_seconds, p.lag_bytes, p.error,
+       p.method,
+       extract(epoch FROM now() - n.last_seen)::float8 AS seconds_since_seen,
+       EXISTS (SELECT 1 FROM steep_repl.init_transitions t
+               WHERE t.from_state = n.init_state AND t.to_state = 'preparing') AS can_start,
+       (SELECT string_agg(t.from_state, ', ' ORDER BY t.from_state)
+          FROM steep_repl.init_transitions t WHERE t.to_state = 'preparing') AS start_states,
+       (s.in_progress OR n.init_state = 'failed')
+         AND EXISTS (SELECT 1 FROM steep_repl.init_transitions t
+                     WHERE t.from_state = n.init_state AND t.to_state = 'uninitialized') AS can_cancel
+FROM steep_repl.nodes n
+JOIN steep_repl.init_states s ON s.state = n.init_state
+LEFT JOIN steep_repl.init_progress p ON p.node_id = n.node_id;
