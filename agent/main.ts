@@ -10,6 +10,8 @@ import { makeLogFunction } from '../lib/graphile-log';
 import { endPool, workerPool } from '../lib/worker-pool';
 import { Logger, LogLevel } from '../lib/log';
 import { backoff, EventNotification, StateNotification } from '../lib/notifications';
+import { heartbeat as heartbeatNode } from '../lib/sql/heartbeat';
+import { localNodeId } from '../lib/sql/localNodeId';
 import { CancellationRegistry, CancelRequest } from './cancellation';
 import { SteepTask } from './task';
 import { tasks as defaultTasks } from './tasks';
@@ -81,7 +83,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       rows: [{ installed }],
     } = await control.query("SELECT to_regclass('steep_repl.nodes') IS NOT NULL AS installed");
     if (!installed) throw notInstalledError(where);
-    const localNode = (await control.query('SELECT steep_repl.local_node_id() AS id')).rows[0].id as string | null;
+    const localNode = await localNodeId(control);
     if (!localNode) {
       logger.log('warn', 'agent.no_local_node', {
         database: where,
@@ -197,7 +199,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     const heartbeat = async () => {
       if (reconnecting) return;
       try {
-        await control.query('SELECT steep_repl.heartbeat()');
+        await heartbeatNode(control);
       } catch (err) {
         logger.log('warn', 'agent.heartbeat_failed', { error: (err as Error).message });
       }

@@ -1,11 +1,15 @@
-// Removes everything an init created: the subscription on the target, its
-// slots and the publication on the source, and the rows it copied (emptied
-// without replicating). Safe to run again after a partial earlier run.
+// Removes everything an init created, found from what its method recorded:
+// the subscription on the target (by oid), its slots and the publication on
+// the source, and the rows it copied (emptied without replicating). Safe to
+// run again after a partial earlier run.
 import { Client } from 'pg';
-import { dropPublication } from './publication';
-import { dropSubscription, findSubscription } from './subscription';
-import { ident, literal } from './quoting';
-import { truncateWithoutReplicating, TableName } from './target-tables';
+import { MethodState } from '../../lib/sql/getInitStatus';
+import { TableName } from '../../lib/sql/queryable';
+import { truncateWithoutReplicating } from '../replication/origin';
+import { dropPublication } from '../replication/publication';
+import { ident, literal } from '../replication/quoting';
+import { dropSlot, findSlots } from '../replication/slot';
+import { dropSubscription, findSubscription } from '../replication/subscription';
 
 export interface CleanupResult {
   removed: string[];
@@ -16,44 +20,39 @@ export interface CleanupResult {
 export async function cleanupInit(options: {
   target: Client;
   source?: Client;
-  name: string;
+  state: MethodState;
   tables: TableName[];
-  emptyTables: boolean;
-  // Recorded when the subscription was created: a cleanup that runs again
-  // after the subscription is gone still finds its table-sync slots.
-  subscriptionOid?: number;
 }): Promise<CleanupResult> {
-  const { target, source, name } = options;
+  const { target, source, state } = options;
+  const name = state.replication_name;
   const result: CleanupResult = { removed: [], leftOnSource: [] };
-  const subscriptionOid = (await findSubscription(target, name))?.oid ?? options.subscriptionOid;
-  const dropped = await dropSubscription(target, name);
-  if (dropped !== 'absent') result.removed.push(`subscription ${name}`);
+  const subscription = await findSubscription(target, name, state.subscription_oid);
+  if (subscription) {
+    await dropSubscription(target, subscription.name);
+    result.removed.push(`subscription ${subscription.name}`);
+  }
 
   // Slots the subscription may have left: its own and its table-sync slots.
-  const slotPatterns = [name, ...(subscriptionOid ? [`pg_${subscriptionOid}_sync_%`] : [])];
+  const subscriptionOid = subscription?.oid ?? state.subscription_oid;
+  const slotName = state.slot_name ?? name;
+  const syncSlots = subscriptionOid ? [`pg\\_${subscriptionOid}\\_sync\\_%`] : [];
   if (source) {
-    const { rows } = await source.query(
-      `SELECT slot_name, active_pid FROM pg_replication_slots
-       WHERE database = current_database() AND (slot_name = $1 OR slot_name LIKE ANY ($2::text[]))`,
-      [name, slotPatterns],
-    );
-    for (const slot of rows) {
-      // The walsender still holding it is ended first (waiting up to 5 s for it).
-      if (slot.active_pid) await source.query('SELECT pg_terminate_backend($1, 5000)', [slot.active_pid]);
-      await source.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot.slot_name]);
+    for (const slot of await findSlots(source, [slotName], syncSlots)) {
+      await dropSlot(source, slot);
       result.removed.push(`slot ${slot.slot_name}`);
     }
     await dropPublication(source, name);
     result.removed.push(`publication ${name}`);
   } else {
-    const patterns = slotPatterns.map((p) => `slot_name LIKE ${literal(p)}`).join(' OR ');
+    const patterns = [`slot_name = ${literal(slotName)}`, ...syncSlots.map((p) => `slot_name LIKE ${literal(p)}`)].join(' OR ');
     result.leftOnSource.push(
       `slots: SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE ${patterns}`,
       `publication: DROP PUBLICATION IF EXISTS ${ident(name)}`,
     );
   }
 
-  if (options.emptyTables && options.tables.length) {
+  // The reverse of a pair copied nothing: its tables hold the node's own rows.
+  if (state.copy_data !== false && options.tables.length) {
     await truncateWithoutReplicating(target, options.tables);
     result.removed.push(`rows of ${options.tables.length} table(s)`);
   }

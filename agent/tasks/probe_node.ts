@@ -2,7 +2,9 @@
 // A cancel request aborts the attempt and is recorded as node.probe_cancelled;
 // an agent shutdown aborts it too and leaves the job to run again.
 import { QueryConfig } from 'pg';
-import { connectTimeoutMs, connectToNode, getNode } from '../../lib/connection';
+import { connectTimeoutMs, connectToNode } from '../../lib/connection';
+import { emitEvent } from '../../lib/sql/emitEvent';
+import { getNode } from '../../lib/sql/getNode';
 import { SteepTask } from '../task';
 
 export const probe_node: SteepTask = async (payload, ctx) => {
@@ -22,11 +24,7 @@ export const probe_node: SteepTask = async (payload, ctx) => {
     if (ctx.shutdown.aborted) throw err;
     if (ctx.cancel.aborted) {
       const reason = (ctx.cancel.reason as Error)?.message ?? 'cancelled';
-      await ctx.helpers.query('SELECT steep_repl.emit_event($1, $2, $3)', [
-        'node.probe_cancelled',
-        nodeId,
-        { job_id: ctx.jobId, reason },
-      ]);
+      await emitEvent(ctx.helpers, 'node.probe_cancelled', nodeId, { job_id: ctx.jobId, reason });
       ctx.logger.log('info', 'node.probe_cancelled', { node_id: nodeId, job_id: ctx.jobId, reason });
       return;
     }

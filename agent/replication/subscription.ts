@@ -1,30 +1,48 @@
-// The subscription on the target that does the copy (copy_data = true) and
-// then streams; origin = none so a bidirectional pair never loops.
+// The subscription on the target: it streams the pair's publication from a
+// slot on the source, origin = none so a bidirectional pair never loops.
 import { Client } from 'pg';
 import { ident, literal } from './quoting';
 
 export interface SubscriptionRow {
   oid: number;
+  name: string;
   enabled: boolean;
   slot_name: string | null;
 }
 
-export async function findSubscription(target: Client, name: string): Promise<SubscriptionRow | undefined> {
+// By the oid an init recorded when there is one (the name may have been
+// changed since), else by name.
+export async function findSubscription(target: Client, name: string, oid?: number | null): Promise<SubscriptionRow | undefined> {
   const { rows } = await target.query(
-    `SELECT oid::int8::float8 AS oid, subenabled AS enabled, subslotname AS slot_name FROM pg_subscription
-     WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-    [name],
+    `SELECT oid::int8::float8 AS oid, subname AS name, subenabled AS enabled, subslotname AS slot_name FROM pg_subscription
+     WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND (oid = $2::int8::oid OR ($2 IS NULL AND subname = $1))`,
+    [name, oid ?? null],
   );
   return rows[0] && { ...rows[0], oid: Number(rows[0].oid) };
 }
 
+export interface SubscriptionSpec {
+  name: string;
+  conninfo: string;
+  publication: string;
+  slotName: string;
+  // true: PostgreSQL's table sync copies every table first
+  copyData: boolean;
+  // false: stream from a slot that exists already (made at a copy's
+  // consistent point), starting exactly where it stands
+  createSlot: boolean;
+}
+
 // streaming = parallel applies large source transactions with parallel
 // workers while they are still open, which shortens catch-up after the copy.
-export async function createSubscription(target: Client, name: string, conninfo: string, copyData: boolean): Promise<void> {
+export async function createSubscription(target: Client, spec: SubscriptionSpec): Promise<SubscriptionRow> {
   await target.query(
-    `CREATE SUBSCRIPTION ${ident(name)} CONNECTION ${literal(conninfo)} PUBLICATION ${ident(name)}
-     WITH (copy_data = ${copyData}, origin = none, streaming = parallel, slot_name = ${literal(name)})`,
+    `CREATE SUBSCRIPTION ${ident(spec.name)} CONNECTION ${literal(spec.conninfo)} PUBLICATION ${ident(spec.publication)}
+     WITH (copy_data = ${spec.copyData}, create_slot = ${spec.createSlot}, slot_name = ${literal(spec.slotName)},
+           origin = none, streaming = parallel)`,
   );
+  return (await findSubscription(target, spec.name))!;
 }
 
 export async function setSubscriptionEnabled(target: Client, name: string, enabled: boolean): Promise<void> {
@@ -35,8 +53,7 @@ export async function setSubscriptionEnabled(target: Client, name: string, enabl
 // source. When the source cannot be reached the subscription is detached
 // from its slot first, so dropping it here still works; the caller removes
 // the slot on the source later.
-export async function dropSubscription(target: Client, name: string): Promise<'dropped_with_slot' | 'dropped_without_slot' | 'absent'> {
-  if (!(await findSubscription(target, name))) return 'absent';
+export async function dropSubscription(target: Client, name: string): Promise<'dropped_with_slot' | 'dropped_without_slot'> {
   try {
     await target.query(`DROP SUBSCRIPTION IF EXISTS ${ident(name)}`);
     return 'dropped_with_slot';
@@ -55,7 +72,7 @@ export async function syncWorkerLimit(target: Client): Promise<number> {
   return Number((await target.query('SHOW max_sync_workers_per_subscription')).rows[0].max_sync_workers_per_subscription);
 }
 
-export async function applyParallel(target: Client, parallel: number | null): Promise<{ workersMax: number; changedFrom?: number }> {
+export async function applyParallel(target: Client, parallel: number | null | undefined): Promise<{ workersMax: number; changedFrom?: number }> {
   const current = await syncWorkerLimit(target);
   if (!parallel || parallel === current) return { workersMax: current };
   await target.query(`ALTER SYSTEM SET max_sync_workers_per_subscription = ${Number(parallel)}`);

@@ -2,7 +2,6 @@
 // source's values. A target sequence already further along is left alone,
 // so a node that also writes (bidirectional) never hands out a used value.
 import { Client } from 'pg';
-import { internalSchemas } from './source-tables';
 import { qualified } from './quoting';
 import { existingRelations } from './target-tables';
 
@@ -14,8 +13,7 @@ export interface SequenceCopy {
 export async function copySequences(source: Client, target: Client): Promise<SequenceCopy> {
   const { rows } = await source.query(
     `SELECT schemaname AS schema_name, sequencename AS table_name, last_value::text AS last_value
-     FROM pg_sequences WHERE schemaname <> ALL ($1::text[]) AND last_value IS NOT NULL ORDER BY 1, 2`,
-    [internalSchemas],
+     FROM pg_sequences WHERE steep_repl.is_user_schema(schemaname) AND last_value IS NOT NULL ORDER BY 1, 2`,
   );
   const existing = new Set(await existingRelations(target, rows));
   const result: SequenceCopy = { copied: [], missing: [] };

@@ -1,6 +1,8 @@
 // The per-pair publication on the source, over the tables of the plan.
+// Partitioned tables publish through their root so the target may
+// partition differently (or not at all).
 import { Client } from 'pg';
-import { SourceTable } from './source-tables';
+import { TableName } from '../../lib/sql/queryable';
 import { ident, qualified } from './quoting';
 
 export async function publicationExists(source: Client, name: string): Promise<boolean> {
@@ -8,12 +10,10 @@ export async function publicationExists(source: Client, name: string): Promise<b
   return rows.length > 0;
 }
 
-// Partitioned tables publish through their root so the target may partition
-// differently (or not at all).
-export async function ensurePublication(source: Client, name: string, tables: SourceTable[]): Promise<boolean> {
+// Returns false when it existed already (a resumed init).
+export async function ensurePublication(source: Client, name: string, tables: TableName[]): Promise<boolean> {
   if (await publicationExists(source, name)) return false;
-  const list = tables.map(qualified).join(', ');
-  const scope = tables.length ? `FOR TABLE ${list}` : '';
+  const scope = tables.length ? `FOR TABLE ${tables.map(qualified).join(', ')}` : '';
   await source.query(`CREATE PUBLICATION ${ident(name)} ${scope} WITH (publish_via_partition_root = true)`);
   return true;
 }

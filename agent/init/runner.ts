@@ -1,0 +1,356 @@
+// The life of every initialization, whatever copies the data: claim the job,
+// plan (source tables, schema step, rows already on the target, the pair's
+// publication), let the method copy, catch up from the slot, copy sequences,
+// finish; fail with what to do next, pause on agent shutdown, and on cancel
+// remove what was created. A method brings only its copy step (InitMethod).
+// Killed at any moment, the next run resumes from the tables.
+import { Client } from 'pg';
+import { connectTo, connectToNode, nodeConninfo } from '../../lib/connection';
+import { SteepError } from '../../lib/errors';
+import { finishInit } from '../../lib/sql/finishInit';
+import { getInitStatus, InitOptions, InitStatus, MethodState } from '../../lib/sql/getInitStatus';
+import { getNode, RegisteredNode } from '../../lib/sql/getNode';
+import { getSlotLag } from '../../lib/sql/getSlotLag';
+import { listReplicatedTables, ReplicatedTable } from '../../lib/sql/listReplicatedTables';
+import { recordMethodState } from '../../lib/sql/recordMethodState';
+import { ProgressStats, reportInitProgress, ReportedProgress, TableReport } from '../../lib/sql/reportInitProgress';
+import { setInitPhase } from '../../lib/sql/setInitPhase';
+import { transitionNode } from '../../lib/sql/transitionNode';
+import { truncateWithoutReplicating } from '../replication/origin';
+import { ensurePublication } from '../replication/publication';
+import { copySequences } from '../replication/sequences';
+import { currentLsn } from '../replication/slot';
+import { isReverseOfPair, readSourceSelf } from '../replication/source-self';
+import { findSubscription, setSubscriptionEnabled } from '../replication/subscription';
+import { tablesWithRows } from '../replication/target-tables';
+import { SteepTask, TaskContext } from '../task';
+import { cleanupInit } from './cleanup';
+import { classify, InitTimeout, isConnectionError, SourceUnreachable } from './failure';
+import { syncTargetSchema } from './schema';
+import { pause } from './wait';
+
+const inProgress = ['preparing', 'copying', 'catching_up'];
+export const pollMs = Number(process.env.STEEP_REPL_INIT_POLL_MS ?? 1000);
+// How long the source may be unreachable before the init fails.
+const sourceGraceMs = Number(process.env.STEEP_REPL_SOURCE_GRACE_MS ?? 15000);
+
+// What the common plan decided before the method copies.
+export interface InitPlan {
+  tables: ReplicatedTable[];
+  // false for the reverse of an established pair: the source already holds
+  // this node's data, so nothing is copied
+  copyData: boolean;
+}
+
+// The steps only a method knows. Each must be safe to run again after the
+// agent was killed in the middle of it.
+export interface InitMethod {
+  // Whether an earlier run already created what the copy works in: then the
+  // plan is not made again (the target's rows are the copy's) and resume runs.
+  started(run: InitRun): Promise<boolean>;
+  // After the plan: create what copies and streams (for snapshot, the subscription).
+  start(run: InitRun, plan: InitPlan): Promise<void>;
+  resume(run: InitRun): Promise<void>;
+  // Returns once every planned table is copied, reporting as it goes.
+  copy(run: InitRun): Promise<void>;
+}
+
+// A cancel or a shutdown noticed at a checkpoint.
+class Interrupted extends Error {}
+
+export function initTask(method: InitMethod): SteepTask {
+  return async (payload, ctx) => {
+    const target = await connectTo(ctx.connectionString, 'steep-repl init');
+    target.on('error', (err) => ctx.logger.log('warn', 'init.target_connection_error', { error: err.message }));
+    const run = new InitRun(String(payload.node_id), target, ctx);
+    try {
+      await run.execute(method);
+    } finally {
+      await run.close();
+    }
+  };
+}
+
+// One run of an init job: what the method's steps use.
+export class InitRun {
+  sourceNode!: RegisteredNode;
+  options!: InitOptions;
+  state!: MethodState;
+  private source?: Client;
+  private startedAt = Date.now();
+  readonly signals: AbortSignal[];
+
+  constructor(
+    readonly nodeId: string,
+    readonly target: Client,
+    private readonly ctx: TaskContext,
+  ) {
+    this.signals = [ctx.cancel, ctx.shutdown];
+  }
+
+  get name(): string {
+    return this.state.replication_name;
+  }
+
+  async execute(method: InitMethod): Promise<void> {
+    let status = await getInitStatus(this.target, this.nodeId);
+    if (!status.progress || !status.method_state || !status.source_node_id) {
+      this.log('warn', 'init.job_ignored', { reason: 'no initialization recorded for this node', state: status.state });
+      return;
+    }
+    this.adopt(status);
+    this.startedAt = status.started_at ? new Date(status.started_at).getTime() : Date.now();
+    this.sourceNode = await getNode(this.target, status.source_node_id);
+    if (status.progress.cancel_requested_at) return this.cancel(status);
+    if (!inProgress.includes(status.state)) {
+      this.log('warn', 'init.job_ignored', { reason: `node is ${status.state}`, state: status.state });
+      return;
+    }
+    this.log('info', 'init.job_started', { source_node: this.sourceNode.node_id, state: status.state, name: this.name });
+    try {
+      const copies = status.progress.phases.includes('copying');
+      if (status.state === 'preparing') {
+        if (await method.started(this)) await method.resume(this);
+        else await method.start(this, await this.plan());
+        if (copies) {
+          await this.transition('copying', 'publication and subscription in place');
+          await this.phase('copying');
+        }
+      }
+      status = await this.refresh();
+      if (status.state === 'copying') await method.copy(this);
+      await this.catchUp();
+      await this.finalize();
+    } catch (err) {
+      if (this.ctx.cancel.aborted || (await this.cancelRequested())) return this.cancel(await this.refresh());
+      if (this.ctx.shutdown.aborted) {
+        this.log('info', 'init.paused', { reason: 'agent stopping; the job resumes when an agent starts' });
+        throw err;
+      }
+      await this.fail(err as Error);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.source?.end().catch(() => undefined);
+    await this.target.end().catch(() => undefined);
+  }
+
+  // Common to every method: what the source replicates, the schema step,
+  // the target's existing rows, the pair's publication.
+  private async plan(): Promise<InitPlan> {
+    const self = await this.withSource(readSourceSelf);
+    const reverse = isReverseOfPair(self, this.sourceNode.node_id, this.nodeId);
+    const tables = await this.withSource(listReplicatedTables);
+    const noIdentity = tables.filter((t) => !t.has_identity);
+    if (noIdentity.length) {
+      throw new SteepError(
+        `${noIdentity.length} table(s) on the source have neither a primary key nor a replica identity, so their updates and deletes cannot replicate: ${describeTables(noIdentity)}`,
+        undefined,
+        'add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX), on the source, then start again',
+      );
+    }
+    this.checkpoint();
+
+    await this.phase('schema_sync');
+    await this.withSource((source) =>
+      syncTargetSchema({
+        source,
+        target: this.target,
+        sourceNodeId: this.sourceNode.node_id,
+        targetNodeId: this.nodeId,
+        mode: this.options.schema_sync,
+        logger: this.ctx.logger,
+      }),
+    );
+    this.checkpoint();
+
+    const copyData = !reverse;
+    if (copyData) {
+      const withRows = await tablesWithRows(this.target, tables);
+      if (withRows.length && !this.options.force) {
+        throw new SteepError(
+          `${withRows.length} table(s) on node ${this.nodeId} already hold rows: ${describeTables(withRows)}`,
+          undefined,
+          'empty them, or start with --force (options {"force": true}) to empty them on this node only, without that replicating',
+        );
+      }
+      if (withRows.length) {
+        await truncateWithoutReplicating(this.target, withRows);
+        this.log('warn', 'init.tables_emptied', { tables: withRows.map((t) => t.label) });
+      }
+    } else {
+      this.log('info', 'init.reverse_of_pair', {
+        reason: `${this.sourceNode.node_id} is synchronized from ${this.nodeId}: both hold the same data, so nothing is copied`,
+      });
+    }
+    await this.record({ copy_data: copyData, reverse_of_pair: reverse });
+    await this.report(tables.map((t) => ({ ...t, state: 'pending', rows_copied: 0 })));
+    await this.withSource((s) => ensurePublication(s, this.name, tables));
+    return { tables, copyData };
+  }
+
+  // Every method ends streaming from a slot: synchronized once the slot has
+  // confirmed the source's position taken when the copy was complete.
+  private async catchUp(): Promise<void> {
+    const status = await this.refresh();
+    if (status.state !== 'catching_up') {
+      await this.transition('catching_up', 'every table copied');
+      await this.phase('catching_up');
+    }
+    let lsnTarget = this.state.lsn_target;
+    if (!lsnTarget) {
+      lsnTarget = await this.withSource(currentLsn);
+      await this.record({ lsn_target: lsnTarget });
+    }
+    const slot = this.state.slot_name ?? this.name;
+    let reportedAt = 0;
+    for (;;) {
+      this.checkpoint();
+      const lag = await this.withSource((s) => getSlotLag(s, slot, lsnTarget));
+      if (!lag.slot_exists) {
+        throw new SteepError(`the slot ${slot} no longer exists on source node ${this.sourceNode.node_id}`, undefined, 'cancel this init and start it again');
+      }
+      const lagBytes = lag.lag_bytes === null ? null : Number(lag.lag_bytes);
+      const caughtUp = lag.reached && (lagBytes ?? Infinity) <= this.options.lag_threshold_bytes;
+      if (caughtUp || Date.now() - reportedAt >= pollMs) {
+        await this.report([], { lag_bytes: lagBytes, workers_active: 0, eta_seconds: null });
+        reportedAt = Date.now();
+      }
+      if (caughtUp) {
+        this.log('info', 'init.caught_up', { lsn_target: lsnTarget, confirmed_lsn: lag.confirmed_lsn, lag_bytes: lagBytes });
+        return;
+      }
+      await this.pause(Math.min(pollMs, 250));
+    }
+  }
+
+  private async finalize(): Promise<void> {
+    await this.phase('finalizing');
+    const sequences = await this.withSource((s) => copySequences(s, this.target));
+    if (sequences.missing.length) this.log('warn', 'init.sequences_missing', { sequences: sequences.missing });
+    await finishInit(this.target, this.nodeId, {
+      outcome: 'completed',
+      details: { subscription: this.name, sequences_copied: sequences.copied.length, sequences_missing: sequences.missing },
+    });
+  }
+
+  // What the retry needs stays; a disabled subscription stops retrying
+  // against a source that is gone. SQL words the message and the way on.
+  private async fail(err: Error): Promise<void> {
+    const hint = (err as SteepError).hint ?? (err as { hint?: string }).hint;
+    const subscription = await findSubscription(this.target, this.name, this.state.subscription_oid).catch(() => undefined);
+    if (subscription) await setSubscriptionEnabled(this.target, subscription.name, false).catch(() => undefined);
+    await finishInit(this.target, this.nodeId, { outcome: 'failed', error: err.message, kind: classify(err), hint });
+  }
+
+  private async cancel(status: InitStatus): Promise<void> {
+    if (status.state !== 'uninitialized') await this.phase('cancelling').catch(() => undefined);
+    if (!this.source) {
+      try {
+        await this.connectSource();
+      } catch (err) {
+        this.log('warn', 'init.cancel_source_unreachable', { error: (err as Error).message });
+      }
+    }
+    const result = await cleanupInit({ target: this.target, source: this.source, state: this.state, tables: status.tables });
+    await finishInit(this.target, this.nodeId, {
+      outcome: 'cancelled',
+      details: { removed: result.removed, left_on_source: result.leftOnSource },
+    });
+  }
+
+  // The init as the tables have it now; the method state and options with it.
+  async refresh(): Promise<InitStatus> {
+    const status = await getInitStatus(this.target, this.nodeId);
+    this.adopt(status);
+    return status;
+  }
+
+  private adopt(status: InitStatus): void {
+    if (status.progress) this.options = status.progress.options;
+    if (status.method_state) this.state = status.method_state;
+  }
+
+  private async cancelRequested(): Promise<boolean> {
+    const { rows } = await this.target
+      .query('SELECT cancel_requested_at IS NOT NULL AS requested FROM steep_repl.init_progress WHERE node_id = $1', [this.nodeId])
+      .catch(() => ({ rows: [] as Array<{ requested: boolean }> }));
+    return rows[0]?.requested ?? false;
+  }
+
+  // Between two steps: a cancel, a shutdown or the timeout ends the run here.
+  checkpoint(): void {
+    if (this.ctx.cancel.aborted) throw new Interrupted('cancelled');
+    if (this.ctx.shutdown.aborted) throw new Interrupted('agent stopping');
+    const timeout = this.options.timeout;
+    if (timeout && Date.now() - this.startedAt > timeout * 1000) throw new InitTimeout(timeout);
+  }
+
+  pause(ms: number): Promise<void> {
+    return pause(ms, this.signals);
+  }
+
+  // A cancel requested from SQL is seen in the row every report returns.
+  async report(tables: TableReport[], stats: ProgressStats = {}): Promise<ReportedProgress> {
+    const progress = await reportInitProgress(this.target, this.nodeId, tables, stats);
+    if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
+    return progress;
+  }
+
+  async record(facts: Partial<Omit<MethodState, 'updated_at'>>): Promise<void> {
+    await recordMethodState(this.target, this.nodeId, facts);
+    this.state = { ...this.state, ...facts } as MethodState;
+  }
+
+  async transition(to: string, reason: string): Promise<void> {
+    await transitionNode(this.target, this.nodeId, to, reason);
+  }
+
+  async phase(phase: string): Promise<void> {
+    await setInitPhase(this.target, this.nodeId, phase);
+  }
+
+  // The source as a libpq conninfo for a server-side subscription (no password).
+  sourceConninfo(): string {
+    return nodeConninfo(this.sourceNode);
+  }
+
+  private async connectSource(): Promise<Client> {
+    const client = await connectToNode(this.sourceNode, 'steep-repl init');
+    client.on('error', (err) => this.log('warn', 'init.source_connection_error', { error: err.message }));
+    this.source = client;
+    return client;
+  }
+
+  // Runs fn on the source, reconnecting while the source is away; after the
+  // grace period the init fails with SourceUnreachable.
+  async withSource<T>(fn: (source: Client) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + sourceGraceMs;
+    let warned = false;
+    for (;;) {
+      try {
+        return await fn(this.source ?? (await this.connectSource()));
+      } catch (err) {
+        if (!isConnectionError(err)) throw err;
+        await this.source?.end().catch(() => undefined);
+        this.source = undefined;
+        const where = `${this.sourceNode.node_id} (${this.sourceNode.host}:${this.sourceNode.port}/${this.sourceNode.dbname})`;
+        if (Date.now() > deadline) throw new SourceUnreachable(where, err as Error);
+        if (!warned) this.log('warn', 'init.source_unreachable', { source: where, error: (err as Error).message, retry_for_ms: sourceGraceMs });
+        warned = true;
+        await this.pause(1000);
+        this.checkpoint();
+      }
+    }
+  }
+
+  log(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {
+    this.ctx.logger.log(level, event, { node_id: this.nodeId, job_id: this.ctx.jobId, ...fields });
+  }
+}
+
+export function describeTables(tables: Array<{ label: string }>): string {
+  const names = tables.map((t) => t.label);
+  return names.length > 20 ? `${names.slice(0, 20).join(', ')} and ${names.length - 20} more` : names.join(', ');
+}

@@ -1,0 +1,39 @@
+// Changes made under a replication origin are marked with it in the WAL;
+// subscriptions with origin = none (every steep-repl subscription) skip
+// them, so what runs here never reaches a peer subscribed to this node.
+import { Client } from 'pg';
+import { TableName } from '../../lib/sql/queryable';
+import { literal, qualified } from './quoting';
+import { existingRelations } from './target-tables';
+
+// This database's own origin for local changes that must not replicate.
+async function localOrigin(target: Client): Promise<string> {
+  const { rows } = await target.query('SELECT oid::int8 AS oid FROM pg_database WHERE datname = current_database()');
+  const origin = `steep_repl_local_${rows[0].oid}`;
+  try {
+    await target.query(
+      `SELECT pg_replication_origin_create(${literal(origin)})
+       WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = ${literal(origin)})`,
+    );
+  } catch (err) {
+    // created by a concurrent session
+    if ((err as { code?: string }).code !== '23505') throw err;
+  }
+  return origin;
+}
+
+export async function withoutReplicating<T>(target: Client, work: () => Promise<T>): Promise<T> {
+  await target.query('SELECT pg_replication_origin_session_setup($1)', [await localOrigin(target)]);
+  try {
+    return await work();
+  } finally {
+    await target.query('SELECT pg_replication_origin_session_reset()');
+  }
+}
+
+// Empties the tables that exist here; a peer keeps its rows.
+export async function truncateWithoutReplicating(target: Client, tables: TableName[]): Promise<void> {
+  const existing = await existingRelations(target, tables);
+  if (!existing.length) return;
+  await withoutReplicating(target, () => target.query(`TRUNCATE ${existing.map(qualified).join(', ')}`));
+}

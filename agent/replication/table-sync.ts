@@ -1,0 +1,48 @@
+// PostgreSQL's own table sync, as a subscription with copy_data runs it:
+// per table from pg_subscription_rel (state) and pg_stat_progress_copy (rows
+// while a table copies) on the target; steep_repl.report_init_progress
+// turns it into percentages and events against the source's totals.
+import { Client } from 'pg';
+import { TableReport } from '../../lib/sql/reportInitProgress';
+
+export type SyncedTable = TableReport & { label: string };
+
+export interface SubscriptionSnapshot {
+  tables: SyncedTable[];
+  workersActive: number;
+  allReady: boolean;
+  // Errors of the subscription's table-sync and apply workers so far
+  // (pg_stat_subscription_stats); their messages are in the server log.
+  workerErrors: number;
+}
+
+// srsubstate: i init, d data copy, f copy finished, s synchronized, r ready.
+// A table whose copy finished between two polls shows no COPY row; its row
+// count then stays at the last one seen (the report raises a finished table
+// to the source's count).
+const pollSql = `
+  SELECT n.nspname AS schema_name, c.relname AS table_name, format('%I.%I', n.nspname, c.relname) AS label, sr.srsubstate AS substate,
+         coalesce(p.tuples_processed, 0)::float8 AS tuples_processed
+  FROM pg_subscription s
+  JOIN pg_subscription_rel sr ON sr.srsubid = s.oid
+  JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stat_progress_copy p ON p.relid = sr.srrelid AND p.command = 'COPY FROM'
+  WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+
+const workersSql = `
+  SELECT (SELECT count(*) FILTER (WHERE relid IS NOT NULL) FROM pg_stat_subscription WHERE subname = $1)::int AS sync_workers,
+         (SELECT coalesce(sum(sync_error_count + apply_error_count), 0) FROM pg_stat_subscription_stats WHERE subname = $1)::int AS errors`;
+
+export async function pollSubscription(target: Client, name: string): Promise<SubscriptionSnapshot> {
+  const [{ rows }, workers] = [await target.query(pollSql, [name]), await target.query(workersSql, [name])];
+  const tables = rows.map((r): SyncedTable => {
+    const state = r.substate === 'r' ? 'done' : r.substate === 'i' ? 'pending' : r.substate === 'd' ? 'copying' : 'copied';
+    return { schema_name: r.schema_name, table_name: r.table_name, label: r.label, state, rows_copied: Number(r.tuples_processed) };
+  });
+  return {
+    tables,
+    workersActive: workers.rows[0]?.sync_workers ?? 0,
+    allReady: tables.every((t) => t.state === 'done'),
+    workerErrors: workers.rows[0]?.errors ?? 0,
+  };
+}
