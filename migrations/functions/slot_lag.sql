@@ -9,7 +9,9 @@ CREATE OR REPLACE FUNCTION steep_repl.slot_lag(p_slot_name text, p_target_lsn pg
 RETURNS TABLE (slot_exists boolean, active boolean, current_lsn pg_lsn, confirmed_lsn pg_lsn, lag_bytes bigint, reached boolean)
 LANGUAGE sql STABLE AS $$
   SELECT s.slot_name IS NOT NULL, coalesce(s.active, false), pg_catalog.pg_current_wal_insert_lsn(), s.confirmed_flush_lsn,
-         greatest(0, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), s.confirmed_flush_lsn))::bigint,
+         -- greatest() skips NULLs: no slot must stay no figure, not 0
+         CASE WHEN s.confirmed_flush_lsn IS NOT NULL
+              THEN greatest(0, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), s.confirmed_flush_lsn))::bigint END,
          coalesce(s.confirmed_flush_lsn >= p_target_lsn, false)
   FROM (SELECT 1) one
   LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = p_slot_name
