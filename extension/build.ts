@@ -1,12 +1,21 @@
-// Generates extension/steep_repl--<version>.sql from the committed
-// migrations, so CREATE EXTENSION steep_repl installs exactly the schema the
-// migrations install.
+// Generates the extension's scripts from migrations/ and extension/releases.json: the full script of the
+// current version and an update script from every older release, each installing what `steep-repl install` does.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { packageRoot } from '../lib/paths';
-import { committedMigrations, routinesScript } from '../lib/schema-files';
+import { committedMigrations, routinesScript, SqlFile } from '../lib/schema-files';
 
 export const extensionFolder = path.join(packageRoot, 'extension');
+
+export interface Release {
+  version: string;
+  // number of the last committed migration the version contains
+  through: string;
+  // false for 0.1.0: it predates migrations/functions, its functions are in its migrations
+  routines?: boolean;
+  // the user's configuration, which pg_dump must keep (audit_log's sequence too, or a restore reuses ids)
+  config: string[];
+}
 
 export function extensionVersion(): string {
   const control = fs.readFileSync(path.join(extensionFolder, 'steep_repl.control'), 'utf8');
@@ -15,30 +24,153 @@ export function extensionVersion(): string {
   return match[1];
 }
 
-// Tables whose rows are the user's configuration: pg_dump of a database with
-// the extension must keep them.
-// audit_log's sequence goes with it, or a restore would hand out used ids.
-const configRelations = ['nodes', 'schema_fingerprints', 'audit_log', 'audit_log_audit_id_seq'];
+const migrationNumber = (m: SqlFile): string => path.basename(m.file).slice(0, 6);
+const versionParts = (v: string): number[] => v.split('.').map(Number);
+const newer = (a: string, b: string): boolean => {
+  const [x, y] = [versionParts(a), versionParts(b)];
+  const i = x.findIndex((n, k) => n !== y[k]);
+  return i >= 0 && x[i] > y[i];
+};
 
-export function buildExtensionScript(): string {
-  const parts = committedMigrations().map((m) => `-- from migrations/${m.file}\n${m.body.trim()}\n`);
-  const dumps = configRelations.map((t) => `SELECT pg_catalog.pg_extension_config_dump('steep_repl.${t}', '');`);
+// A mistake in the release list fails the build, not a DBA's ALTER EXTENSION.
+export function checkReleases(releases: Release[], migrations: SqlFile[], defaultVersion: string): void {
+  const fail = (message: string): never => {
+    throw new Error(`extension/releases.json: ${message}`);
+  };
+  if (releases.length === 0) fail('no release');
+  const numbers = migrations.map(migrationNumber);
+  releases.forEach((r, i) => {
+    if (!/^\d+\.\d+\.\d+$/.test(r.version)) fail(`version ${JSON.stringify(r.version)} is not major.minor.patch`);
+    if (i > 0 && !newer(r.version, releases[i - 1].version)) fail(`${r.version} is listed after ${releases[i - 1].version}, which is not older`);
+    if (!numbers.includes(r.through)) fail(`${r.version} names migration ${r.through}, which is not in migrations/committed`);
+    if (i > 0 && r.through <= releases[i - 1].through) fail(`${r.version} must contain a migration after ${releases[i - 1].through}`);
+    const bad = r.config.find((c) => !/^[a-z_][a-z0-9_]*$/.test(c));
+    if (bad !== undefined) fail(`${r.version}: config relation ${JSON.stringify(bad)} is not a plain lower-case name`);
+  });
+  const newest = releases[releases.length - 1];
+  const uncovered = migrations.filter((m) => migrationNumber(m) > newest.through);
+  if (uncovered.length > 0) {
+    fail(
+      `migrations/${uncovered.map((m) => m.file).join(', ')} ${uncovered.length === 1 ? 'is' : 'are'} in no release: ` +
+        `add a version through ${migrationNumber(uncovered[uncovered.length - 1])} and make it default_version in extension/steep_repl.control`,
+    );
+  }
+  if (newest.version !== defaultVersion) fail(`the newest release is ${newest.version} but steep_repl.control has default_version '${defaultVersion}'`);
+  // pg_extension_config_dump appends, so an updated database lists kept relations first: a fresh one must too.
+  for (const old of releases.slice(0, -1)) {
+    const expected = [...old.config.filter((c) => newest.config.includes(c)), ...newest.config.filter((c) => !old.config.includes(c))];
+    if (expected.join() !== newest.config.join()) {
+      fail(`${newest.version}'s config must keep ${old.version}'s relations in their order and add new ones last: ${expected.join(', ')}`);
+    }
+  }
+}
+
+export function releases(): Release[] {
+  const list = JSON.parse(fs.readFileSync(path.join(extensionFolder, 'releases.json'), 'utf8')) as Release[];
+  checkReleases(list, committedMigrations(), extensionVersion());
+  return list;
+}
+
+function release(version: string): { release: Release; current: Release } {
+  const list = releases();
+  const found = list.find((r) => r.version === version);
+  if (!found) throw new Error(`steep_repl ${version} is not in extension/releases.json`);
+  return { release: found, current: list[list.length - 1] };
+}
+
+const header = '-- Generated by extension/build.ts from migrations/committed; do not edit.';
+const quoted = (relation: string): string => `"steep_repl"."${relation}"`;
+const migrationPart = (m: SqlFile): string => `-- from migrations/${m.file}\n${m.body.trim()}\n`;
+const configDumps = (relations: string[]): string =>
+  relations.map((t) => `SELECT pg_catalog.pg_extension_config_dump('steep_repl.${t}', '');`).join('\n');
+
+// The current version, or 0.1.0 (no routine files): other releases had the routines of their own commit.
+export function buildExtensionScript(version = extensionVersion()): string {
+  const { release: r, current } = release(version);
+  if (r !== current && r.routines !== false) {
+    throw new Error(`steep_repl ${version} had the functions and views of its own time: build its script from that version's commit`);
+  }
   return [
-    '-- Generated by extension/build.ts from migrations/committed; do not edit.',
-    "\\echo Use \"CREATE EXTENSION steep_repl\" to load this file. \\quit",
-    ...parts,
-    routinesScript(),
-    dumps.join('\n'),
+    header,
+    '\\echo Use "CREATE EXTENSION steep_repl" to load this file. \\quit',
+    ...committedMigrations().filter((m) => migrationNumber(m) <= r.through).map(migrationPart),
+    ...(r.routines === false ? [] : [routinesScript()]),
+    configDumps(r.config),
     '',
   ].join('\n');
 }
 
+// ALTER EXTENSION ADD or DROP of those of the relations that exist (ADD: and are no member yet).
+function alterMembers(action: 'ADD' | 'DROP', relations: string[]): string {
+  const names = relations.map((r) => `'${quoted(r)}'`).join(', ');
+  const loose = `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                       WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
+  return `DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS rel, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
+             FROM unnest(ARRAY[${names}]) AS l(name)
+             JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(l.name)${action === 'ADD' ? `\n            WHERE ${loose}` : ''}
+  LOOP
+    EXECUTE format('ALTER EXTENSION "steep_repl" ${action} %s %s', r.kind, r.rel);
+  END LOOP;
+END
+$$;
+`;
+}
+
+// From an older release to the current version: the migrations it lacks, every routine, the pg_dump list's changes.
+export function buildUpdateScript(from: string): string {
+  const { release: old, current } = release(from);
+  if (old === current) throw new Error(`steep_repl ${from} is the current version: there is nothing to update to`);
+  const leaving = old.config.filter((c) => !current.config.includes(c));
+  const joining = current.config.filter((c) => !old.config.includes(c));
+  return [
+    header,
+    `\\echo Use "ALTER EXTENSION steep_repl UPDATE TO '${current.version}'" to load this file. \\quit`,
+    ...(leaving.length === 0
+      ? []
+      : [
+          `-- leaving the pg_dump list: ${leaving.join(', ')}. Only ALTER EXTENSION DROP takes a relation out of extconfig (a DROP TABLE leaves its oid)`,
+          alterMembers('DROP', leaving),
+        ]),
+    ...committedMigrations()
+      .filter((m) => migrationNumber(m) > old.through && migrationNumber(m) <= current.through)
+      .map(migrationPart),
+    routinesScript(),
+    ...(leaving.length === 0 ? [] : ['-- those of them the migrations kept stay in the extension', alterMembers('ADD', leaving)]),
+    ...(joining.length === 0 ? [] : ['-- joining the pg_dump list', configDumps(joining)]),
+    '',
+  ].join('\n');
+}
+
+const scriptFile = (version: string): string => path.join(extensionFolder, `steep_repl--${version}.sql`);
+const updateFile = (from: string, to: string): string => path.join(extensionFolder, `steep_repl--${from}--${to}.sql`);
+
 export function writeExtensionScript(): string {
-  const target = path.join(extensionFolder, `steep_repl--${extensionVersion()}.sql`);
+  const target = scriptFile(extensionVersion());
   fs.writeFileSync(target, buildExtensionScript());
   return target;
 }
 
+// Scripts of versions no longer built are removed: they would be copied to servers with the rest.
+export function writeExtensionScripts(): string[] {
+  const list = releases();
+  const current = list[list.length - 1].version;
+  const written = [writeExtensionScript()];
+  for (const old of list.slice(0, -1)) {
+    const target = updateFile(old.version, current);
+    fs.writeFileSync(target, buildUpdateScript(old.version));
+    written.push(target);
+  }
+  for (const f of fs.readdirSync(extensionFolder)) {
+    const full = path.join(extensionFolder, f);
+    if (/^steep_repl--.*\.sql$/.test(f) && !written.includes(full)) fs.rmSync(full);
+  }
+  return written;
+}
+
 if (require.main === module) {
-  console.log(`wrote ${path.relative(packageRoot, writeExtensionScript())}`);
+  for (const file of writeExtensionScripts()) console.log(`wrote ${path.relative(packageRoot, file)}`);
 }

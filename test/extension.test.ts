@@ -1,15 +1,27 @@
-// CREATE EXTENSION steep_repl installs exactly what the migrations install.
+// CREATE EXTENSION steep_repl installs exactly what the migrations install,
+// and so does ALTER EXTENSION steep_repl UPDATE from every older release.
 // The server finds the generated script through PostgreSQL 18's
 // extension_control_path (superuser-settable per session), pointed at a
 // directory of this test's own: nothing is written into the server's
 // installation under node_modules.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { buildExtensionScript, extensionFolder, extensionVersion, writeExtensionScript } from '../extension/build';
+import {
+  buildExtensionScript,
+  buildUpdateScript,
+  checkReleases,
+  extensionFolder,
+  extensionVersion,
+  releases,
+  writeExtensionScript,
+  writeExtensionScripts,
+} from '../extension/build';
 import { claimRunDir, clusterRoot } from '../lib/embedded-cluster';
 import { migrationsFolder } from '../lib/paths';
+import { committedMigrations } from '../lib/schema-files';
 import { clusterA, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
 import { pgError } from './support/notifications';
 
@@ -45,7 +57,27 @@ const catalogQueries: Record<string, string> = {
                ORDER BY 1`,
   init_states: 'SELECT * FROM steep_repl.init_states ORDER BY state',
   init_transitions: 'SELECT * FROM steep_repl.init_transitions ORDER BY from_state, to_state',
+  init_methods: 'SELECT * FROM steep_repl.init_methods ORDER BY method',
+  init_option_specs: 'SELECT * FROM steep_repl.init_option_specs ORDER BY option',
 };
+
+// Relations and functions of schema steep_repl that are no member of the extension.
+const looseObjects = `SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'steep_repl'::regnamespace AND c.relkind IN ('r', 'v', 'S')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
+       UNION ALL
+       SELECT p.proname FROM pg_proc p
+        WHERE p.pronamespace = 'steep_repl'::regnamespace
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')`;
+
+// As relation names: a dropped relation left behind shows as a bare oid.
+const extensionRow = "SELECT extversion, extconfig::regclass[]::text[] AS config, extcondition FROM pg_extension WHERE extname = 'steep_repl'";
+
+// The script 0.1.0 shipped (extension/build.ts at 73dc021^), byte for byte.
+const shipped010 = 'b5eeec77dc632a094bfe15afbe4f4219dde51b3e0b4577331d02793288fd426e';
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 async function catalog(url: string): Promise<Record<string, unknown[]>> {
   const client = new Client({ connectionString: url });
@@ -75,6 +107,9 @@ describe('extension steep_repl', () => {
   const databases: string[] = [];
   let viaExtension: { name: string; url: string };
   let viaMigrations: { name: string; url: string };
+  // installed at 0.1.0, then updated; the user's rows as they were before
+  let viaUpdate: { name: string; url: string };
+  let rowsBefore: { nodes: unknown[]; audit: unknown[] };
 
   // A session that finds the extension in this test's directory first.
   async function withExtensionPath<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
@@ -102,12 +137,30 @@ describe('extension steep_repl', () => {
     script = buildExtensionScript();
     fs.copyFileSync(path.join(extensionFolder, 'steep_repl.control'), path.join(runDir, 'extension', 'steep_repl.control'));
     fs.writeFileSync(path.join(runDir, 'extension', `steep_repl--${extensionVersion()}.sql`), script, { mode: 0o644 });
+    for (const old of releases().slice(0, -1)) {
+      const dir = path.join(runDir, 'extension');
+      fs.writeFileSync(path.join(dir, `steep_repl--${old.version}--${extensionVersion()}.sql`), buildUpdateScript(old.version), { mode: 0o644 });
+    }
+    fs.writeFileSync(path.join(runDir, 'extension', 'steep_repl--0.1.0.sql'), buildExtensionScript('0.1.0'), { mode: 0o644 });
     controlPath = runDir;
 
     viaExtension = await database('ext_create');
     await withExtensionPath(viaExtension.url, (c) => c.query('CREATE EXTENSION steep_repl'));
     viaMigrations = await createNodeDatabase(cluster, 'ext_migrate');
     databases.push(viaMigrations.name);
+
+    viaUpdate = await database('ext_update');
+    await withExtensionPath(viaUpdate.url, async (c) => {
+      await c.query("CREATE EXTENSION steep_repl VERSION '0.1.0'");
+      await c.query("SELECT steep_repl.register_node('Old \"node\"', 'h', 5433, 'd', p_is_local => true)");
+      await c.query("SELECT steep_repl.transition('Old \"node\"', 'preparing')");
+      const read = async () => ({
+        nodes: (await c.query('SELECT * FROM steep_repl.nodes ORDER BY node_id')).rows,
+        audit: (await c.query('SELECT * FROM steep_repl.audit_log ORDER BY audit_id')).rows,
+      });
+      rowsBefore = await read();
+      await c.query('ALTER EXTENSION steep_repl UPDATE');
+    });
   });
 
   afterAll(async () => {
@@ -131,6 +184,39 @@ describe('extension steep_repl', () => {
     expect(fs.readFileSync(written, 'utf8')).toBe(script);
   });
 
+  it('writes an update script from every older release: the migrations it lacks, then every routine', () => {
+    const list = releases();
+    expect(list.map((r) => [r.version, r.through])).toEqual(expect.arrayContaining([['0.1.0', '000003'], ['0.2.0', '000004']]));
+    expect(list[list.length - 1].version).toBe(extensionVersion());
+    expect(sha256(buildExtensionScript('0.1.0'))).toBe(shipped010);
+
+    const written = writeExtensionScripts();
+    const updates = list.slice(0, -1).map((r) => path.join(extensionFolder, `steep_repl--${r.version}--${extensionVersion()}.sql`));
+    expect(written).toEqual([path.join(extensionFolder, `steep_repl--${extensionVersion()}.sql`), ...updates]);
+    expect(fs.readdirSync(extensionFolder).filter((f) => f.endsWith('.sql')).sort()).toEqual(written.map((f) => path.basename(f)).sort());
+
+    const update = fs.readFileSync(updates[0], 'utf8');
+    expect(update).toBe(buildUpdateScript('0.1.0'));
+    expect(update.split('\n').find((l) => l.trim() !== '' && !l.startsWith('--'))).toBe(
+      `\\echo Use "ALTER EXTENSION steep_repl UPDATE TO '${extensionVersion()}'" to load this file. \\quit`,
+    );
+    for (const { file } of committedMigrations()) {
+      const after010 = path.basename(file).slice(0, 6) > list[0].through;
+      expect({ [file]: update.includes(`-- from migrations/${file}\n`) }).toEqual({ [file]: after010 });
+    }
+    expect(update.indexOf('-- from migrations/functions/transition.sql\n')).toBeGreaterThan(update.indexOf('-- from migrations/committed/000004'));
+    expect(update).not.toMatch(/^--! /m);
+  });
+
+  it('refuses to build while the newest migration is in no release, or the control file names another version', () => {
+    const list = releases();
+    const migrations = committedMigrations();
+    const extra = [...migrations, { file: 'committed/999999-unreleased.sql', body: 'SELECT 1;' }];
+    expect(() => checkReleases(list, extra, extensionVersion())).toThrow(/999999-unreleased\.sql is in no release/);
+    expect(() => checkReleases(list, migrations, '9.9.9')).toThrow(/default_version '9\.9\.9'/);
+    expect(() => checkReleases(list, migrations, extensionVersion())).not.toThrow();
+  });
+
   it('installs the same catalog as the migrations', async () => {
     const [fromExtension, fromMigrations] = await Promise.all([catalog(viaExtension.url), catalog(viaMigrations.url)]);
     // not vacuous: the schema is really there
@@ -145,23 +231,40 @@ describe('extension steep_repl', () => {
   });
 
   it('owns every object it created, and marks the user tables for pg_dump', async () => {
-    const loose = await query(
-      viaExtension.url,
-      `SELECT c.relname FROM pg_class c
-        WHERE c.relnamespace = 'steep_repl'::regnamespace AND c.relkind IN ('r', 'v', 'S')
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
-       UNION ALL
-       SELECT p.proname FROM pg_proc p
-        WHERE p.pronamespace = 'steep_repl'::regnamespace
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')`,
-    );
+    const loose = await query(viaExtension.url, looseObjects);
     expect(loose).toEqual([]);
-    const [ext] = await query(viaExtension.url, "SELECT extversion, extconfig::regclass[]::text[] AS config FROM pg_extension WHERE extname = 'steep_repl'");
+    const [ext] = await query(viaExtension.url, extensionRow);
     expect(ext.extversion).toBe(extensionVersion());
     expect(ext.config).toEqual(expect.arrayContaining(['steep_repl.nodes', 'steep_repl.audit_log', 'steep_repl.audit_log_audit_id_seq']));
     expect(ext.config).not.toContain('steep_repl.init_states');
+  });
+
+  it('updated from 0.1.0 by ALTER EXTENSION UPDATE, has the catalog of a fresh install and of the migrations', async () => {
+    const [fromUpdate, fromExtension, fromMigrations] = await Promise.all([catalog(viaUpdate.url), catalog(viaExtension.url), catalog(viaMigrations.url)]);
+    expect((fromUpdate.init_methods as Array<{ method: string }>).map((m) => m.method)).toEqual(expect.arrayContaining(['snapshot', 'direct']));
+    expect(fromUpdate.init_option_specs.length).toBeGreaterThan(0);
+    expect((fromUpdate.relations as Array<{ relname: string }>).map((r) => r.relname)).not.toContain('snapshots');
+    for (const name of Object.keys(catalogQueries)) {
+      expect({ [name]: fromUpdate[name] }).toEqual({ [name]: fromExtension[name] });
+      expect({ [name]: fromUpdate[name] }).toEqual({ [name]: fromMigrations[name] });
+    }
+    expect(await query(viaUpdate.url, looseObjects)).toEqual([]);
+    const [updated] = await query(viaUpdate.url, extensionRow);
+    const [fresh] = await query(viaExtension.url, extensionRow);
+    expect(updated).toEqual(fresh);
+    expect(updated.extversion).toBe(extensionVersion());
+    expect(updated.config).toEqual(['steep_repl.nodes', 'steep_repl.schema_fingerprints', 'steep_repl.audit_log', 'steep_repl.audit_log_audit_id_seq']);
+  });
+
+  it('keeps the user\'s rows through the update, and goes on from them', async () => {
+    expect(rowsBefore.nodes).toHaveLength(1);
+    expect(rowsBefore.audit.length).toBeGreaterThan(0);
+    expect(await query(viaUpdate.url, 'SELECT * FROM steep_repl.nodes ORDER BY node_id')).toEqual(rowsBefore.nodes);
+    expect(await query(viaUpdate.url, 'SELECT * FROM steep_repl.audit_log ORDER BY audit_id')).toEqual(rowsBefore.audit);
+    const [row] = await query(viaUpdate.url, "SELECT (steep_repl.transition('Old \"node\"', 'copying')).init_state");
+    expect(row.init_state).toBe('copying');
+    const [last] = await query(viaUpdate.url, 'SELECT max(audit_id)::int AS id FROM steep_repl.audit_log');
+    expect(last.id).toBeGreaterThan(Math.max(...(rowsBefore.audit as Array<{ audit_id: string }>).map((a) => Number(a.audit_id))));
   });
 
   it('works as a node database: the state machine runs in it', async () => {
