@@ -1,8 +1,11 @@
-// Access to the suite's shared clusters, and databases of a test file's own.
+// Clusters and databases for the tests and the benchmarks: the suite's
+// shared clusters, clusters a test file or a benchmark starts for itself,
+// and databases of their own on either.
 import { Client } from 'pg';
-import { clusterHandle, Cluster } from '../../lib/embedded-cluster';
+import { claimRunDir, cleanStaleRuns, clusterHandle, Cluster, clusterRoot, createCluster, removeRun } from '../../lib/embedded-cluster';
 import { installSchema } from '../../lib/install';
 import { jsonLogger } from '../../lib/log';
+import { runCli } from './processes';
 import * as path from 'node:path';
 
 function shared(name: 'a' | 'b'): Cluster {
@@ -15,20 +18,46 @@ function shared(name: 'a' | 'b'): Cluster {
 export const clusterA = (): Cluster => shared('a');
 export const clusterB = (): Cluster => shared('b');
 
-export async function query<T extends Record<string, any> = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+export interface OwnClusters<Name extends string> {
+  runDir: string;
+  clusters: Record<Name, Cluster>;
+  remove(): Promise<void>;
+}
+
+// Clusters under clusterRoot(rootName), started in parallel, after stopping
+// those a killed run of the same owner left there.
+export async function startOwnClusters<Name extends string>(rootName: string, names: readonly Name[]): Promise<OwnClusters<Name>> {
+  const root = clusterRoot(rootName);
+  await cleanStaleRuns(root);
+  const runDir = claimRunDir(root);
+  try {
+    const started = await Promise.all(names.map((name) => createCluster(path.join(runDir, name))));
+    const clusters = Object.fromEntries(names.map((name, i) => [name, started[i]])) as Record<Name, Cluster>;
+    return { runDir, clusters, remove: () => removeRun(runDir) };
+  } catch (err) {
+    await removeRun(runDir);
+    throw err;
+  }
+}
+
+export async function withClient<T>(url: string, use: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: url });
   await client.connect();
   try {
-    return (await client.query<T>(sql, params)).rows;
+    return await use(client);
   } finally {
     await client.end();
   }
 }
 
+export async function query<T extends Record<string, any> = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  return withClient(url, async (client) => (await client.query<T>(sql, params)).rows);
+}
+
 let counter = 0;
 
-// A new database on the cluster; its name carries the test file's tag so a
-// failing run is easy to inspect.
+// A new database on the cluster; its name carries the tag (a test file's, a
+// benchmark's) so a failing run is easy to inspect.
 export async function createDatabase(cluster: Cluster, tag: string): Promise<{ name: string; url: string }> {
   const name = `${tag}_${process.pid}_${++counter}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
   await query(cluster.url(), `CREATE DATABASE ${name}`);
@@ -41,8 +70,20 @@ export async function dropDatabase(cluster: Cluster, name: string): Promise<void
 
 const quietLogger = jsonLogger({}, { write: () => true } as unknown as NodeJS.WritableStream);
 
-export async function createNodeDatabase(cluster: Cluster, tag: string): Promise<{ name: string; url: string }> {
+export interface NodeDatabaseOptions {
+  // 'cli' where this process later stops the server: graphile-migrate keeps
+  // an in-process pool whose error handler exits the process when it does.
+  installer?: 'library' | 'cli';
+}
+
+// A new database with steep_repl installed.
+export async function createNodeDatabase(cluster: Cluster, tag: string, options: NodeDatabaseOptions = {}): Promise<{ name: string; url: string }> {
   const db = await createDatabase(cluster, tag);
-  await installSchema(db.url, quietLogger);
+  if (options.installer === 'cli') {
+    const install = await runCli(['install', '--db', db.url]);
+    if (install.code !== 0) throw new Error(`install into ${db.name} failed (exit ${install.code}): ${install.stderr}`);
+  } else {
+    await installSchema(db.url, quietLogger);
+  }
   return db;
 }

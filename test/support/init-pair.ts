@@ -3,18 +3,19 @@
 // on the source. Names are odd on purpose (spaces, quotes, capitals,
 // unicode, reserved words) and there is a TOASTed column, a partitioned
 // table and sequences.
-import { Client, escapeIdentifier } from 'pg';
+import { QueryConfig } from 'pg';
 import { Cluster } from '../../lib/embedded-cluster';
-import { createDatabase, dropDatabase, query } from './clusters';
-import { runCli } from './processes';
+import { getInitStatus } from '../../lib/sql/getInitStatus';
+import { getSlotLag } from '../../lib/sql/getSlotLag';
+import { dropDatabase, query, withClient } from './clusters';
+import { contentHashes as hashesOf } from './content-hash';
+import { createNodeDb, dropReplicationObjects, registerPair } from './node-pair';
+import type { NodeDb } from './node-pair';
 import { waitUntil } from './wait';
 
-export interface NodeDb {
-  id: string;
-  cluster: Cluster;
-  name: string;
-  url: string;
-}
+export { tableHash } from './content-hash';
+export { dropReplicationObjects } from './node-pair';
+export type { NodeDb } from './node-pair';
 
 export interface InitPair {
   source: NodeDb;
@@ -64,21 +65,6 @@ export const userTables = [
   'public.slow',
 ];
 
-async function registerBoth(db: NodeDb, other: NodeDb): Promise<void> {
-  const register = "SELECT steep_repl.register_node($1, '127.0.0.1', $2, $3, 'postgres', 50, NULL, $4)";
-  await query(db.url, register, [db.id, db.cluster.port, db.name, true]);
-  await query(db.url, register, [other.id, other.cluster.port, other.name, false]);
-}
-
-// Installed by a CLI child process: graphile-migrate keeps an in-process
-// pool that exits the process when a test later stops that server.
-async function nodeDatabase(cluster: Cluster, tag: string, id: string): Promise<NodeDb> {
-  const db = await createDatabase(cluster, tag);
-  const install = await runCli(['install', '--db', db.url]);
-  if (install.code !== 0) throw new Error(`install failed: ${install.stderr}`);
-  return { id, cluster, ...db };
-}
-
 export async function createInitPair(options: {
   tag: string;
   sourceCluster: Cluster;
@@ -89,10 +75,10 @@ export async function createInitPair(options: {
   slowRows?: number;
   slowMsPerRow?: number;
 }): Promise<InitPair> {
-  const source = await nodeDatabase(options.sourceCluster, `${options.tag}_src`, options.sourceId ?? 'Nöde "A" src');
-  const target = await nodeDatabase(options.targetCluster, `${options.tag}_tgt`, options.targetId ?? 'Nöde "B" tgt');
-  await registerBoth(source, target);
-  await registerBoth(target, source);
+  // Installed by a CLI process: tests stop these servers under a running agent.
+  const source = await createNodeDb(options.sourceCluster, `${options.tag}_src`, options.sourceId ?? 'Nöde "A" src', { installer: 'cli' });
+  const target = await createNodeDb(options.targetCluster, `${options.tag}_tgt`, options.targetId ?? 'Nöde "B" tgt', { installer: 'cli' });
+  await registerPair(source, target);
   await query(source.url, userSchemaSql);
   await query(target.url, userSchemaSql);
   await query(source.url, sourceDataSql(options.rows));
@@ -112,54 +98,13 @@ export async function createInitPair(options: {
   };
 }
 
-// Subscriptions and inactive slots an interrupted init may leave behind
-// would block DROP DATABASE: subscriptions first (their slots stay), then the slots.
-export async function dropReplicationObjects(dbs: Array<{ cluster: Cluster; name: string; url: string }>): Promise<void> {
-  for (const db of dbs) {
-    const subs = await query(db.url, 'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())').catch(() => []);
-    for (const { subname } of subs) {
-      const id = escapeIdentifier(subname);
-      await query(db.url, `ALTER SUBSCRIPTION ${id} DISABLE`).catch(() => undefined);
-      await query(db.url, `ALTER SUBSCRIPTION ${id} SET (slot_name = NONE)`).catch(() => undefined);
-      await query(db.url, `DROP SUBSCRIPTION IF EXISTS ${id}`).catch(() => undefined);
-    }
-  }
-  for (const db of dbs) {
-    await query(db.cluster.url(), 'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active', [
-      db.name,
-    ]).catch(() => undefined);
-  }
+export async function contentHashes(url: string, tables: readonly string[] = userTables): Promise<Record<string, string>> {
+  return hashesOf(url, tables);
 }
 
-// md5 over every row of the table, in primary-key order.
-export async function tableHash(client: Client, table: string): Promise<string> {
-  const { rows: keys } = await client.query(
-    `SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY array_position(i.indkey, a.attnum)) AS keys
-     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-     WHERE i.indrelid = $1::regclass AND i.indisprimary`,
-    [table],
-  );
-  const { rows } = await client.query(
-    `SELECT count(*)::int AS n, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY ${keys[0].keys}), '')) AS hash FROM ${table} t`,
-  );
-  return `${rows[0].n}:${rows[0].hash}`;
-}
-
-export async function contentHashes(url: string, tables = userTables): Promise<Record<string, string>> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    const out: Record<string, string> = {};
-    for (const t of tables) out[t] = await tableHash(client, t);
-    return out;
-  } finally {
-    await client.end();
-  }
-}
-
+// Untyped: tests read into fields the InitStatus type has as nullable.
 export async function initStatus(db: NodeDb): Promise<any> {
-  const [{ s }] = await query(db.url, 'SELECT steep_repl.init_status($1) AS s', [db.id]);
-  return s;
+  return withClient(db.url, (client) => getInitStatus(client, db.id));
 }
 
 // Everything an init may have created, on both sides.
@@ -175,15 +120,40 @@ export async function leftovers(pair: InitPair): Promise<{ subscriptions: string
 }
 
 // Waits until the subscription confirmed everything the source wrote so far
-// (the insert position: with synchronous_commit = off the write position
-// can be behind the last commit).
+// (steep_repl.slot_lag: from the insert position, which with
+// synchronous_commit = off can be ahead of the write position).
 export async function waitCaughtUp(pair: InitPair, slotName = pair.replicationName): Promise<void> {
-  const [{ lsn }] = await query(pair.source.url, 'SELECT pg_current_wal_insert_lsn()::text AS lsn');
-  await waitUntil(`slot ${slotName} to confirm ${lsn}`, async () => {
-    const rows = await query(pair.source.url, 'SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1', [
-      slotName,
-      lsn,
-    ]);
-    return rows[0]?.ok;
-  });
+  const { current_lsn: lsn } = await withClient(pair.source.url, (client) => getSlotLag(client, slotName));
+  await waitUntil(`slot ${slotName} to confirm ${lsn}`, () => withClient(pair.source.url, async (client) => (await getSlotLag(client, slotName, lsn)).reached));
+}
+
+// The copy is under way: the slow table is copying (rows arrived) and, if
+// asked, the other tables are done already.
+export async function waitForCopyInProgress(pair: InitPair, options: { otherTablesDone?: boolean; everyMs?: number } = {}): Promise<void> {
+  await waitUntil(
+    'a copy in progress',
+    async () => {
+      const s = await initStatus(pair.target);
+      const slow = s.tables.find((t: any) => t.table_name === 'slow');
+      const done = s.tables.filter((t: any) => t.state === 'done').length;
+      return s.state === 'copying' && slow?.state === 'copying' && Number(slow.rows_copied) > 0 && (!options.otherTablesDone || done > 0);
+    },
+    30000,
+    options.everyMs,
+  );
+}
+
+// Inserts, updates and deletes on the source's user tables, for startWriter:
+// rows of its own from id 1,000,000, updates and deletes among the seeded ones.
+export function sourceWrites(rows = 20000): (n: number) => QueryConfig[] {
+  return (n) => {
+    const next = 1_000_000 + n;
+    return [
+      { text: 'INSERT INTO public.accounts VALUES ($1, 1, $2)', values: [next, 'new'] },
+      { text: 'UPDATE public.accounts SET balance = balance + 1, note = note || $2 WHERE id = $1', values: [1 + (next % rows), 'u'] },
+      { text: 'DELETE FROM public.accounts WHERE id = $1', values: [rows - (next % Math.round(rows * 0.95))] },
+      { text: `INSERT INTO "Sales ünit"."Order ""Items"" é" ("select") VALUES ($1)`, values: [`w${next}`] },
+      { text: 'INSERT INTO public.events VALUES ($1, $2, $3)', values: [next, 1 + (next % 5), 'w'] },
+    ];
+  };
 }

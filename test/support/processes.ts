@@ -15,22 +15,46 @@ export interface CliResult {
 // an init leaves it here (its listener would retry forever once the servers go).
 const cliRuns = new Set<ChildProcess>();
 
-export function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [runJs, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    cliRuns.add(child);
-    child.on('exit', () => cliRuns.delete(child));
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+export interface CliRun {
+  readonly child: ChildProcess;
+  // what it printed so far
+  readonly stdout: string;
+  readonly stderr: string;
+  // once it exited and its output is read
+  readonly result: Promise<CliResult>;
+}
+
+// A CLI run the caller can watch and signal while it runs.
+export function startCli(args: string[], env: Record<string, string | undefined> = {}, input?: string): CliRun {
+  const child = spawn(process.execPath, [runJs, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  cliRuns.add(child);
+  child.on('exit', () => cliRuns.delete(child));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const result = new Promise<CliResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
   });
+  child.stdin!.end(input ?? '');
+  return {
+    child,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    result,
+  };
+}
+
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
+  return startCli(args, env, input).result;
 }
 
 export interface LogLine {
@@ -45,7 +69,21 @@ export class AgentProcess {
   readonly raw: string[] = [];
   private readonly child: ChildProcess;
   private readonly exited: Promise<number | null>;
+  // stdout and stderr ended: no log line will come any more
+  private closed = false;
   private waiters: Array<() => void> = [];
+
+  // An agent that logged agent.started, as a DBA has one running.
+  static async start(db: string, extraArgs: string[] = [], env: Record<string, string | undefined> = {}, timeoutMs = 20000): Promise<AgentProcess> {
+    const agent = new AgentProcess(db, extraArgs, env);
+    try {
+      await agent.waitForEvent('agent.started', timeoutMs);
+    } catch (err) {
+      await agent.stop('SIGKILL');
+      throw err;
+    }
+    return agent;
+  }
 
   constructor(db: string, extraArgs: string[] = [], env: Record<string, string | undefined> = {}) {
     this.child = spawn(process.execPath, [runJs, 'agent', '--db', db, ...extraArgs], {
@@ -71,6 +109,10 @@ export class AgentProcess {
     this.child.stdout!.on('data', onData);
     this.child.stderr!.on('data', onData);
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    this.child.on('close', () => {
+      this.closed = true;
+      this.waiters.forEach((w) => w());
+    });
     running.add(this);
   }
 
@@ -82,11 +124,11 @@ export class AgentProcess {
     return new Promise((resolve, reject) => {
       const check = () => {
         const found = this.lines.find(predicate);
-        if (found) {
-          clearTimeout(timer);
-          this.waiters = this.waiters.filter((w) => w !== check);
-          resolve(found);
-        }
+        if (!found && !this.closed) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        if (found) resolve(found);
+        else reject(new Error(`agent exited (code ${this.child.exitCode}, signal ${this.child.signalCode}) before the log line; log:\n${this.raw.join('\n')}`));
       };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== check);
