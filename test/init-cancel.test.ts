@@ -1,30 +1,15 @@
 // Cancel at any moment and survive the agent's death: cancel from the CLI
 // and by Ctrl+C during node start leaves nothing behind; an agent killed
 // mid-copy and started again completes the init.
-import { ChildProcess, spawn } from 'node:child_process';
-import * as path from 'node:path';
-import { packageRoot } from '../lib/paths';
 import { clusterA, clusterB, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userTables, waitCaughtUp } from './support/init-pair';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userTables, waitCaughtUp, waitForCopyInProgress } from './support/init-pair';
 import { waitUntil } from './support/wait';
-import { AgentProcess, runCli, stopAllAgents } from './support/processes';
+import { AgentProcess, CliRun, runCli, startCli, stopAllAgents } from './support/processes';
 
 jest.setTimeout(120000);
 
 // The copy is in progress: some tables are done, the slow one is copying.
-async function copyInProgress(pair: InitPair): Promise<void> {
-  await waitUntil(
-    'a copy in progress',
-    async () => {
-      const s = await initStatus(pair.target);
-      const done = s.tables.filter((t: any) => t.state === 'done').length;
-      const slow = s.tables.find((t: any) => t.table_name === 'slow');
-      return s.state === 'copying' && done > 0 && slow?.state === 'copying' && Number(slow.rows_copied) > 0;
-    },
-    30000,
-    100,
-  );
-}
+const copyInProgress = (pair: InitPair) => waitForCopyInProgress(pair, { otherTablesDone: true, everyMs: 100 });
 
 async function expectNothingLeft(pair: InitPair): Promise<void> {
   expect(await leftovers(pair)).toEqual({ subscriptions: [], slots: [], publications: [] });
@@ -38,7 +23,7 @@ async function expectNothingLeft(pair: InitPair): Promise<void> {
 describe('init cancel and agent death', () => {
   let pair: InitPair;
   // The node start the Ctrl+C test signals; killed here if that test failed before it exited.
-  let nodeStart: ChildProcess | undefined;
+  let nodeStart: CliRun | undefined;
 
   beforeAll(async () => {
     pair = await createInitPair({
@@ -53,7 +38,7 @@ describe('init cancel and agent death', () => {
     });
   });
   afterAll(async () => {
-    if (nodeStart && nodeStart.exitCode === null && nodeStart.signalCode === null) nodeStart.kill('SIGKILL');
+    if (nodeStart && nodeStart.child.exitCode === null && nodeStart.child.signalCode === null) nodeStart.child.kill('SIGKILL');
     await stopAllAgents();
     await pair?.drop();
   });
@@ -123,16 +108,12 @@ describe('init cancel and agent death', () => {
     await reset(pair);
     const agent = new AgentProcess(pair.target.url);
     await agent.waitForEvent('agent.started');
-    const cli = (nodeStart = spawn(process.execPath, [path.join(packageRoot, 'bin', 'run.js'), 'node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }));
-    let stderr = '';
-    cli.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
+    const cli = (nodeStart = startCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]));
     await copyInProgress(pair);
-    await waitUntil('the progress bar', async () => /copying/.test(stderr));
-    cli.kill('SIGINT');
-    expect(await exited).toBe(4);
+    await waitUntil('the progress bar', () => /copying/.test(cli.stderr));
+    cli.child.kill('SIGINT');
+    const { code, stderr } = await cli.result;
+    expect(code).toBe(4);
     expect(stderr).toMatch(/cancelling the initialization/);
     expect(stderr).toMatch(/cancelled; nothing it created is left/);
     await expectNothingLeft(pair);

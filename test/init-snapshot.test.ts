@@ -1,44 +1,13 @@
 // Snapshot init end to end: source on cluster A, target on cluster B, the
 // target's agent as a real process, started from the CLI and from SQL.
-import { Client } from 'pg';
-import createSubscriber from 'pg-listen';
 import { clusterA, clusterB, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, userTables, waitCaughtUp } from './support/init-pair';
+import { followInit } from './support/init-follower';
+import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, userTables, waitCaughtUp } from './support/init-pair';
 import { waitUntil } from './support/wait';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
+import { startWriter } from './support/writer';
 
 jest.setTimeout(120000);
-
-// Inserts, updates and deletes on the source in small transactions until stopped.
-function startWriter(url: string): { stop(): Promise<number> } {
-  let running = true;
-  let transactions = 0;
-  const done = (async () => {
-    const client = new Client({ connectionString: url });
-    await client.connect();
-    let next = 1_000_000;
-    while (running) {
-      await client.query('BEGIN');
-      await client.query('INSERT INTO public.accounts VALUES ($1, 1, $2)', [next, 'new']);
-      await client.query('UPDATE public.accounts SET balance = balance + 1, note = note || $2 WHERE id = $1', [1 + (next % 20000), 'u']);
-      await client.query('DELETE FROM public.accounts WHERE id = $1', [20000 - (next % 19000)]);
-      await client.query(`INSERT INTO "Sales ünit"."Order ""Items"" é" ("select") VALUES ($1)`, [`w${next}`]);
-      await client.query('INSERT INTO public.events VALUES ($1, $2, $3)', [next, 1 + (next % 5), 'w']);
-      await client.query('COMMIT');
-      next += 1;
-      transactions += 1;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    await client.end();
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await done;
-      return transactions;
-    },
-  };
-}
 
 describe('snapshot init', () => {
   let pair: InitPair;
@@ -87,16 +56,10 @@ describe('snapshot init', () => {
 
   it('copies under concurrent writes to synchronized with equal content, true progress and a refused second start', async () => {
     // A pg-listen client, as the docs tell other tools to follow progress.
-    const progress: Array<{ at: number; payload: any }> = [];
-    const listener = createSubscriber({ connectionString: pair.target.url });
-    listener.events.on('error', () => undefined);
-    listener.notifications.on('steep_repl_progress', (payload) => {
-      if (payload.node_id === pair.target.id) progress.push({ at: Date.now(), payload });
-    });
-    await listener.connect();
-    await listener.listenTo('steep_repl_progress');
+    const following = await followInit(pair.target.url, pair.target.id);
+    const progress = following.progress;
 
-    const writer = startWriter(pair.source.url);
+    const writer = startWriter(pair.source.url, sourceWrites());
     const start = runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--parallel', '2', '--db', pair.target.url]);
     await waitUntil('the copy to run', async () => (await initStatus(pair.target)).state === 'copying', 20000, 50);
 
@@ -109,8 +72,8 @@ describe('snapshot init', () => {
     });
 
     const result = await start;
-    const transactions = await writer.stop();
-    await listener.close();
+    const { transactions } = await writer.stop();
+    await following.close();
     expect(result.stderr).not.toMatch(/error/);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/is synchronized with/);

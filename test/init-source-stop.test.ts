@@ -1,24 +1,22 @@
 // The source stops mid-copy: the init fails with a message that says what
 // to do, keeps what the retry needs, and --resume completes it once the
 // source is back. The source runs on a cluster of this file's own.
-import * as path from 'node:path';
-import { claimRunDir, Cluster, clusterRoot, createCluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { Cluster, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { shellWord } from '../lib/format';
-import { clusterB, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, leftovers, waitCaughtUp } from './support/init-pair';
-import { waitUntil } from './support/wait';
+import { clusterB, OwnClusters, query, startOwnClusters } from './support/clusters';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, waitCaughtUp, waitForCopyInProgress } from './support/init-pair';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 
 jest.setTimeout(120000);
 
 describe('init when the source stops mid-copy', () => {
-  let runDir: string;
+  let own: OwnClusters<'source'>;
   let sourceCluster: Cluster;
   let pair: InitPair;
 
   beforeAll(async () => {
-    runDir = claimRunDir(clusterRoot('test-init-source-stop'));
-    sourceCluster = await createCluster(path.join(runDir, 'source'));
+    own = await startOwnClusters('test-init-source-stop', ['source']);
+    sourceCluster = own.clusters.source;
     pair = await createInitPair({
       tag: 'init_stop',
       sourceCluster,
@@ -32,17 +30,14 @@ describe('init when the source stops mid-copy', () => {
     await stopAllAgents();
     if (sourceCluster) await startCluster(sourceCluster).catch(() => undefined);
     await pair?.drop();
-    if (runDir) await removeRun(runDir);
+    await own?.remove();
   });
 
   it('a cancel while the source is down cleans the target and says what to drop on the source', async () => {
     const agent = new AgentProcess(pair.target.url, [], { STEEP_REPL_SOURCE_GRACE_MS: '60000' });
     await agent.waitForEvent('agent.started');
     await query(pair.target.url, 'SELECT steep_repl.start_init($1, $2)', [pair.target.id, pair.source.id]);
-    await waitUntil('a copy in progress', async () => {
-      const s = await initStatus(pair.target);
-      return s.state === 'copying' && s.tables.some((t: any) => t.table_name === 'slow' && Number(t.rows_copied) > 0);
-    });
+    await waitForCopyInProgress(pair);
     await stopCluster(sourceCluster.dataDir, 'fast');
     const cancel = await runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url]);
     expect(cancel.code).toBe(0);
@@ -65,10 +60,7 @@ describe('init when the source stops mid-copy', () => {
     const agent = new AgentProcess(pair.target.url, [], { STEEP_REPL_SOURCE_GRACE_MS: '2000' });
     await agent.waitForEvent('agent.started');
     const start = runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]);
-    await waitUntil('a copy in progress', async () => {
-      const s = await initStatus(pair.target);
-      return s.state === 'copying' && s.tables.some((t: any) => t.table_name === 'slow' && Number(t.rows_copied) > 0);
-    });
+    await waitForCopyInProgress(pair);
     await stopCluster(sourceCluster.dataDir, 'fast');
 
     const failed = await start;
