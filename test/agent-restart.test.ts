@@ -1,37 +1,32 @@
 // The agent when its server restarts or goes away for good: a cluster of
 // this file's own, stopped and started under a running agent.
-import * as path from 'node:path';
-import { claimRunDir, cleanStaleRuns, Cluster, clusterRoot, createCluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
-import { createDatabase, query } from './support/clusters';
-import { AgentProcess, runCli, stopAllAgents } from './support/processes';
+import { Cluster, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { registerNode } from '../lib/sql/registerNode';
+import { createNodeDatabase, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
+import { AgentProcess, stopAllAgents } from './support/processes';
 import { SilentServer, silentServer } from './support/silent-server';
 
 describe('agent and a server that restarts', () => {
-  let runDir: string;
+  let own: OwnClusters<'node'>;
   let cluster: Cluster;
   let db: { name: string; url: string };
   let silent: SilentServer;
 
   beforeAll(async () => {
-    await cleanStaleRuns(clusterRoot('test-agent-restart'));
-    runDir = claimRunDir(clusterRoot('test-agent-restart'));
-    cluster = await createCluster(path.join(runDir, 'node'));
-    // Installed by a CLI process: graphile-migrate's in-process pool would
-    // call process.exit when this file stops the server.
-    db = await createDatabase(cluster, 'restart');
-    const install = await runCli(['install', '--db', db.url]);
-    if (install.code !== 0) throw new Error(`install failed: ${install.stderr}`);
+    own = await startOwnClusters('test-agent-restart', ['node']);
+    cluster = own.clusters.node;
+    // Installed by a CLI process: this file stops the server.
+    db = await createNodeDatabase(cluster, 'restart', { installer: 'cli' });
     silent = await silentServer();
-    await query(db.url, "SELECT steep_repl.register_node('restart_local', '127.0.0.1', $1, $2, 'postgres', 50, NULL, true)", [
-      cluster.port,
-      db.name,
-    ]);
-    await query(db.url, "SELECT steep_repl.register_node('peer_silent', '127.0.0.1', $1, 'app')", [silent.port]);
+    await withClient(db.url, async (client) => {
+      await registerNode(client, { node_id: 'restart_local', host: '127.0.0.1', port: cluster.port, dbname: db.name, user: 'postgres', is_local: true });
+      await registerNode(client, { node_id: 'peer_silent', host: '127.0.0.1', port: silent.port, dbname: 'app' });
+    });
   });
   afterAll(async () => {
     await stopAllAgents();
     await silent?.close();
-    if (runDir) await removeRun(runDir);
+    await own?.remove();
   });
 
   it('survives a restart: reconnects, heartbeats, runs jobs and hears cancel requests again', async () => {

@@ -3,7 +3,8 @@
 // per-job cancel.
 import { Client } from 'pg';
 import { freePort } from '../lib/embedded-cluster';
-import { clusterA, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
+import { registerNode } from '../lib/sql/registerNode';
+import { clusterA, createDatabase, createNodeDatabase, dropDatabase, query, withClient } from './support/clusters';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { SilentServer, silentServer } from './support/silent-server';
 import { waitUntil } from './support/wait';
@@ -35,16 +36,11 @@ describe('steep-repl agent', () => {
   beforeAll(async () => {
     db = await createNodeDatabase(cluster, 'agent');
     silent = await silentServer();
-    await query(db.url, 'SELECT steep_repl.register_node($1, $2, $3, $4, NULL, 50, NULL, true)', [
-      'Agent "local" ノード',
-      '127.0.0.1',
-      cluster.port,
-      db.name,
-    ]);
-    await query(db.url, "SELECT steep_repl.register_node('peer_up', '127.0.0.1', $1, 'postgres', 'postgres')", [cluster.port]);
-    for (const id of ['peer_silent', 'peer_x', 'peer_y']) {
-      await query(db.url, "SELECT steep_repl.register_node($1, '127.0.0.1', $2, 'app')", [id, silent.port]);
-    }
+    await withClient(db.url, async (client) => {
+      await registerNode(client, { node_id: 'Agent "local" ノード', host: '127.0.0.1', port: cluster.port, dbname: db.name, is_local: true });
+      await registerNode(client, { node_id: 'peer_up', host: '127.0.0.1', port: cluster.port, dbname: 'postgres', user: 'postgres' });
+      for (const id of ['peer_silent', 'peer_x', 'peer_y']) await registerNode(client, { node_id: id, host: '127.0.0.1', port: silent.port, dbname: 'app' });
+    });
   });
   afterAll(async () => {
     await stopAllAgents();

@@ -3,33 +3,28 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { nodeClientConfig } from '../lib/connection';
-import { claimRunDir, cleanStaleRuns, clusterRoot, createCluster, Cluster, removeRun, startCluster, stopCluster } from '../lib/embedded-cluster';
+import { Cluster, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { channels, listen, Listener } from '../lib/notifications';
 import { packageRoot } from '../lib/paths';
-import { query } from './support/clusters';
+import { OwnClusters, query, startOwnClusters } from './support/clusters';
+import { waitUntil } from './support/wait';
 
-const waitUntil = async (what: () => boolean, label: string, timeoutMs = 20000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!what()) {
-    if (Date.now() > deadline) throw new Error(`${label} did not happen within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
+// Every 50 ms: the conditions here are variables a callback sets.
+const waitFor = (what: string, probe: () => boolean, timeoutMs = 20000) => waitUntil(what, probe, timeoutMs, 50);
 
 describe('listen()', () => {
-  let runDir: string;
+  let own: OwnClusters<'pg'>;
   let cluster: Cluster;
   const listeners: Listener[] = [];
 
   beforeAll(async () => {
-    await cleanStaleRuns(clusterRoot('test-listen'));
-    runDir = claimRunDir(clusterRoot('test-listen'));
-    cluster = await createCluster(path.join(runDir, 'pg'));
+    own = await startOwnClusters('test-listen', ['pg']);
+    cluster = own.clusters.pg;
   });
 
   afterAll(async () => {
     await Promise.all(listeners.map((l) => l.close()));
-    if (runDir) await removeRun(runDir);
+    await own?.remove();
   });
 
   const config = (applicationName: string) =>
@@ -45,25 +40,25 @@ describe('listen()', () => {
       onDisconnected: () => disconnects++,
     });
     listeners.push(listener);
-    await waitUntil(() => connects === 1, 'first connect');
+    await waitFor('first connect', () => connects === 1);
     expect(listener.connected).toBe(true);
 
     await query(cluster.url(), `SELECT pg_notify('steep_repl_state', '{"node_id": "Nöde \\"1\\"", "to": "copying"}')`);
     await query(cluster.url(), `SELECT pg_notify('steep_repl_events', '{"event": "not.listened"}')`);
-    await waitUntil(() => received.length === 1, 'the state notification');
+    await waitFor('the state notification', () => received.length === 1);
     expect(received).toEqual([{ channel: 'steep_repl_state', payload: { node_id: 'Nöde "1"', to: 'copying' } }]);
 
     await stopCluster(cluster.dataDir);
-    await waitUntil(() => disconnects > 0, 'the lost link reported');
+    await waitFor('the lost link reported', () => disconnects > 0);
     expect(listener.connected).toBe(false);
     // Longer than pg-listen's default 3 s retry timeout: this listener keeps trying.
     await new Promise((resolve) => setTimeout(resolve, 4000));
     await startCluster(cluster);
-    await waitUntil(() => connects === 2, 'the reconnect');
+    await waitFor('the reconnect', () => connects === 2);
     expect(listener.connected).toBe(true);
 
     await query(cluster.url(), `SELECT pg_notify('steep_repl_progress', '{"node_id": "n", "overall_percent": 42.5}')`);
-    await waitUntil(() => received.length === 2, 'a notification after the reconnect');
+    await waitFor('a notification after the reconnect', () => received.length === 2);
     expect(received[1]).toEqual({ channel: 'steep_repl_progress', payload: { node_id: 'n', overall_percent: 42.5 } });
     await listener.close();
   }, 60000);
@@ -78,12 +73,12 @@ describe('listen()', () => {
       onDisconnected: () => disconnects++,
     });
     listeners.push(listener);
-    await waitUntil(() => disconnects >= 2, 'two failed attempts');
+    await waitFor('two failed attempts', () => disconnects >= 2);
     await startCluster(cluster);
-    await waitUntil(() => connects === 1, 'the late first connect');
+    await waitFor('the late first connect', () => connects === 1);
 
     await stopCluster(cluster.dataDir);
-    await waitUntil(() => !listener.connected, 'the lost link');
+    await waitFor('the lost link', () => !listener.connected);
     const closing = Date.now();
     await listener.close();
     expect(Date.now() - closing).toBeLessThan(3000);
@@ -110,12 +105,12 @@ describe('listen()', () => {
     child.stdout.on('data', (d) => (output += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      await waitUntil(() => output.includes('connected'), 'the child connected');
+      await waitFor('the child connected', () => output.includes('connected'));
       await stopCluster(cluster.dataDir);
-      await waitUntil(() => output.includes('closed'), 'the child closed its listener');
+      await waitFor('the child closed its listener', () => output.includes('closed'));
       const closedAt = Date.now();
       // Waits past the bound so the check below, not this wait, is what fails.
-      await waitUntil(() => child.exitCode !== null, 'the child exiting by itself', 20000);
+      await waitFor('the child exiting by itself', () => child.exitCode !== null, 20000);
       expect(await exited).toBe(0);
       expect(Date.now() - closedAt).toBeLessThan(10000);
     } finally {

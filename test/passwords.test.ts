@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { escapeLiteral } from 'pg';
 import { redactSecrets } from '../lib/connection';
 import { freePort, passwordRole } from '../lib/embedded-cluster';
-import { clusterA, createNodeDatabase, dropDatabase, query } from './support/clusters';
+import { registerNode } from '../lib/sql/registerNode';
+import { clusterA, createNodeDatabase, dropDatabase, query, withClient } from './support/clusters';
 import { AgentProcess, CliResult, runCli, stopAllAgents } from './support/processes';
 import { registryState } from './support/registry-state';
 
@@ -147,10 +148,8 @@ describe('passwords', () => {
   it('an agent on a password URL runs jobs and never logs the password', async () => {
     // pw_local is probed as steep_pw_user without a password in the agent's
     // environment (it fails: the registry holds none); peer_closed fails to connect.
-    await query(db.url, "SELECT steep_repl.register_node('peer_closed', '127.0.0.1', $1, 'app', $2)", [
-      await freePort(),
-      passwordRole,
-    ]);
+    const closedPort = await freePort();
+    await withClient(db.url, (client) => registerNode(client, { node_id: 'peer_closed', host: '127.0.0.1', port: closedPort, dbname: 'app', user: passwordRole }));
     const agent = new AgentProcess(passwordUrl, ['--heartbeat-interval', '1'], clean());
     await agent.waitForEvent('agent.started');
     const ids: string[] = [];
