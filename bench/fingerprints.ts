@@ -4,12 +4,9 @@
 // embedded cluster the benchmark starts and removes itself.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { Client } from 'pg';
 import type { Benchmark } from './run';
-import { claimRunDir, clusterRoot, createCluster, removeRun } from '../lib/embedded-cluster';
-import { installSchema } from '../lib/install';
-import { jsonLogger } from '../lib/log';
+import { createNodeDatabase, startOwnClusters } from '../test/support/clusters';
 
 // The baseline as tools commonly write it: one query per table, hashing a
 // string_agg over information_schema.columns, storing the result.
@@ -83,16 +80,11 @@ const fingerprints: Benchmark = {
     if (![tables, columns, runs].every((n) => Number.isInteger(n) && n > 0) || columns < 2) {
       throw new Error('usage: npm run bench -- fingerprints [tables>0] [columns>1] [runs>0]');
     }
-    const runDir = claimRunDir(clusterRoot('bench-fingerprints'));
+    const own = await startOwnClusters('bench-fingerprints', ['node']);
     let client: Client | undefined;
     try {
-      const cluster = await createCluster(path.join(runDir, 'node'));
-      const admin = new Client({ connectionString: cluster.url() });
-      await admin.connect();
-      await admin.query('CREATE DATABASE bench');
-      await admin.end();
-      const url = cluster.url('bench');
-      await installSchema(url, jsonLogger({}, { write: () => true } as unknown as NodeJS.WritableStream));
+      const { url } = await createNodeDatabase(own.clusters.node, 'bench');
+      // One session throughout: its backend's CPU time is what is measured.
       client = new Client({ connectionString: url });
       await client.connect();
       await client.query('CREATE SCHEMA bench; CREATE TEMP TABLE bench_baseline (schema_name text, table_name text, fingerprint text)');
@@ -147,7 +139,7 @@ const fingerprints: Benchmark = {
       );
     } finally {
       await client?.end().catch(() => undefined);
-      await removeRun(runDir);
+      await own.remove();
     }
   },
 };

@@ -3,12 +3,14 @@
 // ... WITH (copy_data = true) waiting for every table ready, side by side on
 // the same clusters and dataset; progress-notification latency; cancel to
 // clean. Runs on clusters of its own.
-import { spawn, ChildProcess } from 'node:child_process';
-import * as path from 'node:path';
-import { Client, escapeIdentifier } from 'pg';
-import createSubscriber from 'pg-listen';
-import { claimRunDir, Cluster, clusterRoot, createCluster, removeRun } from '../lib/embedded-cluster';
-import { packageRoot } from '../lib/paths';
+import { Cluster } from '../lib/embedded-cluster';
+import { cancelInit } from '../lib/sql/cancelInit';
+import { startInit } from '../lib/sql/startInit';
+import { createDatabase, dropDatabase, query, startOwnClusters, withClient } from '../test/support/clusters';
+import { followInit, InitFollower } from '../test/support/init-follower';
+import { createNodeDb, dropReplicationObjects, NodeDb, registerIn, registerPair } from '../test/support/node-pair';
+import { AgentProcess } from '../test/support/processes';
+import { waitUntil } from '../test/support/wait';
 import { Benchmark } from './run';
 
 const smallTables = 20;
@@ -16,16 +18,6 @@ const smallTables = 20;
 function arg(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : fallback;
-}
-
-async function sql(url: string, text: string, params: unknown[] = []): Promise<any[]> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(text, params)).rows;
-  } finally {
-    await client.end();
-  }
 }
 
 const schemaSql = [
@@ -50,72 +42,35 @@ function dataSql(megabytes: number): string[] {
   return statements;
 }
 
-function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'run.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code: code ?? -1, stderr }));
-  });
+const runTimeoutMs = 30 * 60_000;
+
+// A target as each run gets it: a new database with the user schema, empty.
+async function steepTarget(cluster: Cluster, id: string): Promise<NodeDb> {
+  const target = await createNodeDb(cluster, id, id, { installer: 'cli' });
+  await query(target.url, schemaSql);
+  return target;
 }
 
-// A running agent, as a DBA has one: the measurement starts once it is up.
-async function startAgent(url: string): Promise<ChildProcess> {
-  const agent = spawn(process.execPath, [path.join(packageRoot, 'bin', 'run.js'), 'agent', '--db', url], { stdio: ['ignore', 'pipe', 'ignore'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    agent.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('"agent.started"')) resolve();
-    });
-    agent.once('exit', (code) => reject(new Error(`agent exited with ${code}: ${out}`)));
-  });
-  agent.stdout!.resume();
-  return agent;
-}
-
-// An agent that already exited (it failed mid-run) emits no 'exit' again.
-async function stopAgent(agent: ChildProcess): Promise<void> {
-  if (agent.exitCode !== null || agent.signalCode !== null) return;
-  const exited = new Promise((r) => agent.once('exit', r));
-  agent.kill('SIGTERM');
-  await exited;
-}
-
-async function until(probe: () => Promise<boolean>, everyMs: number, timeoutMs = 30 * 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-async function freshTarget(cluster: Cluster, name: string, install: boolean): Promise<string> {
-  await sql(cluster.url(), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await sql(cluster.url(), `CREATE DATABASE ${name}`);
-  const url = cluster.url(name);
-  if (install) {
-    const r = await cli(['install', '--db', url]);
-    if (r.code !== 0) throw new Error(r.stderr);
-  }
-  await sql(url, schemaSql);
-  return url;
-}
-
-async function bareRun(source: Cluster, target: Cluster, round: number): Promise<number> {
-  const url = await freshTarget(target, `bare_${round}`, false);
+async function bareRun(source: NodeDb, target: Cluster, round: number): Promise<number> {
+  const db = await createDatabase(target, `bare_${round}`);
+  await query(db.url, schemaSql);
   const pub = `bare_pub_${round}`;
-  await sql(source.url('bench_src'), `CREATE PUBLICATION ${pub} FOR TABLE big, ${Array.from({ length: smallTables }, (_, i) => `small_${i}`).join(', ')}`);
+  await query(source.url, `CREATE PUBLICATION ${pub} FOR TABLE big, ${Array.from({ length: smallTables }, (_, i) => `small_${i}`).join(', ')}`);
   const started = Date.now();
-  await sql(
-    url,
-    `CREATE SUBSCRIPTION bare_sub_${round} CONNECTION 'host=127.0.0.1 port=${source.port} dbname=bench_src user=postgres' PUBLICATION ${pub} WITH (copy_data = true)`,
+  await query(
+    db.url,
+    `CREATE SUBSCRIPTION bare_sub_${round} CONNECTION 'host=127.0.0.1 port=${source.cluster.port} dbname=${source.name} user=postgres' PUBLICATION ${pub} WITH (copy_data = true)`,
   );
-  await until(async () => (await sql(url, "SELECT count(*) FILTER (WHERE srsubstate <> 'r')::int AS n FROM pg_subscription_rel"))[0].n === 0, 100);
+  await waitUntil(
+    'every table of the bare subscription ready',
+    async () => (await query(db.url, "SELECT count(*) FILTER (WHERE srsubstate <> 'r')::int AS n FROM pg_subscription_rel"))[0].n === 0,
+    runTimeoutMs,
+    100,
+  );
   const seconds = (Date.now() - started) / 1000;
-  await sql(url, `DROP SUBSCRIPTION bare_sub_${round}`);
-  await sql(source.url('bench_src'), `DROP PUBLICATION ${pub}`);
-  await sql(target.url(), `DROP DATABASE bare_${round} WITH (FORCE)`);
+  await query(db.url, `DROP SUBSCRIPTION bare_sub_${round}`);
+  await query(source.url, `DROP PUBLICATION ${pub}`);
+  await dropDatabase(target, db.name);
   return seconds;
 }
 
@@ -128,104 +83,62 @@ interface SteepRun {
   intervals: number[];
 }
 
-async function registerPair(sourceUrl: string, targetUrl: string, source: Cluster, target: Cluster, targetDb: string): Promise<void> {
-  const register = "SELECT steep_repl.register_node($1, '127.0.0.1', $2, $3, 'postgres', 50, NULL, $4)";
-  await sql(targetUrl, register, [targetDb, target.port, targetDb, true]);
-  await sql(targetUrl, register, ['bench_src', source.port, 'bench_src', false]);
-  await sql(sourceUrl, 'DELETE FROM steep_repl.nodes WHERE node_id = $1', [targetDb]);
-  await sql(sourceUrl, register, [targetDb, target.port, targetDb, false]);
-}
-
-// Follows one init over pg-listen: state changes and progress rows.
-async function follow(url: string, node: string, onProgress: (payload: any, receivedAt: number) => void) {
-  const listener = createSubscriber({ connectionString: url });
-  listener.events.on('error', () => undefined);
-  const states: string[] = [];
-  const reachedAt: Record<string, number> = {};
-  let waiter: (() => void) | undefined;
-  listener.notifications.on('steep_repl_state', (p) => {
-    if (p.node_id !== node) return;
-    states.push(p.to);
-    reachedAt[p.to] = Date.now();
-    waiter?.();
-  });
-  listener.notifications.on('steep_repl_progress', (p) => p.node_id === node && onProgress(p, Date.now()));
-  await listener.connect();
-  await listener.listenTo('steep_repl_state');
-  await listener.listenTo('steep_repl_progress');
-  return {
-    reached: (state: string) =>
-      new Promise<void>((resolve) => {
-        waiter = () => states.includes(state) && resolve();
-        waiter();
-      }),
-    reachedAt,
-    close: () => listener.close(),
-  };
-}
-
-async function steepRun(source: Cluster, target: Cluster, round: number): Promise<SteepRun> {
-  const name = `steep_${round}`;
-  const url = await freshTarget(target, name, true);
-  await registerPair(source.url('bench_src'), url, source, target, name);
-  const agent = await startAgent(url);
+async function steepRun(source: NodeDb, targetCluster: Cluster, round: number): Promise<SteepRun> {
+  const target = await steepTarget(targetCluster, `steep_${round}`);
+  await registerPair(target, source);
+  // A running agent, as a DBA has one: the measurement starts once it is up.
+  const agent = await AgentProcess.start(target.url);
+  let following: InitFollower | undefined;
   try {
-    const latencies: number[] = [];
-    const arrivals: number[] = [];
-    const following = await follow(url, name, (p, at) => {
-      latencies.push(at - new Date(p.updated_at).getTime());
-      if (p.phase === 'copying') arrivals.push(at);
-    });
+    following = await followInit(target.url, target.id);
     const started = Date.now();
-    await sql(url, 'SELECT steep_repl.start_init($1, $2)', [name, 'bench_src']);
-    await following.reached('synchronized');
-    const seconds = (Date.now() - started) / 1000;
-    await following.close();
+    await withClient(target.url, (client) => startInit(client, { target: target.id, source: source.id }));
+    const synchronizedAt = await following.reached('synchronized', runTimeoutMs);
+    const seconds = (synchronizedAt - started) / 1000;
+    const latencies = following.progress.map((p) => p.at - new Date(p.payload.updated_at).getTime());
+    const arrivals = following.progress.filter((p) => p.payload.phase === 'copying').map((p) => p.at);
     const intervals = arrivals.slice(1).map((at, i) => at - arrivals[i]);
-    const at = following.reachedAt;
+    const at = (state: string) => following!.reachedAt(state)!;
     const phases: [number, number, number] = [
-      (at.copying - started) / 1000,
-      (at.catching_up - at.copying) / 1000,
-      (at.synchronized - at.catching_up) / 1000,
+      (at('copying') - started) / 1000,
+      (at('catching_up') - at('copying')) / 1000,
+      (synchronizedAt - at('catching_up')) / 1000,
     ];
     return { seconds, phases, latencies, intervals };
   } finally {
-    await stopAgent(agent);
+    await following?.close();
+    await agent.stop();
     // Leave the source as it was: no publication or slot of this round.
-    await sql(url, 'SELECT subname FROM pg_subscription').then(async (subs) => {
-      for (const s of subs) await sql(url, `DROP SUBSCRIPTION ${escapeIdentifier(s.subname)}`);
-    });
-    await sql(source.url('bench_src'), 'SELECT pubname FROM pg_publication').then(async (pubs) => {
-      for (const p of pubs) await sql(source.url('bench_src'), `DROP PUBLICATION ${escapeIdentifier(p.pubname)}`);
-    });
-    await sql(target.url(), `DROP DATABASE ${name} WITH (FORCE)`);
+    await dropReplicationObjects([target, source]);
+    await dropDatabase(targetCluster, target.name);
   }
 }
 
-async function cancelRun(source: Cluster, target: Cluster): Promise<{ seconds: number; atPercent: number; left: number }> {
-  const name = 'steep_cancel';
-  const url = await freshTarget(target, name, true);
-  await registerPair(source.url('bench_src'), url, source, target, name);
-  const agent = await startAgent(url);
+async function cancelRun(source: NodeDb, targetCluster: Cluster): Promise<{ seconds: number; atPercent: number; left: number }> {
+  const target = await steepTarget(targetCluster, 'steep_cancel');
+  await registerPair(target, source);
+  const agent = await AgentProcess.start(target.url);
+  let following: InitFollower | undefined;
   try {
-    let percent = 0;
-    const following = await follow(url, name, (p) => (percent = Number(p.overall_percent)));
-    await sql(url, 'SELECT steep_repl.start_init($1, $2)', [name, 'bench_src']);
-    await until(async () => percent >= 20, 50);
-    const atPercent = percent;
+    following = await followInit(target.url, target.id);
+    const percent = () => Number(following!.latestProgress()?.overall_percent ?? 0);
+    await withClient(target.url, (client) => startInit(client, { target: target.id, source: source.id }));
+    await waitUntil('the copy to pass 20%', () => percent() >= 20, runTimeoutMs, 50);
+    const atPercent = percent();
     const started = Date.now();
-    await sql(url, 'SELECT steep_repl.cancel_init($1)', [name]);
-    await following.reached('uninitialized');
-    const seconds = (Date.now() - started) / 1000;
-    await following.close();
-    const [{ n: subs }] = await sql(url, 'SELECT count(*)::int AS n FROM pg_subscription');
-    const [{ n: slots }] = await sql(source.url('bench_src'), 'SELECT count(*)::int AS n FROM pg_replication_slots');
-    const [{ n: pubs }] = await sql(source.url('bench_src'), 'SELECT count(*)::int AS n FROM pg_publication');
-    const [{ n: rows }] = await sql(url, 'SELECT (SELECT count(*) FROM big) + (SELECT count(*) FROM small_0) AS n');
+    await withClient(target.url, (client) => cancelInit(client, target.id));
+    const seconds = ((await following.reached('uninitialized')) - started) / 1000;
+    const [{ n: subs }] = await query(target.url, 'SELECT count(*)::int AS n FROM pg_subscription');
+    const [{ n: slots }] = await query(source.url, 'SELECT count(*)::int AS n FROM pg_replication_slots');
+    const [{ n: pubs }] = await query(source.url, 'SELECT count(*)::int AS n FROM pg_publication');
+    const [{ n: rows }] = await query(target.url, 'SELECT (SELECT count(*) FROM big) + (SELECT count(*) FROM small_0) AS n');
     return { seconds, atPercent, left: subs + slots + pubs + Number(rows) };
   } finally {
-    await stopAgent(agent);
-    await sql(target.url(), `DROP DATABASE ${name} WITH (FORCE)`);
+    await following?.close();
+    await agent.stop();
+    // What a failed cancel left would block DROP DATABASE.
+    await dropReplicationObjects([target, source]);
+    await dropDatabase(targetCluster, target.name);
   }
 }
 
@@ -240,20 +153,17 @@ const bench: Benchmark = {
   async run(args) {
     const megabytes = arg(args, 'mb', 520);
     const rounds = arg(args, 'rounds', 2);
-    const runDir = claimRunDir(clusterRoot('bench-init'));
+    const own = await startOwnClusters('bench-init', ['source', 'target']);
     try {
-      const [source, target] = await Promise.all([createCluster(path.join(runDir, 'source')), createCluster(path.join(runDir, 'target'))]);
-      await sql(source.url(), 'CREATE DATABASE bench_src');
-      const sourceUrl = source.url('bench_src');
-      const installed = await cli(['install', '--db', sourceUrl]);
-      if (installed.code !== 0) throw new Error(installed.stderr);
-      await sql(sourceUrl, "SELECT steep_repl.register_node('bench_src', '127.0.0.1', $1, 'bench_src', 'postgres', 50, NULL, true)", [source.port]);
-      await sql(sourceUrl, schemaSql);
+      const { target } = own.clusters;
+      const source = await createNodeDb(own.clusters.source, 'bench_src', 'bench_src', { installer: 'cli' });
+      await registerIn(source, source);
+      await query(source.url, schemaSql);
       const generating = Date.now();
-      for (const statement of dataSql(megabytes)) await sql(sourceUrl, statement);
-      await sql(sourceUrl, 'VACUUM ANALYZE');
-      const [{ bytes, big }] = await sql(
-        sourceUrl,
+      for (const statement of dataSql(megabytes)) await query(source.url, statement);
+      await query(source.url, 'VACUUM ANALYZE');
+      const [{ bytes, big }] = await query(
+        source.url,
         `SELECT sum(pg_table_size(c.oid))::float8 AS bytes, pg_table_size('big')::float8 AS big
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'`,
       );
@@ -299,7 +209,7 @@ const bench: Benchmark = {
         `| cancel to clean (cancel_init -> uninitialized, at ${cancel.atPercent.toFixed(0)}%) | | ${cancel.seconds.toFixed(2)} s (goal < 2 s), objects/rows left: ${cancel.left} |`,
       );
     } finally {
-      await removeRun(runDir);
+      await own.remove();
     }
   },
 };
