@@ -4,7 +4,11 @@
 // functions of migrations/committed/000002-schema-fingerprints.sql.
 import type { Client } from 'pg';
 import { ExitCode, SteepError } from './errors';
+import { tableLabel } from './identifiers';
 import type { Logger } from './log';
+
+// The agent still imports tableLabel from here.
+export { tableLabel };
 
 export type SchemaSyncMode = 'strict' | 'auto' | 'manual';
 export const schemaSyncModes: readonly SchemaSyncMode[] = ['strict', 'auto', 'manual'];
@@ -73,13 +77,6 @@ export function describeDifferences(tables: TableDifference[]): string {
     .flatMap((t) => t.differences.map((d) => `  ${tableLabel(t)}: ${d.detail}`))
     .join('\n');
 }
-
-// Identifiers in messages the way PostgreSQL would quote them.
-export function quoteName(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
-}
-
-export const tableLabel = (t: { schema_name: string; table_name: string }) => `${quoteName(t.schema_name)}.${quoteName(t.table_name)}`;
 
 function mismatchError(options: SchemaSyncOptions, blocking: TableDifference[], hint: string): SteepError {
   const count = blocking.length;

@@ -1,7 +1,8 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode } from '../../../lib/errors';
-import { compareFingerprints, fingerprintSet, tableLabel } from '../../../lib/schema-sync';
+import { tableLabel } from '../../../lib/identifiers';
+import { compareFingerprints, fingerprintSet } from '../../../lib/schema-sync';
 import { table } from '../../render';
 import { parseSchemas, resolveNodes, schemasFlag, summarize, withNodes } from '../../schema-nodes';
 

@@ -1,7 +1,8 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
-import { compareFingerprints, fingerprintSet, quoteName, tableLabel } from '../../../lib/schema-sync';
+import { quoteIdent, tableLabel } from '../../../lib/identifiers';
+import { compareFingerprints, fingerprintSet } from '../../../lib/schema-sync';
 import { table } from '../../render';
 import { resolveNodes, withNodes } from '../../schema-nodes';
 
@@ -86,7 +87,7 @@ export default class SchemaDiff extends BaseCommand<typeof SchemaDiff> {
     const [a, b] = [args['node-a'], args['node-b']];
     const wanted = parseTableName(args.table);
     const label = tableLabel(wanted);
-    const { entryA, entryB, row, quotedNames } = await this.withClient(flags.db, async (registry) => {
+    const { entryA, entryB, row } = await this.withClient(flags.db, async (registry) => {
       const nodes = await resolveNodes(registry, [a, b]);
       return withNodes(nodes, 'steep-repl schema diff', async ([clientA, clientB]) => {
         const find = (set: unknown[]) =>
@@ -98,18 +99,14 @@ export default class SchemaDiff extends BaseCommand<typeof SchemaDiff> {
           throw new SteepError(`table ${label} exists on neither node ${a} nor node ${b}`, ExitCode.badArguments, 'list the tables with: steep-repl schema compare <node-a> <node-b>');
         }
         const rows = await compareFingerprints(clientB, entryA ? [entryA] : [], [wanted.schema_name]);
-        // column names quoted by the server, which knows its reserved words
-        const names = [...(entryA?.columns ?? []), ...(entryB?.columns ?? [])].map((c) => c.name);
-        const quoted = await clientB.query('SELECT coalesce(jsonb_object_agg(n, quote_ident(n)), \'{}\') AS q FROM unnest($1::text[]) n', [names]);
-        return { entryA, entryB, row: rows.find((r) => r.table_name === wanted.table_name)!, quotedNames: quoted.rows[0].q as Record<string, string> };
+        return { entryA, entryB, row: rows.find((r) => r.table_name === wanted.table_name)! };
       });
     });
     if (row.status !== 'MATCH') process.exitCode = ExitCode.schemaMismatch;
     if (flags.json) {
       return this.printJson({ table: label, status: row.status, differences: row.differences, [a]: entryA ?? null, [b]: entryB ?? null });
     }
-    const ident = (name: string) => quotedNames[name] ?? quoteName(name);
-    const keyList = (names: string[] | null | undefined) => (names ? `(${names.map(ident).join(', ')})` : 'none');
+    const keyList = (names: string[] | null | undefined) => (names ? `(${names.map(quoteIdent).join(', ')})` : 'none');
     const columnsA = entryA?.columns ?? [];
     const columnsB = entryB?.columns ?? [];
     const names = [...columnsA.map((c) => c.name), ...columnsB.map((c) => c.name).filter((n) => !columnsA.some((c) => c.name === n))];
@@ -121,7 +118,7 @@ export default class SchemaDiff extends BaseCommand<typeof SchemaDiff> {
     const lines = names.map((name) => {
       const [ca, cb] = [columnsA.find((c) => c.name === name), columnsB.find((c) => c.name === name)];
       const onlyOn = !entryA ? `only on ${b}` : !entryB ? `only on ${a}` : '';
-      return [ident(name), entryA ? describeColumn(ca) : '(no table)', entryB ? describeColumn(cb) : '(no table)', kindsOf(name) || (ca && cb ? '=' : onlyOn)];
+      return [quoteIdent(name), entryA ? describeColumn(ca) : '(no table)', entryB ? describeColumn(cb) : '(no table)', kindsOf(name) || (ca && cb ? '=' : onlyOn)];
     });
     const facts = (e: TableEntry | undefined, f: (e: TableEntry) => string) => (e ? f(e) : '(no table)');
     lines.push(['primary key', facts(entryA, (e) => keyList(e.table_facts.primary_key)), facts(entryB, (e) => keyList(e.table_facts.primary_key)), '']);
