@@ -4,17 +4,8 @@
 import { Client, ClientConfig } from 'pg';
 import { ExitCode, ExitCodeValue } from '../lib/errors';
 import { channels, listen, ProgressNotification, StateNotification } from '../lib/notifications';
-import { bytes, count } from '../lib/format';
-import { duration } from './render';
-
-export interface InitStatus {
-  node_id: string;
-  state: string;
-  in_progress: boolean;
-  source_node_id: string | null;
-  progress: (ProgressNotification & Record<string, unknown>) | null;
-  tables: Array<Record<string, unknown> & { schema_name: string; table_name: string }>;
-}
+import { bytes, bytesPerSecond, eta, percent, rowsPerSecond } from '../lib/format';
+import { getInitStatus, InitStatus } from '../lib/sql/getInitStatus';
 
 export interface FollowOptions {
   // Renders the node's progress; called on every update.
@@ -22,10 +13,6 @@ export interface FollowOptions {
   // Settles when the node leaves its in-progress states (or is uninitialized
   // after a cancel).
   settled?(status: InitStatus): boolean;
-}
-
-export async function readInitStatus(client: Client, nodeId: string): Promise<InitStatus> {
-  return (await client.query('SELECT steep_repl.init_status($1) AS s', [nodeId])).rows[0].s;
 }
 
 export const initSettled = (s: InitStatus): boolean => !s.in_progress && s.state !== 'preparing';
@@ -60,11 +47,11 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     return (reader = ownReader);
   };
   const reread = () =>
-    readInitStatus(reader, nodeId)
+    getInitStatus(reader, nodeId)
       .catch(async (err) => {
         if (!linkDropped) throw err;
         replacement ??= newReader();
-        return readInitStatus(await replacement, nodeId);
+        return getInitStatus(await replacement, nodeId);
       })
       .then(update, (err) => stopped || fail(err));
   const listener = listen(config, [channels.state, channels.progress], {
@@ -75,8 +62,11 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     },
     onNotification: (channel, payload) => {
       if ((payload as { node_id?: string }).node_id !== nodeId || !status) return;
-      if (channel === channels.progress) {
-        update({ ...status, progress: { ...(status.progress ?? {}), ...(payload as ProgressNotification) } });
+      if (channel === channels.progress && status.progress) {
+        // The payload is the progress row; what it lacks (phases, options) stays from the last read.
+        update({ ...status, progress: { ...status.progress, ...(payload as ProgressNotification) } });
+      } else if (channel === channels.progress) {
+        void reread();
       } else {
         const change = payload as StateNotification;
         status = { ...status, state: change.to };
@@ -94,25 +84,25 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
   };
 }
 
-// "[########------------]  40.2%  copying  3/8 tables  public.big 57%  12.3k rows/s  48.1 MB/s  ETA 1m02s"
+// "[########------------]   40.2%  copying  3/8 tables  public.big 57%  12.3k rows/s  48.1MB/s  ETA 1m02s"
 export function progressLine(s: InitStatus, width = 24): string {
   const p = s.progress;
   if (!p) return `${s.node_id}: ${s.state}`;
-  const percent = Number(p.overall_percent ?? 0);
-  const filled = Math.round((percent / 100) * width);
+  const overall = Math.min(100, Math.max(0, Number(p.overall_percent ?? 0)));
+  const filled = Math.floor((overall / 100) * width);
   const parts = [
     `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`,
-    `${percent.toFixed(1).padStart(5)}%`,
-    String(p.phase),
+    percent(overall, 1).padStart(6),
+    p.phase,
     `${p.tables_done}/${p.tables_total} tables`,
   ];
-  if (['done', 'failed', 'cancelling'].includes(String(p.phase))) return parts.join('  ');
-  if (p.current_table) parts.push(`${p.current_table} ${Number(p.current_table_percent ?? 0).toFixed(0)}%`);
-  if (p.rows_per_second != null) parts.push(`${count(Number(p.rows_per_second))} rows/s`);
-  if (p.bytes_per_second != null) parts.push(`${bytes(Number(p.bytes_per_second))}/s`);
+  if (['done', 'failed', 'cancelling'].includes(p.phase)) return parts.join('  ');
+  if (p.current_table) parts.push(`${p.current_table} ${percent(p.current_table_percent ?? 0)}`);
+  if (p.rows_per_second != null) parts.push(rowsPerSecond(p.rows_per_second));
+  if (p.bytes_per_second != null) parts.push(bytesPerSecond(p.bytes_per_second));
   if (p.workers_active) parts.push(`${p.workers_active} workers`);
-  if (p.lag_bytes != null && p.phase === 'catching_up') parts.push(`lag ${bytes(Number(p.lag_bytes))}`);
-  if (p.eta_seconds != null) parts.push(`ETA ${duration(Number(p.eta_seconds))}`);
+  if (p.lag_bytes != null && p.phase === 'catching_up') parts.push(`lag ${bytes(p.lag_bytes)}`);
+  if (p.eta_seconds != null) parts.push(eta(p.eta_seconds));
   return parts.join('  ');
 }
 
@@ -158,17 +148,6 @@ export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitSt
       if (drawn) stream.write('\n');
     },
   };
-}
-
-// What the last cancel of a node could not remove (the source was away),
-// from its init.cancelled event: statements for the DBA to run there.
-export async function leftOnSource(client: Client, nodeId: string): Promise<string[]> {
-  const { rows } = await client.query(
-    `SELECT details -> 'left_on_source' AS left FROM steep_repl.audit_log
-     WHERE node_id = $1 AND event = 'init.cancelled' ORDER BY audit_id DESC LIMIT 1`,
-    [nodeId],
-  );
-  return rows[0]?.left ?? [];
 }
 
 export function describeCancelled(nodeId: string, left: string[]): string {

@@ -1,8 +1,10 @@
 // A node's own database, where its init runs and its progress lives: --db
 // when that is the node, else the node's address from the registry --db holds.
 import { Client, ClientConfig } from 'pg';
-import { clientConfig, connectTo, connectToNode, describeTarget, getNode, nodeClientConfig } from '../lib/connection';
+import { clientConfig, connectTo, connectToNode, describeTarget, nodeClientConfig } from '../lib/connection';
 import { isNotInstalled, notInstalledError } from '../lib/errors';
+import { getNode } from '../lib/sql/getNode';
+import { localNodeId } from '../lib/sql/localNodeId';
 
 export interface NodeConnection {
   client: Client;
@@ -13,8 +15,7 @@ export interface NodeConnection {
 export async function connectToNodeDatabase(db: string | undefined, nodeId: string, app: string): Promise<NodeConnection> {
   const client = await connectTo(db, app);
   try {
-    const { rows } = await client.query('SELECT steep_repl.local_node_id() AS local', []);
-    if (rows[0].local === nodeId) return { client, config: clientConfig(db, app), resolvedFromRegistry: false };
+    if ((await localNodeId(client)) === nodeId) return { client, config: clientConfig(db, app), resolvedFromRegistry: false };
     const node = await getNode(client, nodeId);
     const own = await connectToNode(node, app);
     await client.end();

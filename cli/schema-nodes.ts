@@ -2,9 +2,10 @@
 // through the registry of the --db database and is connected to directly.
 import { Flags } from '@oclif/core';
 import { Client } from 'pg';
-import { connectToNode, getNode, RegisteredNode } from '../lib/connection';
+import { connectToNode } from '../lib/connection';
 import { ExitCode, notInstalledError, SteepError } from '../lib/errors';
 import { TableDifference } from '../lib/schema-sync';
+import { getNode, RegisteredNode } from '../lib/sql/getNode';
 
 export const schemasFlag = Flags.string({
   description: 'only these schemas, comma-separated (default: every user schema)',

@@ -5,6 +5,7 @@
 // caller's cue to re-read the state it shows.
 import { ClientConfig } from 'pg';
 import createSubscriber, { Subscriber } from 'pg-listen';
+import type { InitProgress } from './sql/getInitStatus';
 
 export const channels = {
   state: 'steep_repl_state',
@@ -25,17 +26,13 @@ export interface StateNotification {
   reason: string | null;
 }
 
-// Payload of steep_repl_progress: the init_progress row (without options).
-export interface ProgressNotification {
-  node_id: string;
-  phase: string;
-  overall_percent: number;
-  tables_done: number;
-  tables_total: number;
-  eta_seconds: number | null;
-  error: string | null;
-  [column: string]: unknown;
-}
+// Payload of steep_repl_progress: the init_progress row without options
+// (steep_repl.announce_progress); init_status adds phases and elapsed_seconds,
+// and what the method records (slot, lsn_target) is in init_status.method_state.
+export type ProgressNotification = Omit<InitProgress, 'options' | 'phases' | 'elapsed_seconds'> & {
+  // only when the error was cut to fit NOTIFY's 8000 bytes
+  truncated?: true;
+};
 
 // Payload of steep_repl_events: an audit event.
 export interface EventNotification {

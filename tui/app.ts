@@ -4,12 +4,13 @@
 import * as termkit from 'terminal-kit';
 import type { ScreenBuffer as ScreenBufferType, Terminal } from 'terminal-kit';
 import { describeError } from '../lib/errors';
+import { cancelInit } from '../lib/sql/cancelInit';
+import { Queryable } from '../lib/sql/queryable';
+import { startInit } from '../lib/sql/startInit';
 import { ClusterWatch, NodeView } from './cluster-watch';
 import { Attr, fit, painterFor } from './draw';
 import { renderInitOverlay } from './init-overlay';
 import { renderNodesView } from './nodes-view';
-
-export const initMethods = ['snapshot', 'direct', 'two-phase'];
 
 export interface LiveViewOptions {
   watch: ClusterWatch;
@@ -24,7 +25,8 @@ type Mode =
   | { kind: 'browse' }
   | { kind: 'confirm-cancel'; nodeId: string }
   | { kind: 'pick-source'; nodeId: string; sources: string[] }
-  | { kind: 'pick-method'; nodeId: string; source: string };
+  // methods: what the node's init_methods marks available, read when asked
+  | { kind: 'pick-method'; nodeId: string; source: string; methods: string[] };
 
 interface StatusMessage {
   text: string;
@@ -112,7 +114,7 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
       case 'pick-source':
         return { text: `Init ${mode.nodeId} from: ${mode.sources.map((s, i) => `[${i + 1}] ${s}`).join('  ')}  (Esc: no)`, attr: ask };
       case 'pick-method':
-        return { text: `Init ${mode.nodeId} from ${mode.source}, method: ${initMethods.map((m, i) => `[${i + 1}] ${m}`).join('  ')}  (Esc: no)`, attr: ask };
+        return { text: `Init ${mode.nodeId} from ${mode.source}, method: ${mode.methods.map((m, i) => `[${i + 1}] ${m}`).join('  ')}  (Esc: no)`, attr: ask };
       default:
         return undefined;
     }
@@ -152,10 +154,10 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     requestDraw();
   }
 
-  async function act(nodeId: string, doing: string, done: string, sql: string, params: unknown[]): Promise<void> {
+  async function act(nodeId: string, doing: string, done: string, work: (db: Queryable) => Promise<unknown>): Promise<void> {
     say(`${doing}…`);
     try {
-      await watch.runOn(nodeId, sql, params);
+      await watch.runOn(nodeId, work);
       say(done, { color: 'green' });
     } catch (err) {
       say(`${doing} failed: ${describeError(err).replace(/\n/g, ' ')}`, { color: 'red', bold: true });
@@ -170,21 +172,37 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     const m = mode;
     if (m.kind === 'confirm-cancel' && (name === 'y' || name === 'Y')) {
       mode = { kind: 'browse' };
-      void act(m.nodeId, `cancelling the initialization of ${m.nodeId}`, `cancel of ${m.nodeId} requested`,
-        'SELECT steep_repl.cancel_init($1)', [m.nodeId]);
+      void act(m.nodeId, `cancelling the initialization of ${m.nodeId}`, `cancel of ${m.nodeId} requested`, (db) =>
+        cancelInit(db, m.nodeId),
+      );
       return;
     }
     const choice = Number(name) - 1;
     if (m.kind === 'pick-source' && m.sources[choice]) {
-      mode = { kind: 'pick-method', nodeId: m.nodeId, source: m.sources[choice] };
-      return requestDraw();
-    }
-    if (m.kind === 'pick-method' && initMethods[choice]) {
       mode = { kind: 'browse' };
-      const method = initMethods[choice];
+      void askMethod(m.nodeId, m.sources[choice]);
+      return;
+    }
+    if (m.kind === 'pick-method' && m.methods[choice]) {
+      mode = { kind: 'browse' };
+      const method = m.methods[choice];
       void act(m.nodeId, `starting the initialization of ${m.nodeId} from ${m.source} (${method})`,
         `initialization of ${m.nodeId} from ${m.source} started (${method})`,
-        'SELECT steep_repl.start_init($1, $2, $3)', [m.nodeId, m.source, method]);
+        (db) => startInit(db, { target: m.nodeId, source: m.source, method }));
+    }
+  }
+
+  // Only what the node's own start_init would accept is offered.
+  async function askMethod(nodeId: string, source: string): Promise<void> {
+    say(`reading the init methods of ${nodeId}…`);
+    try {
+      const methods = (await watch.initMethods(nodeId)).map((m) => m.method).slice(0, 9);
+      if (methods.length === 0) return refuse(`${nodeId} offers no init method: none is marked available in steep_repl.init_methods`);
+      if (mode.kind !== 'browse') return;
+      mode = { kind: 'pick-method', nodeId, source, methods };
+      requestDraw();
+    } catch (err) {
+      say(`reading the init methods of ${nodeId} failed: ${describeError(err).replace(/\n/g, ' ')}`, { color: 'red', bold: true });
     }
   }
 

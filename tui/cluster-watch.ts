@@ -5,120 +5,35 @@
 // by itself. Reads are re-done on every notification and after every
 // reconnect (notifications sent while disconnected are lost).
 import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Client, ClientConfig } from 'pg';
 import { clientConfig, connect, describeTarget, nodeClientConfig, redactSecrets } from '../lib/connection';
 import { ExitCode, SteepError } from '../lib/errors';
 import { channels, listen, Listener } from '../lib/notifications';
-import { packageRoot } from '../lib/paths';
-
-const readSql = (name: string) => fs.readFileSync(path.join(packageRoot, 'tui', 'sql', name), 'utf8');
-const sql = {
-  registry: readSql('registry.sql'),
-  nodeState: readSql('node-state.sql'),
-  initProgress: readSql('init-progress.sql'),
-  initTables: readSql('init-tables.sql'),
-  slotLag: readSql('slot-lag.sql'),
-};
+import { getInitStatus, InitProgress, MethodState, TableProgress } from '../lib/sql/getInitStatus';
+import { getReplicationName } from '../lib/sql/getReplicationName';
+import { getSlotLag } from '../lib/sql/getSlotLag';
+import { InitMethod, listInitMethods } from '../lib/sql/listInitMethods';
+import { getNodeOverview, listNodes, NodeOverview } from '../lib/sql/listNodes';
+import { Queryable } from '../lib/sql/queryable';
 
 // States in which a node streams from its source, so its slot there has a lag.
 const streamingStates = new Set(['catching_up', 'synchronized', 'diverged', 'reinitializing']);
 
-// pg returns numeric and bigint as strings; the views convert what they print.
-type Num = number | string | null;
-
-export interface RegistryRow {
-  node_id: string;
-  node_name: string;
-  host: string;
-  port: number;
-  dbname: string;
-  user_name: string | null;
-  priority: number;
-  is_local: boolean;
-  init_state: string;
-  status: string;
-  last_seen: Date | null;
-  init_source_node: string | null;
-}
-
-export interface NodeState {
-  node_id: string;
-  init_state: string;
-  init_in_progress: boolean;
-  init_source_node: string | null;
-  init_started_at: Date | null;
-  status: string;
-  last_seen: Date | null;
-  phase: string | null;
-  overall_percent: Num;
-  tables_done: number | null;
-  tables_total: number | null;
-  rows_per_second: Num;
-  eta_seconds: number | null;
-  lag_bytes: Num;
-  error: string | null;
-  seconds_since_seen: number | null;
-  health: string;
-  can_start: boolean;
-  start_states: string;
-  can_cancel: boolean;
-}
-
-export interface InitProgress {
-  node_id: string;
-  source_node_id: string | null;
-  method: string;
-  phase: string;
-  overall_percent: Num;
-  tables_total: number;
-  tables_done: number;
-  current_table: string | null;
-  current_table_percent: Num;
-  rows_total: Num;
-  rows_copied: Num;
-  bytes_total: Num;
-  bytes_copied: Num;
-  rows_per_second: Num;
-  bytes_per_second: Num;
-  eta_seconds: number | null;
-  workers_active: number;
-  workers_max: number | null;
-  lag_bytes: Num;
-  error: string | null;
-  elapsed_seconds: number;
-}
-
-export interface TableProgress {
-  schema_name: string;
-  table_name: string;
-  // schema.table quoted the way psql needs it typed
-  display_name: string;
-  state: string;
-  rows_total: Num;
-  rows_copied: Num;
-  bytes_total: Num;
-  bytes_copied: Num;
-  percent: Num;
-  rows_per_second: Num;
-  error: string | null;
-  seconds: number | null;
-}
-
 export interface NodeView {
   id: string;
-  registry: RegistryRow;
+  // the node's row in the registry of the --db node
+  registry: NodeOverview;
   // undefined until the first attempt to reach the node ends
   reachable?: boolean;
   problem?: string;
   // the node's own row, read from its own database
-  state?: NodeState;
+  state?: NodeOverview;
   // bytes the node's slot on its source is behind, read from the source; undefined when unknown
   slotLag?: number;
-  // only for the node whose details are open
+  // only for the node whose details are open (steep_repl.init_status)
   progress?: InitProgress | null;
   tables?: TableProgress[];
+  methodState?: MethodState | null;
   readAt?: Date;
 }
 
@@ -190,15 +105,20 @@ export class ClusterWatch extends EventEmitter {
     if (nodeId) void this.readNode(nodeId);
   }
 
-  // Runs a statement on a node's own database (start_init, cancel_init) and re-reads it.
-  async runOn<T extends Record<string, unknown>>(nodeId: string, text: string, params: unknown[]): Promise<T[]> {
+  // Runs a typed call on a node's own database (startInit, cancelInit) and re-reads the node.
+  async runOn<T>(nodeId: string, work: (db: Queryable) => Promise<T>): Promise<T> {
     const link = this.links.get(nodeId);
     if (!link) throw new Error(`node ${nodeId} is no longer registered`);
     try {
-      return await this.exclusive(link, async (client) => (await client.query<T>(text, params)).rows);
+      return await this.exclusive(link, work);
     } finally {
       void this.readNode(nodeId);
     }
+  }
+
+  // The methods start_init on that node accepts, in the order to offer them.
+  initMethods(nodeId: string): Promise<InitMethod[]> {
+    return this.runOn(nodeId, (db) => listInitMethods(db, { availableOnly: true }));
   }
 
   async stop(): Promise<void> {
@@ -234,7 +154,7 @@ export class ClusterWatch extends EventEmitter {
       if (!this.registryClient) this.registryClient = await this.connectClient(this.registryConfig, this.target, () => {
         this.registryClient = undefined;
       });
-      const { rows } = await this.registryClient.query<RegistryRow>(sql.registry);
+      const rows = await listNodes(this.registryClient);
       this.registryProblem = undefined;
       this.reconcile(rows);
     } catch (err) {
@@ -246,7 +166,7 @@ export class ClusterWatch extends EventEmitter {
     }
   }
 
-  private reconcile(rows: RegistryRow[]): void {
+  private reconcile(rows: NodeOverview[]): void {
     const seen = new Set<string>();
     for (const row of rows) {
       seen.add(row.node_id);
@@ -264,7 +184,7 @@ export class ClusterWatch extends EventEmitter {
     this.changed();
   }
 
-  private openLink(row: RegistryRow): NodeLink {
+  private openLink(row: NodeOverview): NodeLink {
     // The --db node is reached the way the user told us; the others by their registry address.
     const config: ClientConfig = row.is_local
       ? this.registryConfig
@@ -344,15 +264,13 @@ export class ClusterWatch extends EventEmitter {
     }
   }
 
-  private async readSlotLag(sourceId: string, targetId: string): Promise<number | undefined> {
+  // slotName: the method's own when the node recorded one, else the pair's (replication_name).
+  private async readSlotLag(sourceId: string, slotName: string): Promise<number | undefined> {
     const source = this.links.get(sourceId);
     if (!source || source.view.reachable === false) return undefined;
     try {
-      const row = await this.exclusive(
-        source,
-        async (client) => (await client.query<{ lag_bytes: string | null }>(sql.slotLag, [sourceId, targetId])).rows[0],
-      );
-      return row?.lag_bytes == null ? undefined : Number(row.lag_bytes);
+      const lag = await this.exclusive(source, (client) => getSlotLag(client, slotName));
+      return lag.slot_exists && lag.confirmed_lsn !== null ? lag.lag_bytes ?? undefined : undefined;
     } catch {
       // the source's own read reports what is wrong with it
       return undefined;
@@ -362,27 +280,26 @@ export class ClusterWatch extends EventEmitter {
   private async readOnce(link: NodeLink): Promise<void> {
     const id = link.view.id;
     try {
-      const { state, progress, tables } = await this.exclusive(link, async (client) => {
-        const state = (await client.query<NodeState>(sql.nodeState, [id])).rows[0];
-        if (this.detailNodeId !== id) return { state, progress: undefined, tables: undefined };
-        return {
-          state,
-          progress: (await client.query<InitProgress>(sql.initProgress, [id])).rows[0] ?? null,
-          tables: (await client.query<TableProgress>(sql.initTables, [id])).rows,
-        };
+      const { state, status, slotName } = await this.exclusive(link, async (client) => {
+        const state = await getNodeOverview(client, id);
+        const status = state && this.detailNodeId === id ? await getInitStatus(client, id) : undefined;
+        const streams = state?.init_source_node && streamingStates.has(state.init_state);
+        const slotName = !streams
+          ? undefined
+          : (status?.method_state?.slot_name ?? (await getReplicationName(client, state.init_source_node!, id)));
+        return { state, status, slotName };
       });
       // Read from the source after this node's own read, never inside it: two nodes may be each other's source.
-      const slotLag = state && streamingStates.has(state.init_state) && state.init_source_node
-        ? await this.readSlotLag(state.init_source_node, id)
-        : undefined;
+      const slotLag = slotName ? await this.readSlotLag(state!.init_source_node!, slotName) : undefined;
       link.view = {
         ...link.view,
         reachable: true,
         slotLag,
         problem: state ? undefined : `node ${id} is not registered in its own database`,
         state,
-        progress,
-        tables,
+        progress: status ? status.progress : undefined,
+        tables: status?.tables,
+        methodState: status ? status.method_state : undefined,
         readAt: new Date(),
       };
     } catch (err) {

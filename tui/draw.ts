@@ -1,9 +1,9 @@
 // Drawing primitives the views share: a clipped text painter over a
-// terminal-kit ScreenBuffer, state colours, bars and number formats. Widths
-// are terminal cells, not characters: ノード takes six.
+// terminal-kit ScreenBuffer, state colours, bars and text fitting. Widths
+// are terminal cells, not characters: ノード takes six. Numbers are
+// formatted by lib/format, as in the CLI.
 import { stringWidth, truncateString } from 'terminal-kit';
 import type { ScreenBuffer } from 'terminal-kit';
-import { count, num } from '../lib/format';
 
 export interface Area {
   x: number;
@@ -65,16 +65,6 @@ export function bar(width: number, percent: number): string {
   const inner = Math.max(0, width);
   const filled = Math.round((inner * Math.min(100, Math.max(0, percent))) / 100);
   return '█'.repeat(filled) + '░'.repeat(inner - filled);
-}
-
-export function percentText(value: number | string | null | undefined): string {
-  const n = num(value);
-  return n === undefined ? '-' : `${Math.floor(n)}%`;
-}
-
-export function perSecond(value: number | string | null | undefined, format: (v: number) => string = count): string {
-  const n = num(value);
-  return n === undefined ? '-' : `${format(n)}/s`;
 }
 
 // Splits text into lines of at most width characters, at spaces where it can.

@@ -1,13 +1,12 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { stringWidth } from 'terminal-kit';
-import { duration } from '../cli/render';
-import type { NodeView, TableProgress } from './cluster-watch';
-import { Area, Attr, bar, fit, fitRight, Painter, percentText, perSecond, stateAttr, wrap } from './draw';
-import { bytes, count, num } from '../lib/format';
+import { bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond } from '../lib/format';
+import type { TableProgress } from '../lib/sql/getInitStatus';
+import type { NodeView } from './cluster-watch';
+import { Area, Attr, bar, fit, fitRight, Painter, stateAttr, wrap } from './draw';
 
-const phases = ['preparing', 'schema_sync', 'copying', 'catching_up', 'finalizing'];
-
-function phaseMarks(phase: string): Array<[string, Attr]> {
+// phases: the method's own, in order (init_methods.phases).
+function phaseMarks(phase: string, phases: string[]): Array<[string, Attr]> {
   // The row keeps no record of the phase a failure or a cancel interrupted.
   if (phase === 'failed') return [['✗ failed (the error is below)', { color: 'red', bold: true }]];
   if (phase === 'cancelling') return [['▶ cancelling: removing what this initialization created', { color: 'yellow', bold: true }]];
@@ -19,7 +18,9 @@ function phaseMarks(phase: string): Array<[string, Attr]> {
   });
 }
 
-const tableName = (t: TableProgress) => t.display_name;
+const tableName = (t: TableProgress) => t.label;
+// Most recently finished first.
+const byCompletion = (a: TableProgress, b: TableProgress) => String(b.completed_at ?? '').localeCompare(String(a.completed_at ?? ''));
 
 export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void {
   const { x, y, width, height } = area;
@@ -42,32 +43,32 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     return;
   }
 
-  const marks = phaseMarks(progress.phase);
+  const marks = phaseMarks(progress.phase, progress.phases);
   const phaseLine: Array<[string, Attr?]> = [['Phases  ', { bold: true }]];
   marks.forEach((m, i) => phaseLine.push(i ? [' '] : [''], m));
   line(...phaseLine);
 
   const overall = num(progress.overall_percent) ?? 0;
-  const overallTail = ` ${fitRight(percentText(overall), 4)}  tables ${progress.tables_done}/${progress.tables_total}`;
+  const overallTail = ` ${fitRight(percent(overall), 4)}  tables ${progress.tables_done}/${progress.tables_total}`;
   const overallBar = Math.max(10, inner - 8 - overallTail.length - 2);
   line(['Overall ', { bold: true }], [`[${bar(overallBar, overall)}]`, { color: 'green' }], [overallTail]);
 
   const tables = node.tables ?? [];
   const active = tables.filter((t) => t.state === 'copying');
-  const completed = tables.filter((t) => t.state === 'copied' || t.state === 'done');
+  const completed = tables.filter((t) => t.state === 'copied' || t.state === 'done').sort(byCompletion);
   const pending = tables.filter((t) => t.state === 'pending');
   const failed = tables.filter((t) => t.state === 'failed');
 
   const totals = [
     `rows ${count(progress.rows_copied)}${num(progress.rows_total) ? `/${count(progress.rows_total)}` : ''}`,
     `bytes ${bytes(progress.bytes_copied)}${num(progress.bytes_total) ? `/${bytes(progress.bytes_total)}` : ''}`,
-    num(progress.rows_per_second) === undefined ? '' : perSecond(progress.rows_per_second, (v) => `${count(v)} rows`),
-    num(progress.bytes_per_second) === undefined ? '' : perSecond(progress.bytes_per_second, bytes),
+    num(progress.rows_per_second) === undefined ? '' : rowsPerSecond(progress.rows_per_second),
+    num(progress.bytes_per_second) === undefined ? '' : bytesPerSecond(progress.bytes_per_second),
   ].filter(Boolean);
   const timing = [
     `workers ${progress.workers_active}${progress.workers_max ? `/${progress.workers_max}` : ''}`,
     `elapsed ${duration(progress.elapsed_seconds)}`,
-    `ETA ${progress.eta_seconds === null ? '-' : duration(progress.eta_seconds)}`,
+    `ETA ${duration(progress.eta_seconds)}`,
   ];
   if (num(progress.lag_bytes) !== undefined) timing.push(`lag ${bytes(progress.lag_bytes)}`);
 
@@ -79,14 +80,14 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   if (active.length) {
     const nameWidth = Math.min(28, Math.max(...active.map((t) => stringWidth(tableName(t))), 8));
     for (const t of active.slice(0, Math.max(1, Math.min(active.length, room - 3)))) {
-      const tail = ` ${fitRight(percentText(t.percent), 4)} ${fitRight(perSecond(t.rows_per_second, (v) => `${count(v)} rows`), 14)}`;
+      const tail = ` ${fitRight(percent(t.percent), 4)} ${fitRight(rowsPerSecond(t.rows_per_second), 14)}`;
       const width = Math.max(6, inner - 2 - nameWidth - 3 - tail.length);
       line(['  '], [fit(tableName(t), nameWidth), { bold: true }], [' ['], [bar(width, num(t.percent) ?? 0), { color: 'cyan' }], [']'], [tail]);
       room--;
     }
     if (active.length > room && room <= 3) line([`  … ${active.length} tables copying`]);
   } else if (progress.current_table) {
-    line(['  '], [progress.current_table, { bold: true }], [` ${percentText(progress.current_table_percent)}`]);
+    line(['  '], [progress.current_table, { bold: true }], [` ${percent(progress.current_table_percent)}`]);
   }
 
   line(['Totals  ', { bold: true }], [totals.join(' · ')]);

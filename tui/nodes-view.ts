@@ -1,8 +1,7 @@
 // The nodes view: one row per registered node, as last read from the nodes.
-import { ago, duration } from '../cli/render';
+import { ago, bytes, initPercentAndEta, num } from '../lib/format';
 import type { NodeView } from './cluster-watch';
 import { Area, Attr, fit, Painter, stateAttr, wrap } from './draw';
-import { bytes, num } from '../lib/format';
 
 interface Column {
   title: string;
@@ -13,20 +12,15 @@ interface Column {
 export function initText(node: NodeView): string {
   const s = node.state;
   if (!s) return '-';
-  if (s.init_in_progress) {
-    const percent = num(s.overall_percent);
-    const eta = s.eta_seconds === null || s.eta_seconds === undefined ? '' : ` ETA ${duration(s.eta_seconds)}`;
-    return `${percent === undefined ? 0 : Math.floor(percent)}%${eta}`;
-  }
+  if (s.init_in_progress) return initPercentAndEta(s.overall_percent, s.eta_seconds);
   if (s.init_state === 'synchronized') return 'done';
   if (s.init_state === 'failed') return 'failed';
   return '-';
 }
 
 // Live from the source's slot when it can be read, else as the init last reported it.
-function lagText(node: NodeView): string {
-  const lag = node.slotLag ?? num(node.state?.lag_bytes);
-  return lag === undefined ? '-' : bytes(lag);
+export function nodeLag(node: NodeView): number | undefined {
+  return node.slotLag ?? num(node.state?.lag_bytes);
 }
 
 export function healthOf(node: NodeView): [string, Attr] {
@@ -44,7 +38,7 @@ function stateOf(node: NodeView): string {
 function columnsFor(width: number): Column[] {
   const fixed: Column[] = [
     { title: 'STATE', width: 14, cell: (n) => [stateOf(n).toUpperCase(), stateAttr(stateOf(n))] },
-    { title: 'LAG', width: 8, cell: (n) => [lagText(n)] },
+    { title: 'LAG', width: 8, cell: (n) => [bytes(nodeLag(n))] },
     { title: 'INIT', width: 16, cell: (n) => [initText(n)] },
     { title: 'HEALTH', width: 13, cell: (n) => healthOf(n) },
     { title: 'LAST SEEN', width: 9, cell: (n, now) => [ago(n.state?.last_seen ?? n.registry.last_seen, now)] },

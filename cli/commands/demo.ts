@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command';
-import { startDemo, startDemoInit, Demo } from '../../lib/demo/demo-cluster';
+import { startDemo, startDemoInit, Demo } from '../demo/demo-cluster';
 import { exitCodeForInit, followInit, initSettled, progressRenderer } from '../init-follow';
 import { clientConfig, connectTo } from '../../lib/connection';
 import { ExitCode, SteepError } from '../../lib/errors';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { Agent, startAgent } from '../../agent/main';
-import { connectTo, escapeIdentifier } from '../connection';
+import { connectTo, escapeIdentifier } from '../../lib/connection';
 import {
   claimRunDir,
   cleanStaleRuns,
@@ -16,10 +16,12 @@ import {
   removeRun,
   removeRunSync,
   stopCluster,
-} from '../embedded-cluster';
-import { installSchema } from '../install';
-import { jsonLogger, Logger } from '../log';
-import { packageRoot } from '../paths';
+} from '../../lib/embedded-cluster';
+import { installSchema } from '../../lib/install';
+import { jsonLogger, Logger } from '../../lib/log';
+import { packageRoot } from '../../lib/paths';
+import { registerNode } from '../../lib/sql/registerNode';
+import { startInit } from '../../lib/sql/startInit';
 
 export const demoDatabase = 'steep_demo';
 
@@ -45,7 +47,7 @@ export interface DemoOptions {
   say(text: string): void;
 }
 
-const readSql = (name: string) => fs.readFileSync(path.join(packageRoot, 'lib', 'demo', name), 'utf8');
+const readSql = (name: string) => fs.readFileSync(path.join(packageRoot, 'cli', 'demo', name), 'utf8');
 
 // Row counts that give about scaleMb of heap and indexes, most of it in order_lines.
 export function sampleSizes(scaleMb: number) {
@@ -127,16 +129,15 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     for (const here of nodes) {
       await withClient(here.url, async (client) => {
         for (const node of nodes) {
-          await client.query('SELECT steep_repl.register_node($1, $2, $3, $4, $5, $6, $7, $8)', [
-            node.id,
-            node.cluster.host,
-            node.cluster.port,
-            demoDatabase,
-            node.cluster.user,
-            node.id === 'node_a' ? 60 : 50,
-            null,
-            node.id === here.id,
-          ]);
+          await registerNode(client, {
+            node_id: node.id,
+            host: node.cluster.host,
+            port: node.cluster.port,
+            dbname: demoDatabase,
+            user: node.cluster.user,
+            priority: node.id === 'node_a' ? 60 : 50,
+            is_local: node.id === here.id,
+          });
         }
       });
     }
@@ -159,9 +160,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
 }
 
 export async function startDemoInit(demo: Demo): Promise<void> {
-  await withClient(demo.target.url, (c) =>
-    c.query('SELECT steep_repl.start_init($1, $2)', [demo.target.id, demo.source.id]),
-  );
+  await withClient(demo.target.url, (c) => startInit(c, { target: demo.target.id, source: demo.source.id }));
 }
 
 function fileLogger(runDir: string, name: string, base: Record<string, unknown>): Logger {

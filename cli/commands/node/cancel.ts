@@ -1,7 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
-import { describeCancelled, followInit, leftOnSource } from '../../init-follow';
+import { cancelInit } from '../../../lib/sql/cancelInit';
+import { getLeftOnSource } from '../../../lib/sql/getLeftOnSource';
+import { describeCancelled, followInit } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
@@ -19,7 +21,7 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
     const { args, flags } = await this.parse(NodeCancel);
     const { client, config } = await connectToNodeDatabase(flags.db, args.node, 'steep-repl node cancel');
     try {
-      const request = (await client.query('SELECT steep_repl.cancel_init($1) AS r', [args.node])).rows[0].r;
+      const request = await cancelInit(client, args.node);
       if (!flags.wait || request.cancelled) {
         if (flags.json) return this.printJson(request);
         return this.log(request.cancelled ? `initialization of ${args.node} cancelled` : `cancel of ${args.node} requested (job ${request.job_id})`);
@@ -34,7 +36,7 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
           ).unref(),
         ),
       ]).finally(() => following.stop());
-      const left = await leftOnSource(client, args.node);
+      const left = await getLeftOnSource(client, args.node);
       if (flags.json) return this.printJson({ ...request, cancelled: true, state: final.state, left_on_source: left });
       this.log(describeCancelled(args.node, left));
     } finally {

@@ -1,6 +1,8 @@
 import { BaseCommand, jsonFlag } from '../../base-command';
-import { ago, table } from '../../render';
+import { table } from '../../render';
 import { formatInit } from '../../node-format';
+import { ago } from '../../../lib/format';
+import { listNodes } from '../../../lib/sql/listNodes';
 
 export default class NodeList extends BaseCommand<typeof NodeList> {
   static description = 'List the registered nodes with their state and health (* marks the local node)';
@@ -9,10 +11,7 @@ export default class NodeList extends BaseCommand<typeof NodeList> {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(NodeList);
-    const nodes = await this.withClient(flags.db, async (client) => {
-      const { rows } = await client.query('SELECT * FROM steep_repl.node_overview ORDER BY priority DESC, node_id');
-      return rows;
-    });
+    const nodes = await this.withClient(flags.db, listNodes);
     if (flags.json) return this.printJson(nodes);
     if (nodes.length === 0) return this.log('no nodes registered (steep-repl node register <id> ...)');
     this.log(

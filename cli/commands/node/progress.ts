@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
-import { duration, table } from '../../render';
-import { bytes, count } from '../../../lib/format';
-import { tableLabel } from '../../../lib/schema-sync';
-import { exitCodeForInit, followInit, InitStatus, progressLine, readInitStatus } from '../../init-follow';
+import { table } from '../../render';
+import { bytes, count, duration, percent } from '../../../lib/format';
+import { getInitStatus, InitStatus } from '../../../lib/sql/getInitStatus';
+import { exitCodeForInit, followInit, progressLine } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
@@ -20,7 +20,7 @@ export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
     const { client, config } = await connectToNodeDatabase(flags.db, args.node, 'steep-repl node progress');
     try {
       if (!flags.follow) {
-        const status = await readInitStatus(client, args.node);
+        const status = await getInitStatus(client, args.node);
         if (flags.json) return this.printJson(status);
         return this.log(describe(status));
       }
@@ -46,21 +46,19 @@ function describe(s: InitStatus): string {
   if (!p) return `${lines[0]} (no initialization recorded)`;
   lines.push(progressLine(s));
   if (p.error) lines.push(`error: ${p.error}`);
-  if (p.lag_bytes != null) lines.push(`lag: ${bytes(Number(p.lag_bytes))}`);
+  if (p.lag_bytes != null) lines.push(`lag: ${bytes(p.lag_bytes)}`);
   if (s.tables.length) {
     lines.push(
       table(
         ['table', 'state', 'percent', 'rows', 'bytes', 'rows/s', 'took'],
         s.tables.map((t) => [
-          tableLabel(t),
-          String(t.state),
-          `${Number(t.percent).toFixed(1)}%`,
-          `${count(Number(t.rows_copied))}/${t.rows_total == null ? '?' : count(Number(t.rows_total))}`,
-          t.bytes_total == null ? '' : bytes(Number(t.bytes_total)),
-          t.rows_per_second == null ? '' : count(Number(t.rows_per_second)),
-          t.completed_at && t.started_at
-            ? duration((new Date(String(t.completed_at)).getTime() - new Date(String(t.started_at)).getTime()) / 1000)
-            : '',
+          t.label,
+          t.state,
+          percent(t.percent, 1),
+          `${count(t.rows_copied)}/${t.rows_total == null ? '?' : count(t.rows_total)}`,
+          t.bytes_total == null ? '' : bytes(t.bytes_total),
+          t.rows_per_second == null ? '' : count(t.rows_per_second),
+          t.completed_at ? duration(t.seconds) : '',
         ]),
       ).trimEnd(),
     );

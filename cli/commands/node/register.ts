@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
+import { registerNode } from '../../../lib/sql/registerNode';
 
 export default class NodeRegister extends BaseCommand<typeof NodeRegister> {
   static description = 'Register a node in the registry of the database given by --db';
@@ -21,13 +22,18 @@ export default class NodeRegister extends BaseCommand<typeof NodeRegister> {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeRegister);
-    const node = await this.withClient(flags.db, async (client) => {
-      const { rows } = await client.query(
-        'SELECT * FROM steep_repl.register_node($1, $2, $3, $4, $5, $6, $7, $8)',
-        [args.id, flags.host, flags.port, flags.dbname, flags.user ?? null, flags.priority, flags.name ?? null, flags.local],
-      );
-      return rows[0];
-    });
+    const node = await this.withClient(flags.db, (client) =>
+      registerNode(client, {
+        node_id: args.id,
+        host: flags.host,
+        port: flags.port,
+        dbname: flags.dbname,
+        user: flags.user,
+        priority: flags.priority,
+        name: flags.name,
+        is_local: flags.local,
+      }),
+    );
     if (flags.json) this.printJson(node);
     else this.log(`registered node ${node.node_id} (${node.host}:${node.port}/${node.dbname})${node.is_local ? ' as the local node' : ''}`);
   }

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
+import { removeNode } from '../../../lib/sql/removeNode';
 
 export default class NodeRemove extends BaseCommand<typeof NodeRemove> {
   static description =
@@ -10,10 +11,7 @@ export default class NodeRemove extends BaseCommand<typeof NodeRemove> {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeRemove);
-    const node = await this.withClient(flags.db, async (client) => {
-      const { rows } = await client.query('SELECT * FROM steep_repl.remove_node($1)', [args.id]);
-      return rows[0];
-    });
+    const node = await this.withClient(flags.db, (client) => removeNode(client, args.id));
     if (flags.json) this.printJson(node);
     else this.log(`removed node ${node.node_id}`);
   }

@@ -1,17 +1,24 @@
 import { Args, Flags } from '@oclif/core';
 import { Client } from 'pg';
-import { connectToNode, getNode } from '../../../lib/connection';
+import { connectToNode } from '../../../lib/connection';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { shellWord } from '../../../lib/format';
 import { ExitCode } from '../../../lib/errors';
 import { schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
+import { cancelInit } from '../../../lib/sql/cancelInit';
+import { InitStatus } from '../../../lib/sql/getInitStatus';
+import { getLeftOnSource } from '../../../lib/sql/getLeftOnSource';
+import { getNode } from '../../../lib/sql/getNode';
+import { getNodeOverview } from '../../../lib/sql/listNodes';
+import { startInit } from '../../../lib/sql/startInit';
 import { askToProceed } from '../../confirm';
-import { describeCancelled, exitCodeForInit, followInit, InitStatus, leftOnSource, progressRenderer } from '../../init-follow';
+import { describeCancelled, exitCodeForInit, followInit, progressRenderer } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeStart extends BaseCommand<typeof NodeStart> {
   static description =
-    "Initialize a node from a source node (snapshot: CREATE SUBSCRIPTION copy_data) and follow it until synchronized; Ctrl+C cancels it";
+    'Initialize a node from a source node and follow it until synchronized; Ctrl+C cancels it. The methods are the rows of ' +
+    "the target's steep_repl.init_methods (SELECT * FROM steep_repl.init_methods); start_init refuses one not marked available.";
   static examples = [
     '<%= config.bin %> node start node_b --from node_a --db postgres://admin@db2/app',
     '<%= config.bin %> node start node_b --from node_a --parallel 4 --schema-sync auto --detach',
@@ -20,9 +27,14 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
   static args = { target: Args.string({ description: 'node to initialize (its database runs the init)', required: true }) };
   static flags = {
     from: Flags.string({ description: 'source node to copy from', required: true }),
-    method: Flags.string({ description: 'init method', options: ['snapshot'], default: 'snapshot' }),
+    method: Flags.string({
+      description: "an available method of steep_repl.init_methods (default snapshot; with --resume the failed init's)",
+    }),
     parallel: Flags.integer({ description: 'table-sync workers (1-16; sets max_sync_workers_per_subscription on the target server)' }),
-    'schema-sync': Flags.string({ description: 'schema check before the copy', options: [...schemaSyncModes], default: 'strict' }),
+    'schema-sync': Flags.string({
+      description: "schema check before the copy (default strict; with --resume the failed init's)",
+      options: [...schemaSyncModes],
+    }),
     force: Flags.boolean({ description: 'empty target tables that already hold rows (on this node only, not replicated)' }),
     timeout: Flags.string({ description: 'fail the init if not synchronized within this (seconds, or an interval like "2 hours")' }),
     resume: Flags.boolean({ description: 'resume a failed init from where it stopped' }),
@@ -33,7 +45,9 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeStart);
-    const options: Record<string, unknown> = { schema_sync: flags['schema-sync'] };
+    // Only what was given: start_init completes the defaults, and a resume keeps what the failed init had.
+    const options: Record<string, unknown> = {};
+    if (flags['schema-sync'] !== undefined) options.schema_sync = flags['schema-sync'];
     if (flags.parallel !== undefined) options.parallel = flags.parallel;
     if (flags.force) options.force = true;
     if (flags.resume) options.resume = true;
@@ -42,9 +56,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     const { client, config } = await connectToNodeDatabase(flags.db, args.target, 'steep-repl node start');
     try {
       if (flags['schema-sync'] === 'manual' && !flags.resume) await this.confirmSchema(client, args.target, flags.from, flags.yes);
-      const started = (
-        await client.query('SELECT steep_repl.start_init($1, $2, $3, $4) AS r', [args.target, flags.from, flags.method, options])
-      ).rows[0].r;
+      const started = await startInit(client, { target: args.target, source: flags.from, method: flags.method ?? null, options });
       if (flags.detach) {
         if (flags.json) return this.printJson(started);
         this.log(`initialization of ${args.target} from ${flags.from} queued as job ${started.job_id}`);
@@ -60,7 +72,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       if (final.state === 'synchronized') {
         if (!flags.json) this.log(`${args.target} is synchronized with ${flags.from}`);
       } else if (final.state === 'uninitialized') {
-        process.stderr.write(`${describeCancelled(args.target, await leftOnSource(client, args.target))}\n`);
+        process.stderr.write(`${describeCancelled(args.target, await getLeftOnSource(client, args.target))}\n`);
       } else {
         process.stderr.write(`error: initialization of ${args.target} ${final.state}: ${final.progress?.error ?? ''}\n`);
       }
@@ -73,13 +85,10 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
   // waits in preparing, which deserves a word rather than a still bar.
   // node_overview decides, as it does for node list and the TUI.
   private async warnIfNoAgent(client: Client, nodeId: string): Promise<void> {
-    const { rows } = await client.query(
-      "SELECT health IN ('no agent', 'agent silent') AS silent, last_seen FROM steep_repl.node_overview WHERE node_id = $1",
-      [nodeId],
-    );
-    if (rows[0]?.silent) {
+    const node = await getNodeOverview(client, nodeId);
+    if (node && ['no agent', 'agent silent'].includes(node.health)) {
       process.stderr.write(
-        `warning: no agent has heartbeated node ${nodeId} ${rows[0].last_seen ? `since ${rows[0].last_seen.toISOString()}` : 'yet'}; ` +
+        `warning: no agent has heartbeated node ${nodeId} ${node.last_seen ? `since ${node.last_seen.toISOString()}` : 'yet'}; ` +
           `the init waits until one runs: steep-repl agent --db <url of ${nodeId}>\n`,
       );
     }
@@ -118,7 +127,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       }
       renderer.end();
       process.stderr.write(`cancelling the initialization of ${nodeId}...\n`);
-      client.query('SELECT steep_repl.cancel_init($1)', [nodeId]).catch((err: Error) => {
+      cancelInit(client, nodeId).catch((err: Error) => {
         process.stderr.write(`cancel failed: ${err.message}\n`);
       });
     };

@@ -1,7 +1,10 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
-import { ago } from '../../render';
+import { ago } from '../../../lib/format';
+import { getNode } from '../../../lib/sql/getNode';
+import { getNodeOverview } from '../../../lib/sql/listNodes';
+import { localNodeId } from '../../../lib/sql/localNodeId';
 import { formatInit } from '../../node-format';
 
 export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
@@ -13,11 +16,11 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeStatus);
     const node = await this.withClient(flags.db, async (client) => {
-      const id = args.id ?? (await client.query('SELECT steep_repl.local_node_id() AS id')).rows[0].id;
+      const id = args.id ?? (await localNodeId(client));
       if (!id) throw new SteepError('no local node is registered in this database; name a node id', ExitCode.badArguments);
-      await client.query('SELECT steep_repl.get_node($1)', [id]);
-      const { rows } = await client.query('SELECT * FROM steep_repl.node_overview WHERE node_id = $1', [id]);
-      return rows[0];
+      // raises SR001 naming the registered nodes when the id is unknown
+      await getNode(client, id);
+      return (await getNodeOverview(client, id))!;
     });
     if (flags.json) return this.printJson(node);
     const lines: Array<[string, unknown]> = [

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
+import { captureFingerprints } from '../../../lib/sql/captureFingerprints';
 import { parseSchemas, resolveNodes, schemasFlag, withNodes } from '../../schema-nodes';
 
 export default class SchemaCapture extends BaseCommand<typeof SchemaCapture> {
@@ -15,12 +16,9 @@ export default class SchemaCapture extends BaseCommand<typeof SchemaCapture> {
       const nodes = await resolveNodes(registry, [args.node]);
       return withNodes(nodes, 'steep-repl schema capture', async ([client]) => {
         const started = process.hrtime.bigint();
-        const { rows } = await client.query('SELECT steep_repl.capture_fingerprints($1, $2::text[]) AS tables, now() AS captured_at', [
-          nodes[0].node_id,
-          schemas ?? null,
-        ]);
+        const { tables, captured_at } = await captureFingerprints(client, nodes[0].node_id, schemas);
         const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-        return { node_id: nodes[0].node_id, tables: rows[0].tables as number, captured_at: rows[0].captured_at as Date, elapsed_ms: Math.round(elapsedMs) };
+        return { node_id: nodes[0].node_id, tables, captured_at, elapsed_ms: Math.round(elapsedMs) };
       });
     });
     if (flags.json) return this.printJson(captured);
