@@ -24,9 +24,10 @@ BEGIN
     'method_state', (SELECT to_jsonb(s) - 'node_id' FROM steep_repl.init_method_state s WHERE s.node_id = p_node_id),
     'tables', coalesce((SELECT jsonb_agg(to_jsonb(t) - 'node_id' || jsonb_build_object(
                                  'label', format('%I.%I', t.schema_name, t.table_name),
-                                 -- while a table copies, its average rate since it started
+                                 -- its average rate: since it started while it copies, over its copy once done
                                  'rows_per_second', coalesce(t.rows_per_second,
-                                   round(t.rows_copied / nullif(extract(epoch FROM clock_timestamp() - t.started_at), 0)::numeric, 1)),
+                                   round(t.rows_copied / nullif(extract(epoch FROM coalesce(t.completed_at, clock_timestamp())
+                                                                                 - t.started_at), 0)::numeric, 1)),
                                  'seconds', extract(epoch FROM coalesce(t.completed_at, clock_timestamp()) - t.started_at)::float8)
                                ORDER BY t.schema_name, t.table_name)
                         FROM steep_repl.init_table_progress t WHERE t.node_id = p_node_id), '[]'),
