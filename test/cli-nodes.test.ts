@@ -32,10 +32,11 @@ async function inParallel<T>(items: T[], fn: (item: T) => Promise<void>, limit =
 async function catalog(url: string): Promise<unknown> {
   const [row] = await query(
     url,
-    `SELECT (SELECT json_agg(n.nspname || '.' || c.relname || ':' || c.relkind::text ORDER BY 1)
+    `SELECT (SELECT json_agg(n.nspname || '.' || c.relname || ':' || c.relkind::text ORDER BY n.nspname, c.relname)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname IN ('steep_repl', 'graphile_worker', 'graphile_migrate')) AS relations,
-            (SELECT json_agg(p.oid::regprocedure::text ORDER BY 1)
+            -- by name: install re-creates functions, so their oids (the order of ORDER BY 1, a constant) change
+            (SELECT json_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text)
                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
               WHERE n.nspname IN ('steep_repl', 'graphile_worker')) AS functions,
             (SELECT json_agg(m ORDER BY m.hash) FROM graphile_migrate.migrations m) AS migrations,
