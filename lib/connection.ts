@@ -114,17 +114,9 @@ export function connectTo(connectionString?: string, applicationName?: string): 
   return connect(clientConfig(connectionString, applicationName), describeTarget(connectionString));
 }
 
-export type RegisteredNode = ConnectionTarget & { node_id: string };
-
-// A node's address from the registry a client reads (steep_repl.get_node
-// raises SR001 for an unknown id).
-export async function getNode(
-  registry: { query(text: string, values: unknown[]): Promise<{ rows: any[] }> },
-  nodeId: string,
-): Promise<RegisteredNode> {
-  const { rows } = await registry.query('SELECT node_id, host, port, dbname, user_name AS user FROM steep_repl.get_node($1)', [nodeId]);
-  return { ...rows[0], user: rows[0].user ?? undefined };
-}
+// The agent still imports these from here; the typed call is lib/sql/getNode.
+export { getNode } from './sql/getNode';
+export type { RegisteredNode } from './sql/getNode';
 
 export function connectToNode(
   node: ConnectionTarget & { node_id?: string },

@@ -7,9 +7,6 @@ import { ExitCode, SteepError } from './errors';
 import { tableLabel } from './identifiers';
 import type { Logger } from './log';
 
-// The agent still imports tableLabel from here.
-export { tableLabel };
-
 export type SchemaSyncMode = 'strict' | 'auto' | 'manual';
 export const schemaSyncModes: readonly SchemaSyncMode[] = ['strict', 'auto', 'manual'];
 
