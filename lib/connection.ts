@@ -114,10 +114,6 @@ export function connectTo(connectionString?: string, applicationName?: string): 
   return connect(clientConfig(connectionString, applicationName), describeTarget(connectionString));
 }
 
-// The agent still imports these from here; the typed call is lib/sql/getNode.
-export { getNode } from './sql/getNode';
-export type { RegisteredNode } from './sql/getNode';
-
 export function connectToNode(
   node: ConnectionTarget & { node_id?: string },
   applicationName?: string,

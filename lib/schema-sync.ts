@@ -1,7 +1,8 @@
 // The schema step every init runs before copying (SPEC §4.1): carry the
 // source's fingerprint set to the target, let SQL on the target compare it,
 // and act by mode. The comparison, the DDL plan and its application are SQL
-// functions of migrations/committed/000002-schema-fingerprints.sql.
+// functions in migrations/functions (compare_fingerprints, schema_sync_plan,
+// apply_schema_sync, ...).
 import type { Client } from 'pg';
 import { ExitCode, SteepError } from './errors';
 import { tableLabel } from './identifiers';

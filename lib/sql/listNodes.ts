@@ -1,24 +1,11 @@
 import { Numeric, Queryable } from './queryable';
+import { NodeRow } from './registerNode';
 
 // A row of steep_repl.node_overview: the registry with health, the init and
 // what the node's state allows.
-export interface NodeOverview {
-  node_id: string;
-  node_name: string;
-  host: string;
-  port: number;
-  dbname: string;
-  user_name: string | null;
-  priority: number;
-  status: string;
-  last_seen: Date | null;
-  is_local: boolean;
+export interface NodeOverview extends Omit<NodeRow, 'registered_at'> {
   health: string;
-  init_state: string;
   init_in_progress: boolean;
-  init_source_node: string | null;
-  init_started_at: Date | null;
-  init_completed_at: Date | null;
   phase: string | null;
   overall_percent: Numeric;
   tables_done: number | null;
