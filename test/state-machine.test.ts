@@ -208,10 +208,16 @@ describe('init state machine', () => {
     // a retry after failure starts the clock again
     await sql.query("SELECT steep_repl.transition($1, 'preparing')", [id]);
     await sql.query("SELECT steep_repl.transition($1, 'failed')", [id]);
-    const failed = await times();
+    // as text: PostgreSQL keeps microseconds, a JS Date only milliseconds (two transactions can share one)
+    const [{ failed_at: failedAt }] = (
+      await sql.query('SELECT init_started_at::text AS failed_at FROM steep_repl.nodes WHERE node_id = $1', [id])
+    ).rows;
     await sql.query("SELECT steep_repl.transition($1, 'preparing')", [id]);
     const retried = await times();
-    expect(retried.s.getTime()).toBeGreaterThan(failed.s.getTime());
+    const [{ later }] = (
+      await sql.query('SELECT init_started_at > $2::timestamptz AS later FROM steep_repl.nodes WHERE node_id = $1', [id, failedAt])
+    ).rows;
+    expect(later).toBe(true);
     expect(retried.c).toBeNull();
   });
 
