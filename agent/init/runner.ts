@@ -272,11 +272,10 @@ export class InitRun {
     if (status.method_state) this.state = status.method_state;
   }
 
+  // Asked after an error; a target that is gone answers no.
   private async cancelRequested(): Promise<boolean> {
-    const { rows } = await this.target
-      .query('SELECT cancel_requested_at IS NOT NULL AS requested FROM steep_repl.init_progress WHERE node_id = $1', [this.nodeId])
-      .catch(() => ({ rows: [] as Array<{ requested: boolean }> }));
-    return rows[0]?.requested ?? false;
+    const status = await getInitStatus(this.target, this.nodeId).catch(() => undefined);
+    return !!status?.progress?.cancel_requested_at;
   }
 
   // Between two steps: a cancel, a shutdown or the timeout ends the run here.
