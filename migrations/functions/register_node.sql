@@ -34,6 +34,18 @@ BEGIN
     RAISE EXCEPTION 'node % is already registered', quote_ident(p_node_id)
       USING ERRCODE = 'SR002', HINT = 'remove it first (steep-repl node remove) or choose another id';
   END IF;
+  -- One database is one node: a second id for the same address would let two
+  -- registry rows (and their inits) claim the same data. Host names are
+  -- compared as written (case-insensitive): localhost and 127.0.0.1 differ.
+  SELECT * INTO v_node FROM steep_repl.nodes
+   WHERE lower(host) = lower(btrim(p_host)) AND port = p_port AND dbname = p_dbname
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION '%:%/% is already registered as node %', btrim(p_host), p_port, p_dbname, quote_ident(v_node.node_id)
+      USING ERRCODE = 'SR004',
+            HINT = format('use the id %s for it, or remove that registration first (steep-repl node remove %s)',
+                          quote_ident(v_node.node_id), steep_repl.shell_word(v_node.node_id));
+  END IF;
   IF p_is_local AND EXISTS (SELECT 1 FROM steep_repl.nodes WHERE is_local) THEN
     RAISE EXCEPTION 'this database is already registered as node %', quote_ident(steep_repl.local_node_id())
       USING ERRCODE = 'SR002';
