@@ -130,7 +130,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await subscriber.listenTo('steep_repl_state');
     stopSteps.push(() => subscriber.close());
 
-    const pgPool = workerPool(options.connectionString, 'steep-repl agent worker', logger);
+    // While the database restarts, the job queue's connections wait for it as
+    // the agent's own session does, so a job that ends meanwhile records its outcome.
+    const pgPool = workerPool(options.connectionString, 'steep-repl agent worker', logger, {
+      waitForServerMs: reconnectTimeoutMs,
+      signal: shutdown.signal,
+    });
     stopSteps.push(() => endPool(pgPool));
     const graphileLogger = new GraphileLogger(makeLogFunction(logger));
     await runMigrations({ pgPool, logger: graphileLogger });

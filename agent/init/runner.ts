@@ -5,8 +5,9 @@
 // remove what was created. A method brings only its copy step (InitMethod).
 // Killed at any moment, the next run resumes from the tables.
 import { Client } from 'pg';
-import { connectTo, connectToNode, nodeConninfo } from '../../lib/connection';
+import { clientConfig, ConnectionError, connectToNode, describeTarget, nodeConninfo } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
+import { backoff } from '../../lib/notifications';
 import { finishInit } from '../../lib/sql/finishInit';
 import { getInitStatus, InitOptions, InitStatus, MethodState } from '../../lib/sql/getInitStatus';
 import { getNode, RegisteredNode } from '../../lib/sql/getNode';
@@ -16,6 +17,7 @@ import { recordMethodState } from '../../lib/sql/recordMethodState';
 import { ProgressStats, reportInitProgress, ReportedProgress, TableReport } from '../../lib/sql/reportInitProgress';
 import { setInitPhase } from '../../lib/sql/setInitPhase';
 import { transitionNode } from '../../lib/sql/transitionNode';
+import { isServerAway } from '../../lib/worker-pool';
 import { truncateWithoutReplicating } from '../replication/origin';
 import { ensurePublication } from '../replication/publication';
 import { copySequences } from '../replication/sequences';
@@ -58,17 +60,69 @@ export interface InitMethod {
 // A cancel or a shutdown noticed at a checkpoint.
 class Interrupted extends Error {}
 
+// The job rides out a restart of its own server (the target): a run whose
+// session to it was lost waits until the server is back and runs again
+// from the tables, as a new agent would (the method resumes where it was).
+// Only a shutdown of the agent ends the waiting; the agent itself gives up
+// (exit 6) when its database stays away past --reconnect-timeout.
 export function initTask(method: InitMethod): SteepTask {
   return async (payload, ctx) => {
-    const target = await connectTo(ctx.connectionString, 'steep-repl init');
-    target.on('error', (err) => ctx.logger.log('warn', 'init.target_connection_error', { error: err.message }));
-    const run = new InitRun(String(payload.node_id), target, ctx);
-    try {
-      await run.execute(method);
-    } finally {
-      await run.close();
+    const nodeId = String(payload.node_id);
+    for (let lostTimes = 0; ; ) {
+      const target = await connectTarget(ctx, nodeId);
+      if (lostTimes) ctx.logger.log('info', 'init.target_reconnected', { node_id: nodeId, job_id: ctx.jobId, times_lost: lostTimes });
+      let lost = false;
+      target.on('error', (err) => ctx.logger.log('warn', 'init.target_connection_error', { node_id: nodeId, error: err.message }));
+      target.once('end', () => (lost = true));
+      const run = new InitRun(nodeId, target, ctx);
+      try {
+        return await run.execute(method);
+      } catch (err) {
+        // An error on a session that still answers is the run's own.
+        if (!lost && !(isConnectionError(err) && !(await answers(target)))) throw err;
+        if (ctx.shutdown.aborted) throw err;
+        lostTimes += 1;
+        ctx.logger.log('warn', 'init.target_lost', {
+          node_id: nodeId,
+          job_id: ctx.jobId,
+          error: (err as Error).message,
+          note: 'the init continues from the tables once the database is back',
+        });
+      } finally {
+        await run.close();
+      }
     }
   };
+}
+
+async function answers(client: Client): Promise<boolean> {
+  return client.query('SELECT 1').then(
+    () => true,
+    () => false,
+  );
+}
+
+// The agent's database, waited for while it restarts (refused, starting up,
+// shutting down); another failure (a password, a missing database) is not waited out.
+async function connectTarget(ctx: TaskContext, nodeId: string): Promise<Client> {
+  let warned = false;
+  for (let attempt = 1; ; attempt++) {
+    ctx.shutdown.throwIfAborted();
+    const client = new Client(clientConfig(ctx.connectionString, 'steep-repl init'));
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      if (!isServerAway(err)) throw new ConnectionError(describeTarget(ctx.connectionString), err as Error);
+      if (!warned) {
+        ctx.logger.log('warn', 'init.target_unreachable', { node_id: nodeId, job_id: ctx.jobId, error: (err as Error).message, retrying: true });
+        warned = true;
+      }
+      await pause(backoff(attempt), [ctx.shutdown]);
+    }
+  }
 }
 
 // One run of an init job: what the method's steps use.
