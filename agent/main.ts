@@ -2,6 +2,7 @@
 // node and aborts a job when asked on steep_repl_cancel. It owns no state;
 // killed at any moment and started again, it resumes from the tables.
 import { Client } from 'pg';
+import { quoteIdent } from '../lib/identifiers';
 import createSubscriber from 'pg-listen';
 import { run, runMigrations, Runner, Logger as GraphileLogger, TaskList, Task } from 'graphile-worker';
 import { clientConfig, connectTo, describeTarget } from '../lib/connection';
@@ -37,11 +38,47 @@ export interface Agent {
 // One agent per database: a session-level advisory lock, released by the
 // server when the agent's session ends, also when the agent is killed.
 const agentLockSql = "SELECT pg_try_advisory_lock(hashtext('steep_repl.agent')) AS locked";
+// pg_stat_activity shows another role's session only in part (pid, role,
+// application; client and start time are NULL) unless this role has
+// pg_read_all_stats: the message says what it could see.
 const agentLockHolderSql = `
-  SELECT a.pid, a.application_name, coalesce(host(a.client_addr), 'local socket') AS client, a.backend_start
-  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+  SELECT a.pid, a.usename AS role, nullif(a.application_name, '') AS application_name,
+         CASE WHEN a.backend_start IS NULL THEN NULL ELSE coalesce(host(a.client_addr), 'local socket') END AS client,
+         a.backend_start, current_user AS me
+  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
   WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
     AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext('steep_repl.agent')::bigint`;
+// What this role may not do that an agent does: read and write the tables of
+// steep_repl and of the job queue. Asked of pg_catalog only, which every role
+// reads (steep_repl's own functions are out of reach without USAGE on it).
+const missingRightsSql = `
+  SELECT current_user AS role,
+         coalesce(array_agg(format('USAGE on schema %I', n.nspname) ORDER BY n.nspname) FILTER (WHERE NOT has_schema_privilege(n.oid, 'USAGE')), '{}') AS schemas,
+         coalesce((SELECT array_agg(format('%I.%I', tn.nspname, c.relname) ORDER BY tn.nspname, c.relname)
+                   FROM pg_class c JOIN pg_namespace tn ON tn.oid = c.relnamespace
+                   WHERE tn.nspname IN ('steep_repl', 'graphile_worker') AND c.relkind IN ('r', 'p')
+                     AND NOT has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')), '{}') AS tables
+  FROM pg_namespace n WHERE n.nspname IN ('steep_repl', 'graphile_worker')`;
+const installedSql = `
+  SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'steep_repl' AND c.relname = 'nodes') AS installed`;
+
+// What the role lacks for running an agent, in words; undefined when nothing.
+async function missingRights(client: Client): Promise<string | undefined> {
+  const {
+    rows: [row],
+  } = await client.query<{ role: string; schemas: string[]; tables: string[] }>(missingRightsSql);
+  const lacks = [...row.schemas];
+  if (row.tables.length) {
+    const names = row.tables.length > 5 ? `${row.tables.slice(0, 5).join(', ')} and ${row.tables.length - 5} more` : row.tables.join(', ');
+    lacks.push(`SELECT, INSERT, UPDATE, DELETE on ${row.tables.length} table(s): ${names}`);
+  }
+  return lacks.length ? `role ${quoteIdent(row.role)} lacks ${lacks.join('; ')}` : undefined;
+}
+
+const rightsHint =
+  'run the agent as the role that ran steep-repl install (the database owner) or a superuser; ' +
+  'it also creates subscriptions and replication origins (see "Roles" in docs/init.md)';
 
 async function takeAgentLock(client: Client, where: string): Promise<void> {
   const {
@@ -51,11 +88,20 @@ async function takeAgentLock(client: Client, where: string): Promise<void> {
   const {
     rows: [holder],
   } = await client.query(agentLockHolderSql);
-  const by = holder ? ` (its session: backend pid ${holder.pid}, from ${holder.client}, since ${holder.backend_start.toISOString()})` : '';
+  const lacking = await missingRights(client);
+  let by = '';
+  if (holder?.pid) {
+    const seen = [`backend pid ${holder.pid}`];
+    if (holder.role) seen.push(`role ${quoteIdent(holder.role)}`);
+    if (holder.application_name) seen.push(`application ${JSON.stringify(holder.application_name)}`);
+    if (holder.backend_start) seen.push(`from ${holder.client}`, `since ${holder.backend_start.toISOString()}`);
+    else seen.push(`its client and start time are hidden from role ${quoteIdent(holder.me)}, which lacks pg_read_all_stats`);
+    by = ` (its session: ${seen.join(', ')})`;
+  }
   throw new SteepError(
-    `another steep-repl agent is already running for ${where}${by}`,
+    `another steep-repl agent is already running for ${where}${by}${lacking ? `; besides, ${lacking}, so it could not run one` : ''}`,
     ExitCode.error,
-    'one agent per database runs the jobs; stop the other one first, or leave it running',
+    lacking ? `one agent per database runs the jobs; leave the other one running, or stop it and ${rightsHint}` : 'one agent per database runs the jobs; stop the other one first, or leave it running',
   );
 }
 
@@ -81,8 +127,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await takeAgentLock(control, where);
     const {
       rows: [{ installed }],
-    } = await control.query("SELECT to_regclass('steep_repl.nodes') IS NOT NULL AS installed");
+    } = await control.query(installedSql);
     if (!installed) throw notInstalledError(where);
+    const lacking = await missingRights(control);
+    if (lacking) throw new SteepError(`the agent cannot run jobs in ${where}: ${lacking}`, ExitCode.error, rightsHint);
     const localNode = await localNodeId(control);
     if (!localNode) {
       logger.log('warn', 'agent.no_local_node', {

@@ -4,7 +4,8 @@
 // double Ctrl+C during node start. The target runs on a cluster of this
 // file's own, since it is restarted.
 import { Cluster, startCluster, stopCluster } from '../lib/embedded-cluster';
-import { clusterA, OwnClusters, query, startOwnClusters } from './support/clusters';
+import { registerNode } from '../lib/sql/registerNode';
+import { clusterA, createNodeDatabase, dropDatabase, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, waitCaughtUp, waitForCopyInProgress } from './support/init-pair';
 import { AgentProcess, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
@@ -72,3 +73,109 @@ describe('agent faults', () => {
     expect(await agent.stop()).toBe(0);
   });
 });
+
+// The session that holds the agent lock of a database, and what a second
+// agent could change: the registry, the audit log, the job queue.
+const lockHolderSql = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND ((classid::bigint << 32) | objid::bigint) = hashtext('steep_repl.agent')::bigint`;
+const footprintSql = `SELECT (SELECT json_agg(n ORDER BY node_id) FROM (SELECT node_id, host, port, dbname, init_state FROM steep_repl.nodes) n) AS nodes,
+  (SELECT count(*)::int FROM steep_repl.audit_log) AS audit_rows,
+  (SELECT count(*)::int FROM graphile_worker._private_jobs) AS jobs,
+  (SELECT count(*)::int FROM graphile_worker._private_tasks) AS tasks`;
+
+describe('a second agent', () => {
+  let own: OwnClusters<'node'>;
+  let cluster: Cluster;
+  let db: { name: string; url: string };
+  const noRights = 'Agent ohne "Rechte" ü';
+  const withRights = 'Zweiter Agent';
+  const urlAs = (role: string) => db.url.replace('postgres://postgres@', `postgres://${encodeURIComponent(role)}@`);
+
+  beforeAll(async () => {
+    own = await startOwnClusters('test-agent-faults-second', ['node']);
+    cluster = own.clusters.node;
+    db = await createNodeDatabase(cluster, 'second_agent', { installer: 'cli' });
+    await withClient(db.url, (client) =>
+      registerNode(client, { node_id: 'Nöde "solo"', host: '127.0.0.1', port: cluster.port, dbname: db.name, user: 'postgres', is_local: true }),
+    );
+    await query(cluster.url(), `CREATE ROLE "Agent ohne ""Rechte"" ü" LOGIN`);
+    // Rights on both schemas, but not pg_read_all_stats: another role's session start is hidden from it.
+    await query(cluster.url(), `CREATE ROLE "Zweiter Agent" LOGIN`);
+    await query(
+      db.url,
+      `GRANT USAGE ON SCHEMA steep_repl, graphile_worker TO "Zweiter Agent";
+       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA steep_repl, graphile_worker TO "Zweiter Agent"`,
+    );
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await own?.remove();
+  });
+
+  it('as a role without rights while one runs: says another agent runs and what the role lacks, exit 1, nothing changed', async () => {
+    const first = await AgentProcess.start(db.url);
+    try {
+      const [{ pid }] = await query(db.url, lockHolderSql);
+      const before = await query(db.url, footprintSql);
+      const second = new AgentProcess(urlAs(noRights));
+      expect(await second.waitForExit()).toBe(1);
+      const failed = second.lines.find((l) => l.event === 'agent.failed');
+      expect(failed).toMatchObject({ level: 'error', exit_code: 1 });
+      expect(failed!.error).toBe(
+        `another steep-repl agent is already running for 127.0.0.1:${cluster.port}/${db.name} (its session: backend pid ${pid}, role postgres, ` +
+          `application "steep-repl agent", its client and start time are hidden from role "Agent ohne ""Rechte"" ü", which lacks pg_read_all_stats); ` +
+          `besides, role "Agent ohne ""Rechte"" ü" lacks USAGE on schema graphile_worker; USAGE on schema steep_repl; ` +
+          `SELECT, INSERT, UPDATE, DELETE on ${(await tableCount(db.url))} table(s): graphile_worker._private_job_queues, graphile_worker._private_jobs, ` +
+          `graphile_worker._private_known_crontabs, graphile_worker._private_tasks, graphile_worker.migrations and ${(await tableCount(db.url)) - 5} more, so it could not run one`,
+      );
+      expect(failed!.hint).toMatch(/leave the other one running, or stop it and run the agent as the role that ran steep-repl install/);
+      expect(second.raw.join('\n')).not.toMatch(/toISOString|TypeError/);
+      expect(await query(db.url, lockHolderSql)).toEqual([{ pid }]);
+      expect(await query(db.url, footprintSql)).toEqual(before);
+      expect(first.running).toBe(true);
+    } finally {
+      await first.stop();
+    }
+  });
+
+  it('as a role with rights but without pg_read_all_stats while one runs: names what it can see, exit 1', async () => {
+    const first = await AgentProcess.start(db.url);
+    try {
+      const [{ pid }] = await query(db.url, lockHolderSql);
+      const before = await query(db.url, footprintSql);
+      const second = new AgentProcess(urlAs(withRights));
+      expect(await second.waitForExit()).toBe(1);
+      expect(second.lines.find((l) => l.event === 'agent.failed')).toMatchObject({
+        exit_code: 1,
+        error:
+          `another steep-repl agent is already running for 127.0.0.1:${cluster.port}/${db.name} (its session: backend pid ${pid}, role postgres, ` +
+          `application "steep-repl agent", its client and start time are hidden from role "Zweiter Agent", which lacks pg_read_all_stats)`,
+        hint: 'one agent per database runs the jobs; stop the other one first, or leave it running',
+      });
+      expect(await query(db.url, lockHolderSql)).toEqual([{ pid }]);
+      expect(await query(db.url, footprintSql)).toEqual(before);
+      expect(first.running).toBe(true);
+    } finally {
+      await first.stop();
+    }
+  });
+
+  it('as a role without rights alone: says what the role lacks and what to do, exit 1, nothing changed', async () => {
+    const before = await query(db.url, footprintSql);
+    const alone = new AgentProcess(urlAs(noRights));
+    expect(await alone.waitForExit()).toBe(1);
+    const failed = alone.lines.find((l) => l.event === 'agent.failed');
+    expect(failed).toMatchObject({ exit_code: 1, hint: expect.stringContaining('run the agent as the role that ran steep-repl install') });
+    expect(failed!.error).toMatch(
+      new RegExp(`^the agent cannot run jobs in 127\\.0\\.0\\.1:${cluster.port}/${db.name}: role "Agent ohne ""Rechte"" ü" lacks USAGE on schema graphile_worker; USAGE on schema steep_repl; SELECT, INSERT, UPDATE, DELETE on \\d+ table\\(s\\)`),
+    );
+    expect(await query(db.url, lockHolderSql)).toEqual([]);
+    expect(await query(db.url, footprintSql)).toEqual(before);
+  });
+});
+
+async function tableCount(url: string): Promise<number> {
+  const [{ n }] = await query(url, "SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('steep_repl', 'graphile_worker') AND c.relkind IN ('r', 'p')");
+  return n;
+}
