@@ -21,3 +21,21 @@ export function askToProceed(differences: TableDifference[], source: string, tar
     });
   });
 }
+
+// A destructive command asks once on the terminal (or reads one line from
+// piped stdin); no answer is a no. --yes skips the question in scripts.
+export function confirmAction(question: string): Promise<boolean> {
+  process.stderr.write(`${question} [y/N] `);
+  return new Promise((resolve) => {
+    const rl = readline.createInterface({ input: process.stdin });
+    let answer: boolean | undefined;
+    rl.once('line', (line) => {
+      answer = /^\s*y(es)?\s*$/i.test(line);
+      rl.close();
+    });
+    rl.once('close', () => {
+      if (answer === undefined) process.stderr.write('\n');
+      resolve(answer ?? false);
+    });
+  });
+}

@@ -1,9 +1,13 @@
 // The agent's task list: one file per task, named as the job identifier.
 import { SteepTask } from '../task';
+import { detach_node } from './detach_node';
+import { expire_prepared_slot } from './expire_prepared_slot';
 import { init_snapshot } from './init_snapshot';
 import { probe_node } from './probe_node';
 
 export const tasks: Record<string, SteepTask> = {
+  detach_node,
+  expire_prepared_slot,
   init_snapshot,
   probe_node,
 };
