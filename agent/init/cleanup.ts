@@ -1,20 +1,31 @@
 // Removes everything an init created, found from what its method recorded:
-// the subscription on the target (by oid), its slots and the publication on
-// the source, and the rows it copied (emptied without replicating). Safe to
-// run again after a partial earlier run.
+// the subscription on the target (by oid: a rename does not hide it), its
+// slots and the publication on the source (by oid or name), and the rows it
+// copied (emptied without replicating). Then it looks again on both sides:
+// what it reports as left is what it found there afterwards, and a source it
+// could not reach is said to be unchecked. Safe to run again after a
+// partial earlier run.
 import { Client } from 'pg';
+import { redactSecrets } from '../../lib/connection';
 import { MethodState } from '../../lib/sql/getInitStatus';
 import { TableName } from '../../lib/sql/queryable';
 import { truncateWithoutReplicating } from '../replication/origin';
 import { dropPublication } from '../replication/publication';
-import { ident, literal } from '../replication/quoting';
 import { dropSlot, findSlots } from '../replication/slot';
 import { dropSubscription, findSubscription } from '../replication/subscription';
+import { keepPreparedSlot } from '../replication/topology';
+import { dropLine, mayExistOnSource, onSourceObjects, onTarget, slotPatterns } from './existing-objects';
+import { isConnectionError } from './failure';
 
 export interface CleanupResult {
   removed: string[];
-  // Left behind because the source could not be reached, with how to drop them.
+  // Found on the source after the cleanup, or, when it could not be
+  // reached, what may be there: "kind: statement to run there".
   leftOnSource: string[];
+  // Found on the target after the cleanup (statements to run here).
+  leftOnTarget: string[];
+  sourceChecked: boolean;
+  sourceError?: string;
 }
 
 export async function cleanupInit(options: {
@@ -23,38 +34,66 @@ export async function cleanupInit(options: {
   state: MethodState;
   tables: TableName[];
 }): Promise<CleanupResult> {
-  const { target, source, state } = options;
-  const name = state.replication_name;
-  const result: CleanupResult = { removed: [], leftOnSource: [] };
-  const subscription = await findSubscription(target, name, state.subscription_oid);
+  const { target, state } = options;
+  let source = options.source;
+  let sourceError: string | undefined;
+  const removed: string[] = [];
+  const subscription = await findSubscription(target, state.replication_name, state.subscription_oid);
   if (subscription) {
     await dropSubscription(target, subscription.name);
-    result.removed.push(`subscription ${subscription.name}`);
+    removed.push(`subscription ${subscription.name}`);
   }
-
-  // Slots the subscription may have left: its own and its table-sync slots.
   const subscriptionOid = subscription?.oid ?? state.subscription_oid;
-  const slotName = state.slot_name ?? name;
-  const syncSlots = subscriptionOid ? [`pg\\_${subscriptionOid}\\_sync\\_%`] : [];
+
+  // a slot the source prepared for this pair is not this init's (topology.ts)
+  let kept: string[] = [];
   if (source) {
-    for (const slot of await findSlots(source, [slotName], syncSlots)) {
-      await dropSlot(source, slot);
-      result.removed.push(`slot ${slot.slot_name}`);
+    try {
+      kept = await keepPreparedSlot(source, state.slot_name ?? state.replication_name, !!subscription);
+      const { names, like } = slotPatterns(state, subscriptionOid, subscription?.slot_name);
+      for (const slot of (await findSlots(source, names, like)).filter((s) => !kept.includes(s.slot_name))) {
+        await dropSlot(source, slot);
+        removed.push(`slot ${slot.slot_name}`);
+      }
+      // by the oid the plan recorded, so a renamed publication goes too
+      const { rows } = await source.query('SELECT pubname FROM pg_publication WHERE pubname = $1 OR oid = $2::int8::oid', [
+        state.replication_name,
+        state.source_publication?.oid ?? null,
+      ]);
+      for (const { pubname } of rows.filter((r) => !kept.includes(r.pubname))) {
+        await dropPublication(source, pubname);
+        removed.push(`publication ${pubname}`);
+      }
+    } catch (err) {
+      if (!isConnectionError(err)) throw err;
+      sourceError = redactSecrets((err as Error).message);
+      source = undefined;
     }
-    await dropPublication(source, name);
-    result.removed.push(`publication ${name}`);
-  } else {
-    const patterns = [`slot_name = ${literal(slotName)}`, ...syncSlots.map((p) => `slot_name LIKE ${literal(p)}`)].join(' OR ');
-    result.leftOnSource.push(
-      `slots: SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE ${patterns}`,
-      `publication: DROP PUBLICATION IF EXISTS ${ident(name)}`,
-    );
   }
 
   // The reverse of a pair copied nothing: its tables hold the node's own rows.
   if (state.copy_data !== false && options.tables.length) {
     await truncateWithoutReplicating(target, options.tables);
-    result.removed.push(`rows of ${options.tables.length} table(s)`);
+    removed.push(`rows of ${options.tables.length} table(s)`);
   }
-  return result;
+
+  // Looked at afterwards, not assumed.
+  const leftOnTarget = (await onTarget(target, { ...state, subscription_oid: subscriptionOid })).map(dropLine);
+  let leftOnSource: string[] | undefined;
+  if (source) {
+    try {
+      leftOnSource = (await onSourceObjects(source, state, subscriptionOid)).filter((o) => !kept.includes(o.name)).map(dropLine);
+    } catch (err) {
+      if (!isConnectionError(err)) throw err;
+      sourceError = redactSecrets((err as Error).message);
+    }
+  }
+  if (leftOnSource) return { removed, leftOnSource, leftOnTarget, sourceChecked: true };
+  return {
+    removed,
+    leftOnSource: mayExistOnSource(state, subscriptionOid).map(dropLine),
+    leftOnTarget,
+    sourceChecked: false,
+    sourceError,
+  };
 }

@@ -5,12 +5,13 @@
 // remove what was created. A method brings only its copy step (InitMethod).
 // Killed at any moment, the next run resumes from the tables.
 import { Client } from 'pg';
-import { clientConfig, ConnectionError, connectToNode, describeTarget, nodeConninfo } from '../../lib/connection';
+import { clientConfig, ConnectionError, connectToNode, describeTarget, nodeConninfo, redactSecrets } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
 import { backoff } from '../../lib/notifications';
 import { finishInit } from '../../lib/sql/finishInit';
 import { getInitStatus, InitOptions, InitStatus, MethodState } from '../../lib/sql/getInitStatus';
 import { getNode, RegisteredNode } from '../../lib/sql/getNode';
+import { getReplicationName } from '../../lib/sql/getReplicationName';
 import { getSlotLag } from '../../lib/sql/getSlotLag';
 import { listReplicatedTables, ReplicatedTable } from '../../lib/sql/listReplicatedTables';
 import { recordMethodState } from '../../lib/sql/recordMethodState';
@@ -22,11 +23,25 @@ import { truncateWithoutReplicating } from '../replication/origin';
 import { ensurePublication } from '../replication/publication';
 import { copySequences } from '../replication/sequences';
 import { currentLsn } from '../replication/slot';
-import { isReverseOfPair, readSourceSelf } from '../replication/source-self';
-import { findSubscription, setSubscriptionEnabled } from '../replication/subscription';
+import {
+  decideTopology,
+  downstreamSlots,
+  findPreparedSlot,
+  isReverseOfPair,
+  prepareSlot,
+  preparedSlotTtlSeconds,
+  publicationTables,
+  readSourceSelf,
+  readUpstreams,
+  refuseIncompleteSource,
+  serverVersionNum,
+} from '../replication/topology';
+import { findSubscription, restoreSyncWorkers, setSubscriptionEnabled } from '../replication/subscription';
 import { tablesWithRows } from '../replication/target-tables';
 import { SteepTask, TaskContext } from '../task';
 import { cleanupInit } from './cleanup';
+import { mayExistOnSource, OnSource, onSourceObjects } from './existing-objects';
+import { readSourcePublication, verifyStream } from './verify-stream';
 import { classify, InitTimeout, isConnectionError, SourceUnreachable } from './failure';
 import { syncTargetSchema } from './schema';
 import { pause } from './wait';
@@ -42,6 +57,12 @@ export interface InitPlan {
   // false for the reverse of an established pair: the source already holds
   // this node's data, so nothing is copied
   copyData: boolean;
+  // the subscription's origin (topology.ts decideTopology); null: the
+  // server has no such option
+  origin: 'none' | 'any' | null;
+  // the reverse of a pair subscribes through the slot the source prepared
+  // when it became synchronized (init_slots): create_slot = false
+  preparedSlot?: string;
 }
 
 // The steps only a method knows. Each must be safe to run again after the
@@ -193,7 +214,24 @@ export class InitRun {
   // Common to every method: what the source replicates, the schema step,
   // the target's existing rows, the pair's publication.
   private async plan(): Promise<InitPlan> {
+    // Where the source's data comes from and where this node's goes, before
+    // anything is created: a cycle, an incomplete source, a pair that would
+    // echo or lose changes are refused here.
     const self = await this.withSource(readSourceSelf);
+    refuseIncompleteSource(self, this.sourceNode.node_id, this.nodeId);
+    const topology = decideTopology({
+      sourceId: this.sourceNode.node_id,
+      targetId: this.nodeId,
+      upstreams: await this.withSource(readUpstreams),
+      targetDownstream: await downstreamSlots(this.target),
+      sourceVersion: await this.withSource(serverVersionNum),
+      targetVersion: await serverVersionNum(this.target),
+    });
+    if (topology.cascade) {
+      this.log('info', 'init.cascade', {
+        reason: `${this.sourceNode.node_id} receives changes from other nodes: subscribing with origin = ${topology.origin ?? 'any (the server default)'} so they arrive here too`,
+      });
+    }
     const reverse = isReverseOfPair(self, this.sourceNode.node_id, this.nodeId);
     const tables = await this.withSource(listReplicatedTables);
     const noIdentity = tables.filter((t) => !t.has_identity);
@@ -204,6 +242,7 @@ export class InitRun {
         'add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX), on the source, then start again',
       );
     }
+    const preparedSlot = reverse ? await this.withSource((s) => this.reverseSlot(s, tables)) : undefined;
     this.checkpoint();
 
     await this.phase('schema_sync');
@@ -219,7 +258,7 @@ export class InitRun {
     );
     this.checkpoint();
 
-    const copyData = !reverse;
+    const copyData = !preparedSlot;
     if (copyData) {
       const withRows = await tablesWithRows(this.target, tables);
       if (withRows.length && !this.options.force) {
@@ -238,20 +277,77 @@ export class InitRun {
         reason: `${this.sourceNode.node_id} is synchronized from ${this.nodeId}: both hold the same data, so nothing is copied`,
       });
     }
-    await this.record({ copy_data: copyData, reverse_of_pair: reverse });
+    await this.record({
+      copy_data: copyData,
+      reverse_of_pair: reverse,
+      origin: topology.origin,
+      prepared_slot: preparedSlot ?? null,
+      ...(preparedSlot ? { slot_name: preparedSlot } : {}),
+    });
     await this.report(tables.map((t) => ({ ...t, state: 'pending', rows_copied: 0 })));
     await this.withSource((s) => ensurePublication(s, this.name, tables));
-    return { tables, copyData };
+    await this.rememberPublication();
+    return { tables, copyData, origin: topology.origin, preparedSlot };
+  }
+
+  // The reverse of a pair starts from the slot the source prepared when it
+  // became synchronized from this node: every row written on the source
+  // since is in it. Without a usable one the rows written there would be
+  // lost by a copy_data = false start: refused, or with --force a full copy
+  // (a stale prepared slot is dropped first, its name is the pair's).
+  private async reverseSlot(source: Client, tables: ReplicatedTable[]): Promise<string | undefined> {
+    const sourceId = this.sourceNode.node_id;
+    const name = this.name;
+    const slot = await findPreparedSlot(source, name);
+    let problem: string | undefined;
+    if (!slot) {
+      problem = `node ${sourceId} holds no prepared slot for ${this.nodeId} (${name}): it was never made (a pair synchronized before steep-repl prepared one, or it could not be created then), or it expired or was dropped`;
+    } else if (slot.for_node !== this.nodeId) {
+      problem = `the slot ${name} on ${sourceId} was prepared for node ${slot.for_node}, not ${this.nodeId}`;
+    } else if (!slot.slot_exists) {
+      problem = `the prepared slot ${name} on ${sourceId} no longer exists (dropped outside steep-repl)`;
+    } else if (slot.wal_status === 'lost') {
+      problem = `the prepared slot ${name} on ${sourceId} was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size)`;
+    } else if (slot.active) {
+      problem = `the prepared slot ${name} on ${sourceId} is in use by another subscriber`;
+    } else {
+      const published = await publicationTables(source, slot.publication ?? name);
+      const planned = tables.map((t) => t.label).sort();
+      if (published.join('\n') !== planned.join('\n')) {
+        problem = `the prepared publication ${slot.publication ?? name} on ${sourceId} covers ${published.join(', ') || 'no tables'}, but ${sourceId} now replicates ${planned.join(', ') || 'no tables'}`;
+      }
+    }
+    if (!problem) {
+      this.log('info', 'init.prepared_slot_found', { slot_name: name, lsn: slot!.lsn, retained_bytes: slot!.retained_bytes, expires_at: slot!.expires_at });
+      return name;
+    }
+    if (!this.options.force) {
+      throw new SteepError(
+        `${problem}. Without it, the rows written on ${sourceId} since it became synchronized cannot reach ${this.nodeId} without copying every table again`,
+        undefined,
+        `start again with --force (options {"force": true}) to copy every table from ${sourceId}: ${this.nodeId}'s rows in them are emptied on ${this.nodeId} only, without replicating; cancel this one first: steep-repl node cancel ${this.nodeId}`,
+      );
+    }
+    this.log('warn', 'init.reverse_full_copy', { reason: problem });
+    if (slot) {
+      await source.query('UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1', [name]);
+      await source.query('SELECT steep_repl.expire_prepared_slot($1)', [name]);
+    }
+    return undefined;
   }
 
   // Every method ends streaming from a slot: synchronized once the slot has
-  // confirmed the source's position taken when the copy was complete.
+  // confirmed the source's position taken when the copy was complete, and
+  // the stream was checked before and after (verifyStream): the publication
+  // as planned, the subscription enabled and ready, the slot in use.
   private async catchUp(): Promise<void> {
     const status = await this.refresh();
     if (status.state !== 'catching_up') {
       await this.transition('catching_up', 'every table copied');
       await this.phase('catching_up');
     }
+    await this.rememberPublication();
+    await verifyStream(this, status.tables, 'after the copy');
     let lsnTarget = this.state.lsn_target;
     if (!lsnTarget) {
       lsnTarget = await this.withSource(currentLsn);
@@ -272,6 +368,7 @@ export class InitRun {
         reportedAt = Date.now();
       }
       if (caughtUp) {
+        await verifyStream(this, status.tables, 'after catch-up', lsnTarget);
         this.log('info', 'init.caught_up', { lsn_target: lsnTarget, confirmed_lsn: lag.confirmed_lsn, lag_bytes: lagBytes });
         return;
       }
@@ -279,23 +376,87 @@ export class InitRun {
     }
   }
 
+  // The publication's oid and its tables' oids as the plan made them, so
+  // later checks tell a rename on the source from a drop (kept once recorded).
+  async rememberPublication(): Promise<void> {
+    if (this.state.source_publication) return;
+    const publication = await this.withSource((s) => readSourcePublication(s, this.name));
+    if (publication) await this.record({ source_publication: publication });
+  }
+
   private async finalize(): Promise<void> {
     await this.phase('finalizing');
     const sequences = await this.withSource((s) => copySequences(s, this.target));
     if (sequences.missing.length) this.log('warn', 'init.sequences_missing', { sequences: sequences.missing });
+    await this.restoreServerSettings();
+    const reverseSlot = await this.prepareReverse();
     await finishInit(this.target, this.nodeId, {
       outcome: 'completed',
-      details: { subscription: this.name, sequences_copied: sequences.copied.length, sequences_missing: sequences.missing },
+      details: {
+        subscription: this.name,
+        sequences_copied: sequences.copied.length,
+        sequences_missing: sequences.missing,
+        reverse_slot: reverseSlot ?? null,
+      },
     });
   }
 
+  // Before this node is synchronized, the direction back to the source is
+  // made ready on it: the publication (first: pgoutput decodes with the
+  // publications as they were) and a slot, recorded in init_slots with its
+  // expiry. From the slot on, every row this node's clients write is kept
+  // for the source's later init from this node, which subscribes through it
+  // (create_slot = false). Not for the reverse of a pair (that direction
+  // streams already) nor a cascade or a server without origin = none (a
+  // bidirectional pair would be refused). Failing to make it does not fail
+  // this init: the later reverse init then says what to do.
+  private async prepareReverse(): Promise<string | undefined> {
+    const sourceId = this.sourceNode.node_id;
+    if (this.state.reverse_of_pair || this.state.origin !== 'none') {
+      const reason = this.state.reverse_of_pair
+        ? 'this init is the reverse of a pair: both directions stream'
+        : `subscribed with origin = ${this.state.origin ?? 'any (server default)'}: a bidirectional pair with ${sourceId} would be refused`;
+      this.log('info', 'init.reverse_not_prepared', { reason });
+      return undefined;
+    }
+    const name = await getReplicationName(this.target, this.nodeId, sourceId);
+    try {
+      const { tables } = await this.refresh();
+      await ensurePublication(this.target, name, tables);
+      const slot = await prepareSlot(this.target, {
+        slotName: name,
+        forNode: sourceId,
+        purpose: 'reverse',
+        publication: name,
+        ttlSeconds: preparedSlotTtlSeconds(),
+      });
+      this.log('info', 'init.reverse_prepared', { slot_name: name, for_node: sourceId, lsn: slot.lsn, expires_at: slot.expires_at });
+      return name;
+    } catch (err) {
+      this.log('warn', 'init.reverse_not_prepared', {
+        error: (err as Error).message,
+        hint: `a later init of ${sourceId} from ${this.nodeId} will need --force (a full copy)`,
+      });
+      return undefined;
+    }
+  }
+
   // What the retry needs stays; a disabled subscription stops retrying
-  // against a source that is gone. SQL words the message and the way on.
+  // against a source that is gone. What exists on the source is looked at
+  // (or said to be unchecked); SQL words the message and the way on.
   private async fail(err: Error): Promise<void> {
-    const hint = (err as SteepError).hint ?? (err as { hint?: string }).hint;
+    const hint = (err as SteepError).hint ?? (err as { hint?: string }).hint ?? serverConnectionHint(err, this.sourceNode);
     const subscription = await findSubscription(this.target, this.name, this.state.subscription_oid).catch(() => undefined);
     if (subscription) await setSubscriptionEnabled(this.target, subscription.name, false).catch(() => undefined);
-    await finishInit(this.target, this.nodeId, { outcome: 'failed', error: err.message, kind: classify(err), hint });
+    await this.restoreServerSettings();
+    const onSource = await this.lookAtSource(subscription?.oid);
+    await finishInit(this.target, this.nodeId, {
+      outcome: 'failed',
+      error: redactSecrets(err.message),
+      kind: classify(err),
+      hint: hint && redactSecrets(hint),
+      on_source: onSource,
+    });
   }
 
   private async cancel(status: InitStatus): Promise<void> {
@@ -304,14 +465,60 @@ export class InitRun {
       try {
         await this.connectSource();
       } catch (err) {
-        this.log('warn', 'init.cancel_source_unreachable', { error: (err as Error).message });
+        this.log('warn', 'init.cancel_source_unreachable', { error: redactSecrets((err as Error).message) });
       }
     }
+    // before finish_init, which removes the method state that remembers it
+    await this.restoreServerSettings();
     const result = await cleanupInit({ target: this.target, source: this.source, state: this.state, tables: status.tables });
+    if (result.leftOnSource.length || result.leftOnTarget.length) {
+      this.log('warn', 'init.cancel_left_behind', {
+        source_checked: result.sourceChecked,
+        left_on_source: result.leftOnSource,
+        left_on_target: result.leftOnTarget,
+        source_error: result.sourceError,
+      });
+    }
     await finishInit(this.target, this.nodeId, {
       outcome: 'cancelled',
-      details: { removed: result.removed, left_on_source: result.leftOnSource },
+      details: {
+        removed: result.removed,
+        left_on_source: result.leftOnSource,
+        left_on_target: result.leftOnTarget,
+        source_checked: result.sourceChecked,
+      },
     });
+  }
+
+  // What of this init is on the source now, looked at once (no grace
+  // period: the init is ending), or why it could not be.
+  private async lookAtSource(subscriptionOid?: number | null): Promise<OnSource> {
+    try {
+      const source = this.source ?? (await this.connectSource());
+      return { checked: true, objects: await onSourceObjects(source, this.state, subscriptionOid) };
+    } catch (err) {
+      return { checked: false, objects: [], error: redactSecrets((err as Error).message), may_exist: mayExistOnSource(this.state, subscriptionOid) };
+    }
+  }
+
+  // --parallel changed a server-wide setting of the target: put it back.
+  private async restoreServerSettings(): Promise<void> {
+    if (this.state.sync_workers_before === null || this.state.sync_workers_before === undefined) return;
+    try {
+      const restored = await restoreSyncWorkers(this.target, this.state, this.options.parallel);
+      if (restored && 'skipped' in restored) {
+        this.log('warn', 'init.server_setting_kept', { setting: 'max_sync_workers_per_subscription', reason: restored.skipped });
+      } else if (restored) {
+        this.log('info', 'init.server_setting_restored', { ...restored });
+      }
+      await this.record({ sync_workers_before: null, sync_workers_before_altered: null });
+    } catch (err) {
+      this.log('warn', 'init.server_setting_restore_failed', {
+        setting: 'max_sync_workers_per_subscription',
+        to: this.state.sync_workers_before,
+        error: (err as Error).message,
+      });
+    }
   }
 
   // The init as the tables have it now; the method state and options with it.
@@ -406,4 +613,15 @@ export class InitRun {
 export function describeTables(tables: Array<{ label: string }>): string {
   const names = tables.map((t) => t.label);
   return names.length > 20 ? `${names.slice(0, 20).join(', ')} and ${names.length - 20} more` : names.join(', ');
+}
+
+// A subscription's connection is made by the target's server, not by the
+// agent: a password the agent has (PGPASSWORD, its pgpass) does not reach it.
+function serverConnectionHint(err: Error, source: RegisteredNode): string | undefined {
+  if (!/could not connect to the publisher/.test(err.message) || !/password/i.test(err.message)) return undefined;
+  return (
+    `the target's PostgreSQL server connects to source node ${source.node_id} itself (the subscription)${source.user ? ` as user ${source.user}` : ''}, ` +
+    'with no password from steep-repl: put the password in the pgpass file of the OS user the target server runs as ' +
+    "(or let that connection in without one in the source's pg_hba.conf), then resume"
+  );
 }

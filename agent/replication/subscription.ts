@@ -1,5 +1,6 @@
 // The subscription on the target: it streams the pair's publication from a
-// slot on the source, origin = none so a bidirectional pair never loops.
+// slot on the source, origin = none so a bidirectional pair never loops (any
+// for a cascade from a source that forwards what it receives).
 import { Client } from 'pg';
 import { ident, literal } from './quoting';
 
@@ -30,17 +31,25 @@ export interface SubscriptionSpec {
   // true: PostgreSQL's table sync copies every table first
   copyData: boolean;
   // false: stream from a slot that exists already (made at a copy's
-  // consistent point), starting exactly where it stands
+  // consistent point, or prepared for this init), starting exactly where it stands
   createSlot: boolean;
+  // none (default): only the source's own changes, so a bidirectional pair
+  // never loops; any: also what the source received from others (a
+  // cascade); null: the option left out (PostgreSQL 15 has none, and sends
+  // everything)
+  origin?: 'none' | 'any' | null;
 }
 
-// streaming = parallel applies large source transactions with parallel
+// streaming = parallel (16+) applies large source transactions with parallel
 // workers while they are still open, which shortens catch-up after the copy.
 export async function createSubscription(target: Client, spec: SubscriptionSpec): Promise<SubscriptionRow> {
+  const version = Number((await target.query('SHOW server_version_num')).rows[0].server_version_num);
+  const origin = spec.origin === undefined ? 'none' : spec.origin;
+  if (origin && version < 160000) throw new Error(`origin = ${origin} needs PostgreSQL 16 or later on the subscriber`);
   await target.query(
     `CREATE SUBSCRIPTION ${ident(spec.name)} CONNECTION ${literal(spec.conninfo)} PUBLICATION ${ident(spec.publication)}
      WITH (copy_data = ${spec.copyData}, create_slot = ${spec.createSlot}, slot_name = ${literal(spec.slotName)},
-           origin = none, streaming = parallel)`,
+           ${origin ? `origin = ${origin}, ` : ''}streaming = ${version >= 160000 ? 'parallel' : 'on'})`,
   );
   return (await findSubscription(target, spec.name))!;
 }
@@ -72,10 +81,78 @@ export async function syncWorkerLimit(target: Client): Promise<number> {
   return Number((await target.query('SHOW max_sync_workers_per_subscription')).rows[0].max_sync_workers_per_subscription);
 }
 
-export async function applyParallel(target: Client, parallel: number | null | undefined): Promise<{ workersMax: number; changedFrom?: number }> {
+// The value to put back: the one ALTER SYSTEM had written (postgresql.auto.conf,
+// as pg_file_settings reads it now), else the value from postgresql.conf or
+// the default, which RESET brings back.
+export interface SyncWorkersBefore {
+  sync_workers_before: number;
+  sync_workers_before_altered: boolean;
+}
+
+async function syncWorkersBefore(target: Client): Promise<SyncWorkersBefore> {
+  const { rows } = await target.query(
+    `SELECT current_setting('max_sync_workers_per_subscription')::int AS current,
+            (SELECT f.setting::int FROM pg_file_settings f
+             WHERE f.name = 'max_sync_workers_per_subscription' AND f.sourcefile LIKE '%postgresql.auto.conf' AND f.error IS NULL
+             ORDER BY f.seqno DESC LIMIT 1) AS altered`,
+  );
+  const { current, altered } = rows[0];
+  return altered === null ? { sync_workers_before: current, sync_workers_before_altered: false } : { sync_workers_before: altered, sync_workers_before_altered: true };
+}
+
+// remember records the earlier value before the change (init_method_state),
+// so a crash right after it still knows what to put back; a value already
+// remembered (a resumed run) is kept.
+export async function applyParallel(
+  target: Client,
+  parallel: number | null | undefined,
+  remember?: (before: SyncWorkersBefore) => Promise<void>,
+): Promise<{ workersMax: number; changedFrom?: number }> {
   const current = await syncWorkerLimit(target);
   if (!parallel || parallel === current) return { workersMax: current };
+  await remember?.(await syncWorkersBefore(target));
   await target.query(`ALTER SYSTEM SET max_sync_workers_per_subscription = ${Number(parallel)}`);
   await target.query('SELECT pg_reload_conf()');
   return { workersMax: parallel, changedFrom: current };
+}
+
+export interface SyncWorkersRestore {
+  setting: 'max_sync_workers_per_subscription';
+  // what the init had set, and what the server has again (ALTER SYSTEM SET or RESET)
+  from: number;
+  to: number;
+  via: 'ALTER SYSTEM SET' | 'ALTER SYSTEM RESET';
+}
+
+// Puts back what applyParallel changed, when the init completes, fails or is
+// cancelled. Someone who changed the setting again in the meantime (the
+// server's file no longer holds the init's value) wins: left as it is.
+export async function restoreSyncWorkers(
+  target: Client,
+  before: { sync_workers_before?: number | null; sync_workers_before_altered?: boolean | null },
+  initValue: number | null | undefined,
+): Promise<SyncWorkersRestore | { skipped: string } | undefined> {
+  if (before.sync_workers_before === null || before.sync_workers_before === undefined) return undefined;
+  const { rows } = await target.query(
+    `SELECT f.setting::int AS setting FROM pg_file_settings f
+     WHERE f.name = 'max_sync_workers_per_subscription' AND f.sourcefile LIKE '%postgresql.auto.conf' AND f.error IS NULL
+     ORDER BY f.seqno DESC LIMIT 1`,
+  );
+  const inFile = rows[0]?.setting ?? null;
+  if (initValue && inFile !== initValue) {
+    return { skipped: `max_sync_workers_per_subscription was changed again since the init set it to ${initValue} (now ${inFile ?? 'not set with ALTER SYSTEM'}); left as it is` };
+  }
+  const via = before.sync_workers_before_altered ? 'ALTER SYSTEM SET' : 'ALTER SYSTEM RESET';
+  if (before.sync_workers_before_altered) {
+    await target.query(`ALTER SYSTEM SET max_sync_workers_per_subscription = ${Number(before.sync_workers_before)}`);
+  } else {
+    await target.query('ALTER SYSTEM RESET max_sync_workers_per_subscription');
+  }
+  await target.query('SELECT pg_reload_conf()');
+  return {
+    setting: 'max_sync_workers_per_subscription',
+    from: initValue ?? inFile,
+    to: Number(before.sync_workers_before),
+    via,
+  };
 }

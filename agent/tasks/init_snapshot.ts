@@ -4,13 +4,34 @@
 // pg_stat_progress_copy; a resumed run finds the subscription still
 // copying. The rest of the init's life is the common runner's.
 import { SteepError } from '../../lib/errors';
-import { InitMethod, initTask, pollMs } from '../init/runner';
+import { shellWord } from '../../lib/format';
+import { InitMethod, InitRun, initTask, pollMs } from '../init/runner';
 import { RateMeter } from '../init/rate-meter';
+import { getSlotLag } from '../../lib/sql/getSlotLag';
+import { consumePreparedSlot } from '../replication/topology';
 import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled, syncWorkerLimit } from '../replication/subscription';
 import { pollSubscription } from '../replication/table-sync';
+import { publicationProblems, StreamBroken } from '../init/verify-stream';
 
 // Worker errors tolerated during the copy before the init fails.
 const maxWorkerErrors = Number(process.env.STEEP_REPL_MAX_WORKER_ERRORS ?? 3);
+
+// --parallel is a server-wide setting of the target: the value before is
+// recorded first, and the runner puts it back when the init completes,
+// fails or is cancelled (restoreSyncWorkers).
+async function applyParallelFor(run: InitRun): Promise<void> {
+  const parallel = await applyParallel(run.target, run.options.parallel, async (before) => {
+    if (run.state.sync_workers_before === null || run.state.sync_workers_before === undefined) await run.record(before);
+  });
+  if (parallel.changedFrom !== undefined) {
+    run.log('warn', 'init.server_setting_changed', {
+      setting: 'max_sync_workers_per_subscription',
+      from: parallel.changedFrom,
+      to: parallel.workersMax,
+      note: 'server-wide: applies to every subscription on this server; put back when the init ends',
+    });
+  }
+}
 
 const snapshot: InitMethod = {
   async started(run) {
@@ -21,29 +42,34 @@ const snapshot: InitMethod = {
   async resume(run) {
     const subscription = await findSubscription(run.target, run.name, run.state.subscription_oid);
     if (subscription && !subscription.enabled) await setSubscriptionEnabled(run.target, subscription.name, true);
+    // a failure put the server setting back; the resumed copy wants it again
+    await applyParallelFor(run);
     run.log('info', 'init.subscription_reused', { subscription: subscription?.name ?? run.name });
+    // killed between the subscription and the release of its prepared slot
+    if (run.state.prepared_slot) await consumed(run, run.state.prepared_slot);
   },
 
   async start(run, plan) {
-    const parallel = await applyParallel(run.target, run.options.parallel);
-    if (parallel.changedFrom !== undefined) {
-      run.log('warn', 'init.server_setting_changed', {
-        setting: 'max_sync_workers_per_subscription',
-        from: parallel.changedFrom,
-        to: parallel.workersMax,
-        note: 'server-wide: applies to every subscription on this server',
-      });
-    }
+    await applyParallelFor(run);
     const subscription = await createSubscription(run.target, {
       name: run.name,
       conninfo: run.sourceConninfo(),
       publication: run.name,
-      slotName: run.state.slot_name ?? run.name,
+      slotName: plan.preparedSlot ?? run.state.slot_name ?? run.name,
       copyData: plan.copyData,
-      createSlot: true,
+      // the reverse of a pair streams from the slot the source prepared
+      createSlot: !plan.preparedSlot,
+      origin: plan.origin,
     });
     await run.record({ subscription_oid: subscription.oid });
-    run.log('info', 'init.subscription_created', { subscription: run.name, copy_data: plan.copyData, tables: plan.tables.length });
+    run.log('info', 'init.subscription_created', {
+      subscription: run.name,
+      copy_data: plan.copyData,
+      origin: plan.origin,
+      prepared_slot: plan.preparedSlot ?? null,
+      tables: plan.tables.length,
+    });
+    if (plan.preparedSlot) await consumed(run, plan.preparedSlot);
   },
 
   // Looks at the subscription four times a second, so the end of the copy is
@@ -58,17 +84,33 @@ const snapshot: InitMethod = {
     // set outside it is shown at the nearest end.
     const workersMax = Math.min(16, Math.max(1, await syncWorkerLimit(run.target)));
     let errorsAtStart: number | undefined;
+    const planned = (await run.refresh()).tables;
+    // A publication dropped, renamed or changed on the source shows nowhere
+    // on the target: looked at on the source at every report.
+    const checkSource = async () => {
+      const problems = await run.withSource((s) => publicationProblems(s, run, planned));
+      if (problems.length) {
+        throw new StreamBroken(
+          problems.map((p) => `while copying: ${p}`),
+          `changes written on the source since then did not reach this node: cancel this init (steep-repl node cancel ${shellWord(run.nodeId)}) and start it again`,
+        );
+      }
+    };
+    await run.rememberPublication();
     for (;;) {
       run.checkpoint();
-      const sync = await pollSubscription(run.target, run.name);
-      if (!sync.tables.length && !(await findSubscription(run.target, run.name, run.state.subscription_oid))) {
+      // by oid: a subscription renamed on the target is still this one
+      const sync = await pollSubscription(run.target, run.name, run.state.subscription_oid);
+      if (!sync.found) {
         throw new SteepError(`the subscription ${run.name} no longer exists on node ${run.nodeId}`, undefined, 'cancel this init and start it again');
       }
+      // an empty list is no finished copy (unless nothing was planned)
+      const finished = sync.allReady && (sync.tables.length > 0 || planned.length === 0);
       // A table that cannot be copied (a constraint the source's rows break,
       // a column the target lacks) makes its worker fail and retry forever.
       errorsAtStart ??= sync.workerErrors;
       if (sync.workerErrors - errorsAtStart >= maxWorkerErrors) {
-        await run.withSource((s) => s.query('SELECT 1'));
+        await checkSource();
         const stuck = sync.tables.filter((t) => t.state !== 'done').map((t) => t.label);
         throw new SteepError(
           `the subscription's workers failed ${sync.workerErrors - errorsAtStart} times while copying; tables not yet copied: ${stuck.join(', ')}`,
@@ -77,10 +119,10 @@ const snapshot: InitMethod = {
         );
       }
       const states = sync.tables.map((t) => t.state).join();
-      if (Date.now() - reportedAt >= pollMs || states !== reportedStates || sync.allReady) {
-        await run.withSource((s) => s.query('SELECT 1'));
+      if (Date.now() - reportedAt >= pollMs || states !== reportedStates || finished) {
+        await checkSource();
         const progress = await run.report(sync.tables, { ...stats, workers_active: sync.workersActive, workers_max: workersMax });
-        if (sync.allReady) return;
+        if (finished) return;
         reportedAt = Date.now();
         reportedStates = states;
         meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
@@ -94,5 +136,22 @@ const snapshot: InitMethod = {
     }
   },
 };
+
+// The subscription owns the prepared slot now: its init_slots row and
+// expiry go (a cancel from here on drops the slot with the subscription).
+// The slot must still be there: an expiry that won the race leaves a
+// subscription with nothing to stream from.
+async function consumed(run: InitRun, slotName: string): Promise<void> {
+  await run.withSource((s) => consumePreparedSlot(s, slotName));
+  const lag = await run.withSource((s) => getSlotLag(s, slotName));
+  if (!lag.slot_exists) {
+    throw new SteepError(
+      `the prepared slot ${slotName} on source node ${run.sourceNode.node_id} was dropped (expired?) just as the subscription was made`,
+      undefined,
+      `cancel this init (steep-repl node cancel ${shellWord(run.nodeId)}) and start it again with --force for a full copy`,
+    );
+  }
+  run.log('info', 'init.prepared_slot_used', { slot_name: slotName, source_node: run.sourceNode.node_id });
+}
 
 export const init_snapshot = initTask(snapshot);

@@ -25,6 +25,8 @@ export interface InitProgress {
   workers_max: number | null;
   lag_bytes: number | null;
   error: string | null;
+  // the source's relations logical replication cannot carry, which the init went ahead without (auto, manual)
+  not_replicated?: Array<LabelledTable & { reason: string }>;
   failure_kind: 'schema_mismatch' | 'timeout' | 'connection' | 'error' | null;
   job_id: number | null;
   options: InitOptions;
@@ -53,7 +55,22 @@ export interface MethodState {
   copy_data: boolean | null;
   reverse_of_pair: boolean | null;
   lsn_target: string | null;
+  // how the subscription was made: origin none or any (a cascade); null where the server has no such option
+  origin: 'none' | 'any' | null;
+  // the source's prepared slot (init_slots) a reverse init subscribes through
+  prepared_slot: string | null;
+  // the publication and its tables on the source as the plan made them
+  source_publication: SourcePublication | null;
+  // max_sync_workers_per_subscription before --parallel changed it (NULL: unchanged),
+  // and whether that value was itself set with ALTER SYSTEM
+  sync_workers_before: number | null;
+  sync_workers_before_altered: boolean | null;
   updated_at: string;
+}
+
+export interface SourcePublication {
+  oid: number;
+  tables: Array<{ relid: number; schema_name: string; table_name: string }>;
 }
 
 export type TableState = 'pending' | 'copying' | 'copied' | 'done' | 'failed' | 'skipped';

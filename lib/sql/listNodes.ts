@@ -19,6 +19,11 @@ export interface NodeOverview extends Omit<NodeRow, 'registered_at'> {
   can_start: boolean;
   start_states: string;
   can_cancel: boolean;
+  // local row only: slots this database holds for a later init (init_slots),
+  // the WAL they retain and the first expiry; null on a peer's row
+  prepared_slots: number | null;
+  prepared_retained_bytes: Numeric;
+  prepared_next_expiry: Date | null;
 }
 
 // In `node list` order: priority, then id.

@@ -20,7 +20,14 @@ SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority
           FROM steep_repl.init_transitions t WHERE t.to_state = 'preparing') AS start_states,
        (s.in_progress OR n.init_state = 'failed')
          AND EXISTS (SELECT 1 FROM steep_repl.init_transitions t
-                     WHERE t.from_state = n.init_state AND t.to_state = 'uninitialized') AS can_cancel
+                     WHERE t.from_state = n.init_state AND t.to_state = 'uninitialized') AS can_cancel,
+       -- Slots this database holds for a later init (steep_repl.prepared_slots):
+       -- how many and the WAL they keep, on the local row only (a peer's
+       -- slots are in its own database).
+       ps.slots AS prepared_slots, ps.retained_bytes AS prepared_retained_bytes,
+       ps.next_expiry AS prepared_next_expiry
 FROM steep_repl.nodes n
 JOIN steep_repl.init_states s ON s.state = n.init_state
-LEFT JOIN steep_repl.init_progress p ON p.node_id = n.node_id;
+LEFT JOIN steep_repl.init_progress p ON p.node_id = n.node_id
+LEFT JOIN LATERAL (SELECT count(*)::int AS slots, sum(x.retained_bytes)::bigint AS retained_bytes, min(x.expires_at) AS next_expiry
+                   FROM steep_repl.prepared_slots() x) ps ON n.is_local;

@@ -1,11 +1,15 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
-import { ago } from '../../../lib/format';
+import { ago, bytes } from '../../../lib/format';
 import { getNode } from '../../../lib/sql/getNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { localNodeId } from '../../../lib/sql/localNodeId';
 import { formatInit } from '../../node-format';
+import { listPreparedSlots } from '../../../lib/sql/listPreparedSlots';
+
+// WAL kept by a prepared slot above this is warned about (STEEP_REPL_SLOT_WARN_BYTES, 1 GiB).
+const retentionWarningBytes = Number(process.env.STEEP_REPL_SLOT_WARN_BYTES ?? 1024 ** 3);
 
 export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
   static description = 'Show one node in detail, or the local node when no id is given';
@@ -15,14 +19,15 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeStatus);
-    const node = await this.withClient(flags.db, async (client) => {
+    const { node, slots } = await this.withClient(flags.db, async (client) => {
       const id = args.id ?? (await localNodeId(client));
       if (!id) throw new SteepError('no local node is registered in this database; name a node id', ExitCode.badArguments);
       // raises SR001 naming the registered nodes when the id is unknown
       await getNode(client, id);
-      return (await getNodeOverview(client, id))!;
+      const overview = (await getNodeOverview(client, id))!;
+      return { node: overview, slots: overview.is_local ? await listPreparedSlots(client) : [] };
     });
-    if (flags.json) return this.printJson(node);
+    if (flags.json) return this.printJson({ ...node, prepared: slots });
     const lines: Array<[string, unknown]> = [
       ['node', `${node.node_id}${node.is_local ? ' (local)' : ''}`],
       ['name', node.node_name],
@@ -36,6 +41,19 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
       ['init completed', node.init_completed_at?.toISOString() ?? '-'],
     ];
     if (node.error) lines.push(['error', node.error]);
+    // A prepared slot keeps WAL on this server until an init uses it or it expires.
+    for (const slot of slots) {
+      const state = !slot.slot_exists ? 'slot missing' : slot.wal_status === 'lost' ? 'invalidated' : slot.active ? 'in use' : 'waiting';
+      lines.push([
+        'prepared slot',
+        `${slot.slot_name} for ${slot.for_node} (${slot.purpose}, ${state}): retains ${bytes(slot.retained_bytes)} of WAL, expires ${slot.expires_at.toISOString()}`,
+      ]);
+    }
     for (const [label, value] of lines) this.log(`${label.padEnd(15)} ${value}`);
+    for (const slot of slots.filter((s) => Number(s.retained_bytes ?? 0) >= retentionWarningBytes)) {
+      this.warn(
+        `prepared slot ${slot.slot_name} retains ${bytes(slot.retained_bytes)} of WAL on this server; start the init of ${slot.for_node} from ${node.node_id} soon, or drop it: SELECT pg_drop_replication_slot('${slot.slot_name}'); DELETE FROM steep_repl.init_slots WHERE slot_name = '${slot.slot_name}'`,
+      );
+    }
   }
 }

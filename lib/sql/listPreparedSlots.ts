@@ -1,0 +1,26 @@
+import { Queryable } from './queryable';
+
+// A row of steep_repl.prepared_slots(): a slot this database holds for a
+// later init (init_slots) and the WAL it retains now.
+export interface PreparedSlot {
+  slot_name: string;
+  for_node: string;
+  purpose: string;
+  publication: string | null;
+  lsn: string;
+  created_at: Date;
+  expires_at: Date;
+  slot_exists: boolean;
+  active: boolean;
+  wal_status: string | null;
+  retained_bytes: number | null;
+}
+
+export async function listPreparedSlots(db: Queryable): Promise<PreparedSlot[]> {
+  const { rows } = await db.query(
+    `SELECT slot_name, for_node, purpose, publication, lsn::text, created_at, expires_at, slot_exists, active, wal_status,
+            retained_bytes::float8 AS retained_bytes
+     FROM steep_repl.prepared_slots()`,
+  );
+  return rows;
+}
