@@ -3,11 +3,12 @@
 // agent (with and without rights on steep_repl), concurrent installs, and a
 // double Ctrl+C during node start. The target runs on a cluster of this
 // file's own, since it is restarted.
+import { Client } from 'pg';
 import { Cluster, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { registerNode } from '../lib/sql/registerNode';
-import { clusterA, createNodeDatabase, dropDatabase, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
+import { clusterA, createDatabase, createNodeDatabase, dropDatabase, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, waitCaughtUp, waitForCopyInProgress } from './support/init-pair';
-import { AgentProcess, stopAllAgents } from './support/processes';
+import { AgentProcess, runCli, startCli, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
 import { startWriter, Writer } from './support/writer';
 
@@ -179,3 +180,70 @@ async function tableCount(url: string): Promise<number> {
   const [{ n }] = await query(url, "SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('steep_repl', 'graphile_worker') AND c.relkind IN ('r', 'p')");
   return n;
 }
+
+// What install creates, by name (oids change when install re-creates
+// functions), and each migration it recorded.
+async function installedCatalog(url: string): Promise<Record<string, unknown>> {
+  const [row] = await query(
+    url,
+    `SELECT (SELECT json_agg(n.nspname || '.' || c.relname || ':' || c.relkind::text ORDER BY n.nspname, c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ('steep_repl', 'graphile_worker', 'graphile_migrate')) AS relations,
+            (SELECT json_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text)
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname IN ('steep_repl', 'graphile_worker')) AS functions,
+            (SELECT json_agg(m.filename ORDER BY m.filename) FROM graphile_migrate.migrations m) AS migrations,
+            (SELECT json_agg(m.id ORDER BY m.id) FROM graphile_worker.migrations m) AS worker_migrations`,
+  );
+  return row;
+}
+
+describe('concurrent installs', () => {
+  const cluster = clusterA();
+  const dbs: Array<{ name: string }> = [];
+  afterAll(async () => {
+    for (const db of dbs) await dropDatabase(cluster, db.name).catch(() => undefined);
+  });
+
+  it('three steep-repl install at once into a new database take turns: all exit 0, the schema is complete once', async () => {
+    const reference = await createDatabase(cluster, 'install_once');
+    const racing = await createDatabase(cluster, 'install_race');
+    dbs.push(reference, racing);
+    const once = await runCli(['install', '--db', reference.url]);
+    expect(once.code).toBe(0);
+
+    // This session holds the install lock as an install would, until all three wait
+    // behind it; then they race for it at the same instant.
+    const holder = new Client({ connectionString: racing.url });
+    await holder.connect();
+    let results;
+    try {
+      await holder.query("SELECT pg_advisory_lock(hashtext('steep_repl.install'))");
+      const runs = [1, 2, 3].map(() => startCli(['install', '--db', racing.url]));
+      await waitUntil('three installs waiting', () => runs.every((r) => /"install\.waiting"/.test(r.stderr)), 30000);
+      await holder.query("SELECT pg_advisory_unlock(hashtext('steep_repl.install'))");
+      results = await Promise.all(runs.map((r) => r.result));
+    } finally {
+      await holder.end();
+    }
+    for (const result of results) {
+      expect(result.stderr).not.toMatch(/Failed to get exclusive lock|error/i);
+      expect(result.code).toBe(0);
+      expect(result.stdout.trim()).toBe(`steep_repl installed in 127.0.0.1:${cluster.port}/${racing.name}`);
+    }
+    // The ones that found another install running said so and waited.
+    const waited = results.flatMap((r) => r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)))
+      .filter((l) => l.event === 'install.waiting');
+    expect(waited).toHaveLength(3);
+    for (const line of waited) {
+      expect(line).toMatchObject({ level: 'info', database: `127.0.0.1:${cluster.port}/${racing.name}` });
+      expect(line.message).toMatch(/another steep-repl install is running in this database; waiting for it/);
+    }
+    const catalog = await installedCatalog(racing.url);
+    expect(catalog).toEqual(await installedCatalog(reference.url));
+    expect(JSON.stringify(catalog)).toContain('steep_repl.nodes:r');
+    // Each migration recorded once.
+    expect(new Set(catalog.migrations as string[]).size).toBe((catalog.migrations as string[]).length);
+    expect(new Set(catalog.worker_migrations as number[]).size).toBe((catalog.worker_migrations as number[]).length);
+  });
+});
