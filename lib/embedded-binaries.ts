@@ -46,6 +46,9 @@ export function postgresUser(): OsUser | undefined {
   return postgresUserCache;
 }
 
+// A path as it can be pasted into a shell command.
+export const shellPath = (p: string): string => (/^[\w./+@:-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`);
+
 function nameOf(file: string, id: number): string {
   try {
     const entry = fs
@@ -172,7 +175,7 @@ function copyTree(into: string, entries: Entry[]): void {
 }
 
 function fixFor(dir: string): string {
-  return `Set ${stagingBaseVariable} to a directory postgres can enter (the default is ${defaultStagingBase}), or let postgres in: chmod o+x ${dir}`;
+  return `Set ${stagingBaseVariable} to a directory postgres can enter (the default is ${defaultStagingBase}), or let postgres in: chmod o+x ${shellPath(dir)}`;
 }
 
 function unreachableError(blocked: { dir: string; stat: fs.Stats }, what: string, fix: string): SteepError {
@@ -196,7 +199,7 @@ function prepareBase(base: string, user: OsUser): void {
   if (!stat.isDirectory() || stat.uid !== 0 || stat.mode & 0o022) {
     throw new SteepError(
       `${base} (${stat.isSymbolicLink() ? 'a symbolic link' : describeDir(stat)}) must be a directory of root's that nobody else can write: ` +
-        `the embedded PostgreSQL servers run the binaries staged there. Remove it (rm -rf ${base}) or set ${stagingBaseVariable} to another directory.`,
+        `the embedded PostgreSQL servers run the binaries staged there. Remove it (rm -rf ${shellPath(base)}) or set ${stagingBaseVariable} to another directory.`,
     );
   }
   if ((stat.mode & 0o7777) !== 0o755) fs.chmodSync(base, 0o755);

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { blockingDir, describeDir, postgresBinDir, postgresUser } from './embedded-binaries';
+import { blockingDir, describeDir, postgresBinDir, postgresUser, shellPath } from './embedded-binaries';
 import { SteepError } from './errors';
 
 const execFileAsync = promisify(execFile);
@@ -89,7 +89,7 @@ function letPostgresReach(dir: string): void {
     throw new SteepError(
       `the embedded PostgreSQL servers run as the OS user "postgres" (PostgreSQL refuses root), and postgres cannot enter ` +
         `${blocked.dir} (${describeDir(blocked.stat)}), on the way to the cluster directories in ${dir}. ` +
-        `Set TMPDIR to a directory postgres can enter (for example TMPDIR=/var/tmp; clusters go under $TMPDIR/steep-repl), or let postgres in: chmod o+x ${blocked.dir}`,
+        `Set TMPDIR to a directory postgres can enter (for example TMPDIR=/var/tmp; clusters go under $TMPDIR/steep-repl), or let postgres in: chmod o+x ${shellPath(blocked.dir)}`,
     );
   }
 }

@@ -178,6 +178,23 @@ suite(title, () => {
     expect(entries(path.join(demoTmp, 'steep-repl', 'demo'))).toEqual([]);
   }, 60000);
 
+  it('refuses a staging directory that others can write, changing nothing in it', async () => {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'steep-repl-staging-test-'));
+    stagingBases.push(parent);
+    fs.chmodSync(parent, 0o755);
+    const stagingBase = path.join(parent, 'open to all');
+    fs.mkdirSync(stagingBase);
+    fs.chmodSync(stagingBase, 0o777);
+    const result = await run(checkout, ['-e', "require('./dist/lib/embedded-binaries.js').postgresBinDir()"], { STEEP_REPL_PG_STAGE_DIR: stagingBase });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `${stagingBase} (drwxrwxrwx root:root) must be a directory of root's that nobody else can write: the embedded PostgreSQL servers run the binaries staged there. ` +
+        `Remove it (rm -rf '${stagingBase}') or set STEEP_REPL_PG_STAGE_DIR to another directory.`,
+    );
+    expect(entries(stagingBase)).toEqual([]);
+    expect(fs.statSync(stagingBase).mode & 0o7777).toBe(0o777);
+  }, 60000);
+
   it('says which directory keeps postgres from the cluster directories, and what to do, without creating anything', async () => {
     const tmp = path.join(privateDir, 'tmp');
     fs.mkdirSync(tmp, { mode: 0o755 });
