@@ -40,6 +40,7 @@ import { findSubscription, restoreSyncWorkers, setSubscriptionEnabled } from '..
 import { tablesWithRows } from '../replication/target-tables';
 import { SteepTask, TaskContext } from '../task';
 import { cleanupInit } from './cleanup';
+import { checkInitPrivileges } from './privileges';
 import { mayExistOnSource, OnSource, onSourceObjects } from './existing-objects';
 import { readSourcePublication, verifyStream } from './verify-stream';
 import { classify, InitTimeout, isConnectionError, SourceUnreachable } from './failure';
@@ -242,6 +243,7 @@ export class InitRun {
         'add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX), on the source, then start again',
       );
     }
+    await this.withSource((source) => checkInitPrivileges({ source, target: this.target, sourceNodeId: this.sourceNode.node_id, targetNodeId: this.nodeId, tables, publication: this.name }));
     const preparedSlot = reverse ? await this.withSource((s) => this.reverseSlot(s, tables)) : undefined;
     this.checkpoint();
 
