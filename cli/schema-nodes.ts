@@ -44,8 +44,10 @@ export async function withNodes<R>(nodes: RegisteredNode[], applicationName: str
 // Counts per status for the summary line of compare and sync.
 export function summarize(tables: TableDifference[], sourceNode: string, targetNode: string): string {
   const count = (status: string) => tables.filter((t) => t.status === status).length;
+  const notReplicated = count('NOT_REPLICATED');
   return (
     `${tables.length} table${tables.length === 1 ? '' : 's'}: ${count('MATCH')} match, ${count('MISMATCH')} mismatch, ` +
-    `${count('REMOTE_ONLY')} only on ${sourceNode}, ${count('LOCAL_ONLY')} only on ${targetNode}`
+    `${count('REMOTE_ONLY')} only on ${sourceNode}, ${count('LOCAL_ONLY')} only on ${targetNode}` +
+    (notReplicated ? `, ${notReplicated} not replicated` : '')
   );
 }

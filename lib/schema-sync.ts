@@ -5,13 +5,14 @@
 // apply_schema_sync, ...).
 import type { Client } from 'pg';
 import { ExitCode, SteepError } from './errors';
+import { shellWord } from './format';
 import { tableLabel } from './identifiers';
 import type { Logger } from './log';
 
 export type SchemaSyncMode = 'strict' | 'auto' | 'manual';
 export const schemaSyncModes: readonly SchemaSyncMode[] = ['strict', 'auto', 'manual'];
 
-export type TableStatus = 'MATCH' | 'MISMATCH' | 'LOCAL_ONLY' | 'REMOTE_ONLY';
+export type TableStatus = 'MATCH' | 'MISMATCH' | 'LOCAL_ONLY' | 'REMOTE_ONLY' | 'NOT_REPLICATED';
 
 export interface ColumnDifference {
   kind: string;
@@ -19,11 +20,16 @@ export interface ColumnDifference {
   source?: unknown;
   target?: unknown;
   detail: string;
+  // not_replicated: why logical replication cannot carry the relation
+  reason?: string;
 }
 
 // Statuses are from the target's view: REMOTE_ONLY = on the source only,
-// LOCAL_ONLY = on the target only. blocking: stops an init (MISMATCH,
-// REMOTE_ONLY); a table only on the target never blocks.
+// LOCAL_ONLY = on the target only, NOT_REPLICATED = the source's relation
+// is one logical replication cannot carry (unlogged, foreign, materialized
+// view, an unlogged or foreign partition). blocking: stops a strict init
+// (MISMATCH, REMOTE_ONLY, NOT_REPLICATED); a table only on the target never
+// blocks.
 export interface TableDifference {
   schema_name: string;
   table_name: string;
@@ -46,10 +52,33 @@ export interface SchemaSyncOptions {
   logger?: Logger;
 }
 
+export interface NotReplicatedRelation {
+  schema_name: string;
+  table_name: string;
+  reason: string;
+}
+
 export interface SchemaSyncResult {
   outcome: 'match' | 'applied' | 'planned' | 'confirmed';
   differences: TableDifference[];
   ddl: string[];
+  // the source's relations an init goes ahead without (auto, manual)
+  notReplicated: NotReplicatedRelation[];
+}
+
+export function notReplicatedOf(tables: TableDifference[]): NotReplicatedRelation[] {
+  return tables
+    .filter((t) => t.status === 'NOT_REPLICATED')
+    .map((t) => ({
+      schema_name: t.schema_name,
+      table_name: t.table_name,
+      reason: t.differences.find((d) => d.kind === 'not_replicated')?.reason ?? 'not replicated',
+    }));
+}
+
+// "public.scratch (unlogged table), public.mv (materialized view)"
+export function describeNotReplicated(relations: NotReplicatedRelation[]): string {
+  return relations.map((r) => `${tableLabel(r)} (${r.reason})`).join(', ');
 }
 
 export type FingerprintSet = unknown[];
@@ -100,7 +129,8 @@ export async function syncSchema(options: SchemaSyncOptions): Promise<SchemaSync
   );
   const differences = rows.filter((r) => r.status !== 'MATCH');
   const blocking = rows.filter((r) => r.blocking);
-  if (blocking.length === 0) return { outcome: 'match', differences, ddl: [] };
+  const notReplicated = notReplicatedOf(rows);
+  if (blocking.length === 0) return { outcome: 'match', differences, ddl: [], notReplicated };
 
   logger?.log('warn', 'schema.mismatch_detected', {
     source_node: sourceNodeId,
@@ -110,16 +140,40 @@ export async function syncSchema(options: SchemaSyncOptions): Promise<SchemaSync
   });
 
   if (mode === 'strict') {
-    throw mismatchError(options, blocking, 'align the schemas, or use schema sync mode auto (apply the DDL plan) or manual (confirm and proceed)');
+    const hint = notReplicated.length
+      ? 'make those tables logged on the source (ALTER TABLE ... SET LOGGED), or initialize without the relations logical replication cannot carry ' +
+        'with schema sync mode auto or manual; align the other differences, or let auto apply the DDL plan'
+      : 'align the schemas, or use schema sync mode auto (apply the DDL plan) or manual (confirm and proceed)';
+    throw mismatchError(options, blocking, hint);
+  }
+  if (notReplicated.length) {
+    logger?.log('warn', 'schema.not_replicated', {
+      source_node: sourceNodeId,
+      target_node: targetNodeId,
+      mode,
+      relations: notReplicated.map((r) => ({ ...r, label: tableLabel(r) })),
+    });
   }
   if (mode === 'manual') {
+    // A table the target lacks cannot receive rows: no confirmation makes
+    // the copy work, so say which and what to do before anything is created.
+    const missing = blocking.filter((t) => t.status === 'REMOTE_ONLY');
+    if (missing.length) {
+      throw new SteepError(
+        `${missing.length} table${missing.length === 1 ? '' : 's'} of node ${sourceNodeId} ${missing.length === 1 ? 'is' : 'are'} missing on node ${targetNodeId}, ` +
+          `which cannot receive ${missing.length === 1 ? 'its' : 'their'} rows: ${missing.map(tableLabel).join(', ')}`,
+        ExitCode.schemaMismatch,
+        `create ${missing.length === 1 ? 'it' : 'them'} on node ${targetNodeId} (steep-repl schema sync ${shellWord(targetNodeId)} --from ${shellWord(sourceNodeId)} --mode auto --dry-run ` +
+          'prints the DDL), or use schema sync mode auto; nothing was changed',
+      );
+    }
     if (!options.confirm) throw mismatchError(options, blocking, 'manual mode needs a confirmation (--yes in scripts)');
     if (!(await options.confirm(differences))) throw mismatchError(options, blocking, 'not confirmed; nothing was changed');
-    return { outcome: 'confirmed', differences, ddl: [] };
+    return { outcome: 'confirmed', differences, ddl: [], notReplicated };
   }
   if (options.dryRun) {
     const plan = await target.query('SELECT ddl FROM steep_repl.schema_sync_plan($1::jsonb, $2::text[]) ORDER BY step', [payload, schemas ?? null]);
-    return { outcome: 'planned', differences, ddl: plan.rows.map((r) => r.ddl) };
+    return { outcome: 'planned', differences, ddl: plan.rows.map((r) => r.ddl), notReplicated };
   }
   // One statement, so one transaction: a failing step or a re-compare that
   // still differs raises and rolls every step back.
@@ -136,6 +190,8 @@ export async function syncSchema(options: SchemaSyncOptions): Promise<SchemaSync
       throw new SteepError(`schema sync on node ${targetNodeId} failed: ${err.message}${detail}`, ExitCode.schemaMismatch, err.hint);
     });
   const ddl = applied.rows.map((r) => r.ddl);
+  // Only relations logical replication cannot carry, nothing to create: nothing was applied.
+  if (!ddl.length) return { outcome: 'match', differences, ddl, notReplicated };
   logger?.log('info', 'schema.sync_applied', { source_node: sourceNodeId, target_node: targetNodeId, statements: ddl.length });
-  return { outcome: 'applied', differences, ddl };
+  return { outcome: 'applied', differences, ddl, notReplicated };
 }

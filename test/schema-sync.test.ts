@@ -181,19 +181,28 @@ describe('schema sync (source on A, target on B)', () => {
     expect(notified.map((n) => [n.event, n.node_id])).toEqual([['schema.mismatch_detected', 'node_b']]);
   });
 
-  it('manual proceeds only when confirmed; dry-run plans without applying', async () => {
+  it('manual proceeds only when confirmed, never with a table the target lacks; dry-run plans without applying', async () => {
     await buildMatrix();
     const before = await fingerprintsOf(target);
     const base = { source, target, sourceNodeId: 'node_a', targetNodeId: 'node_b' } as const;
+    const planned = await syncSchema({ ...base, mode: 'auto', dryRun: true });
+    expect(planned.outcome).toBe('planned');
+    expect(planned.ddl.some((s) => s.startsWith('CREATE TABLE "Drift ""Matrix"" ü"."only on the source"'))).toBe(true);
+    // a missing table cannot receive rows: refused before any question
+    let asked = false;
+    await expect(syncSchema({ ...base, mode: 'manual', confirm: async () => (asked = true) })).rejects.toMatchObject({
+      exitCode: 3,
+      message: 'table of node node_a is missing on node node_b, which cannot receive its rows: "Drift ""Matrix"" ü"."only on the source"'.replace(/^/, '1 '),
+      hint: expect.stringContaining('or use schema sync mode auto; nothing was changed'),
+    });
+    expect(asked).toBe(false);
+    await source.query(ddl('DROP TABLE %T', 'only on the source'));
     await expect(syncSchema({ ...base, mode: 'manual' })).rejects.toMatchObject({ exitCode: 3 });
     await expect(syncSchema({ ...base, mode: 'manual', confirm: async () => false })).rejects.toMatchObject({ exitCode: 3 });
     let shown: TableDifference[] = [];
     const confirmed = await syncSchema({ ...base, mode: 'manual', confirm: async (d) => ((shown = d), true) });
     expect(confirmed.outcome).toBe('confirmed');
-    expect(shown.filter((t) => t.blocking)).toHaveLength(matrix.length);
-    const planned = await syncSchema({ ...base, mode: 'auto', dryRun: true });
-    expect(planned.outcome).toBe('planned');
-    expect(planned.ddl.some((s) => s.startsWith('CREATE TABLE "Drift ""Matrix"" ü"."only on the source"'))).toBe(true);
+    expect(shown.filter((t) => t.blocking)).toHaveLength(matrix.length - 1);
     expect(await fingerprintsOf(target)).toEqual(before);
   });
 
@@ -206,7 +215,7 @@ describe('schema sync (source on A, target on B)', () => {
     expect(await query(targetDb.url, "SELECT count(*)::int AS n FROM steep_repl.audit_log WHERE event LIKE 'schema.%'")).toEqual([{ n: 0 }]);
   });
 
-  it('auto creates missing tables whole: partitions, foreign keys, unique index as replica identity, unlogged', async () => {
+  it('auto creates missing tables whole: partitions, foreign keys, unique index as replica identity, unlogged (not replicated)', async () => {
     await source.query(`CREATE SCHEMA extra;
       CREATE TABLE extra.events (id bigint NOT NULL, at date NOT NULL, payload jsonb, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
       CREATE INDEX events_payload ON extra.events USING gin (payload);
@@ -227,8 +236,7 @@ describe('schema sync (source on A, target on B)', () => {
       ['Parent', 'MATCH'],
       ['child', 'MATCH'],
       ['events', 'MATCH'],
-      ['events_2026', 'MATCH'],
-      ['scratch', 'MATCH'],
+      ['scratch', 'NOT_REPLICATED'],
     ]);
     const definitions = async (client: Client) =>
       (await client.query("SELECT table_name, definition FROM steep_repl.table_fingerprints(ARRAY['extra']) ORDER BY 1")).rows;

@@ -82,5 +82,9 @@ BEGIN
     END IF;
     v_ddl := v_ddl || steep_repl.replica_identity_ddl(p_source);
   END IF;
+  -- an unlogged copy of a logged table would lose what it received at a crash
+  IF v_sf ->> 'not_replicated' IS NULL AND v_tf ->> 'not_replicated' = 'unlogged table' THEN
+    v_ddl := v_ddl || format('ALTER TABLE %s SET LOGGED', v_qual);
+  END IF;
   RETURN v_ddl;
 END $$;

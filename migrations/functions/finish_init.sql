@@ -17,7 +17,9 @@ BEGIN
      WHERE node_id = p_node_id;
     PERFORM steep_repl.emit_event('init.completed', p_node_id, v_details || jsonb_build_object(
       'source_node', v_node.init_source_node,
-      'seconds', round(extract(epoch FROM now() - v_node.init_started_at)::numeric, 3)));
+      'seconds', round(extract(epoch FROM now() - v_node.init_started_at)::numeric, 3),
+      -- what the schema step let the init go ahead without (auto, manual)
+      'not_replicated', (SELECT p.not_replicated FROM steep_repl.init_progress p WHERE p.node_id = p_node_id)));
   WHEN 'failed' THEN
     v_details := v_details || jsonb_build_object('error', steep_repl.init_failure_message(p_node_id, v_details));
     v_node := steep_repl.transition(p_node_id, 'failed', jsonb_build_object('reason', v_details ->> 'error'));

@@ -8,8 +8,9 @@ LANGUAGE sql IMMUTABLE AS $$
            IS DISTINCT FROM
          ARRAY(SELECT tc.name FROM tc WHERE EXISTS (SELECT 1 FROM sc WHERE sc.name = tc.name) ORDER BY tc.o)
            || ARRAY(SELECT sc.name FROM sc WHERE NOT EXISTS (SELECT 1 FROM tc WHERE tc.name = sc.name) ORDER BY sc.o)
-      OR coalesce(p_source -> 'table_facts' -> 'kind', 'null') <> coalesce(p_target -> 'table_facts' -> 'kind', 'null')
-      OR coalesce(p_source -> 'definition' -> 'partition_of', 'null') <> coalesce(p_target -> 'definition' -> 'partition_of', 'null')
+      -- a partitioned table and a plain one both receive the rows: neither is rebuilt into the other
+      OR replace(coalesce(p_source -> 'table_facts' ->> 'kind', 'table'), 'partitioned', 'table')
+         <> replace(coalesce(p_target -> 'table_facts' ->> 'kind', 'table'), 'partitioned', 'table')
       OR EXISTS (SELECT 1 FROM sc JOIN tc ON tc.name = sc.name
                   WHERE coalesce(sc.c -> 'generated_kind', 'null') <> coalesce(tc.c -> 'generated_kind', 'null'))
 $$;

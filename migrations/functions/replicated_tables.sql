@@ -1,7 +1,8 @@
--- What an init copies from this node (its source side): the permanent user
--- tables, partitioned ones by their root (published via the root, so the
--- target may partition differently), with the row and byte totals progress
--- is measured against. Leaves carry the rows and bytes; rows come from
+-- What an init copies from this node (its source side): the user tables
+-- logical replication can carry (not_replicated_reason is NULL: no unlogged
+-- table, no unlogged or foreign partition), partitioned ones by their root
+-- (published via the root, so the target may partition differently), with
+-- the row and byte totals progress is measured against. Leaves carry the rows and bytes; rows come from
 -- reltuples, and tables never analyzed are listed in unanalyzed so the
 -- caller can ANALYZE them first. has_identity is false when neither a
 -- primary key nor a replica identity lets UPDATE and DELETE replicate.
@@ -12,7 +13,7 @@ LANGUAGE sql STABLE AS $$
   WITH tables AS (
     SELECT c.oid, u.schema_name, u.table_name, c.relkind, c.relreplident
     FROM steep_repl.user_tables() u JOIN pg_catalog.pg_class c ON c.oid = u.relid
-    WHERE NOT c.relispartition AND c.relpersistence = 'p'
+    WHERE NOT c.relispartition AND steep_repl.not_replicated_reason(c.oid, c.relkind, c.relpersistence) IS NULL
   ), leaves AS (
     SELECT t.oid AS root, coalesce(pt.relid, t.oid) AS leaf
     FROM tables t LEFT JOIN LATERAL pg_catalog.pg_partition_tree(t.oid) pt ON t.relkind = 'p' AND pt.isleaf

@@ -19,24 +19,34 @@ BEGIN
   SELECT jsonb_object_agg(format('%I.%I', t.schema_name, t.table_name), to_jsonb(t)) INTO v_targets
     FROM steep_repl.table_fingerprints(p_schemas, false) t;
   step := 0;
+  -- Partitions are not compared (compare_fingerprints): a table created here
+  -- gets the source's partitions, an existing one keeps the target's own.
+  -- A NOT_REPLICATED relation is left as it is, except that a missing
+  -- unlogged table is created like any other (the schema stays complete).
   FOR r IN SELECT c.schema_name, c.table_name, c.status
              FROM steep_repl.compare_fingerprints(p_source, p_schemas) c
             WHERE c.blocking
-            ORDER BY c.status = 'MISMATCH',
-                     (v_sources -> format('%I.%I', c.schema_name, c.table_name) -> 'definition' ->> 'partition_of') IS NOT NULL,
-                     c.schema_name, c.table_name LOOP
+              AND (c.status <> 'NOT_REPLICATED'
+                   OR (NOT (coalesce(v_targets, '{}') ? format('%I.%I', c.schema_name, c.table_name))
+                       AND v_sources -> format('%I.%I', c.schema_name, c.table_name) -> 'table_facts' ->> 'kind' IN ('table', 'partitioned')))
+            ORDER BY c.status = 'MISMATCH', c.schema_name, c.table_name LOOP
     v_key := format('%I.%I', r.schema_name, r.table_name);
     v_src := v_sources -> v_key;
     v_tgt := v_targets -> v_key;
     schema_name := r.schema_name;
     table_name := r.table_name;
     v_stmts := '{}';
-    IF r.status = 'REMOTE_ONLY' THEN
+    IF v_tgt IS NULL THEN
       IF to_regnamespace(quote_ident(r.schema_name)) IS NULL THEN
         v_stmts := ARRAY[format('CREATE SCHEMA IF NOT EXISTS %I', r.schema_name)];
       END IF;
       v_stmts := v_stmts || steep_repl.create_table_ddl(v_src);
       v_fks := v_fks || jsonb_build_array(v_src);
+      SELECT v_stmts || coalesce(array_agg(d.ddl ORDER BY d.depth, d.name, d.n), '{}') INTO v_stmts
+        FROM (SELECT coalesce((e.value -> 'definition' ->> 'partition_depth')::integer, 1) AS depth, e.key AS name, x.ddl, x.n
+                FROM jsonb_each(v_sources) e
+               CROSS JOIN LATERAL unnest(steep_repl.create_table_ddl(e.value)) WITH ORDINALITY x(ddl, n)
+               WHERE coalesce(e.value -> 'definition' ->> 'partition_root', e.value -> 'definition' ->> 'partition_of') = v_key) d;
     ELSIF steep_repl.needs_rebuild(v_src, v_tgt) THEN
       v_stash := v_stash + 1;
       v_stmts := steep_repl.rebuild_table_ddl(v_src, v_tgt, 'steep_repl_stash_' || v_stash);

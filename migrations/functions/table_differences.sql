@@ -58,6 +58,21 @@ WITH sc AS (
    WHERE coalesce(s -> 'generated', 'null') <> coalesce(t -> 'generated', 'null')
       OR coalesce(s -> 'generated_kind', 'null') <> coalesce(t -> 'generated_kind', 'null')
   UNION ALL
+  -- the same type name, defined differently on the two nodes
+  SELECT sort, jsonb_build_object('kind', 'column_user_type', 'column', name, 'type', k,
+           'source', s -> 'types' -> k, 'target', t -> 'types' -> k,
+           'detail', CASE WHEN s -> 'types' -> k ->> 'kind' = 'enum' AND t -> 'types' -> k ->> 'kind' = 'enum'
+                          THEN format('column %I: type %s labels differ: source %s, target %s', name, k,
+                                      steep_repl.user_type_description(s -> 'types' -> k, false),
+                                      steep_repl.user_type_description(t -> 'types' -> k, false))
+                          ELSE format('column %I: type %s differs: source %s, target %s', name, k,
+                                      steep_repl.user_type_description(s -> 'types' -> k, true),
+                                      steep_repl.user_type_description(t -> 'types' -> k, true)) END)
+    FROM common
+   CROSS JOIN LATERAL (SELECT DISTINCT x.k FROM jsonb_object_keys(coalesce(s -> 'types', '{}') || coalesce(t -> 'types', '{}')) x(k)) keys
+   WHERE s -> 'type' = t -> 'type'
+     AND coalesce(s -> 'types' -> k, 'null') <> coalesce(t -> 'types' -> k, 'null')
+  UNION ALL
   SELECT 200000, jsonb_build_object('kind', 'column_order',
            'source', (SELECT jsonb_agg(name ORDER BY s_rank) FROM common),
            'target', (SELECT jsonb_agg(name ORDER BY t_rank) FROM common),
@@ -86,11 +101,22 @@ WITH sc AS (
    WHERE coalesce(p_source -> 'table_facts' -> 'replica_identity', 'null') <> coalesce(p_target -> 'table_facts' -> 'replica_identity', 'null')
       OR coalesce(p_source -> 'table_facts' -> 'replica_identity_columns', 'null') <> coalesce(p_target -> 'table_facts' -> 'replica_identity_columns', 'null')
   UNION ALL
+  -- plain and partitioned tables both receive rows (through the root): only
+  -- a foreign table or a materialized view is another kind
   SELECT 200003, jsonb_build_object('kind', 'table_kind',
            'source', p_source -> 'table_facts' -> 'kind', 'target', p_target -> 'table_facts' -> 'kind',
            'detail', format('table kind differs: source %s, target %s',
                             p_source -> 'table_facts' ->> 'kind', p_target -> 'table_facts' ->> 'kind'))
-   WHERE coalesce(p_source -> 'table_facts' -> 'kind', 'null') <> coalesce(p_target -> 'table_facts' -> 'kind', 'null')
+   WHERE replace(coalesce(p_source -> 'table_facts' ->> 'kind', 'table'), 'partitioned', 'table')
+      <> replace(coalesce(p_target -> 'table_facts' ->> 'kind', 'table'), 'partitioned', 'table')
+  UNION ALL
+  SELECT 200004, jsonb_build_object('kind', 'table_persistence',
+           'source', NULL, 'target', p_target -> 'table_facts' -> 'not_replicated',
+           'detail', format('on the target it is an %s (a crash of the target server empties it, and what it receives is not replicated on): ALTER TABLE ... SET LOGGED on the target',
+                            p_target -> 'table_facts' ->> 'not_replicated'))
+   WHERE p_source -> 'table_facts' ->> 'not_replicated' IS NULL
+     AND p_target -> 'table_facts' ->> 'not_replicated' IS NOT NULL
+     AND coalesce(p_target -> 'table_facts' ->> 'kind', 'table') IN ('table', 'partitioned')
 )
 SELECT coalesce(jsonb_agg(diff ORDER BY sort), '[]') FROM d
 $$;

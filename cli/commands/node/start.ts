@@ -7,12 +7,12 @@ import { ExitCode } from '../../../lib/errors';
 import { schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
 import { cancelInit } from '../../../lib/sql/cancelInit';
 import { InitStatus } from '../../../lib/sql/getInitStatus';
-import { getLeftOnSource } from '../../../lib/sql/getLeftOnSource';
+import { getLeftBehind } from '../../../lib/sql/getLeftOnSource';
 import { getNode } from '../../../lib/sql/getNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { startInit } from '../../../lib/sql/startInit';
 import { askToProceed } from '../../confirm';
-import { describeCancelled, exitCodeForInit, followInit, progressRenderer } from '../../init-follow';
+import { cancelOnInterrupt, describeCancelled, exitCodeForInit, followInit, progressRenderer } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeStart extends BaseCommand<typeof NodeStart> {
@@ -71,8 +71,12 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       process.exitCode = exitCodeForInit(final);
       if (final.state === 'synchronized') {
         if (!flags.json) this.log(`${args.target} is synchronized with ${flags.from}`);
+        const skipped = final.progress?.not_replicated ?? [];
+        if (!flags.json && skipped.length) {
+          process.stderr.write(`warning: not replicated (logical replication cannot carry them): ${skipped.map((r) => `${r.label} (${r.reason})`).join(', ')}\n`);
+        }
       } else if (final.state === 'uninitialized') {
-        process.stderr.write(`${describeCancelled(args.target, await getLeftOnSource(client, args.target))}\n`);
+        process.stderr.write(`${describeCancelled(args.target, await getLeftBehind(client, args.target))}\n`);
       } else {
         process.stderr.write(`error: initialization of ${args.target} ${final.state}: ${final.progress?.error ?? ''}\n`);
       }
@@ -113,33 +117,24 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
   }
 
   // Ctrl+C asks the node to cancel and keeps following until it is clean; a
-  // second Ctrl+C leaves at once (the cancel still completes in the agent).
+  // second stops waiting (cancelOnInterrupt says what each one does).
   private async follow(config: Parameters<typeof followInit>[0], client: Parameters<typeof followInit>[1], nodeId: string, json: boolean): Promise<InitStatus> {
     const renderer = progressRenderer(process.stderr);
     const following = followInit(config, client, nodeId, { render: (s) => renderer.render(s) });
-    let interrupts = 0;
-    const onInterrupt = () => {
-      interrupts += 1;
-      if (interrupts > 1) {
-        renderer.end();
-        process.stderr.write('left; the cancel completes in the agent\n');
-        process.exit(ExitCode.cancelled);
-      }
-      renderer.end();
-      process.stderr.write(`cancelling the initialization of ${nodeId}...\n`);
-      cancelInit(client, nodeId).catch((err: Error) => {
-        process.stderr.write(`cancel failed: ${err.message}\n`);
-      });
-    };
-    process.on('SIGINT', onInterrupt);
-    process.on('SIGTERM', onInterrupt);
+    const interrupts = cancelOnInterrupt({
+      nodeId,
+      requestCancel: () => cancelInit(client, nodeId),
+      beforeWrite: () => renderer.end(),
+      write: (line) => process.stderr.write(line),
+      exit: (code) => process.exit(code),
+    });
+    let final: InitStatus | undefined;
     try {
-      const final = await following.done;
+      final = await following.done;
       renderer.end();
       return final;
     } finally {
-      process.off('SIGINT', onInterrupt);
-      process.off('SIGTERM', onInterrupt);
+      interrupts.settled(final ? exitCodeForInit(final) : ExitCode.error);
       await following.stop();
     }
   }

@@ -9,7 +9,8 @@ import { parseSchemas, resolveNodes, schemasFlag, summarize, withNodes } from '.
 export default class SchemaCompare extends BaseCommand<typeof SchemaCompare> {
   static description =
     'Compare the tables of two nodes: node-a is the reference (the source of an init), node-b the node that would receive data. ' +
-    'Exit code 0 when every table matches, 3 when any differs or exists on one node only.';
+    'Exit code 0 when every table matches, 3 when any differs, exists on one node only or cannot be replicated ' +
+    '(NOT_REPLICATED: an unlogged or foreign table or a materialized view on node-a).';
   static examples = ['<%= config.bin %> schema compare node_a node_b', '<%= config.bin %> schema compare node_a node_b --schemas public,sales --json'];
   static args = {
     'node-a': Args.string({ description: 'reference node (source)', required: true }),
@@ -39,7 +40,7 @@ export default class SchemaCompare extends BaseCommand<typeof SchemaCompare> {
     } else {
       const rows = tables.flatMap((t) => {
         if (t.status === 'MATCH') return [[tableLabel(t), t.status, '-']];
-        if (t.status !== 'MISMATCH') return [[tableLabel(t), t.status, `only on ${onlyOn(t.status)}`]];
+        if (t.status === 'REMOTE_ONLY' || t.status === 'LOCAL_ONLY') return [[tableLabel(t), t.status, `only on ${onlyOn(t.status)}`]];
         return t.differences.map((d, i) => [i === 0 ? tableLabel(t) : '', i === 0 ? t.status : '', d.detail]);
       });
       if (rows.length) this.log(table(['TABLE', 'STATUS', 'DIFFERENCE'], rows).trimEnd());

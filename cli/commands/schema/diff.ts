@@ -3,6 +3,7 @@ import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { quoteIdent, tableLabel } from '../../../lib/identifiers';
 import { compareFingerprints, fingerprintSet } from '../../../lib/schema-sync';
+import { shellWord } from '../../../lib/format';
 import { table } from '../../render';
 import { resolveNodes, withNodes } from '../../schema-nodes';
 
@@ -23,6 +24,7 @@ interface TableEntry {
   table_name: string;
   columns: ColumnFacts[];
   table_facts: { primary_key: string[] | null; replica_identity: string; replica_identity_columns: string[] | null };
+  definition?: { partition_of?: string | null; partition_root?: string | null };
 }
 
 // schema.table the way SQL reads it: unquoted parts fold A-Z to lower case
@@ -97,6 +99,15 @@ export default class SchemaDiff extends BaseCommand<typeof SchemaDiff> {
         const entryB = find(await fingerprintSet(clientB, [wanted.schema_name], false));
         if (!entryA && !entryB) {
           throw new SteepError(`table ${label} exists on neither node ${a} nor node ${b}`, ExitCode.badArguments, 'list the tables with: steep-repl schema compare <node-a> <node-b>');
+        }
+        const partition = [entryA, entryB].find((e) => e?.definition?.partition_of);
+        if (partition) {
+          const root = partition.definition!.partition_root ?? partition.definition!.partition_of!;
+          throw new SteepError(
+            `table ${label} is a partition of ${root}: a partitioned table is compared and replicated through its root, and each node may partition it its own way`,
+            ExitCode.badArguments,
+            `compare the root: steep-repl schema diff ${[a, b, root].map(shellWord).join(' ')}`,
+          );
         }
         const rows = await compareFingerprints(clientB, entryA ? [entryA] : [], [wanted.schema_name]);
         return { entryA, entryB, row: rows.find((r) => r.table_name === wanted.table_name)! };

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
-import { SchemaSyncMode, schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
+import { describeNotReplicated, SchemaSyncMode, schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
 import { askToProceed } from '../../confirm';
 import { parseSchemas, resolveNodes, schemasFlag, summarize, withNodes } from '../../schema-nodes';
 
@@ -46,6 +46,11 @@ export default class SchemaSync extends BaseCommand<typeof SchemaSync> {
     });
     if (flags.json) return this.printJson(result);
     const summary = summarize(result.differences, flags.from, args.target);
+    if (result.notReplicated.length) {
+      process.stderr.write(
+        `warning: not replicated (logical replication cannot carry them), an init goes ahead without: ${describeNotReplicated(result.notReplicated)}\n`,
+      );
+    }
     switch (result.outcome) {
       case 'match':
         this.log(`node ${args.target} can receive node ${flags.from}'s tables: no blocking difference`);
