@@ -2,7 +2,8 @@
 // out-of-range ports and option values exit 2 / SR004 with the range, a
 // second id for one database is refused naming the first, and a resume
 // keeps the schema-sync choice the failed init recorded.
-import { clusterA, createNodeDatabase, dropDatabase, query, withClient } from './support/clusters';
+import { clusterA, clusterB, createNodeDatabase, dropDatabase, query, withClient } from './support/clusters';
+import { contentHashes, createInitPair, InitPair, leftovers } from './support/init-pair';
 import { freePort } from '../lib/embedded-cluster';
 import { registerNode } from '../lib/sql/registerNode';
 import { registryState } from './support/registry-state';
@@ -129,6 +130,67 @@ describe('input checks', () => {
     const cancel = await runCli(['node', 'cancel', local, '--db', db.url]);
     expect(cancel.code).toBe(0);
     expect((await query(db.url, 'SELECT init_state FROM steep_repl.nodes WHERE is_local'))[0].init_state).toBe('uninitialized');
+    await agent.stop();
+  });
+});
+
+// Item 14: a source role without CREATE on its database is named, with the
+// GRANT to run, before anything is created; once granted, the same role's
+// init goes through.
+describe('init privileges', () => {
+  let pair: InitPair;
+  const role = `steep "limited" ü ${process.pid}`;
+  const roleIdent = `"${role.replace(/"/g, '""')}"`;
+  const roleLiteral = `'${role.replace(/'/g, "''")}'`;
+
+  beforeAll(async () => {
+    pair = await createInitPair({ tag: 'input_priv', sourceCluster: clusterA(), targetCluster: clusterB(), sourceId: 'Priv src', targetId: 'priv "tgt"', rows: 500 });
+    await query(clusterA().url(), `CREATE ROLE ${roleIdent} LOGIN REPLICATION`);
+    // everything but CREATE on the database: it owns and reads the user
+    // tables and sequences, and reads steep_repl
+    await query(
+      pair.source.url,
+      `GRANT USAGE ON SCHEMA steep_repl, public, "Sales ünit" TO ${roleIdent};
+       GRANT SELECT ON ALL TABLES IN SCHEMA steep_repl TO ${roleIdent};
+       DO $$ DECLARE r record; BEGIN
+         FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname IN ('public', 'Sales ünit') AND c.relkind IN ('r', 'p', 'S') AND NOT c.relispartition
+                     AND (c.relkind <> 'S' OR NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))) LOOP
+           EXECUTE format('ALTER TABLE %s OWNER TO %I', r.rel, ${roleLiteral});
+         END LOOP;
+         FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c WHERE c.relispartition LOOP
+           EXECUTE format('ALTER TABLE %s OWNER TO %I', r.rel, ${roleLiteral});
+         END LOOP; END $$;`,
+    );
+    // the target's agent connects to the source as that role
+    await query(pair.target.url, 'UPDATE steep_repl.nodes SET user_name = $1 WHERE node_id = $2', [role, pair.source.id]);
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await pair?.drop();
+    await query(clusterA().url(), `DROP ROLE IF EXISTS ${roleIdent}`).catch(() => undefined);
+  });
+
+  it('names the missing CREATE privilege, the role and the GRANT, creating nothing; granted, the init completes', async () => {
+    const agent = await AgentProcess.start(pair.target.url);
+    const refused = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `role ${roleIdent} on source node Priv src lacks CREATE on database "${pair.source.name}" (to create the publication)`,
+    );
+    expect(refused.stderr).toContain(`GRANT CREATE ON DATABASE "${pair.source.name}" TO ${roleIdent};`);
+    // only that one is missing
+    expect(refused.stderr).not.toMatch(/REPLICATION attribute|ownership of|SELECT on|pg_create_subscription/);
+    expect(await leftovers(pair)).toEqual({ subscriptions: [], slots: [], publications: [] });
+    const [progress] = await query(pair.target.url, 'SELECT error FROM steep_repl.init_progress');
+    expect(progress.error).toContain(`GRANT CREATE ON DATABASE "${pair.source.name}" TO ${roleIdent};`);
+
+    await query(pair.source.url, `GRANT CREATE ON DATABASE "${pair.source.name}" TO ${roleIdent}`);
+    expect((await runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url])).code).toBe(0);
+    const started = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]);
+    expect(started.stderr).not.toMatch(/error/);
+    expect(started.code).toBe(0);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
     await agent.stop();
   });
 });
