@@ -4,8 +4,9 @@
 import { Client, ClientConfig } from 'pg';
 import { ExitCode, ExitCodeValue } from '../lib/errors';
 import { channels, listen, ProgressNotification, StateNotification } from '../lib/notifications';
-import { bytes, bytesPerSecond, eta, percent, rowsPerSecond } from '../lib/format';
+import { bytes, bytesPerSecond, eta, percent, rowsPerSecond, shellWord } from '../lib/format';
 import { getInitStatus, InitStatus } from '../lib/sql/getInitStatus';
+import type { LeftBehind } from '../lib/sql/getLeftOnSource';
 
 export interface FollowOptions {
   // Renders the node's progress; called on every update.
@@ -150,7 +151,91 @@ export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitSt
   };
 }
 
-export function describeCancelled(nodeId: string, left: string[]): string {
-  if (!left.length) return `initialization of ${nodeId} cancelled; nothing it created is left`;
-  return `initialization of ${nodeId} cancelled; the source could not be reached, so run there:\n${left.map((l) => `  ${l}`).join('\n')}`;
+// Built from what the agent found after its cleanup (getLeftBehind), never assumed.
+export function describeCancelled(nodeId: string, left: LeftBehind): string {
+  const lines = (statements: string[]) => statements.map((l) => `  ${l}`).join('\n');
+  const parts: string[] = [];
+  if (left.on_target.length) parts.push(`still on this node, remove with:\n${lines(left.on_target)}`);
+  if (!left.source_checked) parts.push(`the source could not be reached, so run there:\n${lines(left.on_source)}`);
+  else if (left.on_source.length) parts.push(`still on the source, run there:\n${lines(left.on_source)}`);
+  if (!parts.length) return `initialization of ${nodeId} cancelled; nothing it created is left (checked on both nodes)`;
+  return `initialization of ${nodeId} cancelled; ${parts.join('\n')}`;
+}
+
+// Ctrl+C (or SIGTERM) while an init is followed, from the first signal to
+// the command's exit:
+// - the first asks the node to cancel; following goes on until the agent
+//   has cleaned up (exit 4 then, from the settled state);
+// - a second, while that cleanup is waited for, stops waiting: once the
+//   cancel request is recorded the agent finishes it anyway, so the command
+//   says so and exits 4 (a request still on its way is waited for first);
+// - a third leaves at once: 4 if the request is recorded, else 130 with
+//   what to run;
+// - once the follow has settled, the command is printing its last lines:
+//   a signal then is ignored, and another exits with the settled init's code
+//   (4 for a completed cancel), never 130.
+export function cancelOnInterrupt(options: {
+  nodeId: string;
+  requestCancel(): Promise<unknown>;
+  // ends a live progress line before a message
+  beforeWrite(): void;
+  write(line: string): void;
+  exit(code: number): void;
+}): { settled(code: number): void } {
+  const { nodeId, write } = options;
+  let signals = 0;
+  let settled: number | undefined;
+  let lateSignals = 0;
+  let request: Promise<boolean> | undefined;
+  let recorded: boolean | undefined;
+  const say = (line: string) => {
+    options.beforeWrite();
+    write(`${line}\n`);
+  };
+  const onSignal = () => {
+    if (settled !== undefined) {
+      if (++lateSignals > 1) options.exit(settled);
+      return;
+    }
+    signals += 1;
+    if (signals === 1) {
+      say(`cancelling the initialization of ${nodeId}... (Ctrl+C again to stop waiting; the agent finishes the cancel)`);
+      request = options.requestCancel().then(
+        () => (recorded = true),
+        (err: Error) => {
+          say(`cancel failed: ${err.message}`);
+          return (recorded = false);
+        },
+      );
+      return;
+    }
+    if (signals === 2) {
+      void request!.then((done) => {
+        if (settled !== undefined) return;
+        if (done) {
+          say(
+            `the cancel is recorded; the agent finishes it and removes what the init created. ` +
+              `Watch it: steep-repl node progress ${shellWord(nodeId)}`,
+          );
+          options.exit(ExitCode.cancelled);
+        } else {
+          say(`nothing was cancelled; the initialization of ${nodeId} goes on (steep-repl node cancel ${shellWord(nodeId)} to cancel it)`);
+          options.exit(130);
+        }
+      });
+      return;
+    }
+    if (recorded) return options.exit(ExitCode.cancelled);
+    say(`left without waiting; the cancel request may not be recorded: steep-repl node cancel ${shellWord(nodeId)}`);
+    options.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    // The handlers stay until the process exits: a late Ctrl+C must not
+    // turn a completed cancel (exit 4) into 130.
+    settled: (code) => {
+      settled = code;
+    },
+  };
 }

@@ -11,6 +11,8 @@ export interface SubscriptionSnapshot {
   tables: SyncedTable[];
   workersActive: number;
   allReady: boolean;
+  // false: no subscription with that oid (or, without one, that name)
+  found: boolean;
   // Errors of the subscription's table-sync and apply workers so far
   // (pg_stat_subscription_stats); their messages are in the server log.
   workerErrors: number;
@@ -27,14 +29,21 @@ const pollSql = `
   JOIN pg_subscription_rel sr ON sr.srsubid = s.oid
   JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_progress_copy p ON p.relid = sr.srrelid AND p.command = 'COPY FROM'
-  WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+  WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND (s.oid = $2::int8::oid OR ($2 IS NULL AND s.subname = $1))`;
 
 const workersSql = `
-  SELECT (SELECT count(*) FILTER (WHERE relid IS NOT NULL) FROM pg_stat_subscription WHERE subname = $1)::int AS sync_workers,
-         (SELECT coalesce(sum(sync_error_count + apply_error_count), 0) FROM pg_stat_subscription_stats WHERE subname = $1)::int AS errors`;
+  WITH s AS (SELECT oid FROM pg_subscription
+             WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND (oid = $2::int8::oid OR ($2 IS NULL AND subname = $1)))
+  SELECT (SELECT count(*) FILTER (WHERE relid IS NOT NULL) FROM pg_stat_subscription WHERE subid IN (SELECT oid FROM s))::int AS sync_workers,
+         (SELECT coalesce(sum(sync_error_count + apply_error_count), 0) FROM pg_stat_subscription_stats WHERE subid IN (SELECT oid FROM s))::int AS errors,
+         EXISTS (SELECT 1 FROM s) AS found`;
 
-export async function pollSubscription(target: Client, name: string): Promise<SubscriptionSnapshot> {
-  const [{ rows }, workers] = [await target.query(pollSql, [name]), await target.query(workersSql, [name])];
+// By the oid the init recorded (a rename on the target does not hide it), else by name.
+export async function pollSubscription(target: Client, name: string, oid?: number | null): Promise<SubscriptionSnapshot> {
+  const params = [name, oid ?? null];
+  const [{ rows }, workers] = [await target.query(pollSql, params), await target.query(workersSql, params)];
   const tables = rows.map((r): SyncedTable => {
     const state = r.substate === 'r' ? 'done' : r.substate === 'i' ? 'pending' : r.substate === 'd' ? 'copying' : 'copied';
     return { schema_name: r.schema_name, table_name: r.table_name, label: r.label, state, rows_copied: Number(r.tuples_processed) };
@@ -43,6 +52,7 @@ export async function pollSubscription(target: Client, name: string): Promise<Su
     tables,
     workersActive: workers.rows[0]?.sync_workers ?? 0,
     allReady: tables.every((t) => t.state === 'done'),
+    found: workers.rows[0]?.found ?? false,
     workerErrors: workers.rows[0]?.errors ?? 0,
   };
 }

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { cancelInit } from '../../../lib/sql/cancelInit';
-import { getLeftOnSource } from '../../../lib/sql/getLeftOnSource';
+import { getLeftBehind } from '../../../lib/sql/getLeftOnSource';
 import { describeCancelled, followInit } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
@@ -36,8 +36,10 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
           ).unref(),
         ),
       ]).finally(() => following.stop());
-      const left = await getLeftOnSource(client, args.node);
-      if (flags.json) return this.printJson({ ...request, cancelled: true, state: final.state, left_on_source: left });
+      const left = await getLeftBehind(client, args.node);
+      if (flags.json) {
+        return this.printJson({ ...request, cancelled: true, state: final.state, left_on_source: left.on_source, left_on_target: left.on_target, source_checked: left.source_checked });
+      }
       this.log(describeCancelled(args.node, left));
     } finally {
       await client.end().catch(() => undefined);
