@@ -10,6 +10,7 @@ import { createNodeDb, dropReplicationObjects, NodeDb, registerPair } from './su
 import { dropDatabase } from './support/clusters';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { startWriter } from './support/writer';
+import { waitUntil } from './support/wait';
 
 jest.setTimeout(180000);
 
@@ -212,5 +213,169 @@ describe('schema truth: compare', () => {
     expect(manual.stderr).toContain(`hint: create it on node truth "tgt" (steep-repl schema sync 'truth "tgt"' --from 'truth src' --mode auto --dry-run prints the DDL), or use schema sync mode auto; nothing was changed`);
     expect(manual.stderr).not.toMatch(/\[y\/N\]/);
     expect(await query(target.url, `SELECT to_regclass('${schema}."Missing ""one"""') AS t`)).toEqual([{ t: null }]);
+  });
+});
+
+describe('schema truth: init', () => {
+  let pair: InitPair;
+  let agent: AgentProcess;
+  const feelings = 'public.feelings';
+  const missing = 'public."Missing ü"';
+  const start = (...extra: string[]) => runCli(['node', 'start', pair.target.id, '--from', pair.source.id, ...extra, '--db', pair.target.url]);
+
+  beforeAll(async () => {
+    pair = await createInitPair({ tag: 'truth_init', sourceCluster: clusterA(), targetCluster: clusterB(), sourceId: 'Truth Ä src', targetId: 'truth "B" tgt', rows: 2000 });
+    const both = (labels: string) => `CREATE UNLOGGED TABLE public."Scratch ü" (id int PRIMARY KEY, v text);
+      CREATE TYPE public.mood AS ENUM (${labels});
+      CREATE TABLE ${feelings} (id int PRIMARY KEY, m public.mood NOT NULL)`;
+    await query(pair.source.url, `${both(`'happy', 'sad', 'ok'`)};
+      CREATE TABLE ${missing} (id int PRIMARY KEY, v text);
+      INSERT INTO public."Scratch ü" SELECT g, 's' || g FROM generate_series(1, 100) g;
+      INSERT INTO ${feelings} SELECT g, (ARRAY['happy', 'sad', 'ok'])[1 + g % 3]::public.mood FROM generate_series(1, 300) g;
+      INSERT INTO ${missing} SELECT g, 'm' || g FROM generate_series(1, 50) g;
+      ANALYZE`);
+    await query(pair.target.url, both(`'happy', 'sad'`));
+    agent = await AgentProcess.start(pair.target.url);
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await pair?.drop();
+  });
+
+  async function expectRefusedAndCancel(error: RegExp): Promise<void> {
+    const status = await initStatus(pair.target);
+    expect(status).toMatchObject({ state: 'failed', progress: { failure_kind: 'schema_mismatch' } });
+    expect(status.progress.error).toMatch(error);
+    // refused before anything was created on either side
+    expect(await leftovers(pair)).toEqual({ subscriptions: [], slots: [], publications: [] });
+    expect((await runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url])).code).toBe(0);
+  }
+
+  it('strict refuses an unlogged table, an enum whose labels differ and a missing table, naming each, before anything is created', async () => {
+    const strict = await start();
+    expect(strict.code).toBe(3);
+    expect(strict.stderr).toContain(`${feelings}: column m: type public.mood labels differ: source ('happy', 'sad', 'ok'), target ('happy', 'sad')`);
+    expect(strict.stderr).toContain(`${missing}: table ${missing} exists on the source only`);
+    expect(strict.stderr).toContain(
+      'public."Scratch ü": unlogged table: logical replication cannot carry its rows (its changes are not written to the WAL); ' +
+        'to replicate it: ALTER TABLE public."Scratch ü" SET LOGGED on the source',
+    );
+    await expectRefusedAndCancel(/make those tables logged on the source \(ALTER TABLE \.\.\. SET LOGGED\)/);
+  });
+
+  it('manual names the table the target lacks and what to do: from node start before anything is queued, from SQL in the agent', async () => {
+    const audit = "SELECT count(*)::int AS n FROM steep_repl.audit_log WHERE event LIKE 'init.%'";
+    const auditBefore = await query(pair.target.url, audit);
+    const manual = await start('--schema-sync', 'manual', '--yes');
+    expect(manual.code).toBe(3);
+    expect(manual.stderr).toContain(`error: 1 table of node Truth Ä src is missing on node truth "B" tgt, which cannot receive its rows: ${missing}`);
+    expect(manual.stderr).toContain(`hint: create it on node truth "B" tgt (steep-repl schema sync 'truth "B" tgt' --from 'Truth Ä src' --mode auto --dry-run prints the DDL)`);
+    expect(await initStatus(pair.target)).toMatchObject({ state: 'uninitialized', progress: null, job: null });
+    expect(await query(pair.target.url, audit)).toEqual(auditBefore);
+
+    await query(pair.target.url, `SELECT steep_repl.start_init($1, $2, NULL, '{"schema_sync": "manual"}')`, [pair.target.id, pair.source.id]);
+    await waitUntil('the agent to refuse the init', async () => (await initStatus(pair.target)).state === 'failed', 60000);
+    await expectRefusedAndCancel(/1 table of node Truth Ä src is missing on node truth "B" tgt, which cannot receive its rows: public\."Missing ü"/);
+  });
+
+  it('auto goes ahead without the unlogged table, says so in the plan, status and final report, and ends identical under writes', async () => {
+    await query(pair.target.url, "ALTER TYPE public.mood ADD VALUE 'ok'");
+    const writer = startWriter(pair.source.url, (n) => [
+      ...sourceWrites(2000)(n),
+      { text: `INSERT INTO ${feelings} VALUES ($1, 'ok')`, values: [1_000_000 + n] },
+      { text: 'INSERT INTO public."Scratch ü" VALUES ($1, $2)', values: [1_000_000 + n, 'not replicated'] },
+    ]);
+    const auto = await start('--schema-sync', 'auto');
+    const { transactions } = await writer.stop();
+    expect(auto.stdout).toContain(`${pair.target.id} is synchronized with ${pair.source.id}`);
+    expect(auto.stderr).toContain('warning: not replicated (logical replication cannot carry them): public."Scratch ü" (unlogged table)');
+    expect(auto.code).toBe(0);
+    expect(transactions).toBeGreaterThan(10);
+
+    const notReplicated = [{ schema_name: 'public', table_name: 'Scratch ü', label: 'public."Scratch ü"', reason: 'unlogged table' }];
+    const status = await initStatus(pair.target);
+    expect(status).toMatchObject({ state: 'synchronized', progress: { tables_total: 7, tables_done: 7, not_replicated: notReplicated } });
+    expect(status.tables.map((t: any) => t.label)).toEqual([...userTables, feelings, missing].sort((a, b) => (a.replace(/"/g, '') < b.replace(/"/g, '') ? -1 : 1)));
+    const [completed] = await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'init.completed' AND node_id = $1", [pair.target.id]);
+    expect(completed.details.not_replicated).toEqual(notReplicated);
+    expect(await agent.waitForEvent('init.not_replicated')).toMatchObject({ relations: notReplicated });
+    const published = await query(pair.source.url, 'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2', [pair.replicationName]);
+    expect(published.map((p) => p.tablename)).not.toContain('Scratch ü');
+
+    await waitCaughtUp(pair);
+    const tables = [...userTables, feelings, missing];
+    expect(await contentHashes(pair.target.url, tables)).toEqual(await contentHashes(pair.source.url, tables));
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM public."Scratch ü"')).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('schema truth: partitioned differently', () => {
+  let pair: InitPair;
+  const parted = 'public."Parted ü"';
+  const tables = [...userTables, 'public.flat', parted];
+
+  beforeAll(async () => {
+    pair = await createInitPair({ tag: 'truth_part', sourceCluster: clusterA(), targetCluster: clusterB(), sourceId: 'Parts Ä src', targetId: 'parts "B" tgt', rows: 2000 });
+    await query(pair.source.url, `CREATE TABLE ${parted} (id int PRIMARY KEY, v text NOT NULL) PARTITION BY RANGE (id);
+      CREATE TABLE public."Parted ü low" PARTITION OF ${parted} FOR VALUES FROM (MINVALUE) TO (5000);
+      CREATE TABLE public."Parted ü high" PARTITION OF ${parted} FOR VALUES FROM (5000) TO (MAXVALUE);
+      CREATE TABLE public.flat (id int PRIMARY KEY, v text);
+      INSERT INTO ${parted} SELECT g, 'p' || g FROM generate_series(1, 9000) g;
+      INSERT INTO public.flat SELECT g, 'f' || g FROM generate_series(1, 500) g;
+      ANALYZE`);
+    await query(pair.target.url, `CREATE TABLE ${parted} (id int PRIMARY KEY, v text NOT NULL) PARTITION BY HASH (id);
+      CREATE TABLE public.h0 PARTITION OF ${parted} FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+      CREATE TABLE public.h1 PARTITION OF ${parted} FOR VALUES WITH (MODULUS 3, REMAINDER 1);
+      CREATE TABLE public.h2 PARTITION OF ${parted} FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+      CREATE TABLE public.flat (id int PRIMARY KEY, v text) PARTITION BY LIST (id);
+      CREATE TABLE public.flat_rest PARTITION OF public.flat DEFAULT`);
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await pair?.drop();
+  });
+
+  it('range on the source, hash on the target (and plain into partitioned): strict initializes through the root, identical under writes', async () => {
+    const agent = await AgentProcess.start(pair.target.url);
+    const writer = startWriter(pair.source.url, (n) => [
+      ...sourceWrites(2000)(n),
+      { text: `INSERT INTO ${parted} VALUES ($1, 'new')`, values: [1_000_000 + n] },
+      // moves a row from one of the source's partitions to the other
+      { text: `UPDATE ${parted} SET id = id + 100000, v = v || '+' WHERE id = $1`, values: [1 + (n % 4000)] },
+      { text: 'UPDATE public.flat SET v = v || $2 WHERE id = $1', values: [1 + (n % 500), 'u'] },
+    ]);
+    const result = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]);
+    const { transactions } = await writer.stop();
+    expect(result.stderr).not.toMatch(/error/);
+    expect(result.code).toBe(0);
+    expect(transactions).toBeGreaterThan(10);
+
+    const status = await initStatus(pair.target);
+    expect(status.progress).toMatchObject({ tables_total: 7, tables_done: 7, not_replicated: [] });
+    // one progress row per root, none per partition
+    expect(status.tables.map((t: any) => t.label).sort()).toEqual([...tables].sort());
+    for (const t of status.tables) expect(t).toMatchObject({ state: 'done', percent: 100 });
+    // the source publishes through its roots; the target's subscription lists its own roots
+    const published = await query(pair.source.url, 'SELECT tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1', [pair.replicationName]);
+    expect(published.map((p) => p.tablename)).toEqual(['Order "Items" é', 'Parted ü', 'accounts', 'docs', 'events', 'flat', 'slow'].sort());
+    const subscribed = await query(
+      pair.target.url,
+      `SELECT format('%I.%I', n.nspname, c.relname) AS rel, r.srsubstate AS state
+         FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+         JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE s.subname = $1 ORDER BY 1`,
+      [pair.replicationName],
+    );
+    expect(subscribed.map((r) => r.rel).sort()).toEqual([...tables].sort());
+    expect(new Set(subscribed.map((r) => r.state))).toEqual(new Set(['r']));
+
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url, tables)).toEqual(await contentHashes(pair.source.url, tables));
+    // the rows live in the target's own partitions
+    const spread = await query(pair.target.url, `SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM ${parted} GROUP BY 1 ORDER BY 1`);
+    expect(spread.map((s) => s.part)).toEqual(['h0', 'h1', 'h2']);
+    for (const s of spread) expect(s.n).toBeGreaterThan(2000);
+    expect(await query(pair.target.url, 'SELECT DISTINCT tableoid::regclass::text AS part FROM public.flat')).toEqual([{ part: 'flat_rest' }]);
+    await agent.stop();
   });
 });
