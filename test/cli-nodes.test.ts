@@ -163,7 +163,8 @@ describe('steep-repl install and node commands', () => {
   it('keeps odd node ids exactly: spaces, quotes, capitals, unicode, reserved words', async () => {
     const ids = ['select', 'Node With Spaces', `it's "quoted"`, 'ÜNÏCØDÉ ノード', 'a;DROP TABLE steep_repl.nodes;--', 'user'];
     await inParallel(ids, async (id) => {
-      const reg = await runCli(['node', 'register', id, '--host', '127.0.0.1', '--dbname', 'app', '--db', db.url]);
+      // one address per node: a second id for the same database is refused
+      const reg = await runCli(['node', 'register', id, '--host', '127.0.0.1', '--port', String(5433 + ids.indexOf(id)), '--dbname', 'app', '--db', db.url]);
       expect({ id, code: reg.code, stderr: reg.stderr }).toEqual({ id, code: 0, stderr: '' });
     });
     const listed = JSON.parse((await runCli(['node', 'list', '--json', '--db', db.url])).stdout);
@@ -252,7 +253,7 @@ describe('steep-repl install and node commands', () => {
     });
 
     it('refuses to remove a node whose initialization is in progress', async () => {
-      await runCli(['node', 'register', 'busy', '--host', '127.0.0.1', '--dbname', 'app', '--db', db.url]);
+      await runCli(['node', 'register', 'busy', '--host', '127.0.0.1', '--dbname', 'busy_app', '--db', db.url]);
       await query(db.url, "SELECT steep_repl.transition('busy', 'preparing', '{\"reason\": \"test\"}')");
       const before = await registryState(db.url);
       const result = await runCli(['node', 'remove', 'busy', '--db', db.url]);
