@@ -143,6 +143,17 @@ describe('init faults: what it reports is what exists', () => {
     expect(await query(pair.target.url, "SELECT roname FROM pg_replication_origin WHERE roname LIKE 'pg\\_%'")).toEqual([]);
   });
 
+  it('a subscription disabled on the target mid-copy fails the init naming it, instead of a copy that never ends', async () => {
+    expect((await start()).code).toBe(0);
+    await copying();
+    await query(pair.target.url, `ALTER SUBSCRIPTION ${escapeIdentifier(pair.replicationName)} DISABLE`);
+    const status = await settled('failed');
+    expect(status.progress.error).toContain(`while copying: the subscription ${pair.replicationName} is disabled on node ${pair.target.id}`);
+    expect(status.progress.error).toContain("--resume enables it again");
+    expect((await cancel()).code).toBe(0);
+    await nothingLeft();
+  });
+
   it('--parallel is put back when the init fails and when it is cancelled (ALTER SYSTEM SET: it had been set so)', async () => {
     await query(targetCluster.url(), 'ALTER SYSTEM SET max_sync_workers_per_subscription = 3');
     await query(targetCluster.url(), 'SELECT pg_reload_conf()');

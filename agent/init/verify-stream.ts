@@ -59,7 +59,11 @@ export async function readSourcePublication(source: Client, name: string): Promi
 }
 
 // Source side: what is wrong with the publication, as sentences naming it.
-export async function publicationProblems(source: Client, run: Pick<StreamRun, 'state' | 'sourceNode'>, planned: TableName[]): Promise<string[]> {
+// A table the init lists as skipped is not replicated: no check expects it.
+const copied = <T extends TableName>(tables: T[]): T[] => tables.filter((t) => (t as { state?: string }).state !== 'skipped');
+
+export async function publicationProblems(source: Client, run: Pick<StreamRun, 'state' | 'sourceNode'>, tables: TableName[]): Promise<string[]> {
+  const planned = copied(tables);
   const name = run.state.replication_name;
   const recorded = run.state.source_publication;
   const where = `source node ${run.sourceNode.node_id}`;
@@ -141,7 +145,8 @@ const substates: Record<string, string> = { i: 'not started', d: 'copying', f: '
 
 // Target side. Problems a moment fixes (a worker restarting, a table just
 // finishing) are "transient": the caller waits for them a while.
-function subscriptionProblems(facts: SubscriptionFacts | undefined, run: StreamRun, planned: LabelledTable[]): { lasting: string[]; transient: string[] } {
+function subscriptionProblems(facts: SubscriptionFacts | undefined, run: StreamRun, tables: LabelledTable[]): { lasting: string[]; transient: string[] } {
+  const planned = copied(tables);
   const name = run.state.replication_name;
   if (!facts) return { lasting: [`the subscription ${name} no longer exists on node ${run.nodeId}`], transient: [] };
   const sub = facts.name === name ? `the subscription ${name}` : `the subscription ${name} (renamed to ${facts.name})`;
@@ -187,6 +192,16 @@ export async function verifyStream(run: StreamRun, planned: LabelledTable[], sta
   }
 }
 
+// During a copy, what no waiting mends: the publication changed on the
+// source, the subscription disabled, dropped or pointed elsewhere on the
+// target. (Tables not yet ready are the copy itself.)
+export async function checkWhileCopying(run: StreamRun, planned: LabelledTable[]): Promise<void> {
+  const onSource = await run.withSource((s) => publicationProblems(s, run, planned));
+  if (onSource.length) throw new StreamBroken(onSource.map((p) => `while copying: ${p}`), publicationHint(run));
+  const { lasting } = subscriptionProblems(await subscriptionFacts(run.target, run.state), run, planned);
+  if (lasting.length) throw new StreamBroken(lasting.map((p) => `while copying: ${p}`), subscriptionHint(run));
+}
+
 const cancelThenStart = (run: StreamRun) =>
   `cancel this init (steep-repl node cancel ${shellWord(run.nodeId)}) and start it again (steep-repl node start ${shellWord(run.nodeId)} --from ${shellWord(run.sourceNode.node_id)})`;
 
@@ -195,5 +210,5 @@ function publicationHint(run: StreamRun): string {
 }
 
 function subscriptionHint(run: StreamRun): string {
-  return `look at the target server's log for the subscription's worker errors; fix the cause and resume, or ${cancelThenStart(run)}`;
+  return `the subscription is the init's: leave it to steep-repl; look at the target server's log for its workers' errors, fix the cause and resume (steep-repl node start ${shellWord(run.nodeId)} --from ${shellWord(run.sourceNode.node_id)} --resume enables it again), or ${cancelThenStart(run)}`;
 }

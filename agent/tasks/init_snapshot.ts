@@ -11,7 +11,7 @@ import { getSlotLag } from '../../lib/sql/getSlotLag';
 import { consumePreparedSlot } from '../replication/topology';
 import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled, syncWorkerLimit } from '../replication/subscription';
 import { pollSubscription } from '../replication/table-sync';
-import { publicationProblems, StreamBroken } from '../init/verify-stream';
+import { checkWhileCopying } from '../init/verify-stream';
 
 // Worker errors tolerated during the copy before the init fails.
 const maxWorkerErrors = Number(process.env.STEEP_REPL_MAX_WORKER_ERRORS ?? 3);
@@ -86,16 +86,9 @@ const snapshot: InitMethod = {
     let errorsAtStart: number | undefined;
     const planned = (await run.refresh()).tables;
     // A publication dropped, renamed or changed on the source shows nowhere
-    // on the target: looked at on the source at every report.
-    const checkSource = async () => {
-      const problems = await run.withSource((s) => publicationProblems(s, run, planned));
-      if (problems.length) {
-        throw new StreamBroken(
-          problems.map((p) => `while copying: ${p}`),
-          `changes written on the source since then did not reach this node: cancel this init (steep-repl node cancel ${shellWord(run.nodeId)}) and start it again`,
-        );
-      }
-    };
+    // on the target, a subscription disabled there stalls the copy: looked
+    // at on both sides at every report.
+    const checkSource = () => checkWhileCopying(run, planned);
     await run.rememberPublication();
     for (;;) {
       run.checkpoint();
