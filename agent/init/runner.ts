@@ -7,6 +7,7 @@
 import { Client } from 'pg';
 import { clientConfig, ConnectionError, connectToNode, describeTarget, nodeConninfo, redactSecrets } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
+import { shellWord } from '../../lib/format';
 import { backoff } from '../../lib/notifications';
 import { finishInit } from '../../lib/sql/finishInit';
 import { getInitStatus, InitOptions, InitStatus, MethodState } from '../../lib/sql/getInitStatus';
@@ -327,7 +328,7 @@ export class InitRun {
       throw new SteepError(
         `${problem}. Without it, the rows written on ${sourceId} since it became synchronized cannot reach ${this.nodeId} without copying every table again`,
         undefined,
-        `start again with --force (options {"force": true}) to copy every table from ${sourceId}: ${this.nodeId}'s rows in them are emptied on ${this.nodeId} only, without replicating; cancel this one first: steep-repl node cancel ${this.nodeId}`,
+        `start again with --force (options {"force": true}) to copy every table from ${sourceId}: ${this.nodeId}'s rows in them are emptied on ${this.nodeId} only, without replicating; cancel this one first: steep-repl node cancel ${shellWord(this.nodeId)}`,
       );
     }
     this.log('warn', 'init.reverse_full_copy', { reason: problem });

@@ -8,6 +8,7 @@
 // prepared slot, and what it must refuse.
 import { Client } from 'pg';
 import { SteepError } from '../../lib/errors';
+import { shellWord } from '../../lib/format';
 import { listPreparedSlots, PreparedSlot } from '../../lib/sql/listPreparedSlots';
 
 export interface SourceSelf {
@@ -108,7 +109,7 @@ export function refuseIncompleteSource(self: SourceSelf | undefined, sourceId: s
     throw new SteepError(
       `node ${sourceId} is itself being initialized from ${targetId} (${state}): initializing ${targetId} from ${sourceId} now would make a cycle, each node copying the other's half-copied tables`,
       undefined,
-      `wait until ${sourceId} is synchronized, then start ${targetId} from ${sourceId} again (it then becomes the reverse direction of the pair, copying nothing), or cancel that init (steep-repl node cancel ${sourceId}); cancel this one meanwhile: steep-repl node cancel ${targetId}`,
+      `wait until ${sourceId} is synchronized, then start ${targetId} from ${sourceId} again (it then becomes the reverse direction of the pair, copying nothing), or cancel that init (steep-repl node cancel ${shellWord(sourceId)}); cancel this one meanwhile: steep-repl node cancel ${shellWord(targetId)}`,
     );
   }
   if (inProgress.includes(state) || state === 'failed') {
@@ -116,7 +117,9 @@ export function refuseIncompleteSource(self: SourceSelf | undefined, sourceId: s
     throw new SteepError(
       `source node ${sourceId} is ${state === 'failed' ? 'a failed initialization' : `itself being initialized (${state})`}${from}: its tables are not complete, so a copy of them would not be either`,
       undefined,
-      `start ${targetId} once ${sourceId} is synchronized (or from a node that is); cancel this one meanwhile: steep-repl node cancel ${targetId}`,
+      state === 'failed'
+        ? `resume or cancel the init of ${sourceId} first, then start ${targetId} again (or start it from a node that is synchronized); cancel this one meanwhile: steep-repl node cancel ${shellWord(targetId)}`
+        : `start ${targetId} once ${sourceId} is synchronized (or from a node that is); cancel this one meanwhile: steep-repl node cancel ${shellWord(targetId)}`,
     );
   }
 }
@@ -153,7 +156,7 @@ export function decideTopology(input: {
       throw new SteepError(
         `node ${sourceId} receives changes from ${targetId} and also from ${others.map(describeUpstream).join(', ')}: a bidirectional pair ${sourceId} <-> ${targetId} with such a source either loses the changes ${sourceId} forwards (origin = none drops them) or sends ${targetId}'s own changes back to it (origin = any echoes them)`,
         undefined,
-        `make the pair one-way (initialize ${targetId} from another node), or remove ${sourceId}'s other subscriptions first; cancel this one meanwhile: steep-repl node cancel ${targetId}`,
+        `make the pair one-way (initialize ${targetId} from another node), or remove ${sourceId}'s other subscriptions first; cancel this one meanwhile: steep-repl node cancel ${shellWord(targetId)}`,
       );
     }
     const echoing = fromTarget.filter((u) => u.origin === 'any');
@@ -161,14 +164,14 @@ export function decideTopology(input: {
       throw new SteepError(
         `node ${sourceId} subscribes from ${targetId} with origin = any (${echoing.map((u) => u.subscription).join(', ')}): in a bidirectional pair every change of ${targetId} would come back to it`,
         undefined,
-        `a pair streams both ways only with origin = none on both sides: re-create that subscription with origin = none (ALTER SUBSCRIPTION ... SET (origin = none)), then start again; cancel this one meanwhile: steep-repl node cancel ${targetId}`,
+        `a pair streams both ways only with origin = none on both sides: re-create that subscription with origin = none (ALTER SUBSCRIPTION ... SET (origin = none)), then start again; cancel this one meanwhile: steep-repl node cancel ${shellWord(targetId)}`,
       );
     }
     if (!originCapable) {
       throw new SteepError(
         `a bidirectional pair ${sourceId} <-> ${targetId} needs PostgreSQL 16 or later on both nodes (origin = none), and ${input.sourceVersion < 160000 ? sourceId : targetId} runs ${versionText(Math.min(input.sourceVersion, input.targetVersion))}: every change would loop between them`,
         undefined,
-        `upgrade both servers to 16 or later, or keep the pair one-way; cancel this one meanwhile: steep-repl node cancel ${targetId}`,
+        `upgrade both servers to 16 or later, or keep the pair one-way; cancel this one meanwhile: steep-repl node cancel ${shellWord(targetId)}`,
       );
     }
     return { origin: 'none', cascade: false, bidirectional: true };
@@ -178,7 +181,7 @@ export function decideTopology(input: {
       throw new SteepError(
         `node ${sourceId} forwards changes it receives (from ${others.map(describeUpstream).join(', ')}), so ${targetId} would subscribe with origin = any; but ${targetId} itself sends changes on (slots ${input.targetDownstream.join(', ')}), and a change could come back around to where it was made`,
         undefined,
-        `initialize ${targetId} from a node that receives nothing, or from one whose data does not pass through ${targetId}; cancel this one meanwhile: steep-repl node cancel ${targetId}`,
+        `initialize ${targetId} from a node that receives nothing, or from one whose data does not pass through ${targetId}; cancel this one meanwhile: steep-repl node cancel ${shellWord(targetId)}`,
       );
     }
     return { origin: input.targetVersion >= 160000 ? 'any' : null, cascade: true, bidirectional: false };
