@@ -39,7 +39,8 @@ describe('steep-repl agent', () => {
     await withClient(db.url, async (client) => {
       await registerNode(client, { node_id: 'Agent "local" ノード', host: '127.0.0.1', port: cluster.port, dbname: db.name, is_local: true });
       await registerNode(client, { node_id: 'peer_up', host: '127.0.0.1', port: cluster.port, dbname: 'postgres', user: 'postgres' });
-      for (const id of ['peer_silent', 'peer_x', 'peer_y']) await registerNode(client, { node_id: id, host: '127.0.0.1', port: silent.port, dbname: 'app' });
+      // a database each: one address is one node
+      for (const id of ['peer_silent', 'peer_x', 'peer_y']) await registerNode(client, { node_id: id, host: '127.0.0.1', port: silent.port, dbname: `app_${id}` });
     });
   });
   afterAll(async () => {
@@ -180,7 +181,7 @@ describe('steep-repl agent', () => {
       expect(second.lines.find((l) => l.event === 'node.probed')).toMatchObject({
         node_id: 'peer_silent',
         status: 'unreachable',
-        error: expect.stringContaining(`127.0.0.1:${silent.port}/app: timeout expired`),
+        error: expect.stringContaining(`127.0.0.1:${silent.port}/app_peer_silent: timeout expired`),
       });
       expect(await jobs()).toEqual([]);
       expect((await query(db.url, "SELECT status FROM steep_repl.nodes WHERE node_id = 'peer_silent'"))[0].status).toBe(
