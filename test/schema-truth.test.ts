@@ -147,6 +147,10 @@ describe('schema truth: compare', () => {
       ],
       ['column_user_type', 'd', '"Truth ü"."Mood ü"', `column d: type "Truth ü"."Mood ü" labels differ: source ('happy', 'sad', 'ok'), target ('happy', 'sad')`],
     ]);
+    // auto does not alter types: it refuses, naming the type, and changes nothing
+    const auto = await cli('schema', 'sync', target.id, '--from', source.id, '--schemas', 'Truth ü', '--mode', 'auto');
+    expect(auto.code).toBe(3);
+    expect(auto.stderr).toContain(`tables still differ: "Truth ü".feelings: column m: type "Truth ü"."Mood ü" labels differ`);
     // the same labels in another order are another enum
     await query(target.url, `ALTER TYPE ${schema}."Mood ü" ADD VALUE 'ok' BEFORE 'sad'`);
     const reordered = JSON.parse((await cli('schema', 'compare', source.id, target.id, '--schemas', 'Truth ü', '--json')).stdout).tables[0];
