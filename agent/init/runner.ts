@@ -464,12 +464,10 @@ export class InitRun {
 
   private async cancel(status: InitStatus): Promise<void> {
     if (status.state !== 'uninitialized') await this.phase('cancelling').catch(() => undefined);
-    if (!this.source) {
-      try {
-        await this.connectSource();
-      } catch (err) {
-        this.log('warn', 'init.cancel_source_unreachable', { error: redactSecrets((err as Error).message) });
-      }
+    try {
+      await this.liveSource();
+    } catch (err) {
+      this.log('warn', 'init.cancel_source_unreachable', { error: redactSecrets((err as Error).message) });
     }
     // before finish_init, which removes the method state that remembers it
     await this.restoreServerSettings();
@@ -497,11 +495,24 @@ export class InitRun {
   // period: the init is ending), or why it could not be.
   private async lookAtSource(subscriptionOid?: number | null): Promise<OnSource> {
     try {
-      const source = this.source ?? (await this.connectSource());
+      const source = await this.liveSource();
       return { checked: true, objects: await onSourceObjects(source, this.state, subscriptionOid) };
     } catch (err) {
       return { checked: false, objects: [], error: redactSecrets((err as Error).message), may_exist: mayExistOnSource(this.state, subscriptionOid) };
     }
+  }
+
+  // The source session if it still answers, else one new attempt: an init
+  // that ends looks at the source once, without the grace period. Leaves
+  // this.source unset when the source cannot be reached.
+  private async liveSource(): Promise<Client> {
+    if (this.source) {
+      const alive = await this.source.query('SELECT 1').then(() => true, () => false);
+      if (alive) return this.source;
+      await this.source.end().catch(() => undefined);
+      this.source = undefined;
+    }
+    return this.connectSource();
   }
 
   // --parallel changed a server-wide setting of the target: put it back.
