@@ -141,8 +141,8 @@ export async function syncSchema(options: SchemaSyncOptions): Promise<SchemaSync
 
   if (mode === 'strict') {
     const hint = notReplicated.length
-      ? 'make those tables logged on the source (ALTER TABLE ... SET LOGGED), or initialize without the relations logical replication cannot carry ' +
-        'with schema sync mode auto or manual; align the other differences, or let auto apply the DDL plan'
+      ? 'logical replication cannot carry the NOT_REPLICATED relations: do what each line says (an unlogged table: ALTER TABLE ... SET LOGGED ' +
+        'on the source), or initialize without them in schema sync mode auto or manual; align any other difference, or let auto apply the DDL plan'
       : 'align the schemas, or use schema sync mode auto (apply the DDL plan) or manual (confirm and proceed)';
     throw mismatchError(options, blocking, hint);
   }
