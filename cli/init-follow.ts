@@ -234,8 +234,12 @@ export function cancelOnInterrupt(options: {
   return {
     // The handlers stay until the process exits: a late Ctrl+C must not
     // turn a completed cancel (exit 4) into 130.
+    // Node restores the default signal action while it tears down after the
+    // event loop emptied: a Ctrl+C in that moment would still kill the
+    // process (130). An explicit exit once the loop is empty leaves no such moment.
     settled: (code) => {
       settled = code;
+      process.once('beforeExit', () => process.exit(process.exitCode ?? code));
     },
   };
 }

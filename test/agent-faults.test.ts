@@ -6,9 +6,9 @@
 import { Client } from 'pg';
 import { Cluster, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { registerNode } from '../lib/sql/registerNode';
-import { clusterA, createDatabase, createNodeDatabase, dropDatabase, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, waitCaughtUp, waitForCopyInProgress } from './support/init-pair';
-import { AgentProcess, runCli, startCli, stopAllAgents } from './support/processes';
+import { clusterA, clusterB, createDatabase, createNodeDatabase, dropDatabase, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, sourceWrites, userTables, waitCaughtUp, waitForCopyInProgress } from './support/init-pair';
+import { AgentProcess, CliRun, runCli, startCli, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
 import { startWriter, Writer } from './support/writer';
 
@@ -245,5 +245,87 @@ describe('concurrent installs', () => {
     // Each migration recorded once.
     expect(new Set(catalog.migrations as string[]).size).toBe((catalog.migrations as string[]).length);
     expect(new Set(catalog.worker_migrations as number[]).size).toBe((catalog.worker_migrations as number[]).length);
+  });
+});
+
+describe('Ctrl+C twice during node start', () => {
+  let pair: InitPair;
+  let nodeStart: CliRun | undefined;
+
+  beforeAll(async () => {
+    pair = await createInitPair({
+      tag: 'double_ctrl_c',
+      sourceCluster: clusterA(),
+      targetCluster: clusterB(),
+      sourceId: 'Quelle "Eins"',
+      targetId: "Ziel's ü",
+      rows: 2000,
+      slowRows: 2500,
+      slowMsPerRow: 2,
+    });
+  });
+  afterAll(async () => {
+    if (nodeStart && nodeStart.child.exitCode === null && nodeStart.child.signalCode === null) nodeStart.child.kill('SIGKILL');
+    await stopAllAgents();
+    await pair?.drop();
+  });
+
+  it('the second Ctrl+C stops waiting once the cancel is recorded: exit 4, and the agent finishes the cancel', async () => {
+    let agent = await AgentProcess.start(pair.target.url);
+    const cli = (nodeStart = startCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]));
+    await waitForCopyInProgress(pair);
+    await waitUntil('the progress bar', () => /copying/.test(cli.stderr));
+    // No agent to carry the cancel out: the command would wait for one.
+    await agent.stop('SIGKILL');
+    cli.child.kill('SIGINT');
+    await waitUntil('the cancel recorded', async () => !!(await initStatus(pair.target)).progress?.cancel_requested_at);
+    await waitUntil('the first Ctrl+C answered', () => /cancelling the initialization of Ziel's ü\.\.\./.test(cli.stderr));
+    cli.child.kill('SIGINT');
+    const { code, stderr } = await cli.result;
+    expect(code).toBe(4);
+    expect(stderr).toContain(
+      `the cancel is recorded; the agent finishes it and removes what the init created. Watch it: steep-repl node progress 'Ziel'\\''s ü'`,
+    );
+    // It said the truth: the next agent finishes the cancel.
+    agent = await AgentProcess.start(pair.target.url);
+    await agent.waitForEvent('init.cancelled', 60000);
+    await waitUntil('the node back to uninitialized', async () => (await initStatus(pair.target)).state === 'uninitialized');
+    expect(await leftovers(pair)).toEqual({ subscriptions: [], slots: [], publications: [] });
+    for (const table of userTables) expect(await query(pair.target.url, `SELECT count(*)::int AS n FROM ${table}`)).toEqual([{ n: 0 }]);
+    await agent.stop();
+  });
+
+  it('Ctrl+C twice in a row while the agent cancels: exit 4, never 130', async () => {
+    const agent = await AgentProcess.start(pair.target.url);
+    const cli = (nodeStart = startCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]));
+    await waitForCopyInProgress(pair);
+    await waitUntil('the progress bar', () => /copying/.test(cli.stderr));
+    cli.child.kill('SIGINT');
+    await waitUntil('the first Ctrl+C answered', () => /cancelling the initialization/.test(cli.stderr));
+    cli.child.kill('SIGINT');
+    const { code, stderr } = await cli.result;
+    expect(code).toBe(4);
+    // Whichever came first: the command stopped waiting, or the cancel had completed.
+    expect(stderr).toMatch(/the cancel is recorded; the agent finishes it|cancelled; nothing it created is left/);
+    await waitUntil('the node back to uninitialized', async () => (await initStatus(pair.target)).state === 'uninitialized');
+    expect(await leftovers(pair)).toEqual({ subscriptions: [], slots: [], publications: [] });
+    await agent.stop();
+  });
+
+  it('a Ctrl+C after the cancel completed does not change the exit code (4)', async () => {
+    const agent = await AgentProcess.start(pair.target.url);
+    const cli = (nodeStart = startCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--db', pair.target.url]));
+    await waitForCopyInProgress(pair);
+    await waitUntil('the progress bar', () => /copying/.test(cli.stderr));
+    cli.child.kill('SIGINT');
+    await waitUntil('the node back to uninitialized', async () => (await initStatus(pair.target)).state === 'uninitialized', 30000, 20);
+    // Late and impatient: Ctrl+C every few ms while the command prints its last
+    // lines and exits (Node used to die of one in its teardown: 130).
+    const hammer = setInterval(() => cli.child.exitCode === null && cli.child.signalCode === null && cli.child.kill('SIGINT'), 1);
+    const { code, stderr } = await cli.result.finally(() => clearInterval(hammer));
+    expect(cli.child.signalCode).toBeNull();
+    expect(code).toBe(4);
+    expect(stderr).toMatch(/cancelled; nothing it created is left/);
+    await agent.stop();
   });
 });
