@@ -303,6 +303,8 @@ describe('schema truth: init', () => {
     const [completed] = await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'init.completed' AND node_id = $1", [pair.target.id]);
     expect(completed.details.not_replicated).toEqual(notReplicated);
     expect(await agent.waitForEvent('init.not_replicated')).toMatchObject({ relations: notReplicated });
+    const progress = await runCli(['node', 'progress', pair.target.id, '--db', pair.target.url]);
+    expect(progress.stdout).toContain('not replicated: public."Scratch ü" (unlogged table)');
     const published = await query(pair.source.url, 'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2', [pair.replicationName]);
     expect(published.map((p) => p.tablename)).not.toContain('Scratch ü');
 

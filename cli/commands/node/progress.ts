@@ -46,6 +46,7 @@ function describe(s: InitStatus): string {
   if (!p) return `${lines[0]} (no initialization recorded)`;
   lines.push(progressLine(s));
   if (p.error) lines.push(`error: ${p.error}`);
+  if (p.not_replicated?.length) lines.push(`not replicated: ${p.not_replicated.map((r) => `${r.label} (${r.reason})`).join(', ')}`);
   if (p.lag_bytes != null) lines.push(`lag: ${bytes(p.lag_bytes)}`);
   if (s.tables.length) {
     lines.push(
