@@ -182,6 +182,8 @@ BEGIN
          LEFT JOIN pg_attrdef d ON a.atthasdef AND d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = tbl.oid AND a.attnum > 0 AND NOT a.attisdropped) col
   )
+  -- kind counts only for a foreign table or a materialized view: a plain and
+  -- a partitioned table both receive rows
   SELECT x.nsp, x.rel,
          encode(sha256(convert_to(x.cols_text || (x.facts - 'kind')::text
                                   || CASE WHEN x.relkind IN ('f', 'm') THEN x.facts ->> 'kind' ELSE '' END, 'UTF8')), 'hex'),
