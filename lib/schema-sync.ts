@@ -146,14 +146,6 @@ export async function syncSchema(options: SchemaSyncOptions): Promise<SchemaSync
       : 'align the schemas, or use schema sync mode auto (apply the DDL plan) or manual (confirm and proceed)';
     throw mismatchError(options, blocking, hint);
   }
-  if (notReplicated.length) {
-    logger?.log('warn', 'schema.not_replicated', {
-      source_node: sourceNodeId,
-      target_node: targetNodeId,
-      mode,
-      relations: notReplicated.map((r) => ({ ...r, label: tableLabel(r) })),
-    });
-  }
   if (mode === 'manual') {
     // A table the target lacks cannot receive rows: no confirmation makes
     // the copy work, so say which and what to do before anything is created.
