@@ -33,6 +33,8 @@ export interface Agent {
   // Resolves when stop() has finished; rejects with the error that made the
   // agent stop on its own (lost database, another agent, runner failure).
   done: Promise<void>;
+  // From the first step of stop(): what fails after it is part of stopping.
+  readonly stopping: boolean;
 }
 
 // One agent per database: a session-level advisory lock, released by the
@@ -330,7 +332,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       }
     };
     watchControl(control);
-    return { stop, done };
+    return {
+      stop,
+      done,
+      get stopping() {
+        return stopping !== undefined;
+      },
+    };
   } catch (err) {
     await stopAll();
     throw err;

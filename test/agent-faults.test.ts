@@ -73,6 +73,43 @@ describe('agent faults', () => {
     expect(agent.raw.filter((l) => /ECONNREFUSED/.test(l) && !/^\{/.test(l))).toEqual([]);
     expect(await agent.stop()).toBe(0);
   });
+
+  it('stopped (SIGTERM) while the target is away mid-init: exit 0, and the next agent completes the init', async () => {
+    const second = await createInitPair({
+      tag: 'agent_faults_stop',
+      sourceCluster: clusterA(),
+      targetCluster,
+      sourceId: 'Sourçe "A" zwei',
+      targetId: 'Target c',
+      rows: 2000,
+      slowRows: 3000,
+      slowMsPerRow: 2,
+    });
+    try {
+      let agent = await AgentProcess.start(second.target.url, ['--reconnect-timeout', '60']);
+      await query(second.target.url, 'SELECT steep_repl.start_init($1, $2)', [second.target.id, second.source.id]);
+      await waitForCopyInProgress(second);
+      await stopCluster(targetCluster.dataDir, 'fast');
+      try {
+        await agent.waitForEvent('init.target_lost');
+        expect(await agent.stop('SIGTERM')).toBe(0);
+        expect(agent.lines.filter((l) => ['agent.unhandled_rejection', 'agent.failed', 'init.failed'].includes(l.event))).toEqual([]);
+        expect(agent.lines.find((l) => l.event === 'agent.stopped')).toMatchObject({ level: 'info', reason: 'received SIGTERM' });
+        expect(agent.lines.find((l) => l.event === 'job.interrupted')).toMatchObject({ hint: 'it runs again when an agent starts' });
+      } finally {
+        await startCluster(targetCluster);
+      }
+      expect((await initStatus(second.target)).state).toBe('copying');
+      agent = await AgentProcess.start(second.target.url);
+      await agent.waitForEvent('init.completed', 120000);
+      expect((await initStatus(second.target)).state).toBe('synchronized');
+      await waitCaughtUp(second);
+      expect(await contentHashes(second.target.url)).toEqual(await contentHashes(second.source.url));
+      expect(await agent.stop()).toBe(0);
+    } finally {
+      await second.drop();
+    }
+  });
 });
 
 // The session that holds the agent lock of a database, and what a second

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command';
 import { startAgent } from '../../agent/main';
-import { errorFields, exitCodeFor } from '../../lib/errors';
+import { errorFields, exitCodeFor, isConnectionFailure } from '../../lib/errors';
 import { jsonLogger } from '../../lib/log';
 
 export default class AgentCommand extends BaseCommand<typeof AgentCommand> {
@@ -36,7 +36,15 @@ Jobs wait in the database while no agent runs. A job that was running when an ag
     const logger = jsonLogger({ component: 'agent' });
     // The agent must never die silently: a stray rejection is logged and stops it.
     let stopOnError: ((reason: string) => void) | undefined;
+    let stopping = () => false;
     process.on('unhandledRejection', (reason) => {
+      // A job interrupted by a stop while the database is away: graphile-worker
+      // cannot record that (its failJob is not awaited). Its row stays locked by
+      // this agent's worker id, and the next agent frees it and runs it again.
+      if (stopping() && isConnectionFailure(reason as Error)) {
+        logger.log('warn', 'agent.outcome_not_recorded', { ...errorFields(reason), hint: 'the interrupted job runs again when an agent starts' });
+        return;
+      }
       logger.log('error', 'agent.unhandled_rejection', errorFields(reason));
       process.exitCode = 1;
       stopOnError?.('unhandled rejection');
@@ -50,6 +58,7 @@ Jobs wait in the database while no agent runs. A job that was running when an ag
         reconnectTimeoutMs: flags['reconnect-timeout'] * 1000,
       });
       stopOnError = (reason) => void agent.stop(reason);
+      stopping = () => agent.stopping;
       const onSignal = (signal: NodeJS.Signals) => void agent.stop(`received ${signal}`);
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
