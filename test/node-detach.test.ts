@@ -133,7 +133,7 @@ describe('node detach', () => {
 
     // the hint of item 12 works: start again with --force, then the pair is back
     const again = await cli(['node', 'start', pair.target.id, '--from', pair.source.id, '--force', '--db', pair.target.url]);
-    expect(again.code).toBe(0);
+    expect({ code: again.code, stdout: again.stdout, stderr: again.stderr }).toMatchObject({ code: 0 });
     expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
   });
 
