@@ -1,5 +1,5 @@
 --! Previous: sha1:0e760c225b5f689fe7da6fcad3fb349083142660
---! Hash: sha1:1a34363c44e634a02a0df8a48ad37910c0c6b2e0
+--! Hash: sha1:ea11e42796411574e5b44a6ba403ad3f99e0b9ab
 --! Message: synchronized is true
 
 -- What it takes for SYNCHRONIZED to be a checked fact (issue 9): the slots
@@ -7,7 +7,7 @@
 -- changed on a server that it must put back. Tables and drops only; the
 -- functions live in migrations/functions.
 
--- == topology: prepared slots, origin ==
+-- == topology: prepared slots, origin (the reverse of a pair, cascades) ==
 
 -- Slots a node holds for a later init that will subscribe through them
 -- (SPEC 4.4). 'reverse': made when the node became synchronized from
@@ -38,7 +38,7 @@ ALTER TABLE steep_repl.init_method_state
   ADD COLUMN origin text CHECK (origin IN ('none', 'any')),
   ADD COLUMN prepared_slot text;
 
--- == server settings an init changed ==
+-- == what exists and what an init changed ==
 
 -- What an init must know to tell the truth about what exists and to put
 -- back what it changed: the publication and its tables as the plan made
@@ -46,12 +46,12 @@ ALTER TABLE steep_repl.init_method_state
 -- target's max_sync_workers_per_subscription before --parallel changed it.
 ALTER TABLE steep_repl.init_method_state
   -- {oid, tables: [{relid, schema_name, table_name}]} on the source
-  ADD COLUMN IF NOT EXISTS source_publication jsonb,
+  ADD COLUMN source_publication jsonb,
   -- NULL: the init changed nothing
-  ADD COLUMN IF NOT EXISTS sync_workers_before integer,
+  ADD COLUMN sync_workers_before integer,
   -- true: that value was itself set by ALTER SYSTEM (restored by setting it
   -- again), false: it came from postgresql.conf or the default (RESET)
-  ADD COLUMN IF NOT EXISTS sync_workers_before_altered boolean;
+  ADD COLUMN sync_workers_before_altered boolean;
 
 -- == schema truth ==
 
@@ -60,6 +60,4 @@ ALTER TABLE steep_repl.init_method_state
 -- unlogged or foreign partition) that an init in mode auto or manual went
 -- ahead without: [{schema_name, table_name, label, reason}], recorded by
 -- the schema step, shown by init_status and the init.completed event.
-ALTER TABLE steep_repl.init_progress ADD COLUMN IF NOT EXISTS not_replicated jsonb NOT NULL DEFAULT '[]';
-
--- == nodes: detach, registration ==
+ALTER TABLE steep_repl.init_progress ADD COLUMN not_replicated jsonb NOT NULL DEFAULT '[]';
