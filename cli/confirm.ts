@@ -1,29 +1,15 @@
-// Manual schema sync shows the blocking differences and asks on the terminal
-// (or reads one line from piped stdin); no answer is a no.
+// Questions a command asks once on the terminal (or as one line read from
+// piped stdin); no answer is a no. --yes skips them in scripts.
 import * as readline from 'node:readline';
 import { describeDifferences, TableDifference } from '../lib/schema-sync';
 
+// Manual schema sync shows the blocking differences, then asks.
 export function askToProceed(differences: TableDifference[], source: string, target: string, question: string): Promise<boolean> {
   const blocking = differences.filter((d) => d.blocking);
   process.stderr.write(`node ${target} differs from node ${source}:\n${describeDifferences(blocking)}\n`);
-  process.stderr.write(`${question} [y/N] `);
-  return new Promise((resolve) => {
-    const rl = readline.createInterface({ input: process.stdin });
-    let answer: boolean | undefined;
-    rl.once('line', (line) => {
-      answer = /^\s*y(es)?\s*$/i.test(line);
-      rl.close();
-    });
-    rl.once('close', () => {
-      // End of input without an answer: the prompt line still needs its end.
-      if (answer === undefined) process.stderr.write('\n');
-      resolve(answer ?? false);
-    });
-  });
+  return confirmAction(question);
 }
 
-// A destructive command asks once on the terminal (or reads one line from
-// piped stdin); no answer is a no. --yes skips the question in scripts.
 export function confirmAction(question: string): Promise<boolean> {
   process.stderr.write(`${question} [y/N] `);
   return new Promise((resolve) => {
@@ -34,6 +20,7 @@ export function confirmAction(question: string): Promise<boolean> {
       rl.close();
     });
     rl.once('close', () => {
+      // End of input without an answer: the prompt line still needs its end.
       if (answer === undefined) process.stderr.write('\n');
       resolve(answer ?? false);
     });
