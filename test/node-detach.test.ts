@@ -38,8 +38,6 @@ const nothing = { subscriptions: [], slots: [], publications: [], prepared: [] }
 
 describe('node detach', () => {
   let pair: InitPair;
-  let sourceAgent: AgentProcess | undefined;
-  let targetAgent: AgentProcess | undefined;
 
   beforeAll(async () => {
     pair = await createInitPair({
@@ -50,8 +48,9 @@ describe('node detach', () => {
       targetId: 'detach tgt select',
       rows: 2000,
     });
-    sourceAgent = await AgentProcess.start(pair.source.url);
-    targetAgent = await AgentProcess.start(pair.target.url);
+    // both nodes' agents: a detach reaches the other side through them
+    await AgentProcess.start(pair.source.url);
+    await AgentProcess.start(pair.target.url);
   });
   afterAll(async () => {
     await stopAllAgents();

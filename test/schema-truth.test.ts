@@ -6,7 +6,7 @@
 // partition it its own way; manual mode names a table the target lacks.
 import { clusterA, clusterB, query } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, leftovers, sourceWrites, userTables, waitCaughtUp } from './support/init-pair';
-import { createNodeDb, dropReplicationObjects, NodeDb, registerPair } from './support/node-pair';
+import { createNodeDb, NodeDb, registerPair } from './support/node-pair';
 import { dropDatabase } from './support/clusters';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { startWriter } from './support/writer';

@@ -7,12 +7,10 @@
 import { Client } from 'pg';
 import { clientConfig, ConnectionError, connectToNode, describeTarget, nodeConninfo, redactSecrets } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
-import { shellWord } from '../../lib/format';
 import { backoff } from '../../lib/notifications';
 import { finishInit } from '../../lib/sql/finishInit';
 import { getInitStatus, InitOptions, InitStatus, MethodState } from '../../lib/sql/getInitStatus';
 import { getNode, RegisteredNode } from '../../lib/sql/getNode';
-import { getReplicationName } from '../../lib/sql/getReplicationName';
 import { getSlotLag } from '../../lib/sql/getSlotLag';
 import { listReplicatedTables, ReplicatedTable } from '../../lib/sql/listReplicatedTables';
 import { recordMethodState } from '../../lib/sql/recordMethodState';
@@ -27,11 +25,7 @@ import { currentLsn } from '../replication/slot';
 import {
   decideTopology,
   downstreamSlots,
-  findPreparedSlot,
   isReverseOfPair,
-  prepareSlot,
-  preparedSlotTtlSeconds,
-  publicationTables,
   readSourceSelf,
   readUpstreams,
   refuseIncompleteSource,
@@ -41,6 +35,7 @@ import { findSubscription, restoreSyncWorkers, setSubscriptionEnabled } from '..
 import { tablesWithRows } from '../replication/target-tables';
 import { SteepTask, TaskContext } from '../task';
 import { cleanupInit } from './cleanup';
+import { preparedSlotToUse, prepareReverseSlot } from './reverse-slot';
 import { checkInitPrivileges } from './privileges';
 import { mayExistOnSource, OnSource, onSourceObjects } from './existing-objects';
 import { readSourcePublication, verifyStream } from './verify-stream';
@@ -245,7 +240,7 @@ export class InitRun {
       );
     }
     await this.withSource((source) => checkInitPrivileges({ source, target: this.target, sourceNodeId: this.sourceNode.node_id, targetNodeId: this.nodeId, tables, publication: this.name }));
-    const preparedSlot = reverse ? await this.withSource((s) => this.reverseSlot(s, tables)) : undefined;
+    const preparedSlot = reverse ? await this.withSource((s) => preparedSlotToUse(this, s, tables)) : undefined;
     this.checkpoint();
 
     await this.phase('schema_sync');
@@ -291,52 +286,6 @@ export class InitRun {
     await this.withSource((s) => ensurePublication(s, this.name, tables));
     await this.rememberPublication();
     return { tables, copyData, origin: topology.origin, preparedSlot };
-  }
-
-  // The reverse of a pair starts from the slot the source prepared when it
-  // became synchronized from this node: every row written on the source
-  // since is in it. Without a usable one the rows written there would be
-  // lost by a copy_data = false start: refused, or with --force a full copy
-  // (a stale prepared slot is dropped first, its name is the pair's).
-  private async reverseSlot(source: Client, tables: ReplicatedTable[]): Promise<string | undefined> {
-    const sourceId = this.sourceNode.node_id;
-    const name = this.name;
-    const slot = await findPreparedSlot(source, name);
-    let problem: string | undefined;
-    if (!slot) {
-      problem = `node ${sourceId} holds no prepared slot for ${this.nodeId} (${name}): it was never made (a pair synchronized before steep-repl prepared one, or it could not be created then), or it expired or was dropped`;
-    } else if (slot.for_node !== this.nodeId) {
-      problem = `the slot ${name} on ${sourceId} was prepared for node ${slot.for_node}, not ${this.nodeId}`;
-    } else if (!slot.slot_exists) {
-      problem = `the prepared slot ${name} on ${sourceId} no longer exists (dropped outside steep-repl)`;
-    } else if (slot.wal_status === 'lost') {
-      problem = `the prepared slot ${name} on ${sourceId} was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size)`;
-    } else if (slot.active) {
-      problem = `the prepared slot ${name} on ${sourceId} is in use by another subscriber`;
-    } else {
-      const published = await publicationTables(source, slot.publication ?? name);
-      const planned = tables.map((t) => t.label).sort();
-      if (published.join('\n') !== planned.join('\n')) {
-        problem = `the prepared publication ${slot.publication ?? name} on ${sourceId} covers ${published.join(', ') || 'no tables'}, but ${sourceId} now replicates ${planned.join(', ') || 'no tables'}`;
-      }
-    }
-    if (!problem) {
-      this.log('info', 'init.prepared_slot_found', { slot_name: name, lsn: slot!.lsn, retained_bytes: slot!.retained_bytes, expires_at: slot!.expires_at });
-      return name;
-    }
-    if (!this.options.force) {
-      throw new SteepError(
-        `${problem}. Without it, the rows written on ${sourceId} since it became synchronized cannot reach ${this.nodeId} without copying every table again`,
-        undefined,
-        `start again with --force (options {"force": true}) to copy every table from ${sourceId}: ${this.nodeId}'s rows in them are emptied on ${this.nodeId} only, without replicating; cancel this one first: steep-repl node cancel ${shellWord(this.nodeId)}`,
-      );
-    }
-    this.log('warn', 'init.reverse_full_copy', { reason: problem });
-    if (slot) {
-      await source.query('UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1', [name]);
-      await source.query('SELECT steep_repl.expire_prepared_slot($1)', [name]);
-    }
-    return undefined;
   }
 
   // Every method ends streaming from a slot: synchronized once the slot has
@@ -392,7 +341,7 @@ export class InitRun {
     const sequences = await this.withSource((s) => copySequences(s, this.target));
     if (sequences.missing.length) this.log('warn', 'init.sequences_missing', { sequences: sequences.missing });
     await this.restoreServerSettings();
-    const reverseSlot = await this.prepareReverse();
+    const reverseSlot = await prepareReverseSlot(this);
     await finishInit(this.target, this.nodeId, {
       outcome: 'completed',
       details: {
@@ -402,46 +351,6 @@ export class InitRun {
         reverse_slot: reverseSlot ?? null,
       },
     });
-  }
-
-  // Before this node is synchronized, the direction back to the source is
-  // made ready on it: the publication (first: pgoutput decodes with the
-  // publications as they were) and a slot, recorded in init_slots with its
-  // expiry. From the slot on, every row this node's clients write is kept
-  // for the source's later init from this node, which subscribes through it
-  // (create_slot = false). Not for the reverse of a pair (that direction
-  // streams already) nor a cascade or a server without origin = none (a
-  // bidirectional pair would be refused). Failing to make it does not fail
-  // this init: the later reverse init then says what to do.
-  private async prepareReverse(): Promise<string | undefined> {
-    const sourceId = this.sourceNode.node_id;
-    if (this.state.reverse_of_pair || this.state.origin !== 'none') {
-      const reason = this.state.reverse_of_pair
-        ? 'this init is the reverse of a pair: both directions stream'
-        : `subscribed with origin = ${this.state.origin ?? 'any (server default)'}: a bidirectional pair with ${sourceId} would be refused`;
-      this.log('info', 'init.reverse_not_prepared', { reason });
-      return undefined;
-    }
-    const name = await getReplicationName(this.target, this.nodeId, sourceId);
-    try {
-      const { tables } = await this.refresh();
-      await ensurePublication(this.target, name, tables);
-      const slot = await prepareSlot(this.target, {
-        slotName: name,
-        forNode: sourceId,
-        purpose: 'reverse',
-        publication: name,
-        ttlSeconds: preparedSlotTtlSeconds(),
-      });
-      this.log('info', 'init.reverse_prepared', { slot_name: name, for_node: sourceId, lsn: slot.lsn, expires_at: slot.expires_at });
-      return name;
-    } catch (err) {
-      this.log('warn', 'init.reverse_not_prepared', {
-        error: (err as Error).message,
-        hint: `a later init of ${sourceId} from ${this.nodeId} will need --force (a full copy)`,
-      });
-      return undefined;
-    }
   }
 
   // What the retry needs stays; a disabled subscription stops retrying
