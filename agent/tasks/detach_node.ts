@@ -13,6 +13,7 @@
 // by the agent's shutdown runs again.
 import { Client } from 'pg';
 import { connectTo, connectToNode } from '../../lib/connection';
+import { shellWord } from '../../lib/format';
 import { emitEvent } from '../../lib/sql/emitEvent';
 import { getInitStatus } from '../../lib/sql/getInitStatus';
 import { getReplicationName } from '../../lib/sql/getReplicationName';
@@ -54,7 +55,7 @@ export const detach_node: SteepTask = async (payload, ctx) => {
     if ((await localNodeId(local)) !== nodeId) throw new Refusal(`this agent's database is not node ${nodeId}`, 'run node detach against the node itself');
     const self = await getInitStatus(local, nodeId);
     if (inProgress.includes(self.state)) {
-      throw new Refusal(`node ${nodeId} is ${self.state}: an initialization is in progress`, `cancel it first: steep-repl node cancel ${nodeId}`);
+      throw new Refusal(`node ${nodeId} is ${self.state}: an initialization is in progress`, `cancel it first: steep-repl node cancel ${shellWord(nodeId)}`);
     }
     for (const node of (await listNodes(local)).filter((n) => n.node_id !== nodeId)) {
       const peer: Peer = { node };
@@ -74,7 +75,7 @@ export const detach_node: SteepTask = async (payload, ctx) => {
       if (status && status.source_node_id === nodeId && inProgress.includes(status.state)) {
         throw new Refusal(
           `node ${peer.node.node_id} is ${status.state} from node ${nodeId}`,
-          `cancel that initialization first: steep-repl node cancel ${peer.node.node_id}`,
+          `cancel that initialization first: steep-repl node cancel ${shellWord(peer.node.node_id)}`,
         );
       }
     }
