@@ -155,7 +155,8 @@ describe('steep-repl agent', () => {
       const [node] = await query(db.url, "SELECT status, last_seen FROM steep_repl.nodes WHERE node_id = 'peer_up'");
       expect(node.status).toBe('healthy');
       expect(node.last_seen).not.toBeNull();
-      expect(await jobs()).toEqual([]);
+      // graphile-worker emits job:success (our job.completed) before it deletes the row
+      await waitUntil('the completed job to leave the queue', async () => (await jobs()).length === 0, 10000);
       expect(await agent.stop()).toBe(0);
     });
 
@@ -183,7 +184,8 @@ describe('steep-repl agent', () => {
         status: 'unreachable',
         error: expect.stringContaining(`127.0.0.1:${silent.port}/app_peer_silent: timeout expired`),
       });
-      expect(await jobs()).toEqual([]);
+      // graphile-worker emits job:success (our job.completed) before it deletes the row
+      await waitUntil('the completed job to leave the queue', async () => (await jobs()).length === 0, 10000);
       expect((await query(db.url, "SELECT status FROM steep_repl.nodes WHERE node_id = 'peer_silent'"))[0].status).toBe(
         'unreachable',
       );
