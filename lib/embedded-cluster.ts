@@ -37,6 +37,10 @@ export interface Cluster {
 export const logicalReplicationSettings: Record<string, string | number> = {
   wal_level: 'logical',
   max_replication_slots: 40,
+  // PostgreSQL 18 counts the subscriber's origins on their own (default 10):
+  // each apply and table-sync worker holds one, and the test files run
+  // inits side by side ("could not find free replication state slot")
+  max_active_replication_origins: 40,
   max_wal_senders: 40,
   max_logical_replication_workers: 24,
   max_sync_workers_per_subscription: 4,

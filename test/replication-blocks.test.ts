@@ -2,7 +2,8 @@
 // servers: a slot with an exported snapshot gives one consistent instant; a
 // copy read at it plus a subscription from that slot (create_slot = false,
 // copy_data = false) ends identical to the source under writes, with no row
-// lost or applied twice; a subscription is found by its oid after a rename.
+// lost or applied twice; a subscription is found by its oid after a rename;
+// a prepared slot is made exactly once, also by a run killed half-way.
 import { Client } from 'pg';
 import { getNode } from '../lib/sql/getNode';
 import { getSlotLag } from '../lib/sql/getSlotLag';
@@ -10,6 +11,7 @@ import { nodeConninfo } from '../lib/connection';
 import { ensurePublication, dropPublication } from '../agent/replication/publication';
 import { createSlotWithSnapshot } from '../agent/replication/slot';
 import { createSubscription, dropSubscription, findSubscription } from '../agent/replication/subscription';
+import { prepareSlot } from '../agent/replication/topology';
 import { clusterA, clusterB, query } from './support/clusters';
 import { createInitPair, InitPair, tableHash, waitCaughtUp } from './support/init-pair';
 
@@ -87,5 +89,41 @@ describe('replication building blocks', () => {
     await dropSubscription(target, 'renamed_by_a_dba');
     await dropPublication(source, slotName);
     expect(await getSlotLag(source, slotName)).toMatchObject({ slot_exists: false, lag_bytes: null, reached: false });
+  });
+
+  it('prepares a slot in three steps: a run killed between them finishes it; one that cannot be made leaves nothing', async () => {
+    const prepared = (name: string, ttlSeconds = 3600) =>
+      prepareSlot(source, { slotName: name, forNode: pair.target.id, purpose: 'reverse', publication: 'steep_test_prepared', ttlSeconds });
+    const slotOf = async (name: string) =>
+      (await query(pair.source.url, 'SELECT confirmed_flush_lsn::text AS lsn, active FROM pg_replication_slots WHERE slot_name = $1', [name]))[0];
+    const rowOf = async (name: string) =>
+      (await query(pair.source.url, 'SELECT lsn::text, for_node FROM steep_repl.init_slots WHERE slot_name = $1', [name]))[0];
+    await ensurePublication(source, 'steep_test_prepared', [table]);
+
+    const fresh = await prepared('steep_test_prepared_fresh');
+    expect(fresh.lsn).toBe((await slotOf('steep_test_prepared_fresh')).lsn);
+    expect(await rowOf('steep_test_prepared_fresh')).toEqual({ lsn: fresh.lsn, for_node: pair.target.id });
+    // again (a resumed finalize): the same slot, not a second one
+    expect((await prepared('steep_test_prepared_fresh')).lsn).toBe(fresh.lsn);
+
+    // killed after the row and the slot, before the LSN was recorded
+    await query(pair.source.url, "SELECT steep_repl.prepare_slot('steep_test_prepared_killed', $1, 'reverse', 'steep_test_prepared', interval '1 hour')", [pair.target.id]);
+    await query(pair.source.url, "SELECT pg_create_logical_replication_slot('steep_test_prepared_killed', 'pgoutput')");
+    const madeAt = (await slotOf('steep_test_prepared_killed')).lsn;
+    await query(pair.source.url, "INSERT INTO public.accounts VALUES (-50, 1, 'after the slot, before the rerun')");
+    const finished = await prepared('steep_test_prepared_killed');
+    expect(finished.lsn).toBe(madeAt);
+    expect(await rowOf('steep_test_prepared_killed')).toEqual({ lsn: madeAt, for_node: pair.target.id });
+
+    // a slot that cannot be made (a physical slot holds the name): the row goes too
+    await query(pair.source.url, "SELECT steep_repl.prepare_slot('steep_test_prepared_clash', $1, 'reverse', 'steep_test_prepared', interval '1 hour')", [pair.target.id]);
+    await query(pair.source.url, "SELECT pg_create_physical_replication_slot('steep_test_prepared_clash')");
+    await expect(prepared('steep_test_prepared_clash')).rejects.toThrow(/steep_test_prepared_clash/);
+    expect(await rowOf('steep_test_prepared_clash')).toBeUndefined();
+
+    await query(pair.source.url, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'steep_test_prepared%'");
+    await query(pair.source.url, "DELETE FROM steep_repl.init_slots WHERE slot_name LIKE 'steep_test_prepared%'");
+    await query(pair.source.url, 'DELETE FROM public.accounts WHERE id = -50');
+    await dropPublication(source, 'steep_test_prepared');
   });
 });

@@ -65,6 +65,8 @@ export async function preparedSlotToUse(run: InitRun, source: Client, tables: Re
     problem = `node ${sourceId} holds no prepared slot for ${run.nodeId} (${name}): it was never made (a pair synchronized before steep-repl prepared one, or it could not be created then), or it expired or was dropped`;
   } else if (slot.for_node !== run.nodeId) {
     problem = `the slot ${name} on ${sourceId} was prepared for node ${slot.for_node}, not ${run.nodeId}`;
+  } else if (!slot.lsn) {
+    problem = `the prepared slot ${name} on ${sourceId} was never finished (the agent making it stopped before the slot was made)`;
   } else if (!slot.slot_exists) {
     problem = `the prepared slot ${name} on ${sourceId} no longer exists (dropped outside steep-repl)`;
   } else if (slot.wal_status === 'lost') {

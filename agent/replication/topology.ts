@@ -70,17 +70,40 @@ export function preparedSlotTtlSeconds(): number {
   return Number.isFinite(ttl) && ttl > 0 ? ttl : 86400;
 }
 
-// On the node that will be the source: the slot (after its publication)
-// and its init_slots row and expiry. Idempotent for a resumed finalize.
+// On the node that will be the source: the init_slots row (with its
+// expiry), then the slot as a statement of its own (prepare_slot.sql says
+// why not inside the function), then its consistent point. A run killed in
+// between finds the row without an LSN and finishes it: a slot of that name
+// made after the row is ours, and nothing subscribed through it (a reverse
+// init needs the LSN), so its confirmed position is still where it began.
 export async function prepareSlot(
   db: Client,
   slot: { slotName: string; forNode: string; purpose: 'reverse' | 'manual' | 'two-phase'; publication: string; ttlSeconds: number },
 ): Promise<{ slot_name: string; lsn: string; expires_at: Date }> {
-  const { rows } = await db.query(
-    `SELECT slot_name, lsn::text, expires_at FROM steep_repl.prepare_slot($1, $2, $3, $4, make_interval(secs => $5))`,
-    [slot.slotName, slot.forNode, slot.purpose, slot.publication, slot.ttlSeconds],
-  );
-  return rows[0];
+  const {
+    rows: [row],
+  } = await db.query(`SELECT slot_name, lsn::text, expires_at FROM steep_repl.prepare_slot($1, $2, $3, $4, make_interval(secs => $5))`, [
+    slot.slotName,
+    slot.forNode,
+    slot.purpose,
+    slot.publication,
+    slot.ttlSeconds,
+  ]);
+  if (row.lsn) return row;
+  const made = await db.query('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()', [
+    slot.slotName,
+  ]);
+  try {
+    const lsn: string =
+      made.rows[0]?.lsn ?? (await db.query("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [slot.slotName])).rows[0].lsn;
+    const { rows } = await db.query('SELECT slot_name, lsn::text, expires_at FROM steep_repl.prepared_slot_created($1, $2)', [slot.slotName, lsn]);
+    return rows[0];
+  } catch (err) {
+    // not made (no free slot, say): the row, its publication and any slot go now, not at expiry
+    await db.query('UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1', [slot.slotName]).catch(() => undefined);
+    await db.query('SELECT steep_repl.expire_prepared_slot($1)', [slot.slotName]).catch(() => undefined);
+    throw err;
+  }
 }
 
 export async function consumePreparedSlot(db: Client, slotName: string): Promise<boolean> {

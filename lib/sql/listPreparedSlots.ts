@@ -7,7 +7,8 @@ export interface PreparedSlot {
   for_node: string;
   purpose: string;
   publication: string | null;
-  lsn: string;
+  // null while the slot is being made
+  lsn: string | null;
   created_at: Date;
   expires_at: Date;
   slot_exists: boolean;

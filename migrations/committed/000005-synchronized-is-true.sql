@@ -1,5 +1,5 @@
 --! Previous: sha1:0e760c225b5f689fe7da6fcad3fb349083142660
---! Hash: sha1:ea11e42796411574e5b44a6ba403ad3f99e0b9ab
+--! Hash: sha1:71042924b04093b512cee4bebff48424c8751f66
 --! Message: synchronized is true
 
 -- What it takes for SYNCHRONIZED to be a checked fact (issue 9): the slots
@@ -24,8 +24,10 @@ CREATE TABLE steep_repl.init_slots (
   -- the publication made for it (before the slot: pgoutput decodes with
   -- the publications as they were when a change was written)
   publication text,
-  -- the slot's consistent point: a subscription from it starts here
-  lsn pg_lsn NOT NULL,
+  -- the slot's consistent point: a subscription from it starts here; NULL
+  -- while the slot is being made (the row comes first, so a run killed in
+  -- between finds and finishes it, and the expiry covers it from the start)
+  lsn pg_lsn,
   created_at timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz NOT NULL
 );
