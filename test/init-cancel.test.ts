@@ -67,7 +67,7 @@ describe('init cancel and agent death', () => {
   it('node cancel during the copy removes subscription, slots, publication and copied rows; a new start completes', async () => {
     const agent = new AgentProcess(pair.target.url);
     await agent.waitForEvent('agent.started');
-    const detached = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--detach', '--json', '--db', pair.target.url]);
+    const detached = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--no-wait', '--json', '--db', pair.target.url]);
     expect(detached.code).toBe(0);
     expect(JSON.parse(detached.stdout)).toMatchObject({ node_id: pair.target.id, state: 'preparing', replication_name: pair.replicationName });
     // The job carries ids only: no connection details, never a password.

@@ -28,7 +28,7 @@ describe('init faults: what it reports is what exists', () => {
   let pair: InitPair;
   let agent: AgentProcess;
 
-  const start = (...extra: string[]) => runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--detach', '--db', pair.target.url, ...extra]);
+  const start = (...extra: string[]) => runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--no-wait', '--db', pair.target.url, ...extra]);
   const cancel = () => runCli(['node', 'cancel', pair.target.id, '--db', pair.target.url]);
   const copying = () => waitForCopyInProgress(pair, { otherTablesDone: true, everyMs: 100 });
   const settled = (state: string) =>

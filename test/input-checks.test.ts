@@ -98,7 +98,7 @@ describe('input checks', () => {
       });
     }
     for (const timeout of ['infinity', '1e10', '99999999999 years']) {
-      const result = await runCli(['node', 'start', local, '--from', peer, '--timeout', timeout, '--detach', '--db', db.url]);
+      const result = await runCli(['node', 'start', local, '--from', peer, '--timeout', timeout, '--no-wait', '--db', db.url]);
       expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
       expect(result.stderr).toContain(`option timeout must be from 1 to 31536000 seconds, got "${timeout}": out of range`);
       expect(result.stderr).toContain("hint: at most a year ('1 year'); leave timeout out for no limit");
@@ -112,12 +112,12 @@ describe('input checks', () => {
     const failed = async () => {
       await waitUntil('the init to fail', async () => (await query(db.url, 'SELECT init_state FROM steep_repl.nodes WHERE is_local'))[0].init_state === 'failed');
     };
-    const start = await runCli(['node', 'start', local, '--from', peer, '--schema-sync', 'auto', '--detach', '--db', db.url]);
+    const start = await runCli(['node', 'start', local, '--from', peer, '--schema-sync', 'auto', '--no-wait', '--db', db.url]);
     expect(start.code).toBe(0);
     await failed();
     expect(await options()).toMatchObject({ schema_sync: 'auto', timeout: null });
 
-    const resumed = await runCli(['node', 'start', local, '--from', peer, '--resume', '--timeout', '2 hours', '--detach', '--db', db.url]);
+    const resumed = await runCli(['node', 'start', local, '--from', peer, '--resume', '--timeout', '2 hours', '--no-wait', '--db', db.url]);
     expect(resumed.stderr).toBe('');
     expect(resumed.code).toBe(0);
     expect(await options()).toMatchObject({ schema_sync: 'auto', timeout: 7200 });

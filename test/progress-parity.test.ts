@@ -59,7 +59,7 @@ describe('node progress and the live view', () => {
   }
 
   it('show the same rows/s, bytes/s, ETA and lag for the same report while a table copies', async () => {
-    const started = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--detach', '--db', pair.target.url]);
+    const started = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--no-wait', '--db', pair.target.url]);
     expect(started.code).toBe(0);
     await waitForCopyInProgress(pair, { otherTablesDone: true });
     // the agent's rate needs two reports of moving rows

@@ -21,7 +21,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     "the target's steep_repl.init_methods (SELECT * FROM steep_repl.init_methods); start_init refuses one not marked available.";
   static examples = [
     '<%= config.bin %> node start node_b --from node_a --db postgres://admin@db2/app',
-    '<%= config.bin %> node start node_b --from node_a --parallel 4 --schema-sync auto --detach',
+    '<%= config.bin %> node start node_b --from node_a --parallel 4 --schema-sync auto --no-wait',
     '<%= config.bin %> node start node_b --from node_a --resume',
   ];
   static args = { target: Args.string({ description: 'node to initialize (its database runs the init)', required: true }) };
@@ -38,7 +38,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     force: Flags.boolean({ description: 'empty target tables that already hold rows (on this node only, not replicated)' }),
     timeout: Flags.string({ description: 'fail the init if not synchronized within this (seconds, or an interval like "2 hours")' }),
     resume: Flags.boolean({ description: 'resume a failed init from where it stopped' }),
-    detach: Flags.boolean({ description: 'queue the init and return; follow it with node progress' }),
+    wait: Flags.boolean({ description: 'follow the init until it ends (--no-wait: queue it and return; follow it with node progress)', default: true, allowNo: true }),
     yes: Flags.boolean({ char: 'y', description: 'schema sync manual: proceed without asking (for scripts)' }),
     json: jsonFlag,
   };
@@ -57,7 +57,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     try {
       if (flags['schema-sync'] === 'manual' && !flags.resume) await this.confirmSchema(client, args.target, flags.from, flags.yes);
       const started = await startInit(client, { target: args.target, source: flags.from, method: flags.method ?? null, options });
-      if (flags.detach) {
+      if (!flags.wait) {
         if (flags.json) return this.printJson(started);
         this.log(`initialization of ${args.target} from ${flags.from} queued as job ${started.job_id}`);
         this.log(
