@@ -11,6 +11,8 @@ import { dropDatabase } from './support/clusters';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { startWriter } from './support/writer';
 import { waitUntil } from './support/wait';
+import { ClusterWatch } from '../tui/cluster-watch';
+import { renderInitOverlay } from '../tui/init-overlay';
 
 jest.setTimeout(180000);
 
@@ -305,6 +307,19 @@ describe('schema truth: init', () => {
     expect(await agent.waitForEvent('init.not_replicated')).toMatchObject({ relations: notReplicated });
     const progress = await runCli(['node', 'progress', pair.target.id, '--db', pair.target.url]);
     expect(progress.stdout).toContain('not replicated: public."Scratch ü" (unlogged table)');
+    // and the live view's detail overlay, as it reads the node
+    const watch = new ClusterWatch({ db: pair.target.url, applicationName: 'steep-repl test schema truth' });
+    await watch.start();
+    try {
+      watch.watchDetail(pair.target.id);
+      const view = await waitUntil('the live view to read the init', () => watch.node(pair.target.id)?.progress ?? undefined, 10000, 50);
+      expect(view.not_replicated).toEqual(notReplicated);
+      const pieces: string[] = [];
+      renderInitOverlay({ put: (_x, _y, text) => void pieces.push(text) }, { x: 0, y: 0, width: 120, height: 40 }, watch.node(pair.target.id)!);
+      expect(pieces).toContain('1 not replicated: public."Scratch ü" (unlogged table)');
+    } finally {
+      await watch.stop();
+    }
     const published = await query(pair.source.url, 'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2', [pair.replicationName]);
     expect(published.map((p) => p.tablename)).not.toContain('Scratch ü');
 

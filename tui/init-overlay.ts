@@ -95,7 +95,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
 
   if (failed.length) line(['Failed  ', { bold: true, color: 'red' }], [failed.map((t) => `${tableName(t)}: ${t.error ?? 'error'}`).join(' · '), { color: 'red' }]);
 
-  room = last - lines.length - (pending.length ? 1 : 0) - errorLines;
+  room = last - lines.length - (pending.length ? 1 : 0) - (progress.not_replicated?.length ? 1 : 0) - errorLines;
   if (completed.length && room > 0) {
     const shown = completed.slice(0, Math.max(1, room - (completed.length > room ? 1 : 0)));
     const nameWidth = Math.min(36, Math.max(...shown.map((t) => stringWidth(tableName(t)))));
@@ -106,6 +106,11 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     if (completed.length > room - 1 && room > 1) line([`    … ${completed.length - (room - 1)} more`]);
   }
   if (pending.length) line(['Pending ', { bold: true }], [`${pending.length}: ${pending.map(tableName).join(', ')}`]);
+  // what the init went ahead without (schema sync auto or manual)
+  const notReplicated = progress.not_replicated ?? [];
+  if (notReplicated.length) {
+    line(['Skipped ', { bold: true, color: 'yellow' }], [`${notReplicated.length} not replicated: ${notReplicated.map((t) => `${t.label} (${t.reason})`).join(', ')}`, { color: 'yellow' }]);
+  }
   if (progress.error) {
     wrap(progress.error, inner - 8)
       .slice(0, 3)
