@@ -125,10 +125,15 @@ interface SubscriptionFacts {
   tables: Array<{ label: string; state: string }>;
 }
 
+// The apply worker: worker_type = 'apply' from PostgreSQL 17; before, the
+// worker without a table (relid) that is no parallel apply worker (16's
+// leader_pid), read through to_jsonb so one query runs on 15 to 18.
 async function subscriptionFacts(target: Client, state: MethodState): Promise<SubscriptionFacts | undefined> {
   const { rows } = await target.query(
     `SELECT s.oid::int8::float8 AS oid, s.subname AS name, s.subenabled AS enabled, s.subpublications AS publications,
-            (SELECT w.pid FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.worker_type = 'apply' AND w.pid IS NOT NULL LIMIT 1) AS apply_pid,
+            (SELECT w.pid FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.pid IS NOT NULL
+               AND coalesce(to_jsonb(w) ->> 'worker_type', CASE WHEN w.relid IS NULL AND to_jsonb(w) ->> 'leader_pid' IS NULL THEN 'apply' END) = 'apply'
+             LIMIT 1) AS apply_pid,
             (SELECT coalesce(sum(e.sync_error_count + e.apply_error_count), 0)::int FROM pg_stat_subscription_stats e WHERE e.subid = s.oid) AS errors,
             coalesce((SELECT jsonb_agg(jsonb_build_object('label', format('%I.%I', n.nspname, c.relname), 'state', sr.srsubstate))
                       FROM pg_subscription_rel sr JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
