@@ -14,6 +14,13 @@ const platformPackage = path.join(path.dirname(require.resolve('@embedded-postgr
 export const nativeDir = path.join(platformPackage, 'native');
 const stagedParts = ['bin', 'lib', 'share'];
 
+// The embedded server's major version: the platform package's version
+// (18.4.0-beta.17) is the PostgreSQL release it carries.
+export function embeddedMajor(): number {
+  const { version } = JSON.parse(fs.readFileSync(path.join(platformPackage, 'package.json'), 'utf8')) as { version: string };
+  return Number(version.split('.')[0]);
+}
+
 // Where staged copies go: <base>/<package version>-<content hash>/.
 export const stagingBaseVariable = 'STEEP_REPL_PG_STAGE_DIR';
 export const defaultStagingBase = '/var/tmp/steep-repl-postgres';

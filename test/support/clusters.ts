@@ -24,14 +24,28 @@ export interface OwnClusters<Name extends string> {
   remove(): Promise<void>;
 }
 
+export interface OwnClusterOptions<Name extends string> {
+  // the major version of some of them (15: Debian's binaries); the
+  // embedded PostgreSQL for the others
+  versions?: Partial<Record<Name, number>>;
+}
+
 // Clusters under clusterRoot(rootName), started in parallel, after stopping
 // those a killed run of the same owner left there.
-export async function startOwnClusters<Name extends string>(rootName: string, names: readonly Name[]): Promise<OwnClusters<Name>> {
+export async function startOwnClusters<Name extends string>(
+  rootName: string,
+  names: readonly Name[],
+  options: OwnClusterOptions<Name> = {},
+): Promise<OwnClusters<Name>> {
   const root = clusterRoot(rootName);
   await cleanStaleRuns(root);
   const runDir = claimRunDir(root);
   try {
-    const started = await Promise.all(names.map((name) => createCluster(path.join(runDir, name))));
+    // all settled before a failure is thrown, so removeRun finds every server that started
+    const settled = await Promise.allSettled(names.map((name) => createCluster(path.join(runDir, name), undefined, { version: options.versions?.[name] })));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const started = settled.map((r) => (r as PromiseFulfilledResult<Cluster>).value);
     const clusters = Object.fromEntries(names.map((name, i) => [name, started[i]])) as Record<Name, Cluster>;
     return { runDir, clusters, remove: () => removeRun(runDir) };
   } catch (err) {
