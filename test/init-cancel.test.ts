@@ -2,7 +2,7 @@
 // and by Ctrl+C during node start leaves nothing behind; an agent killed
 // mid-copy and started again completes the init.
 import { clusterA, clusterB, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userTables, waitCaughtUp, waitForCopyInProgress } from './support/init-pair';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userTables, waitCaughtUp, waitJobDone, waitForCopyInProgress } from './support/init-pair';
 import { waitUntil } from './support/wait';
 import { AgentProcess, CliRun, runCli, startCli, stopAllAgents } from './support/processes';
 
@@ -16,6 +16,7 @@ async function expectNothingLeft(pair: InitPair): Promise<void> {
   for (const table of userTables) {
     expect(await query(pair.target.url, `SELECT count(*)::int AS n FROM ${table}`)).toEqual([{ n: 0 }]);
   }
+  await waitJobDone(pair.target);
   const status = await initStatus(pair.target);
   expect(status).toMatchObject({ state: 'uninitialized', source_node_id: null, progress: null, tables: [], job: null });
 }
@@ -152,7 +153,7 @@ describe('init cancel and agent death', () => {
     await agent.waitForEvent('job.completed');
     const status = await initStatus(pair.target);
     expect(status.state).toBe('synchronized');
-    expect(status.job).toBeNull();
+    await waitJobDone(pair.target);
     await waitCaughtUp(pair);
     expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
     // One subscription, one slot: the restart reused what existed.

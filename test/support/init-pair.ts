@@ -107,6 +107,12 @@ export async function initStatus(db: NodeDb): Promise<any> {
   return withClient(db.url, (client) => getInitStatus(client, db.id));
 }
 
+// The init's job once it has left the queue: the task returns (the node
+// already synchronized or failed), then graphile-worker deletes the row.
+export async function waitJobDone(db: NodeDb): Promise<void> {
+  await waitUntil('the init job to leave the queue', async () => (await initStatus(db)).job === null, 10000, 50);
+}
+
 // Everything an init may have created, on both sides.
 export async function leftovers(pair: InitPair): Promise<{ subscriptions: string[]; slots: string[]; publications: string[] }> {
   const subscriptions = (
