@@ -3,7 +3,8 @@
 // copy read at it plus a subscription from that slot (create_slot = false,
 // copy_data = false) ends identical to the source under writes, with no row
 // lost or applied twice; a subscription is found by its oid after a rename;
-// a prepared slot is made exactly once, also by a run killed half-way.
+// a prepared slot is made exactly once, also by a run killed half-way; the
+// stream check before SYNCHRONIZED passes a sound stream and fails a broken one.
 import { Client } from 'pg';
 import { getNode } from '../lib/sql/getNode';
 import { getSlotLag } from '../lib/sql/getSlotLag';
@@ -12,6 +13,9 @@ import { ensurePublication, dropPublication } from '../agent/replication/publica
 import { createSlotWithSnapshot } from '../agent/replication/slot';
 import { createSubscription, dropSubscription, findSubscription } from '../agent/replication/subscription';
 import { prepareSlot } from '../agent/replication/topology';
+import { readSourcePublication, StreamRun, verifyStream } from '../agent/init/verify-stream';
+import { MethodState } from '../lib/sql/getInitStatus';
+import { currentLsn } from '../agent/replication/slot';
 import { clusterA, clusterB, query } from './support/clusters';
 import { createInitPair, InitPair, tableHash, waitCaughtUp } from './support/init-pair';
 
@@ -125,5 +129,53 @@ describe('replication building blocks', () => {
     await query(pair.source.url, "DELETE FROM steep_repl.init_slots WHERE slot_name LIKE 'steep_test_prepared%'");
     await query(pair.source.url, 'DELETE FROM public.accounts WHERE id = -50');
     await dropPublication(source, 'steep_test_prepared');
+  });
+
+  it('the stream check after catch-up passes a sound stream, and names a table dropped from the publication or a disabled subscription', async () => {
+    const name = 'steep_test_verify';
+    const verifyTable = { schema_name: 'public', table_name: 'Verify ü', label: 'public."Verify ü"' };
+    for (const url of [pair.source.url, pair.target.url]) await query(url, 'CREATE TABLE public."Verify ü" (id int PRIMARY KEY, v text)');
+    await query(pair.source.url, `INSERT INTO public."Verify ü" SELECT g, 'v' || g FROM generate_series(1, 200) g`);
+    const sourceNode = await getNode(target, pair.source.id);
+    await ensurePublication(source, name, [verifyTable]);
+    const subscription = await createSubscription(target, { name, conninfo: nodeConninfo(sourceNode), publication: name, slotName: name, copyData: true, createSlot: true });
+    const state = {
+      replication_name: name,
+      slot_name: name,
+      subscription_oid: subscription.oid,
+      source_publication: await readSourcePublication(source, name),
+    } as MethodState;
+    const run: StreamRun = {
+      nodeId: pair.target.id,
+      target,
+      sourceNode,
+      state,
+      withSource: (fn) => fn(source),
+      pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      checkpoint: () => undefined,
+      record: async () => undefined,
+    };
+    try {
+      await query(pair.source.url, `INSERT INTO public."Verify ü" VALUES (201, 'after the copy began')`);
+      const lsnTarget = await currentLsn(source);
+      // waits while the table is not yet ready and the slot has not confirmed the target
+      await verifyStream(run, [verifyTable], 'after catch-up', lsnTarget);
+      expect(await tableHash(target, 'public."Verify ü"')).toBe(await tableHash(source, 'public."Verify ü"'));
+
+      await query(pair.source.url, `ALTER PUBLICATION ${name} DROP TABLE public."Verify ü"`);
+      await expect(verifyStream(run, [verifyTable], 'after catch-up', lsnTarget)).rejects.toThrow(
+        'after catch-up: the table public."Verify ü" was removed from the publication steep_test_verify on source node',
+      );
+      await query(pair.source.url, `ALTER PUBLICATION ${name} ADD TABLE public."Verify ü"`);
+      await target.query(`ALTER SUBSCRIPTION ${name} DISABLE`);
+      await expect(verifyStream(run, [verifyTable], 'after catch-up', lsnTarget)).rejects.toThrow(
+        `after catch-up: the subscription ${name} is disabled on node ${pair.target.id}`,
+      );
+    } finally {
+      await target.query(`ALTER SUBSCRIPTION ${name} DISABLE`).catch(() => undefined);
+      await dropSubscription(target, name);
+      await dropPublication(source, name);
+      for (const url of [pair.source.url, pair.target.url]) await query(url, 'DROP TABLE public."Verify ü"');
+    }
   });
 });
