@@ -65,7 +65,7 @@ describe('init methods', () => {
     const foreign = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'snapshot', { split_tables_larger_than: '1GB' }]);
     expect(foreign.code).toBe('SR004');
     expect(foreign.message).toBe("init option 'split_tables_larger_than' does not apply to method snapshot");
-    expect(foreign.hint).toMatch(/^method snapshot takes: schema_sync, force, resume, timeout, lag_threshold_bytes, parallel; /);
+    expect(foreign.hint).toMatch(/^method snapshot takes: schema_sync, force, resume, timeout, lag_threshold_bytes, parallel, reverse_slot_ttl; /);
     expect(foreign.hint).toMatch(/split_tables_larger_than is an option of: direct$/);
 
     // No method given means snapshot, so its options are checked the same way.

@@ -151,8 +151,7 @@ describe('a reverse direction whose prepared slot expired', () => {
     pair = await createInitPair({ tag: 'topo_exp', sourceCluster: clusterB(), targetCluster: clusterA(), sourceId: 'node A exp', targetId: 'Node "B" ëxp', rows: 4000 });
     ({ source: a, target: b } = pair);
     await AgentProcess.start(a.url);
-    // prepared slots on b live 3 s
-    agentB = await AgentProcess.start(b.url, [], { STEEP_REPL_PREPARED_SLOT_TTL: '3' });
+    agentB = await AgentProcess.start(b.url);
   });
   afterAll(async () => {
     await stopAllAgents();
@@ -161,7 +160,8 @@ describe('a reverse direction whose prepared slot expired', () => {
 
   it('is dropped by the agent at its expiry; the reverse init is then refused with what to do, and --force copies everything', async () => {
     const reverseName = await replicationName(a, b, a);
-    const first = await runCli(['node', 'start', b.id, '--from', a.id, '--db', b.url]);
+    // the slot b prepares lives 3 s
+    const first = await runCli(['node', 'start', b.id, '--from', a.id, '--reverse-slot-ttl', '3', '--db', b.url]);
     expect(first.code).toBe(0);
     expect(await agentB.waitFor((l) => l.event === 'slot.expire_checked' && l.outcome === 'expired', 30000)).toMatchObject({ slot_name: reverseName });
     expect(await query(b.url, "SELECT details ->> 'slot_name' AS slot, details ->> 'publication_dropped' AS publication_dropped FROM steep_repl.audit_log WHERE event = 'slot.expired'")).toEqual([
@@ -187,6 +187,28 @@ describe('a reverse direction whose prepared slot expired', () => {
     await waitCaughtUp({ ...pair, source: b, target: a }, reverseName);
     expect(await query(a.url, "SELECT count(*)::int AS n FROM public.accounts WHERE id < 0")).toEqual([{ n: 100 }]);
     expect(await contentHashes(a.url)).toEqual(await contentHashes(b.url));
+  });
+});
+
+describe('a node that prepares no reverse slot (reverse_slot_ttl 0)', () => {
+  let pair: InitPair;
+
+  beforeAll(async () => {
+    pair = await createInitPair({ tag: 'topo_ttl0', sourceCluster: clusterA(), targetCluster: clusterB(), sourceId: 'one way A', targetId: 'One "Way" B', rows: 500 });
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await pair?.drop();
+  });
+
+  it('becomes synchronized holding no slot for the reverse direction, and says so', async () => {
+    const agent = await AgentProcess.start(pair.target.url);
+    const started = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--reverse-slot-ttl', '0', '--db', pair.target.url]);
+    expect(started.code).toBe(0);
+    expect((await initStatus(pair.target)).state).toBe('synchronized');
+    expect(await agent.waitFor((l) => l.event === 'init.reverse_not_prepared')).toMatchObject({ reason: expect.stringContaining('reverse_slot_ttl is 0') });
+    expect(await query(pair.target.url, 'SELECT * FROM steep_repl.init_slots')).toEqual([]);
+    expect(await directionObjects(pair.target, pair.source)).toEqual({ subscription: 0, publication: 0, slot: 0 });
   });
 });
 

@@ -81,7 +81,7 @@ describe('input checks', () => {
     expect(after.init).toEqual(before.init);
   });
 
-  it('range-checks timeout and lag_threshold_bytes: SR004 from SQL, exit 2 from node start, nothing changed', async () => {
+  it('range-checks timeout, reverse_slot_ttl and lag_threshold_bytes: SR004 from SQL, exit 2 from node start, nothing changed', async () => {
     const before = await everything();
     const sqlCases: Array<[object, string]> = [
       [{ timeout: 'infinity' }, 'option timeout must be from 1 to 31536000 seconds, got "infinity": out of range'],
@@ -90,6 +90,8 @@ describe('input checks', () => {
       [{ lag_threshold_bytes: 1e30 }, 'option lag_threshold_bytes must be from 0 to 1099511627776 bytes (1024 GB), got 1000000000000000000000000000000: out of range'],
       [{ lag_threshold_bytes: '1e30' }, 'option lag_threshold_bytes must be from 0 to 1099511627776 bytes (1024 GB), got "1e30": out of range'],
       [{ timeout: 'soon' }, `option timeout must be a number of seconds or an interval such as '2 hours', got "soon"`],
+      [{ reverse_slot_ttl: '2 years' }, 'option reverse_slot_ttl must be from 0 to 31536000 seconds, got "2 years": out of range'],
+      [{ reverse_slot_ttl: -1 }, 'option reverse_slot_ttl must be from 0 to 31536000 seconds, got -1: out of range'],
     ];
     for (const [options, message] of sqlCases) {
       await expect(query(db.url, 'SELECT steep_repl.start_init($1, $2, NULL, $3)', [local, peer, options])).rejects.toMatchObject({
@@ -103,6 +105,9 @@ describe('input checks', () => {
       expect(result.stderr).toContain(`option timeout must be from 1 to 31536000 seconds, got "${timeout}": out of range`);
       expect(result.stderr).toContain("hint: at most a year ('1 year'); leave timeout out for no limit");
     }
+    const ttl = await runCli(['node', 'start', local, '--from', peer, '--reverse-slot-ttl', '2 years', '--no-wait', '--db', db.url]);
+    expect(ttl.code).toBe(2);
+    expect(ttl.stderr).toContain("hint: at most a year ('1 year'); leave reverse_slot_ttl out for the default, 86400 seconds");
     expect(await everything()).toEqual(before);
   });
 

@@ -8,7 +8,7 @@ import { shellWord } from '../../lib/format';
 import { getReplicationName } from '../../lib/sql/getReplicationName';
 import { ReplicatedTable } from '../../lib/sql/listReplicatedTables';
 import { ensurePublication } from '../replication/publication';
-import { findPreparedSlot, prepareSlot, preparedSlotTtlSeconds, publicationTables } from '../replication/topology';
+import { findPreparedSlot, prepareSlot, publicationTables } from '../replication/topology';
 import type { InitRun } from './runner';
 
 // Before this node is synchronized, the direction back to the source is
@@ -29,6 +29,12 @@ export async function prepareReverseSlot(run: InitRun): Promise<string | undefin
     run.log('info', 'init.reverse_not_prepared', { reason });
     return undefined;
   }
+  // an init recorded before the option existed keeps the default, a day
+  const ttlSeconds = Number(run.options.reverse_slot_ttl ?? 86400);
+  if (ttlSeconds === 0) {
+    run.log('info', 'init.reverse_not_prepared', { reason: 'reverse_slot_ttl is 0: a later init of the source from this node will need --force' });
+    return undefined;
+  }
   const name = await getReplicationName(run.target, run.nodeId, sourceId);
   try {
     const { tables } = await run.refresh();
@@ -38,7 +44,7 @@ export async function prepareReverseSlot(run: InitRun): Promise<string | undefin
       forNode: sourceId,
       purpose: 'reverse',
       publication: name,
-      ttlSeconds: preparedSlotTtlSeconds(),
+      ttlSeconds,
     });
     run.log('info', 'init.reverse_prepared', { slot_name: name, for_node: sourceId, lsn: slot.lsn, expires_at: slot.expires_at });
     return name;

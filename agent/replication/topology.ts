@@ -63,13 +63,6 @@ export async function findPreparedSlot(db: Client, slotName: string): Promise<Pr
   return (await listPreparedSlots(db)).find((s) => s.slot_name === slotName);
 }
 
-// How long a prepared slot keeps WAL for the init it waits for before the
-// node's agent drops it (STEEP_REPL_PREPARED_SLOT_TTL, seconds; a day).
-export function preparedSlotTtlSeconds(): number {
-  const ttl = Number(process.env.STEEP_REPL_PREPARED_SLOT_TTL ?? 86400);
-  return Number.isFinite(ttl) && ttl > 0 ? ttl : 86400;
-}
-
 // On the node that will be the source: the init_slots row (with its
 // expiry), then the slot as a statement of its own (prepare_slot.sql says
 // why not inside the function), then its consistent point. A run killed in

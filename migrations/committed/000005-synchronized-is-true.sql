@@ -1,5 +1,5 @@
 --! Previous: sha1:0e760c225b5f689fe7da6fcad3fb349083142660
---! Hash: sha1:71042924b04093b512cee4bebff48424c8751f66
+--! Hash: sha1:e02a52ddd692387ff7eee4e1e1e28915ab352cdb
 --! Message: synchronized is true
 
 -- What it takes for SYNCHRONIZED to be a checked fact (issue 9): the slots
@@ -31,6 +31,15 @@ CREATE TABLE steep_repl.init_slots (
   created_at timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz NOT NULL
 );
+
+-- How long the slot a node prepares for the reverse direction lives once it
+-- is synchronized: the WAL it keeps is the price of a reverse init that
+-- copies nothing. 0 prepares none (a one-way replica). Every method ends
+-- synchronized, so every method takes it.
+INSERT INTO steep_repl.init_option_specs (option, kind, min_value, max_value, choices, default_value, description) VALUES
+  ('reverse_slot_ttl', 'duration', 0, 31536000, NULL, '86400',
+   'once synchronized, keep a slot for the reverse direction this long (seconds or an interval, at most a year; 0: none)');
+UPDATE steep_repl.init_methods SET options = options || 'reverse_slot_ttl'::text;
 
 -- How the init subscribed: origin none (only the source's own changes) or
 -- any (a cascade: what the source received from its own sources too); NULL

@@ -89,8 +89,9 @@ BEGIN
          OR ceil(v_number) NOT BETWEEN v_spec.min_value AND v_spec.max_value THEN
         RAISE EXCEPTION 'option % must be from % to % seconds, got %: out of range', v_spec.option,
           v_spec.min_value, v_spec.max_value, v_value
-          USING ERRCODE = 'SR004', HINT = format('at most %s; leave %s out for no limit',
-            CASE WHEN v_spec.max_value = 31536000 THEN 'a year (''1 year'')' ELSE v_spec.max_value || ' seconds' END, v_spec.option);
+          USING ERRCODE = 'SR004', HINT = format('at most %s; leave %s out for %s',
+            CASE WHEN v_spec.max_value = 31536000 THEN 'a year (''1 year'')' ELSE v_spec.max_value || ' seconds' END, v_spec.option,
+            CASE WHEN v_spec.default_value = 'null' THEN 'no limit' ELSE 'the default, ' || (v_spec.default_value #>> '{}') || ' seconds' END);
       END IF;
       v_value := to_jsonb(ceil(v_number)::bigint);
     WHEN 'bytes' THEN

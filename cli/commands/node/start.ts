@@ -38,6 +38,9 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     force: Flags.boolean({ description: 'empty target tables that already hold rows (on this node only, not replicated)' }),
     timeout: Flags.string({ description: 'fail the init if not synchronized within this (seconds, or an interval like "2 hours")' }),
     resume: Flags.boolean({ description: 'resume a failed init from where it stopped' }),
+    'reverse-slot-ttl': Flags.string({
+      description: 'once synchronized, keep a slot for the reverse direction this long (seconds or an interval; default 1 day; 0: none)',
+    }),
     wait: Flags.boolean({ description: 'follow the init until it ends (--no-wait: queue it and return; follow it with node progress)', default: true, allowNo: true }),
     yes: Flags.boolean({ char: 'y', description: 'schema sync manual: proceed without asking (for scripts)' }),
     json: jsonFlag,
@@ -51,7 +54,9 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     if (flags.parallel !== undefined) options.parallel = flags.parallel;
     if (flags.force) options.force = true;
     if (flags.resume) options.resume = true;
-    if (flags.timeout !== undefined) options.timeout = /^\d+$/.test(flags.timeout) ? Number(flags.timeout) : flags.timeout;
+    const seconds = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);
+    if (flags.timeout !== undefined) options.timeout = seconds(flags.timeout);
+    if (flags['reverse-slot-ttl'] !== undefined) options.reverse_slot_ttl = seconds(flags['reverse-slot-ttl']);
 
     const { client, config } = await connectToNodeDatabase(flags.db, args.target, 'steep-repl node start');
     try {
