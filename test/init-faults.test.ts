@@ -9,10 +9,9 @@
 // file's own: it stops the source and changes the target's server settings.
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { Cluster, passwordRole, startCluster, stopCluster } from '../lib/embedded-cluster';
-import { registerNode } from '../lib/sql/registerNode';
-import { OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
+import { OwnClusters, query, startOwnClusters } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userSchemaSql, waitForCopyInProgress } from './support/init-pair';
-import { createNodeDb, dropReplicationObjects, NodeDb } from './support/node-pair';
+import { createNodeDb, dropReplicationObjects, NodeDb, registerIn } from './support/node-pair';
 import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
 
@@ -233,23 +232,14 @@ describe('init faults: what it reports is what exists', () => {
       await query(sourceCluster.url(), `CREATE ROLE ${passwordRole} LOGIN SUPERUSER PASSWORD ${escapeLiteral(password)}`);
       source = await createNodeDb(sourceCluster, 'init_faults_pw_src', 'pw source');
       target = await createNodeDb(targetCluster, 'init_faults_pw_tgt', 'pw target');
-      for (const [registry, node, local] of [
-        [source, source, true],
-        [target, target, true],
-        [target, source, false],
-        [source, target, false],
-      ] as Array<[NodeDb, NodeDb, boolean]>) {
-        await withClient(registry.url, (client) =>
-          registerNode(client, {
-            node_id: node.id,
-            host: node.cluster.host,
-            port: node.cluster.port,
-            dbname: node.name,
-            // the source is reached as the password role
-            user: node === source ? passwordRole : node.cluster.user,
-            is_local: local,
-          }),
-        );
+      for (const [registry, node] of [
+        [source, source],
+        [target, target],
+        [target, source],
+        [source, target],
+      ]) {
+        // the source is reached as the password role
+        await registerIn(registry, node, node === source ? passwordRole : node.cluster.user);
       }
       await query(source.url, userSchemaSql);
       await query(target.url, userSchemaSql);

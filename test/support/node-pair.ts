@@ -19,15 +19,16 @@ export async function createNodeDb(cluster: Cluster, tag: string, id: string, op
 }
 
 // Registers `node` in the registry of `registry`'s database, as the local
-// node when it is that database itself.
-export async function registerIn(registry: NodeDb, node: NodeDb): Promise<void> {
+// node when it is that database itself; reached as `user` (default: the
+// cluster's own).
+export async function registerIn(registry: NodeDb, node: NodeDb, user = node.cluster.user): Promise<void> {
   await withClient(registry.url, (client) =>
     registerNode(client, {
       node_id: node.id,
       host: node.cluster.host,
       port: node.cluster.port,
       dbname: node.name,
-      user: node.cluster.user,
+      user,
       is_local: registry.url === node.url,
     }),
   );
