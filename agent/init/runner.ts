@@ -15,6 +15,7 @@ import { getSlotLag } from '../../lib/sql/getSlotLag';
 import { listReplicatedTables, ReplicatedTable } from '../../lib/sql/listReplicatedTables';
 import { recordMethodState } from '../../lib/sql/recordMethodState';
 import { ProgressStats, reportInitProgress, ReportedProgress, TableReport } from '../../lib/sql/reportInitProgress';
+import { serverVersionNum } from '../../lib/sql/serverVersionNum';
 import { setInitPhase } from '../../lib/sql/setInitPhase';
 import { transitionNode } from '../../lib/sql/transitionNode';
 import { isServerAway } from '../../lib/worker-pool';
@@ -29,7 +30,6 @@ import {
   readSourceSelf,
   readUpstreams,
   refuseIncompleteSource,
-  serverVersionNum,
 } from '../replication/topology';
 import { findSubscription, restoreSyncWorkers, setSubscriptionEnabled } from '../replication/subscription';
 import { tablesWithRows } from '../replication/target-tables';

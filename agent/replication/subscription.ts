@@ -2,6 +2,7 @@
 // slot on the source, origin = none so a bidirectional pair never loops (any
 // for a cascade from a source that forwards what it receives).
 import { Client } from 'pg';
+import { serverVersionNum } from '../../lib/sql/serverVersionNum';
 import { ident, literal } from './quoting';
 
 export interface SubscriptionRow {
@@ -43,7 +44,7 @@ export interface SubscriptionSpec {
 // streaming = parallel (16+) applies large source transactions with parallel
 // workers while they are still open, which shortens catch-up after the copy.
 export async function createSubscription(target: Client, spec: SubscriptionSpec): Promise<SubscriptionRow> {
-  const version = Number((await target.query('SHOW server_version_num')).rows[0].server_version_num);
+  const version = await serverVersionNum(target);
   const origin = spec.origin === undefined ? 'none' : spec.origin;
   if (origin && version < 160000) throw new Error(`origin = ${origin} needs PostgreSQL 16 or later on the subscriber`);
   await target.query(

@@ -43,10 +43,6 @@ export async function readUpstreams(db: Client): Promise<Upstream[]> {
   return (await db.query('SELECT subscription, from_node, origin, enabled FROM steep_repl.upstream_subscriptions()')).rows;
 }
 
-export async function serverVersionNum(db: Client): Promise<number> {
-  return Number((await db.query('SHOW server_version_num')).rows[0].server_version_num);
-}
-
 // Logical slots in the target's database that some subscriber streams from
 // (prepared slots nobody uses yet excepted): what the target sends on.
 export async function downstreamSlots(target: Client): Promise<string[]> {
