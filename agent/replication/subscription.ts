@@ -90,15 +90,21 @@ export interface SyncWorkersBefore {
   sync_workers_before_altered: boolean;
 }
 
-async function syncWorkersBefore(target: Client): Promise<SyncWorkersBefore> {
+// The value ALTER SYSTEM wrote, as the server's files hold it now; null: none.
+async function alteredSyncWorkers(target: Client): Promise<number | null> {
   const { rows } = await target.query(
-    `SELECT current_setting('max_sync_workers_per_subscription')::int AS current,
-            (SELECT f.setting::int FROM pg_file_settings f
-             WHERE f.name = 'max_sync_workers_per_subscription' AND f.sourcefile LIKE '%postgresql.auto.conf' AND f.error IS NULL
-             ORDER BY f.seqno DESC LIMIT 1) AS altered`,
+    `SELECT f.setting::int AS setting FROM pg_file_settings f
+     WHERE f.name = 'max_sync_workers_per_subscription' AND f.sourcefile LIKE '%postgresql.auto.conf' AND f.error IS NULL
+     ORDER BY f.seqno DESC LIMIT 1`,
   );
-  const { current, altered } = rows[0];
-  return altered === null ? { sync_workers_before: current, sync_workers_before_altered: false } : { sync_workers_before: altered, sync_workers_before_altered: true };
+  return rows[0]?.setting ?? null;
+}
+
+async function syncWorkersBefore(target: Client): Promise<SyncWorkersBefore> {
+  const altered = await alteredSyncWorkers(target);
+  return altered === null
+    ? { sync_workers_before: await syncWorkerLimit(target), sync_workers_before_altered: false }
+    : { sync_workers_before: altered, sync_workers_before_altered: true };
 }
 
 // remember records the earlier value before the change (init_method_state),
@@ -119,8 +125,8 @@ export async function applyParallel(
 
 export interface SyncWorkersRestore {
   setting: 'max_sync_workers_per_subscription';
-  // what the init had set, and what the server has again (ALTER SYSTEM SET or RESET)
-  from: number;
+  // what the init had set (null: not known), and what the server has again (ALTER SYSTEM SET or RESET)
+  from: number | null;
   to: number;
   via: 'ALTER SYSTEM SET' | 'ALTER SYSTEM RESET';
 }
@@ -134,12 +140,7 @@ export async function restoreSyncWorkers(
   initValue: number | null | undefined,
 ): Promise<SyncWorkersRestore | { skipped: string } | undefined> {
   if (before.sync_workers_before === null || before.sync_workers_before === undefined) return undefined;
-  const { rows } = await target.query(
-    `SELECT f.setting::int AS setting FROM pg_file_settings f
-     WHERE f.name = 'max_sync_workers_per_subscription' AND f.sourcefile LIKE '%postgresql.auto.conf' AND f.error IS NULL
-     ORDER BY f.seqno DESC LIMIT 1`,
-  );
-  const inFile = rows[0]?.setting ?? null;
+  const inFile = await alteredSyncWorkers(target);
   if (initValue && inFile !== initValue) {
     return { skipped: `max_sync_workers_per_subscription was changed again since the init set it to ${initValue} (now ${inFile ?? 'not set with ALTER SYSTEM'}); left as it is` };
   }
