@@ -15,12 +15,17 @@ export interface SourceSelf {
   node_id: string;
   init_state: string;
   init_source_node: string | null;
+  // init_states.in_progress of its state
+  in_progress: boolean;
 }
 
 export async function readSourceSelf(source: Client): Promise<SourceSelf | undefined> {
   const { rows } = await source.query("SELECT to_regclass('steep_repl.nodes') IS NOT NULL AS installed");
   if (!rows[0].installed) return undefined;
-  const self = await source.query('SELECT node_id, init_state, init_source_node FROM steep_repl.nodes WHERE is_local');
+  const self = await source.query(
+    `SELECT n.node_id, n.init_state, n.init_source_node, s.in_progress
+     FROM steep_repl.nodes n JOIN steep_repl.init_states s ON s.state = n.init_state WHERE n.is_local`,
+  );
   return self.rows[0];
 }
 
@@ -109,22 +114,20 @@ export async function publicationTables(db: Client, publication: string): Promis
   return rows.map((r) => r.label);
 }
 
-const inProgress = ['preparing', 'copying', 'catching_up', 'reinitializing'];
-
 // Before anything is created: a source still being initialized holds only
 // part of its data, and one being initialized from this very target is a
 // cycle (each would copy the other's half-copied tables and stream them back).
 export function refuseIncompleteSource(self: SourceSelf | undefined, sourceId: string, targetId: string): void {
   if (!self || self.node_id !== sourceId) return;
   const state = self.init_state;
-  if (self.init_source_node === targetId && inProgress.includes(state)) {
+  if (self.init_source_node === targetId && self.in_progress) {
     throw new SteepError(
       `node ${sourceId} is itself being initialized from ${targetId} (${state}): initializing ${targetId} from ${sourceId} now would make a cycle, each node copying the other's half-copied tables`,
       undefined,
       `wait until ${sourceId} is synchronized, then start ${targetId} from ${sourceId} again (it then becomes the reverse direction of the pair, copying nothing), or cancel that init (steep-repl node cancel ${shellWord(sourceId)}); cancel this one meanwhile: steep-repl node cancel ${shellWord(targetId)}`,
     );
   }
-  if (inProgress.includes(state) || state === 'failed') {
+  if (self.in_progress || state === 'failed') {
     const from = self.init_source_node ? ` from ${self.init_source_node}` : '';
     throw new SteepError(
       `source node ${sourceId} is ${state === 'failed' ? 'a failed initialization' : `itself being initialized (${state})`}${from}: its tables are not complete, so a copy of them would not be either`,

@@ -26,7 +26,6 @@ import { dropSlot, findSlots } from '../replication/slot';
 import { dropSubscription, findSubscription } from '../replication/subscription';
 import { SteepTask } from '../task';
 
-const inProgress = ['preparing', 'copying', 'catching_up', 'reinitializing'];
 const detachable = ['synchronized', 'diverged', 'failed'];
 
 class Refusal extends Error {
@@ -54,7 +53,7 @@ export const detach_node: SteepTask = async (payload, ctx) => {
   try {
     if ((await localNodeId(local)) !== nodeId) throw new Refusal(`this agent's database is not node ${nodeId}`, 'run node detach against the node itself');
     const self = await getInitStatus(local, nodeId);
-    if (inProgress.includes(self.state)) {
+    if (self.in_progress) {
       throw new Refusal(`node ${nodeId} is ${self.state}: an initialization is in progress`, `cancel it first: steep-repl node cancel ${shellWord(nodeId)}`);
     }
     for (const node of (await listNodes(local)).filter((n) => n.node_id !== nodeId)) {
@@ -72,7 +71,7 @@ export const detach_node: SteepTask = async (payload, ctx) => {
     // Refused before anything changes: a peer copying from this node.
     for (const peer of peers.filter((p) => p.client)) {
       const status = await peerStatus(peer);
-      if (status && status.source_node_id === nodeId && inProgress.includes(status.state)) {
+      if (status && status.source_node_id === nodeId && status.in_progress) {
         throw new Refusal(
           `node ${peer.node.node_id} is ${status.state} from node ${nodeId}`,
           `cancel that initialization first: steep-repl node cancel ${shellWord(peer.node.node_id)}`,
