@@ -6,7 +6,7 @@ import { ExitCode, ExitCodeValue } from '../lib/errors';
 import { channels, listen, ProgressNotification, StateNotification } from '../lib/notifications';
 import { bytes, bytesPerSecond, eta, percent, rowsPerSecond, shellWord } from '../lib/format';
 import { getInitStatus, InitStatus } from '../lib/sql/getInitStatus';
-import type { LeftBehind } from '../lib/sql/getLeftOnSource';
+import type { LeftBehind } from '../lib/sql/getLeftBehind';
 
 export interface FollowOptions {
   // Renders the node's progress; called on every update.

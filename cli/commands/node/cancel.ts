@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { cancelInit } from '../../../lib/sql/cancelInit';
-import { getLeftBehind } from '../../../lib/sql/getLeftOnSource';
+import { getLeftBehind } from '../../../lib/sql/getLeftBehind';
 import { describeCancelled, followInit } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 

@@ -7,7 +7,7 @@ import { ExitCode } from '../../../lib/errors';
 import { schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
 import { cancelInit } from '../../../lib/sql/cancelInit';
 import { InitStatus } from '../../../lib/sql/getInitStatus';
-import { getLeftBehind } from '../../../lib/sql/getLeftOnSource';
+import { getLeftBehind } from '../../../lib/sql/getLeftBehind';
 import { getNode } from '../../../lib/sql/getNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { startInit } from '../../../lib/sql/startInit';

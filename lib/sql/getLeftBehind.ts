@@ -27,7 +27,3 @@ export async function getLeftBehind(db: Queryable, nodeId: string): Promise<Left
   };
 }
 
-// The statements for the source alone (node cancel --json's left_on_source).
-export async function getLeftOnSource(db: Queryable, nodeId: string): Promise<string[]> {
-  return (await getLeftBehind(db, nodeId)).on_source;
-}
