@@ -85,7 +85,5 @@ export function mayExistOnSource(state: MethodState, subscriptionOid?: number | 
   ];
 }
 
-export const describeObject = (o: ExistingObject): string => `${o.kind} ${o.name}`;
-
 // "slot x: SELECT pg_drop_replication_slot('x')": what node cancel prints to run.
 export const dropLine = (o: ExistingObject): string => `${o.kind}: ${o.drop}`;
