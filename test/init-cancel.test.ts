@@ -1,8 +1,10 @@
 // Cancel at any moment and survive the agent's death: cancel from the CLI
 // and by Ctrl+C during node start leaves nothing behind; an agent killed
-// mid-copy and started again completes the init.
+// mid-copy under writes on the source and started again completes the init
+// with equal content.
 import { clusterA, clusterB, query } from './support/clusters';
-import { contentHashes, createInitPair, InitPair, initStatus, leftovers, userTables, waitCaughtUp, waitJobDone, waitForCopyInProgress } from './support/init-pair';
+import { contentHashes, createInitPair, InitPair, initStatus, leftovers, sourceWrites, userTables, waitCaughtUp, waitJobDone, waitForCopyInProgress } from './support/init-pair';
+import { startWriter } from './support/writer';
 import { waitUntil } from './support/wait';
 import { AgentProcess, CliRun, runCli, startCli, stopAllAgents } from './support/processes';
 
@@ -136,9 +138,10 @@ describe('init cancel and agent death', () => {
     await agent.stop();
   });
 
-  it('an agent killed mid-copy and started again completes the init with equal data', async () => {
+  it('an agent killed mid-copy under writes on the source and started again completes the init with equal data', async () => {
     let agent = new AgentProcess(pair.target.url);
     await agent.waitForEvent('agent.started');
+    const writer = startWriter(pair.source.url, sourceWrites(4000));
     await query(pair.target.url, 'SELECT steep_repl.start_init($1, $2)', [pair.target.id, pair.source.id]);
     await copyInProgress(pair);
     await agent.stop('SIGKILL');
@@ -151,9 +154,13 @@ describe('init cancel and agent death', () => {
     expect(resumed.state).toBe('copying');
     await agent.waitForEvent('init.completed', 60000);
     await agent.waitForEvent('job.completed');
+    const { transactions } = await writer.stop();
+    expect(transactions).toBeGreaterThan(10);
     const status = await initStatus(pair.target);
     expect(status.state).toBe('synchronized');
     await waitJobDone(pair.target);
+    // the resumed run prepared the reverse direction before synchronized
+    expect((await query(pair.target.url, 'SELECT for_node, lsn IS NOT NULL AS made FROM steep_repl.init_slots'))).toEqual([{ for_node: pair.source.id, made: true }]);
     await waitCaughtUp(pair);
     expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
     // One subscription, one slot: the restart reused what existed.
