@@ -31,5 +31,23 @@ BEGIN
                                  'seconds', extract(epoch FROM coalesce(t.completed_at, clock_timestamp()) - t.started_at)::float8)
                                ORDER BY t.schema_name, t.table_name)
                         FROM steep_repl.init_table_progress t WHERE t.node_id = p_node_id), '[]'),
+    -- a method that copies in parts (direct): how many are done, and the
+    -- ones being copied now, one per copy worker
+    'parts', (SELECT jsonb_build_object(
+                       'total', count(*),
+                       'done', count(*) FILTER (WHERE p.state IN ('done', 'resynced')),
+                       'resync', count(*) FILTER (WHERE p.state = 'resync'),
+                       'copied_twice', count(*) FILTER (WHERE p.copies > 1),
+                       'active', coalesce(jsonb_agg(jsonb_build_object(
+                           'worker', p.worker,
+                           'label', format('%I.%I', p.schema_name, p.table_name),
+                           'leaf', format('%I.%I', p.leaf_schema, p.leaf_name),
+                           'part_no', p.part_no, 'part_count', p.part_count, 'split', p.split,
+                           'rows_copied', p.rows_copied, 'bytes_copied', p.bytes_copied, 'rows_estimate', p.rows_estimate,
+                           'percent', CASE WHEN p.rows_estimate > 0 THEN least(99.9, round(100.0 * p.rows_copied / p.rows_estimate, 1)) END,
+                           'rows_per_second', round(p.rows_copied / nullif(extract(epoch FROM clock_timestamp() - p.started_at), 0)::numeric, 1))
+                         ORDER BY p.worker) FILTER (WHERE p.state = 'copying'), '[]'))
+                FROM steep_repl.init_parts p WHERE p.node_id = p_node_id
+              HAVING count(*) > 0),
     'job', (SELECT to_jsonb(j) FROM steep_repl.init_job(p_node_id) j));
 END $$;
