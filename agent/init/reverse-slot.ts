@@ -8,7 +8,8 @@ import { shellWord } from '../../lib/format';
 import { getReplicationName } from '../../lib/sql/getReplicationName';
 import { ReplicatedTable } from '../../lib/sql/listReplicatedTables';
 import { ensurePublication } from '../replication/publication';
-import { findPreparedSlot, prepareSlot, publicationTables } from '../replication/topology';
+import { getSlotLag } from '../../lib/sql/getSlotLag';
+import { consumePreparedSlot, findPreparedSlot, prepareSlot, publicationTables } from '../replication/topology';
 import type { InitRun } from './runner';
 
 // Before this node is synchronized, the direction back to the source is
@@ -103,4 +104,21 @@ export async function preparedSlotToUse(run: InitRun, source: Client, tables: Re
     await source.query('SELECT steep_repl.expire_prepared_slot($1)', [name]);
   }
   return undefined;
+}
+
+// The subscription owns the prepared slot now: its init_slots row and
+// expiry go (a cancel from here on drops the slot with the subscription).
+// The slot must still be there: an expiry that won the race leaves a
+// subscription with nothing to stream from.
+export async function preparedSlotConsumed(run: InitRun, slotName: string): Promise<void> {
+  await run.withSource((s) => consumePreparedSlot(s, slotName));
+  const lag = await run.withSource((s) => getSlotLag(s, slotName));
+  if (!lag.slot_exists) {
+    throw new SteepError(
+      `the prepared slot ${slotName} on source node ${run.sourceNode.node_id} was dropped (expired?) just as the subscription was made`,
+      undefined,
+      `cancel this init (steep-repl node cancel ${shellWord(run.nodeId)}) and start it again with --force for a full copy`,
+    );
+  }
+  run.log('info', 'init.prepared_slot_used', { slot_name: slotName, source_node: run.sourceNode.node_id });
 }

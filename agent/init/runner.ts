@@ -5,7 +5,7 @@
 // remove what was created. A method brings only its copy step (InitMethod).
 // Killed at any moment, the next run resumes from the tables.
 import { Client } from 'pg';
-import { clientConfig, ConnectionError, connectToNode, describeTarget, nodeConninfo, redactSecrets } from '../../lib/connection';
+import { clientConfig, connect, ConnectionError, connectToNode, describeTarget, nodeConninfo, redactSecrets } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
 import { backoff } from '../../lib/notifications';
 import { finishInit } from '../../lib/sql/finishInit';
@@ -14,6 +14,7 @@ import { getNode, RegisteredNode } from '../../lib/sql/getNode';
 import { getSlotLag } from '../../lib/sql/getSlotLag';
 import { listReplicatedTables, ReplicatedTable } from '../../lib/sql/listReplicatedTables';
 import { recordMethodState } from '../../lib/sql/recordMethodState';
+import { PartReport, reportInitParts } from '../../lib/sql/reportInitParts';
 import { ProgressStats, reportInitProgress, ReportedProgress, TableReport } from '../../lib/sql/reportInitProgress';
 import { serverVersionNum } from '../../lib/sql/serverVersionNum';
 import { setInitPhase } from '../../lib/sql/setInitPhase';
@@ -481,6 +482,13 @@ export class InitRun {
     return progress;
   }
 
+  // A method that copies in parts reports them; the tables' progress follows from them.
+  async reportParts(parts: PartReport[], stats: ProgressStats = {}): Promise<ReportedProgress> {
+    const progress = await reportInitParts(this.target, this.nodeId, parts, stats);
+    if (progress.cancel_requested_at) throw new Interrupted('cancel requested');
+    return progress;
+  }
+
   async record(facts: Partial<Omit<MethodState, 'updated_at'>>): Promise<void> {
     await recordMethodState(this.target, this.nodeId, facts);
     this.state = { ...this.state, ...facts } as MethodState;
@@ -492,6 +500,16 @@ export class InitRun {
 
   async phase(phase: string): Promise<void> {
     await setInitPhase(this.target, this.nodeId, phase);
+  }
+
+  // The agent's database as the agent reaches it (a URL, or the PG* environment when unset).
+  get targetConnectionString(): string | undefined {
+    return this.ctx.connectionString;
+  }
+
+  // Another session to the target (a copy worker's); the signal ends it.
+  connectTarget(applicationName: string, signal?: AbortSignal): Promise<Client> {
+    return connect(clientConfig(this.ctx.connectionString, applicationName), describeTarget(this.ctx.connectionString), signal);
   }
 
   // The source as a libpq conninfo for a server-side subscription (no password).

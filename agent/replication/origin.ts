@@ -6,10 +6,12 @@ import { TableName } from '../../lib/sql/queryable';
 import { literal, qualified } from './quoting';
 import { existingRelations } from './target-tables';
 
-// This database's own origin for local changes that must not replicate.
-async function localOrigin(target: Client): Promise<string> {
+// This database's own origin for local changes that must not replicate;
+// session n > 0 of a copy that runs several at once gets one of its own
+// (a server before 18 lets only one session at a time set up an origin).
+async function localOrigin(target: Client, session = 0): Promise<string> {
   const { rows } = await target.query('SELECT oid::int8 AS oid FROM pg_database WHERE datname = current_database()');
-  const origin = `steep_repl_local_${rows[0].oid}`;
+  const origin = `steep_repl_local_${rows[0].oid}${session ? `_${session}` : ''}`;
   try {
     await target.query(
       `SELECT pg_replication_origin_create(${literal(origin)})
@@ -20,6 +22,16 @@ async function localOrigin(target: Client): Promise<string> {
     if ((err as { code?: string }).code !== '23505') throw err;
   }
   return origin;
+}
+
+// For a session that only writes what must not replicate (a copy worker's),
+// until originSessionEnd.
+export async function originSessionStart(target: Client, session: number): Promise<void> {
+  await target.query('SELECT pg_replication_origin_session_setup($1)', [await localOrigin(target, session)]);
+}
+
+export async function originSessionEnd(target: Client): Promise<void> {
+  await target.query('SELECT pg_replication_origin_session_reset()');
 }
 
 export async function withoutReplicating<T>(target: Client, work: () => Promise<T>): Promise<T> {

@@ -37,6 +37,8 @@ export interface ExportedSlot {
   snapshotName: string;
   // The snapshot lives only while this session stays open and idle.
   release(): Promise<void>;
+  // Settles when the session ends (released, or lost: the server restarted).
+  closed: Promise<void>;
 }
 
 // A logical slot created on a replication connection with an exported
@@ -57,6 +59,10 @@ export async function createSlotWithSnapshot(node: ConnectionTarget & { node_id?
   };
   const where = `${node.node_id ? `node ${node.node_id} at ` : ''}${node.host}:${node.port}/${node.dbname}`;
   const holder = await connect(config, where);
+  const closed = new Promise<void>((resolve) => {
+    holder.once('end', resolve);
+    holder.once('error', () => resolve());
+  });
   try {
     const { rows } = await holder.query(`CREATE_REPLICATION_SLOT ${ident(slotName)} LOGICAL pgoutput (SNAPSHOT 'export')`);
     return {
@@ -64,6 +70,7 @@ export async function createSlotWithSnapshot(node: ConnectionTarget & { node_id?
       consistentLsn: rows[0].consistent_point,
       snapshotName: rows[0].snapshot_name,
       release: () => holder.end().catch(() => undefined),
+      closed,
     };
   } catch (err) {
     await holder.end().catch(() => undefined);

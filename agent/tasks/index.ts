@@ -2,12 +2,14 @@
 import { SteepTask } from '../task';
 import { detach_node } from './detach_node';
 import { expire_prepared_slot } from './expire_prepared_slot';
+import { init_direct } from './init_direct';
 import { init_snapshot } from './init_snapshot';
 import { probe_node } from './probe_node';
 
 export const tasks: Record<string, SteepTask> = {
   detach_node,
   expire_prepared_slot,
+  init_direct,
   init_snapshot,
   probe_node,
 };

@@ -4,14 +4,12 @@
 // pg_stat_progress_copy; a resumed run finds the subscription still
 // copying. The rest of the init's life is the common runner's.
 import { SteepError } from '../../lib/errors';
-import { shellWord } from '../../lib/format';
 import { InitMethod, InitRun, initTask, pollMs } from '../init/runner';
 import { RateMeter } from '../init/rate-meter';
-import { getSlotLag } from '../../lib/sql/getSlotLag';
-import { consumePreparedSlot } from '../replication/topology';
 import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled, syncWorkerLimit } from '../replication/subscription';
 import { pollSubscription } from '../replication/table-sync';
 import { checkWhileCopying } from '../init/verify-stream';
+import { preparedSlotConsumed } from '../init/reverse-slot';
 
 // Worker errors tolerated during the copy before the init fails.
 const maxWorkerErrors = Number(process.env.STEEP_REPL_MAX_WORKER_ERRORS ?? 3);
@@ -46,7 +44,7 @@ const snapshot: InitMethod = {
     await applyParallelFor(run);
     run.log('info', 'init.subscription_reused', { subscription: subscription?.name ?? run.name });
     // killed between the subscription and the release of its prepared slot
-    if (run.state.prepared_slot) await consumed(run, run.state.prepared_slot);
+    if (run.state.prepared_slot) await preparedSlotConsumed(run, run.state.prepared_slot);
   },
 
   async start(run, plan) {
@@ -69,7 +67,7 @@ const snapshot: InitMethod = {
       prepared_slot: plan.preparedSlot ?? null,
       tables: plan.tables.length,
     });
-    if (plan.preparedSlot) await consumed(run, plan.preparedSlot);
+    if (plan.preparedSlot) await preparedSlotConsumed(run, plan.preparedSlot);
   },
 
   // Looks at the subscription four times a second, so the end of the copy is
@@ -129,22 +127,5 @@ const snapshot: InitMethod = {
     }
   },
 };
-
-// The subscription owns the prepared slot now: its init_slots row and
-// expiry go (a cancel from here on drops the slot with the subscription).
-// The slot must still be there: an expiry that won the race leaves a
-// subscription with nothing to stream from.
-async function consumed(run: InitRun, slotName: string): Promise<void> {
-  await run.withSource((s) => consumePreparedSlot(s, slotName));
-  const lag = await run.withSource((s) => getSlotLag(s, slotName));
-  if (!lag.slot_exists) {
-    throw new SteepError(
-      `the prepared slot ${slotName} on source node ${run.sourceNode.node_id} was dropped (expired?) just as the subscription was made`,
-      undefined,
-      `cancel this init (steep-repl node cancel ${shellWord(run.nodeId)}) and start it again with --force for a full copy`,
-    );
-  }
-  run.log('info', 'init.prepared_slot_used', { slot_name: slotName, source_node: run.sourceNode.node_id });
-}
 
 export const init_snapshot = initTask(snapshot);

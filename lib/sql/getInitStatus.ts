@@ -65,6 +65,10 @@ export interface MethodState {
   // and whether that value was itself set with ALTER SYSTEM
   sync_workers_before: number | null;
   sync_workers_before_altered: boolean | null;
+  // direct: the exported snapshot the parts are read on (cleared once the
+  // copy on it is over) and the slot's consistent point
+  snapshot_name: string | null;
+  consistent_lsn: string | null;
   updated_at: string;
 }
 
@@ -98,6 +102,35 @@ export interface InitJob {
   last_error: string | null;
 }
 
+// A part being copied now (init_parts, state copying), as init_status shows it.
+export interface ActivePart {
+  worker: number | null;
+  // the planned table, and the relation read on the source (one of its leaves for a partitioned table)
+  label: string;
+  leaf: string;
+  part_no: number;
+  part_count: number;
+  split: 'whole' | 'key' | 'ctid';
+  rows_copied: number;
+  bytes_copied: number;
+  rows_estimate: number;
+  // by rows against the estimate, held below 100 until the part is done; null without an estimate
+  percent: number | null;
+  rows_per_second: number | null;
+}
+
+// A method that copies in parts (direct): null for the others.
+export interface PartsSummary {
+  total: number;
+  // done on the snapshot, or copied again by PostgreSQL's table sync (resynced)
+  done: number;
+  // handed to PostgreSQL's table sync after the snapshot was lost, not yet copied
+  resync: number;
+  // parts whose copy began more than once (a run cut off in the middle of them)
+  copied_twice: number;
+  active: ActivePart[];
+}
+
 export interface InitStatus {
   node_id: string;
   state: string;
@@ -108,6 +141,7 @@ export interface InitStatus {
   progress: InitProgress | null;
   method_state: MethodState | null;
   tables: TableProgress[];
+  parts: PartsSummary | null;
   job: InitJob | null;
 }
 

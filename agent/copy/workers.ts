@@ -1,0 +1,152 @@
+// N copy workers serving one queue of parts, largest first. Each worker has
+// a source session in a transaction on the exported snapshot and a target
+// session that writes under a replication origin of its own with
+// session_replication_role = replica (as an apply worker does: no triggers,
+// no foreign-key checks while parts of related tables land in any order).
+// While they copy, progress goes to init_parts / init_progress every poll,
+// and the source's publication is checked as it is for every method.
+import { Client } from 'pg';
+import { connect, nodeClientConfig } from '../../lib/connection';
+import { SteepError } from '../../lib/errors';
+import { Part, startInitPart } from '../../lib/sql/initParts';
+import { PartReport } from '../../lib/sql/reportInitParts';
+import type { InitRun } from '../init/runner';
+import { pollMs } from '../init/runner';
+import { RateMeter } from '../init/rate-meter';
+import { publicationProblems, StreamBroken } from '../init/verify-stream';
+import { originSessionEnd, originSessionStart } from '../replication/origin';
+import { ColumnPlan, columnPlan, copyPart } from './copy-part';
+import { importSnapshot } from './holder';
+import { partLabel } from './parts';
+
+// The snapshot can no longer be imported (its holder is gone).
+export class SnapshotLost extends SteepError {
+  constructor(snapshotName: string) {
+    super(`the exported snapshot ${snapshotName} no longer exists on the source`);
+    this.name = 'SnapshotLost';
+  }
+}
+
+interface Active {
+  part: Part;
+  pid: number;
+  progress: { bytes: number };
+}
+
+const noTimeouts = '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c idle_session_timeout=0';
+
+export async function copyParts(run: InitRun, snapshotName: string, parts: Part[], parallel: number): Promise<void> {
+  const queue = parts.filter((p) => p.state === 'pending' || p.state === 'copying').sort((a, b) => b.bytes_estimate - a.bytes_estimate);
+  if (!queue.length) return;
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  for (const signal of run.signals) signal.addEventListener('abort', stop, { once: true });
+  const active = new Map<number, Active>();
+  const plans = new Map<string, Promise<ColumnPlan>>();
+  const workers = Math.min(parallel, queue.length);
+  let failure: unknown;
+  const fail = (err: unknown) => {
+    failure ??= err;
+    controller.abort();
+  };
+
+  const worker = async (n: number) => {
+    const sourceNode = run.sourceNode;
+    const where = `node ${sourceNode.node_id} at ${sourceNode.host}:${sourceNode.port}/${sourceNode.dbname}`;
+    let source: Client | undefined;
+    let target: Client | undefined;
+    try {
+      source = await connect({ ...nodeClientConfig(sourceNode, 'steep-repl copy'), options: noTimeouts }, where, controller.signal);
+      try {
+        await importSnapshot(source, snapshotName);
+      } catch (err) {
+        if ((err as { code?: string }).code === '22023') throw new SnapshotLost(snapshotName);
+        throw err;
+      }
+      target = await run.connectTarget('steep-repl copy', controller.signal);
+      await target.query('SET session_replication_role = replica');
+      // a crash loses a part's rows together with its done mark: still exact
+      await target.query('SET synchronous_commit = off');
+      await originSessionStart(target, n);
+      for (let part = queue.shift(); part && !controller.signal.aborted; part = queue.shift()) {
+        const started = await startInitPart(target, run.nodeId, part, n);
+        if (!started) continue;
+        const key = `${part.leaf_schema}.${part.leaf_name}`;
+        if (!plans.has(key)) {
+          plans.set(key, columnPlan(source, target, { schema: part.leaf_schema, name: part.leaf_name }, { schema: part.schema_name, name: part.table_name }));
+        }
+        const plan = await plans.get(key)!;
+        const progress = { bytes: 0 };
+        active.set(n, { part, pid: (target as unknown as { processID: number }).processID, progress });
+        const t0 = Date.now();
+        const copied = await copyPart({ nodeId: run.nodeId, source, target, part, plan, again: started.copies > 1, progress });
+        active.delete(n);
+        if (copied.leftovers) run.log('warn', 'init.part_leftovers_removed', { part: partLabel(part), rows: copied.leftovers });
+        run.log('info', 'init.part_copied', {
+          part: partLabel(part),
+          table: `${part.schema_name}.${part.table_name}`,
+          worker: n,
+          rows: copied.rows,
+          bytes: copied.bytes,
+          binary: plan.binary,
+          seconds: (Date.now() - t0) / 1000,
+          copies: started.copies,
+        });
+      }
+      await originSessionEnd(target);
+    } catch (err) {
+      fail(err);
+    } finally {
+      active.delete(n);
+      await Promise.all([source?.end().catch(() => undefined), target?.end().catch(() => undefined)]);
+    }
+  };
+
+  const planned = (await run.refresh()).tables;
+  const meter = new RateMeter();
+  const report = async (): Promise<void> => {
+    const pids = [...active.values()].map((a) => a.pid);
+    const { rows } = await run.target.query('SELECT pid, tuples_processed::float8 AS rows FROM pg_stat_progress_copy WHERE pid = ANY ($1)', [pids]);
+    const reports: PartReport[] = [...active.values()].map((a) => ({
+      leaf_schema: a.part.leaf_schema,
+      leaf_name: a.part.leaf_name,
+      part_no: a.part.part_no,
+      rows_copied: Number(rows.find((r) => r.pid === a.pid)?.rows ?? 0),
+      bytes_copied: a.progress.bytes,
+    }));
+    const progress = await run.reportParts(reports, {
+      rows_per_second: Math.round(meter.rowsPerSecond),
+      bytes_per_second: Math.round(meter.bytesPerSecond),
+      eta_seconds: meter.eta(Number(progress0?.bytes_total ?? 0) - Number(progress0?.bytes_copied ?? 0)),
+      workers_active: active.size,
+      workers_max: Math.max(1, Math.min(16, parallel)),
+    });
+    progress0 = progress;
+    meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
+    const problems = await run.withSource((s) => publicationProblems(s, run, planned));
+    if (problems.length) {
+      throw new StreamBroken(
+        problems.map((p) => `while copying: ${p}`),
+        `the copy cannot be trusted: cancel this init and start it again; keep the publication ${run.name} and the source's tables as they are while an init runs`,
+      );
+    }
+  };
+  let progress0: Awaited<ReturnType<InitRun['reportParts']>> | undefined;
+
+  run.log('info', 'init.copy_started', { parts: queue.length, workers, snapshot: snapshotName });
+  const running = Promise.all(Array.from({ length: workers }, (_, i) => worker(i + 1)));
+  let done = false;
+  void running.then(() => (done = true));
+  try {
+    while (!done && !controller.signal.aborted) {
+      await report().catch(fail);
+      await Promise.race([running, new Promise((r) => setTimeout(r, pollMs))]);
+    }
+    await running;
+  } finally {
+    for (const signal of run.signals) signal.removeEventListener('abort', stop);
+  }
+  run.checkpoint();
+  if (failure) throw failure;
+  await run.reportParts([], { workers_active: 0 });
+}
