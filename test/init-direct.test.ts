@@ -1,7 +1,8 @@
 // Direct init end to end: steep-repl's own copy engine on one exported
 // snapshot, tables split into parts, while a writer keeps writing to the
 // source; the target's agent as a real process.
-import { clusterA, clusterB, query } from './support/clusters';
+import { checkInitPrivileges } from '../agent/init/privileges';
+import { clusterA, clusterB, query, withClient } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, userTables, waitCaughtUp } from './support/init-pair';
 import { AgentProcess, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
@@ -9,12 +10,16 @@ import { startWriter } from './support/writer';
 
 jest.setTimeout(180000);
 
-// No usable key: split by ctid ranges; replicates through REPLICA IDENTITY FULL.
-const noKeySql = `
+// No usable key: split by ctid ranges; replicates through REPLICA IDENTITY
+// FULL. An identity column and a generated one (not copied: the target
+// computes it).
+const extraSql = `
   CREATE TABLE public."No Key" (a int NOT NULL, b text NOT NULL);
   ALTER TABLE public."No Key" REPLICA IDENTITY FULL;
+  CREATE TABLE public.ledger (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, amount int NOT NULL,
+                              doubled int GENERATED ALWAYS AS (amount * 2) STORED);
 `;
-const tables = [...userTables, 'public."No Key"'];
+const tables = [...userTables, 'public."No Key"', 'public.ledger'];
 
 describe('direct init', () => {
   let pair: InitPair;
@@ -22,9 +27,13 @@ describe('direct init', () => {
 
   beforeAll(async () => {
     pair = await createInitPair({ tag: 'init_direct', sourceCluster: clusterA(), targetCluster: clusterB(), rows: 60000 });
-    await query(pair.source.url, noKeySql);
-    await query(pair.target.url, noKeySql);
-    await query(pair.source.url, `INSERT INTO public."No Key" SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 40000) g; ANALYZE`);
+    await query(pair.source.url, extraSql);
+    await query(pair.target.url, extraSql);
+    await query(
+      pair.source.url,
+      `INSERT INTO public."No Key" SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 40000) g;
+       INSERT INTO public.ledger (amount) SELECT g FROM generate_series(1, 30000) g; ANALYZE`,
+    );
     agent = await AgentProcess.start(pair.target.url);
   });
   afterAll(async () => {
@@ -50,9 +59,73 @@ describe('direct init', () => {
     await waitCaughtUp(pair);
     expect(await contentHashes(pair.target.url, tables)).toEqual(await contentHashes(pair.source.url, tables));
     const parts = await query(pair.target.url, 'SELECT leaf_name, split, part_count, state, copies FROM steep_repl.init_parts ORDER BY 1, part_no');
-    console.log(parts);
     expect(parts.every((p) => p.state === 'done' && p.copies === 1)).toBe(true);
-    expect(parts.some((p) => p.split === 'key' && p.part_count >= 4)).toBe(true);
-    expect(parts.some((p) => p.split === 'ctid')).toBe(true);
+    const accounts = parts.find((p) => p.leaf_name === 'accounts');
+    expect(accounts).toMatchObject({ split: 'key' });
+    expect(accounts.part_count).toBeGreaterThanOrEqual(4);
+    expect(parts.find((p) => p.leaf_name === 'No Key')).toMatchObject({ split: 'ctid' });
+    // the partitioned table by leaf; docs' size is its TOAST
+    expect(parts.filter((p) => p.leaf_name.startsWith('events_')).length).toBeGreaterThanOrEqual(3);
+    expect(parts.find((p) => p.leaf_name === 'docs')).toMatchObject({ split: 'key', part_count: 3 });
+    // sequences, the identity's among them (the writer's own moved on after the copy took it)
+    const sequences = "SELECT sequencename, last_value::int FROM pg_sequences WHERE sequencename IN ('ledger_id_seq', 'ticket_seq') ORDER BY 1";
+    expect(await query(pair.target.url, sequences)).toEqual([
+      { sequencename: 'ledger_id_seq', last_value: 30000 },
+      { sequencename: 'ticket_seq', last_value: 4242 },
+    ]);
+    // the copied rows went through an origin: the done parts logged their copies
+    expect(agent.lines.filter((l) => l.event === 'init.part_copied').length).toBe(parts.length);
+  });
+
+  it("names what the agent's role on the target lacks to copy itself, before anything is created", async () => {
+    const role = `copy "limited" ü ${process.pid}`;
+    const roleIdent = `"${role.replace(/"/g, '""')}"`;
+    const tables = [
+      { schema_name: 'public', table_name: 'accounts' },
+      { schema_name: 'Sales ünit', table_name: 'Order "Items" é' },
+    ];
+    await query(clusterB().url(), `CREATE ROLE ${roleIdent}`);
+    try {
+      await query(pair.target.url, `GRANT pg_create_subscription TO ${roleIdent}; GRANT CREATE ON DATABASE "${pair.target.name}" TO ${roleIdent}`);
+      const check = () =>
+        withClient(pair.source.url, (source) =>
+          withClient(pair.target.url, async (target) => {
+            await target.query(`SET ROLE ${roleIdent}`);
+            await checkInitPrivileges({ source, target, sourceNodeId: 'a', targetNodeId: 'b', tables, publication: 'p', agentCopies: true });
+          }),
+        );
+      const refused = await check().then(() => undefined, (err) => err);
+      expect(refused?.message).toContain(`role ${roleIdent} on target node b lacks SET on session_replication_role`);
+      expect(refused?.hint).toContain(`GRANT SET ON PARAMETER session_replication_role TO ${roleIdent};`);
+      expect(refused?.hint).toContain(`GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO ${roleIdent};`);
+      expect(refused?.hint).toContain(`GRANT USAGE ON SCHEMA "Sales ünit" TO ${roleIdent};`);
+      expect(refused?.hint).toContain(`GRANT INSERT, DELETE, TRUNCATE ON public.accounts, "Sales ünit"."Order ""Items"" é" TO ${roleIdent};`);
+      // the snapshot method's check does not ask for them
+      await expect(
+        withClient(pair.source.url, (source) =>
+          withClient(pair.target.url, async (target) => {
+            await target.query(`SET ROLE ${roleIdent}`);
+            await checkInitPrivileges({ source, target, sourceNodeId: 'a', targetNodeId: 'b', tables, publication: 'p' });
+          }),
+        ),
+      ).resolves.toBeUndefined();
+      await query(
+        pair.target.url,
+        `GRANT SET ON PARAMETER session_replication_role TO ${roleIdent};
+         GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text),
+                                   pg_replication_origin_session_reset() TO ${roleIdent};
+         GRANT USAGE ON SCHEMA "Sales ünit" TO ${roleIdent};
+         GRANT INSERT, DELETE, TRUNCATE ON public.accounts, "Sales ünit"."Order ""Items"" é" TO ${roleIdent}`,
+      );
+      await expect(check()).resolves.toBeUndefined();
+    } finally {
+      await query(pair.target.url, `REVOKE ALL ON public.accounts, "Sales ünit"."Order ""Items"" é" FROM ${roleIdent};
+        REVOKE USAGE ON SCHEMA "Sales ünit" FROM ${roleIdent};
+        REVOKE ALL ON DATABASE "${pair.target.name}" FROM ${roleIdent}; REVOKE SET ON PARAMETER session_replication_role FROM ${roleIdent};
+        REVOKE EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text),
+                                   pg_replication_origin_session_reset() FROM ${roleIdent};
+        REVOKE pg_create_subscription FROM ${roleIdent}`).catch(() => undefined);
+      await query(clusterB().url(), `DROP ROLE IF EXISTS ${roleIdent}`).catch(() => undefined);
+    }
   });
 });

@@ -6,7 +6,10 @@
 // of each published table; the slot needs the REPLICATION attribute; the
 // copy needs SELECT on the tables and their sequences. Target (the agent's
 // role): a subscription needs superuser, or from PostgreSQL 16 membership
-// in pg_create_subscription plus CREATE on the database.
+// in pg_create_subscription plus CREATE on the database; a method whose
+// agent writes the rows itself (direct) also needs what an apply worker
+// has: SET of session_replication_role, the replication-origin functions,
+// and INSERT, DELETE and TRUNCATE on the tables.
 // Superusers pass every check, as PostgreSQL lets them.
 import { Client } from 'pg';
 import { SteepError } from '../../lib/errors';
@@ -28,10 +31,12 @@ export async function checkInitPrivileges(options: {
   tables: TableName[];
   // the pair's publication: an existing one needs no CREATE again
   publication: string;
+  agentCopies?: boolean;
 }): Promise<void> {
   const missing = [
     ...(await sourceGaps(options.source, options.tables, options.publication)),
     ...(await targetGaps(options.target)),
+    ...(options.agentCopies ? await copyGaps(options.target, options.tables) : []),
   ];
   if (!missing.length) return;
   const where = (m: MissingPrivilege) => (m.side === 'source' ? `source node ${options.sourceNodeId}` : `target node ${options.targetNodeId}`);
@@ -111,6 +116,65 @@ async function targetGaps(target: Client): Promise<MissingPrivilege[]> {
   }
   if (!t.can_create) {
     gaps.push({ side: 'target', role, privilege: `CREATE on database ${ident(t.dbname)} (to create the subscription)`, grant: `GRANT CREATE ON DATABASE ${ident(t.dbname)} TO ${role};` });
+  }
+  return gaps;
+}
+
+// What the agent's own copy sessions do on the target (agent/copy/workers.ts).
+async function copyGaps(target: Client, tables: TableName[]): Promise<MissingPrivilege[]> {
+  const { rows } = await target.query(
+    `SELECT current_user AS role, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super,
+            has_parameter_privilege('session_replication_role', 'SET') AS can_set_role,
+            (SELECT coalesce(json_agg(f ORDER BY f), '[]') FROM unnest(ARRAY['pg_replication_origin_create(text)',
+                                                                 'pg_replication_origin_session_setup(text)',
+                                                                 'pg_replication_origin_session_reset()']) f
+              WHERE NOT has_function_privilege(f, 'EXECUTE')) AS functions,
+            (SELECT coalesce(json_agg(DISTINCT quote_ident(n.nspname)), '[]')
+               FROM unnest($1::text[]) AS t(schema_name) JOIN pg_namespace n ON n.nspname = t.schema_name
+              WHERE NOT has_schema_privilege(n.oid, 'USAGE')) AS schemas,
+            (SELECT coalesce(json_agg(format('%I.%I', n.nspname, c.relname) ORDER BY 1), '[]')
+               FROM unnest($1::text[], $2::text[]) AS t(schema_name, table_name)
+               JOIN pg_namespace n ON n.nspname = t.schema_name
+               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
+              WHERE NOT (has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE')
+                         AND has_table_privilege(c.oid, 'TRUNCATE'))) AS tables`,
+    [tables.map((t) => t.schema_name), tables.map((t) => t.table_name)],
+  );
+  const t = rows[0];
+  if (t.super) return [];
+  const role = ident(t.role);
+  const gaps: MissingPrivilege[] = [];
+  if (!t.can_set_role) {
+    gaps.push({
+      side: 'target',
+      role,
+      privilege: 'SET on session_replication_role (the copy writes as an apply worker does)',
+      grant: `GRANT SET ON PARAMETER session_replication_role TO ${role};`,
+    });
+  }
+  if (t.functions.length) {
+    gaps.push({
+      side: 'target',
+      role,
+      privilege: `EXECUTE on ${t.functions.join(', ')} (the copy writes under a replication origin)`,
+      grant: t.functions.map((f: string) => `GRANT EXECUTE ON FUNCTION ${f} TO ${role};`).join(' '),
+    });
+  }
+  if (t.schemas.length) {
+    gaps.push({
+      side: 'target',
+      role,
+      privilege: `USAGE on schema ${t.schemas.join(', ')} (to copy into its tables)`,
+      grant: `GRANT USAGE ON SCHEMA ${t.schemas.join(', ')} TO ${role};`,
+    });
+  }
+  if (t.tables.length) {
+    gaps.push({
+      side: 'target',
+      role,
+      privilege: `INSERT, DELETE and TRUNCATE on ${t.tables.join(', ')} (to copy into them)`,
+      grant: `GRANT INSERT, DELETE, TRUNCATE ON ${t.tables.join(', ')} TO ${role};`,
+    });
   }
   return gaps;
 }

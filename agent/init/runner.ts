@@ -72,6 +72,9 @@ export interface InitMethod {
   // After the plan: create what copies and streams (for snapshot, the subscription).
   start(run: InitRun, plan: InitPlan): Promise<void>;
   resume(run: InitRun): Promise<void>;
+  // The agent writes the copied rows itself (direct): the plan checks its
+  // role on the target may do what an apply worker does.
+  agentCopies?: boolean;
   // Returns once every planned table is copied, reporting as it goes.
   copy(run: InitRun): Promise<void>;
 }
@@ -184,7 +187,7 @@ export class InitRun {
       const copies = status.progress.phases.includes('copying');
       if (status.state === 'preparing') {
         if (await method.started(this)) await method.resume(this);
-        else await method.start(this, await this.plan());
+        else await method.start(this, await this.plan(method));
         if (copies) {
           await this.transition('copying', 'publication and subscription in place');
           await this.phase('copying');
@@ -211,7 +214,7 @@ export class InitRun {
 
   // Common to every method: what the source replicates, the schema step,
   // the target's existing rows, the pair's publication.
-  private async plan(): Promise<InitPlan> {
+  private async plan(method: InitMethod): Promise<InitPlan> {
     // Where the source's data comes from and where this node's goes, before
     // anything is created: a cycle, an incomplete source, a pair that would
     // echo or lose changes are refused here.
@@ -240,7 +243,7 @@ export class InitRun {
         'add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX), on the source, then start again',
       );
     }
-    await this.withSource((source) => checkInitPrivileges({ source, target: this.target, sourceNodeId: this.sourceNode.node_id, targetNodeId: this.nodeId, tables, publication: this.name }));
+    await this.withSource((source) => checkInitPrivileges({ source, target: this.target, sourceNodeId: this.sourceNode.node_id, targetNodeId: this.nodeId, tables, publication: this.name, agentCopies: method.agentCopies }));
     const preparedSlot = reverse ? await this.withSource((s) => preparedSlotToUse(this, s, tables)) : undefined;
     this.checkpoint();
 

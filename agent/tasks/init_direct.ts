@@ -31,6 +31,8 @@ const copyAttempts = 3;
 const holders = new Map<string, HeldSnapshot>();
 
 const direct: InitMethod = {
+  agentCopies: true,
+
   async started(run) {
     return !!run.state.consistent_lsn || !!(await findSubscription(run.target, run.name, run.state.subscription_oid));
   },
