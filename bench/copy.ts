@@ -1,0 +1,368 @@
+// npm run bench -- copy [--mb 1100] [--rss-4x] [--nopk-mb N] [--only a,b,...]:
+// the initial copy side by side on the same clusters and dataset: a raw
+// binary COPY TO | COPY FROM pipe with 1 and 2 streams, native CREATE
+// SUBSCRIPTION ... WITH (copy_data = true), and steep-repl's direct method
+// through the agent with parallel 1, 2 and 4 (the big table split) and
+// parallel 1 with the big table whole. Each run copies into a new, empty
+// target database with the schema. Direct runs are checked (row count and
+// a sum of row hashes per table) and report the agent's peak RSS. Runs on
+// clusters of its own. See docs/bench.md.
+import { Cluster, removeRunSync } from '../lib/embedded-cluster';
+import { startInit } from '../lib/sql/startInit';
+import { createDatabase, dropDatabase, query, startOwnClusters, withClient } from '../test/support/clusters';
+import { followInit, InitFollower } from '../test/support/init-follower';
+import { createNodeDb, dropReplicationObjects, NodeDb, registerIn, registerPair } from '../test/support/node-pair';
+import { AgentProcess } from '../test/support/processes';
+import { waitUntil } from '../test/support/wait';
+import { Benchmark } from './run';
+import {
+  bigTable,
+  childPids,
+  contentSums,
+  differences,
+  generate,
+  MiB,
+  PipeItem,
+  procStatus,
+  rawPipe,
+  rowCounts,
+  schemaSql,
+  smallTable,
+  splitItems,
+  TableSpec,
+  tableSizes,
+} from './support-copy';
+
+const smallTables = 10;
+const runTimeoutMs = 60 * 60_000;
+// direct's threshold in the split runs: the big table is well above it
+const splitThreshold = '64MB';
+const rssGoal = 300 * MiB;
+
+function numberArg(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+}
+
+function stringArg(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+interface Dataset {
+  source: NodeDb;
+  tables: TableSpec[];
+  sizes: Record<string, number>;
+  bytes: number;
+  // per table: count:hash on the source, to check direct's targets against
+  sums: Record<string, string>;
+  counts: Record<string, string>;
+}
+
+interface Result {
+  variant: string;
+  seconds?: number;
+  mb_per_s?: number;
+  // direct: the agent's VmHWM at synchronized, and its phases
+  rss_peak_mb?: number;
+  phases?: { setup: number; copy: number; finish: number };
+  parts?: string;
+  check: 'ok' | 'counts ok' | 'MISMATCH' | 'error';
+  error?: string;
+}
+
+// Every agent this run started, for the signal handler.
+const agents = new Set<AgentProcess>();
+
+async function buildDataset(cluster: Cluster, id: string, tables: TableSpec[]): Promise<Dataset> {
+  const source = await createNodeDb(cluster, id, id, { installer: 'cli' });
+  await registerIn(source, source);
+  await query(source.url, schemaSql(tables));
+  const generating = Date.now();
+  await generate(source.url, tables);
+  const sizes = await tableSizes(source.url, tables);
+  const bytes = Object.values(sizes).reduce((a, b) => a + b, 0);
+  const names = tables.map((t) => t.name);
+  const hashing = Date.now();
+  const sums = await contentSums(source.url, names);
+  const counts = await rowCounts(source.url, names);
+  const list = tables.map((t) => `${t.name} ${(sizes[t.name] / MiB).toFixed(0)}`).join(', ');
+  console.log(
+    `dataset ${id}: ${(bytes / MiB).toFixed(0)} MB in ${tables.length} tables (MB: ${list.length > 160 ? list.slice(0, 160) + ', ...' : list}); generated in ${((hashing - generating) / 1000).toFixed(0)} s, hashed in ${((Date.now() - hashing) / 1000).toFixed(0)} s`,
+  );
+  return { source, tables, sizes, bytes, sums, counts };
+}
+
+// A plain database with the schema, for the raw pipe and native runs.
+async function plainTarget(cluster: Cluster, tag: string, data: Dataset): Promise<{ name: string; url: string }> {
+  const db = await createDatabase(cluster, tag);
+  await query(db.url, schemaSql(data.tables));
+  return db;
+}
+
+async function rawRun(data: Dataset, target: Cluster, streams: number): Promise<Result> {
+  const variant = `raw pipe ${streams} stream${streams > 1 ? 's' : ''}`;
+  const db = await plainTarget(target, `raw_${streams}`, data);
+  try {
+    const items: PipeItem[] = [];
+    for (const t of data.tables) {
+      // the big tables split by key (or ctid) over the streams; the small ones whole
+      const parts = streams > 1 && data.sizes[t.name] > data.bytes / 4 ? streams : 1;
+      items.push(...(await splitItems(data.source.url, t, data.sizes[t.name], parts)));
+    }
+    const seconds = await rawPipe(data.source.url, db.url, items, streams);
+    const bad = differences(data.counts, await rowCounts(db.url, Object.keys(data.counts)));
+    if (bad.length) console.error(`MISMATCH after ${variant}: ${bad.join('; ')}`);
+    return { variant, seconds, mb_per_s: data.bytes / MiB / seconds, check: bad.length ? 'MISMATCH' : 'counts ok', error: bad.join('; ') || undefined };
+  } finally {
+    await dropDatabase(target, db.name);
+  }
+}
+
+async function nativeRun(data: Dataset, target: Cluster, binary: boolean): Promise<Result> {
+  const variant = `native copy_data${binary ? ' binary' : ''}`;
+  const db = await plainTarget(target, `native${binary ? '_bin' : ''}`, data);
+  const tag = `bench_native${binary ? '_bin' : ''}`;
+  try {
+    await query(data.source.url, `CREATE PUBLICATION ${tag}_pub FOR TABLE ${data.tables.map((t) => `"${t.name}"`).join(', ')}`);
+    const started = Date.now();
+    await query(
+      db.url,
+      `CREATE SUBSCRIPTION ${tag}_sub CONNECTION 'host=127.0.0.1 port=${data.source.cluster.port} dbname=${data.source.name} user=postgres' PUBLICATION ${tag}_pub WITH (copy_data = true${binary ? ', binary = true' : ''})`,
+    );
+    await waitUntil(
+      'every table of the native subscription ready',
+      async () => (await query(db.url, "SELECT count(*) FILTER (WHERE srsubstate <> 'r')::int AS n FROM pg_subscription_rel"))[0].n === 0,
+      runTimeoutMs,
+      100,
+    );
+    const seconds = (Date.now() - started) / 1000;
+    const bad = differences(data.counts, await rowCounts(db.url, Object.keys(data.counts)));
+    if (bad.length) console.error(`MISMATCH after ${variant}: ${bad.join('; ')}`);
+    return { variant, seconds, mb_per_s: data.bytes / MiB / seconds, check: bad.length ? 'MISMATCH' : 'counts ok', error: bad.join('; ') || undefined };
+  } finally {
+    await dropReplicationObjects([{ ...db, cluster: target }, data.source]);
+    await dropDatabase(target, db.name);
+  }
+}
+
+async function directRun(data: Dataset, targetCluster: Cluster, variant: string, id: string, options: Record<string, unknown>): Promise<Result> {
+  const target = await createNodeDb(targetCluster, id, id, { installer: 'cli' });
+  let agent: AgentProcess | undefined;
+  let following: InitFollower | undefined;
+  try {
+    await query(target.url, schemaSql(data.tables));
+    await registerPair(target, data.source);
+    // A running agent, as a DBA has one: the measurement starts once it is up.
+    agent = await AgentProcess.start(target.url);
+    agents.add(agent);
+    following = await followInit(target.url, target.id);
+    // the peak of VmRSS over the agent and any children, in case it forks
+    let childPeak = 0;
+    const sampler = setInterval(() => {
+      const sum = childPids(agent!.pid).reduce((s, pid) => s + (procStatus(pid)?.rss ?? 0), 0);
+      childPeak = Math.max(childPeak, sum);
+    }, 250);
+    const started = Date.now();
+    let synchronizedAt: number;
+    try {
+      await withClient(target.url, (client) => startInit(client, { target: target.id, source: data.source.id, method: 'direct', options }));
+      synchronizedAt = await following.reached('synchronized', runTimeoutMs);
+    } finally {
+      clearInterval(sampler);
+    }
+    const seconds = (synchronizedAt - started) / 1000;
+    const status = procStatus(agent.pid);
+    const rss = (status?.hwm ?? NaN) + childPeak;
+    const at = (state: string) => following!.reachedAt(state);
+    const copying = at('copying');
+    const catchingUp = at('catching_up');
+    const phases =
+      copying && catchingUp ? { setup: (copying - started) / 1000, copy: (catchingUp - copying) / 1000, finish: (synchronizedAt - catchingUp) / 1000 } : undefined;
+    const parts = await query(
+      target.url,
+      `SELECT string_agg(format('%s %s', n, split), ', ' ORDER BY split) AS s FROM (SELECT split, count(*) AS n FROM steep_repl.init_parts GROUP BY split) p`,
+    ).then(
+      (rows) => rows[0]?.s ?? undefined,
+      () => undefined,
+    );
+    const bad = differences(data.sums, await contentSums(target.url, Object.keys(data.sums)));
+    if (bad.length) console.error(`MISMATCH after ${variant}: ${bad.join('; ')}`);
+    return {
+      variant,
+      seconds,
+      mb_per_s: data.bytes / MiB / seconds,
+      rss_peak_mb: rss / MiB,
+      phases,
+      parts,
+      check: bad.length ? 'MISMATCH' : 'ok',
+      error: bad.join('; ') || undefined,
+    };
+  } finally {
+    await following?.close();
+    if (agent) {
+      await agent.stop();
+      agents.delete(agent);
+    }
+    // Leave the source as it was: no publication or slot of this run.
+    await dropReplicationObjects([target, data.source]);
+    await dropDatabase(targetCluster, target.name);
+  }
+}
+
+function describe(r: Result): string {
+  const parts = [`${r.variant.padEnd(34)}`];
+  if (r.seconds !== undefined) parts.push(`${r.seconds.toFixed(2).padStart(8)} s  ${r.mb_per_s!.toFixed(1).padStart(6)} MB/s`);
+  if (r.rss_peak_mb !== undefined) parts.push(`agent peak RSS ${r.rss_peak_mb.toFixed(0)} MB`);
+  if (r.phases) parts.push(`(setup ${r.phases.setup.toFixed(2)} s, copy ${r.phases.copy.toFixed(2)} s, sequences + catch-up ${r.phases.finish.toFixed(2)} s)`);
+  if (r.parts) parts.push(`parts: ${r.parts}`);
+  parts.push(r.check);
+  if (r.error) parts.push(r.error);
+  return parts.join('  ');
+}
+
+// Runs one variant; a failure is recorded, and the others still run.
+async function attempt(variant: string, results: Result[], run: () => Promise<Result>): Promise<void> {
+  let result: Result;
+  try {
+    result = await run();
+  } catch (err) {
+    result = { variant, check: 'error', error: (err as Error).message.split('\n')[0] };
+    console.error(`${variant} failed:`, err);
+  }
+  results.push(result);
+  console.log(describe(result));
+}
+
+const allVariants = ['raw1', 'raw2', 'native', 'native-bin', 'direct1', 'direct2', 'direct4', 'direct1-whole'] as const;
+
+const bench: Benchmark = {
+  description:
+    'initial copy: raw binary COPY pipe (1 and 2 streams), native copy_data, steep-repl direct (parallel 1, 2, 4; split and whole): time, MB/s, ratios, agent peak RSS',
+  async run(args) {
+    const megabytes = numberArg(args, 'mb', 1100);
+    const nopkMb = numberArg(args, 'nopk-mb', 0);
+    const rss4x = args.includes('--rss-4x');
+    const only = stringArg(args, 'only')?.split(',') ?? [...allVariants];
+    const unknown = only.filter((v) => !(allVariants as readonly string[]).includes(v));
+    if (unknown.length) throw new Error(`unknown variants ${unknown.join(', ')}; known: ${allVariants.join(', ')}`);
+
+    const own = await startOwnClusters('bench-copy', ['source', 'target']);
+    // Ctrl+C or a kill: no agent and no server outlives the run.
+    const onSignal = (signal: NodeJS.Signals) => {
+      for (const agent of agents) {
+        try {
+          process.kill(agent.pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      removeRunSync(own.runDir);
+      console.error(`\n${signal}: stopped the agents and the benchmark's clusters`);
+      process.exit(130);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const results: Result[] = [];
+    let rss4xResult: (Result & { table_mb: number }) | undefined;
+    try {
+      const { target } = own.clusters;
+      // ~90% in one table with an integer key, the rest in small tables
+      const tables = [
+        bigTable('big', megabytes * 0.9 - nopkMb),
+        ...(nopkMb > 0 ? [bigTable('big_nopk', nopkMb, false)] : []),
+        ...Array.from({ length: smallTables }, (_, i) => smallTable(`small_${i}`, (megabytes * 0.1) / smallTables)),
+      ];
+      const data = await buildDataset(own.clusters.source, 'bench_src', tables);
+      const bigBytes = data.sizes.big;
+      // above the big table's size: direct copies it as one part
+      const wholeThreshold = `${Math.ceil(bigBytes / MiB) + 1024}MB`;
+      console.log('');
+
+      const plan: Array<[string, string, () => Promise<Result>]> = [
+        ['raw1', 'raw pipe 1 stream', () => rawRun(data, target, 1)],
+        ['raw2', 'raw pipe 2 streams', () => rawRun(data, target, 2)],
+        ['native', 'native copy_data', () => nativeRun(data, target, false)],
+        ['native-bin', 'native copy_data binary', () => nativeRun(data, target, true)],
+        ...[1, 2, 4].map(
+          (p): [string, string, () => Promise<Result>] => [
+            `direct${p}`,
+            `direct parallel ${p} (split > ${splitThreshold})`,
+            () => directRun(data, target, `direct parallel ${p} (split > ${splitThreshold})`, `direct_p${p}`, { parallel: p, split_tables_larger_than: splitThreshold }),
+          ],
+        ),
+        [
+          'direct1-whole',
+          'direct parallel 1 (big table whole)',
+          () => directRun(data, target, 'direct parallel 1 (big table whole)', 'direct_p1_whole', { parallel: 1, split_tables_larger_than: wholeThreshold }),
+        ],
+      ];
+      for (const [key, variant, run] of plan) if (only.includes(key)) await attempt(variant, results, run);
+
+      if (rss4x) {
+        // the agent's memory on a table 4x the big one, alone in a database of its own
+        await query(data.source.url, 'DROP TABLE big');
+        const big4x = bigTable('big4x', (bigBytes / MiB) * 4);
+        console.log('');
+        const data4x = await buildDataset(own.clusters.source, 'bench_src4x', [big4x]);
+        const variant = `direct parallel 4 on big4x (split > ${splitThreshold})`;
+        await attempt(variant, results, async () => {
+          const r = await directRun(data4x, target, variant, 'direct_4x', { parallel: 4, split_tables_larger_than: splitThreshold });
+          rss4xResult = { ...r, table_mb: data4x.bytes / MiB };
+          return r;
+        });
+      }
+
+      // ratios as speed: the other's time over this one's (>= 1: this one is as fast or faster)
+      const seconds = (variant: string) => results.find((r) => r.variant === variant)?.seconds;
+      const native = seconds('native copy_data');
+      const raw2 = seconds('raw pipe 2 streams');
+      const speed = (base: number | undefined, s: number | undefined) => (base && s ? base / s : undefined);
+      const fmt = (v: number | undefined, goal?: number) => (v === undefined ? '' : `${v.toFixed(2)}×${goal !== undefined ? (v >= goal ? ' ✓' : ' ✗') : ''}`);
+      const directs = results.filter((r) => r.variant.startsWith('direct') && !r.variant.includes('big4x'));
+
+      console.log('');
+      console.log(`dataset: ${(data.bytes / MiB).toFixed(0)} MB (pg_table_size of ${data.tables.length} tables; big: ${(bigBytes / MiB).toFixed(0)} MB)`);
+      console.log('| variant | time to synchronized / all ready / done | MB/s | speed vs native (goal ≥ 1.0) | speed vs raw 2 streams (goal ≥ 0.9) | agent peak RSS (goal < 300 MB) | check |');
+      console.log('|---|---|---|---|---|---|---|');
+      for (const r of results) {
+        const isDirect = r.variant.startsWith('direct') && !r.variant.includes('big4x');
+        console.log(
+          `| ${r.variant} | ${r.seconds?.toFixed(2) ?? '–'} s | ${r.mb_per_s?.toFixed(1) ?? '–'} | ${fmt(speed(native, r.seconds), isDirect ? 1.0 : undefined)} | ${fmt(speed(raw2, r.seconds), isDirect ? 0.9 : undefined)} | ${r.rss_peak_mb !== undefined ? `${r.rss_peak_mb.toFixed(0)} MB${r.rss_peak_mb * MiB < rssGoal ? ' ✓' : ' ✗'}` : ''} | ${r.check}${r.error ? `: ${r.error}` : ''} |`,
+        );
+      }
+      const split1 = seconds(`direct parallel 1 (split > ${splitThreshold})`);
+      const whole1 = seconds('direct parallel 1 (big table whole)');
+      const splitVsWhole = speed(whole1, split1);
+      if (splitVsWhole !== undefined) console.log(`split vs whole at parallel 1 (whole time / split time, goal ≥ 1.0): ${fmt(splitVsWhole, 1.0)}`);
+      const best = directs.filter((r) => r.seconds).sort((a, b) => a.seconds! - b.seconds!)[0];
+      if (best) console.log(`best direct: ${best.variant}: ${fmt(speed(native, best.seconds))} native, ${fmt(speed(raw2, best.seconds))} raw 2 streams`);
+
+      const failed = results.filter((r) => r.check === 'MISMATCH' || r.check === 'error');
+      console.log(
+        JSON.stringify({
+          bench: 'copy',
+          dataset_mb: data.bytes / MiB,
+          big_mb: bigBytes / MiB,
+          tables: data.tables.length,
+          results,
+          ratios: {
+            direct_over_native: Object.fromEntries(directs.map((r) => [r.variant, speed(native, r.seconds) ?? null])),
+            direct_over_raw2: Object.fromEntries(directs.map((r) => [r.variant, speed(raw2, r.seconds) ?? null])),
+            split_over_whole_parallel1: splitVsWhole ?? null,
+          },
+          rss_4x: rss4xResult ? { table_mb: rss4xResult.table_mb, rss_peak_mb: rss4xResult.rss_peak_mb ?? null, seconds: rss4xResult.seconds ?? null } : null,
+          failed: failed.map((r) => r.variant),
+        }),
+      );
+      if (failed.length) throw new Error(`copy bench FAILED: ${failed.map((r) => `${r.variant} (${r.check}${r.error ? `: ${r.error}` : ''})`).join('; ')}`);
+    } finally {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      for (const agent of agents) await agent.stop('SIGKILL');
+      await own.remove();
+    }
+  },
+};
+
+export default bench;
