@@ -21,6 +21,15 @@ const extraSql = `
 `;
 const tables = [...userTables, 'public."No Key"', 'public.ledger'];
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('direct init', () => {
   let pair: InitPair;
   let agent: AgentProcess;
@@ -127,5 +136,65 @@ describe('direct init', () => {
         REVOKE pg_create_subscription FROM ${roleIdent}`).catch(() => undefined);
       await query(clusterB().url(), `DROP ROLE IF EXISTS ${roleIdent}`).catch(() => undefined);
     }
+  });
+});
+
+// A part the target refuses fails the init naming it; the fix and a resume
+// complete it without the snapshot (the holder let go when the init
+// failed): tables complete on the snapshot are kept, the refused one is
+// copied again by PostgreSQL's table sync.
+describe('direct init: a part the target refuses', () => {
+  let pair: InitPair;
+
+  beforeAll(async () => {
+    pair = await createInitPair({ tag: 'init_direct_refused', sourceCluster: clusterA(), targetCluster: clusterB(), rows: 20000 });
+    await query(pair.source.url, 'UPDATE public.accounts SET note = NULL WHERE id > 19990');
+    await query(pair.target.url, 'ALTER TABLE public.accounts ALTER COLUMN note SET NOT NULL');
+    agent = await AgentProcess.start(pair.target.url);
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await pair?.drop();
+  });
+  let agent: AgentProcess;
+
+  it('fails naming the part and the reason; fixed and resumed, it ends equal', async () => {
+    await query(pair.target.url, `SELECT steep_repl.start_init($1, $2, 'direct', '{"schema_sync": "manual", "split_tables_larger_than": "1MB", "parallel": 1}')`, [
+      pair.target.id,
+      pair.source.id,
+    ]);
+    const failed = await waitUntil('failed', async () => {
+      const s = await initStatus(pair.target);
+      return s.state === 'failed' ? s : undefined;
+    });
+    expect(failed.progress.error).toMatch(/copying public\.accounts( part \d+\/\d+)? into public\.accounts failed: null value in column "note"/);
+    expect(failed.progress.error).toContain(`--resume`);
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM public.accounts WHERE note IS NULL')).toEqual([{ n: 0 }]);
+    // one worker, largest parts first: docs' (TOAST) come before accounts'
+    const complete = `SELECT table_name FROM steep_repl.init_parts GROUP BY 1 HAVING bool_and(state = 'done') AND bool_and(copies = 1) ORDER BY 1`;
+    const keptBefore = await query(pair.target.url, complete);
+    expect(keptBefore).toContainEqual({ table_name: 'docs' });
+    // the holder lets the snapshot go once it sees the init failed
+    const holder = Number(agent.lines.find((l) => l.event === 'init.snapshot_exported')?.holder_pid);
+    await waitUntil('the snapshot holder to exit', async () => !processAlive(holder), 10000);
+
+    await query(pair.target.url, 'ALTER TABLE public.accounts ALTER COLUMN note DROP NOT NULL');
+    await query(pair.target.url, `SELECT steep_repl.start_init($1, $2, NULL, '{"resume": true}')`, [pair.target.id, pair.source.id]);
+    await waitUntil('synchronized', async () => {
+      const s = await initStatus(pair.target);
+      if (s.state === 'failed') throw new Error(s.progress.error);
+      return s.state === 'synchronized';
+    });
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    const parts = await query(pair.target.url, 'SELECT leaf_name, part_no, state, copies FROM steep_repl.init_parts');
+    expect(parts.filter((p) => p.leaf_name === 'accounts').every((p) => p.state === 'resynced')).toBe(true);
+    expect(agent.lines.find((l) => l.event === 'init.snapshot_lost')?.resync).toContain('public.accounts');
+    // complete on the snapshot: kept, not copied again; the rest by table sync
+    expect(await query(pair.target.url, complete)).toEqual(keptBefore);
+    const others = await query(pair.target.url, `SELECT DISTINCT table_name, state FROM steep_repl.init_parts WHERE table_name <> ALL ($1) ORDER BY 1`, [
+      keptBefore.map((k) => k.table_name),
+    ]);
+    expect(others.every((p) => p.state === 'resynced')).toBe(true);
   });
 });

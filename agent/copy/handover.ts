@@ -15,6 +15,7 @@
 // Tables complete on the snapshot are kept and not copied again.
 import { Client } from 'pg';
 import { SteepError } from '../../lib/errors';
+import { tableLabel } from '../../lib/identifiers';
 import { resyncedInitParts } from '../../lib/sql/initParts';
 import { TableName } from '../../lib/sql/queryable';
 import type { InitRun } from '../init/runner';
@@ -50,7 +51,7 @@ export async function handOver(run: InitRun, resync: TableName[]): Promise<void>
       slot_name: run.state.slot_name,
       consistent_lsn: run.state.consistent_lsn,
       origin: run.state.origin,
-      resync: resync.map((t) => `${t.schema_name}.${t.table_name}`),
+      resync: resync.map(tableLabel),
     });
   }
   if (resync.length) {
@@ -106,7 +107,7 @@ async function setPublished(source: Client, publication: string, tables: TableNa
 
 // Until PostgreSQL's table sync has every listed table ready.
 async function followTableSync(run: InitRun, tables: TableName[]): Promise<void> {
-  run.log('info', 'init.resync_started', { tables: tables.map((t) => `${t.schema_name}.${t.table_name}`) });
+  run.log('info', 'init.resync_started', { tables: tables.map(tableLabel) });
   let errorsAtStart: number | undefined;
   let reportedAt = 0;
   const listed = (t: TableName) => tables.some((r) => r.schema_name === t.schema_name && r.table_name === t.table_name);

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { Client } from 'pg';
+import { Client, escapeLiteral } from 'pg';
 import { SteepError } from '../../lib/errors';
 import type { HolderConfig } from './holder-process';
 
@@ -70,10 +70,17 @@ export async function startHolder(config: HolderConfig): Promise<HeldSnapshot> {
   };
 }
 
+// "snapshot ... does not exist" (its holder is gone), "invalid snapshot identifier"
+const snapshotGone = ['42704', '22023'];
+
+export function isSnapshotGone(err: unknown): boolean {
+  return snapshotGone.includes((err as { code?: string }).code ?? '');
+}
+
 // Opens the transaction every reader of the snapshot works in.
 export async function importSnapshot(source: Client, snapshotName: string): Promise<void> {
   await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  await source.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+  await source.query(`SET TRANSACTION SNAPSHOT ${escapeLiteral(snapshotName)}`);
 }
 
 // Whether sessions can still import it (its holder still runs and idles).
@@ -82,11 +89,9 @@ export async function snapshotAlive(source: Client, snapshotName: string): Promi
     await importSnapshot(source, snapshotName);
     return true;
   } catch (err) {
-    // invalid snapshot identifier, or a name the server cannot have made
-    if (['22023', '22P02'].includes((err as { code?: string }).code ?? '')) return false;
+    if (isSnapshotGone(err)) return false;
     throw err;
-  }
-  finally {
+  } finally {
     await source.query('ROLLBACK').catch(() => undefined);
   }
 }

@@ -16,8 +16,11 @@ import { RateMeter } from '../init/rate-meter';
 import { publicationProblems, StreamBroken } from '../init/verify-stream';
 import { originSessionEnd, originSessionStart } from '../replication/origin';
 import { ColumnPlan, columnPlan, copyPart } from './copy-part';
-import { importSnapshot } from './holder';
+import { importSnapshot, isSnapshotGone } from './holder';
 import { partLabel } from './parts';
+import { isConnectionError } from '../init/failure';
+import { tableLabel } from '../../lib/identifiers';
+import { shellWord } from '../../lib/format';
 
 // The snapshot can no longer be imported (its holder is gone).
 export class SnapshotLost extends SteepError {
@@ -60,7 +63,7 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
       try {
         await importSnapshot(source, snapshotName);
       } catch (err) {
-        if ((err as { code?: string }).code === '22023') throw new SnapshotLost(snapshotName);
+        if (isSnapshotGone(err)) throw new SnapshotLost(snapshotName);
         throw err;
       }
       target = await run.connectTarget('steep-repl copy', controller.signal);
@@ -79,12 +82,14 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
         const progress = { bytes: 0 };
         active.set(n, { part, pid: (target as unknown as { processID: number }).processID, progress });
         const t0 = Date.now();
-        const copied = await copyPart({ nodeId: run.nodeId, source, target, part, plan, again: started.copies > 1, progress });
+        const copied = await copyPart({ nodeId: run.nodeId, source, target, part, plan, again: started.copies > 1, progress }).catch((err) => {
+          throw controller.signal.aborted || isConnectionError(err) ? err : partFailed(run, part!, err);
+        });
         active.delete(n);
         if (copied.leftovers) run.log('warn', 'init.part_leftovers_removed', { part: partLabel(part), rows: copied.leftovers });
         run.log('info', 'init.part_copied', {
           part: partLabel(part),
-          table: `${part.schema_name}.${part.table_name}`,
+          table: tableLabel(part),
           worker: n,
           rows: copied.rows,
           bytes: copied.bytes,
@@ -104,6 +109,7 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
 
   const planned = (await run.refresh()).tables;
   const meter = new RateMeter();
+  let lastProgress: Awaited<ReturnType<InitRun['reportParts']>> | undefined;
   const report = async (): Promise<void> => {
     const pids = [...active.values()].map((a) => a.pid);
     const { rows } = await run.target.query('SELECT pid, tuples_processed::float8 AS rows FROM pg_stat_progress_copy WHERE pid = ANY ($1)', [pids]);
@@ -117,11 +123,11 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
     const progress = await run.reportParts(reports, {
       rows_per_second: Math.round(meter.rowsPerSecond),
       bytes_per_second: Math.round(meter.bytesPerSecond),
-      eta_seconds: meter.eta(Number(progress0?.bytes_total ?? 0) - Number(progress0?.bytes_copied ?? 0)),
+      eta_seconds: meter.eta(Number(lastProgress?.bytes_total ?? 0) - Number(lastProgress?.bytes_copied ?? 0)),
       workers_active: active.size,
       workers_max: Math.max(1, Math.min(16, parallel)),
     });
-    progress0 = progress;
+    lastProgress = progress;
     meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
     const problems = await run.withSource((s) => publicationProblems(s, run, planned));
     if (problems.length) {
@@ -131,7 +137,6 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
       );
     }
   };
-  let progress0: Awaited<ReturnType<InitRun['reportParts']>> | undefined;
 
   run.log('info', 'init.copy_started', { parts: queue.length, workers, snapshot: snapshotName });
   const running = Promise.all(Array.from({ length: workers }, (_, i) => worker(i + 1)));
@@ -149,4 +154,17 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
   run.checkpoint();
   if (failure) throw failure;
   await run.reportParts([], { workers_active: 0 });
+}
+
+// What the target refused (a constraint the source's rows break, a column
+// it lacks), named with the part; the rows of the part were rolled back.
+function partFailed(run: InitRun, part: Part, err: Error & { code?: string; detail?: string }): SteepError {
+  const detail = err.detail ? ` (${err.detail})` : '';
+  const failed = new SteepError(
+    `copying ${partLabel(part)} into ${tableLabel(part)} failed: ${err.message}${detail}`,
+    undefined,
+    `fix the cause on the target (or the source), then resume (steep-repl node start ${shellWord(run.nodeId)} --from ${shellWord(run.sourceNode.node_id)} --resume) or cancel`,
+  );
+  (failed as SteepError & { code?: string }).code = err.code;
+  return failed;
 }

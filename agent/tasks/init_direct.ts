@@ -9,6 +9,7 @@
 // again. Without the snapshot (the holder ended) the tables complete on it
 // are kept and the others go to PostgreSQL's table sync (copy/handover.ts).
 import { SteepError } from '../../lib/errors';
+import { tableLabel as label } from '../../lib/identifiers';
 import { listInitParts, planInitParts, resyncInitParts } from '../../lib/sql/initParts';
 import { ReplicatedTable } from '../../lib/sql/listReplicatedTables';
 import { TableName } from '../../lib/sql/queryable';
@@ -154,7 +155,6 @@ async function subscribeThroughPreparedSlot(run: InitRun, plan: InitPlan): Promi
   await run.report(plan.tables.map((t) => ({ schema_name: t.schema_name, table_name: t.table_name, state: 'done', rows_copied: 0 })));
 }
 
-const label = (t: TableName) => `${t.schema_name}.${t.table_name}`;
 const same = (a: TableName, b: TableName) => a.schema_name === b.schema_name && a.table_name === b.table_name;
 
 export const init_direct = initTask(direct);
