@@ -68,6 +68,8 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
       }
       target = await run.connectTarget('steep-repl copy', controller.signal);
       await target.query('SET session_replication_role = replica');
+      // a part's COPY takes as long as the part
+      await target.query('SET statement_timeout = 0');
       // a crash loses a part's rows together with its done mark: still exact
       await target.query('SET synchronous_commit = off');
       await originSessionStart(target, n);
