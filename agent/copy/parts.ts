@@ -1,9 +1,9 @@
 // Cutting the planned tables into parts (SPEC 4.3, LESSONS): a relation
 // whose heap plus TOAST exceeds the threshold is split into
 // ceil(size / threshold) parts, at most maxParts, by ranges of its integer
-// primary key where it has one (uniform over min..max read on the
-// snapshot, the first and last part open-ended), else by ranges of heap
-// blocks (ctid). A partitioned table is cut by leaf partition.
+// primary key where it has one (at the key's quantiles, else uniform over
+// min..max read on the snapshot; the first and last part open-ended), else
+// by ranges of heap blocks (ctid). A partitioned table is cut by leaf partition.
 import { Client } from 'pg';
 import { tableLabel } from '../../lib/identifiers';
 import { Part, Split } from '../../lib/sql/initParts';
@@ -58,7 +58,8 @@ async function cutLeaf(source: Client, leaf: Leaf, rule: SplitRule): Promise<Par
       `SELECT min(${ident(leaf.key_column)})::text AS lo, max(${ident(leaf.key_column)})::text AS hi FROM ONLY ${ident(leaf.leaf_schema)}.${ident(leaf.leaf_name)}`,
     );
     if (rows[0].lo === null) return whole();
-    bounds = cuts(BigInt(rows[0].lo), BigInt(rows[0].hi) + 1n, wanted);
+    const [lo, hi] = [BigInt(rows[0].lo), BigInt(rows[0].hi) + 1n];
+    bounds = (await histogramCuts(source, leaf, lo, hi, wanted)) ?? cuts(lo, hi, wanted);
     split = 'key';
   } else {
     if (leaf.blocks < 2) return whole();
@@ -77,6 +78,22 @@ async function cutLeaf(source: Client, leaf: Leaf, rule: SplitRule): Promise<Par
     bytes_estimate: Math.round(leaf.bytes / count),
     rows_estimate: Math.round(leaf.rows_estimate / count),
   }));
+}
+
+// Cuts at the key's quantiles from the leaf's statistics (pg_stats), so
+// parts hold about as many rows each even where keys are unevenly spread
+// (a few far-off ids would leave uniform ranges empty). Statistics only
+// shape the parts, never what is copied. None without a histogram.
+async function histogramCuts(source: Client, leaf: Leaf, from: bigint, to: bigint, n: number): Promise<bigint[] | undefined> {
+  const { rows } = await source.query(
+    'SELECT histogram_bounds::text::numeric[]::text[] AS bounds FROM pg_stats WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited',
+    [leaf.leaf_schema, leaf.leaf_name, leaf.key_column],
+  );
+  const histogram: bigint[] = (rows[0]?.bounds ?? []).map((b: string) => BigInt(b));
+  if (histogram.length < n + 1) return undefined;
+  const picked = Array.from({ length: n - 1 }, (_, i) => histogram[Math.round(((i + 1) * (histogram.length - 1)) / n)]);
+  const bounds = [...new Set(picked)].filter((b) => b > from && b < to).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return bounds.length ? bounds : undefined;
 }
 
 // The n - 1 inner boundaries that cut [from, to) into n ranges of equal width
