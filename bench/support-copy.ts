@@ -60,7 +60,8 @@ export function smallTable(name: string, megabytes: number): TableSpec {
 }
 
 export function schemaSql(tables: readonly TableSpec[]): string {
-  return tables.map((t) => `CREATE TABLE "${t.name}" (${t.columns})`).join(';\n');
+  // without a key, REPLICA IDENTITY FULL: the subscription can then apply its updates and deletes
+  return tables.map((t) => `CREATE TABLE "${t.name}" (${t.columns})${t.key ? '' : `;\nALTER TABLE "${t.name}" REPLICA IDENTITY FULL`}`).join(';\n');
 }
 
 // Fills the tables over `sessions` connections, then VACUUM (FREEZE,
