@@ -260,7 +260,7 @@ const median = (values: number[]): number => {
 };
 
 // One variant over its rounds: the median time, the highest RSS and load,
-// the worst check; the phases and parts of the round nearest the median.
+// the worst check; each phase's median; the parts of the round nearest the median.
 function combine(rounds: Result[]): Result {
   if (rounds.length === 1) return rounds[0];
   const failed = rounds.find((r) => r.check === 'MISMATCH' || r.check === 'error');
@@ -268,10 +268,15 @@ function combine(rounds: Result[]): Result {
   if (failed || !timed.length) return { ...(failed ?? rounds[0]), rounds: rounds.length };
   const seconds = median(timed.map((r) => r.seconds!));
   const nearest = [...timed].sort((a, b) => Math.abs(a.seconds! - seconds) - Math.abs(b.seconds! - seconds))[0];
+  const phaseTimes = timed.filter((r) => r.phases).map((r) => r.phases!);
+  const phases = phaseTimes.length
+    ? { setup: median(phaseTimes.map((p) => p.setup)), copy: median(phaseTimes.map((p) => p.copy)), finish: median(phaseTimes.map((p) => p.finish)) }
+    : undefined;
   const max = (pick: (r: Result) => number | undefined) => (timed.some((r) => pick(r) !== undefined) ? Math.max(...timed.map((r) => pick(r) ?? 0)) : undefined);
   return {
     ...nearest,
     seconds,
+    phases,
     mb_per_s: (nearest.mb_per_s! * nearest.seconds!) / seconds,
     rss_peak_mb: max((r) => r.rss_peak_mb),
     children_rss_peak_mb: max((r) => r.children_rss_peak_mb),
@@ -393,7 +398,7 @@ const bench: Benchmark = {
       const native = seconds('native copy_data');
       const raw2 = seconds('raw pipe 2 streams');
       const speed = (base: number | undefined, s: number | undefined) => (base && s ? base / s : undefined);
-      const fmt = (v: number | undefined, goal?: number) => (v === undefined ? '' : `${v.toFixed(2)}×${goal !== undefined ? (v >= goal ? ' ✓' : ' ✗') : ''}`);
+      const fmt = (v: number | undefined, goal?: number) => (v === undefined ? '' : `${v.toFixed(3)}×${goal !== undefined ? (v >= goal ? ' ✓' : ' ✗') : ''}`);
       const directs = results.filter((r) => r.variant.startsWith('direct') && !r.variant.includes('big4x'));
 
       console.log('');
@@ -412,6 +417,10 @@ const bench: Benchmark = {
       const whole1 = seconds('direct parallel 1 (big table whole)');
       const splitVsWhole = speed(whole1, split1);
       if (splitVsWhole !== undefined) console.log(`split vs whole at parallel 1 (whole time / split time, goal ≥ 1.0): ${fmt(splitVsWhole, 1.0)}`);
+      // the copy phase alone: without the setup and the handover, whose jitter is the same for both
+      const copyPhase = (variant: string) => results.find((r) => r.variant === variant)?.phases?.copy;
+      const splitVsWholeCopy = speed(copyPhase('direct parallel 1 (big table whole)'), copyPhase(`direct parallel 1 (split > ${splitThreshold})`));
+      if (splitVsWholeCopy !== undefined) console.log(`split vs whole at parallel 1, copy phase only: ${fmt(splitVsWholeCopy, 1.0)}`);
       const best = directs.filter((r) => r.seconds).sort((a, b) => a.seconds! - b.seconds!)[0];
       if (best) console.log(`best direct: ${best.variant}: ${fmt(speed(native, best.seconds))} native, ${fmt(speed(raw2, best.seconds))} raw 2 streams`);
 
@@ -427,6 +436,7 @@ const bench: Benchmark = {
             direct_over_native: Object.fromEntries(directs.map((r) => [r.variant, speed(native, r.seconds) ?? null])),
             direct_over_raw2: Object.fromEntries(directs.map((r) => [r.variant, speed(raw2, r.seconds) ?? null])),
             split_over_whole_parallel1: splitVsWhole ?? null,
+            split_over_whole_parallel1_copy_phase: splitVsWholeCopy ?? null,
           },
           rss_4x: rss4xResult ? { table_mb: rss4xResult.table_mb, rss_peak_mb: rss4xResult.rss_peak_mb ?? null, seconds: rss4xResult.seconds ?? null } : null,
           failed: failed.map((r) => r.variant),
