@@ -27,10 +27,16 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     fail = reject;
   });
   const settled = options.settled ?? initSettled;
+  // Nothing is drawn past the settled status: the caller prints its last lines then.
+  let finished = false;
   const update = (next: InitStatus) => {
+    if (finished) return;
     status = next;
     options.render(next);
-    if (settled(next)) finish(next);
+    if (settled(next)) {
+      finished = true;
+      finish(next);
+    }
   };
   // A server restart ends the caller's session with the listener's: after
   // the link drops, a re-read that fails runs again on one new session.
@@ -47,7 +53,7 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     if (stopped) await ownReader.end();
     return (reader = ownReader);
   };
-  const reread = () =>
+  const readOnce = () =>
     getInitStatus(reader, nodeId)
       .catch(async (err) => {
         if (!linkDropped) throw err;
@@ -55,8 +61,25 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
         return getInitStatus(await replacement, nodeId);
       })
       .then(update, (err) => stopped || fail(err));
+  // One read at a time, and one more after it when asked meanwhile: reads
+  // that overlap could land out of order and show an older status last.
+  let reading: Promise<unknown> | undefined;
+  let readAgain = false;
+  const reread = (): void => {
+    if (reading) {
+      readAgain = true;
+      return;
+    }
+    reading = readOnce().finally(() => {
+      reading = undefined;
+      if (readAgain && !stopped) {
+        readAgain = false;
+        reread();
+      }
+    });
+  };
   const listener = listen(config, [channels.state, channels.progress], {
-    onConnected: () => void reread(),
+    onConnected: () => reread(),
     onDisconnected: () => {
       linkDropped = true;
       replacement = undefined;
@@ -64,14 +87,17 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     onNotification: (channel, payload) => {
       if ((payload as { node_id?: string }).node_id !== nodeId || !status) return;
       if (channel === channels.progress && status.progress) {
-        // The payload is the progress row; what it lacks (phases, options) stays from the last read.
+        // The payload is the progress row, shown at once; what it lacks (phases,
+        // options) stays from the last read. The parts a method copies in
+        // (planned at any time, moving with every report) are not in it: read again.
         update({ ...status, progress: { ...status.progress, ...(payload as ProgressNotification) } });
+        reread();
       } else if (channel === channels.progress) {
-        void reread();
+        reread();
       } else {
         const change = payload as StateNotification;
         status = { ...status, state: change.to };
-        void reread();
+        reread();
       }
     },
   });
@@ -97,8 +123,10 @@ export function progressLine(s: InitStatus, width = 24): string {
     p.phase,
     `${p.tables_done}/${p.tables_total} tables`,
   ];
+  if (s.parts) parts.push(`${s.parts.done}/${s.parts.total} parts`);
   if (['done', 'failed', 'cancelling'].includes(p.phase)) return parts.join('  ');
-  if (p.current_table) parts.push(`${p.current_table} ${percent(p.current_table_percent ?? 0)}`);
+  // with parts, the tables being copied are on the part lines
+  if (p.current_table && !s.parts?.active.length) parts.push(`${p.current_table} ${percent(p.current_table_percent ?? 0)}`);
   if (p.rows_per_second != null) parts.push(rowsPerSecond(p.rows_per_second));
   if (p.bytes_per_second != null) parts.push(bytesPerSecond(p.bytes_per_second));
   if (p.workers_active) parts.push(`${p.workers_active} workers`);
@@ -106,6 +134,27 @@ export function progressLine(s: InitStatus, width = 24): string {
   if (p.eta_seconds != null) parts.push(eta(p.eta_seconds));
   return parts.join('  ');
 }
+
+// One line per part being copied (a method that copies in parts), by worker:
+// "  worker 2  public.big part 3/8  41.2%  12.3k rows/s", with the leaf read
+// when it is a partition of the planned table.
+export function partLines(s: InitStatus): string[] {
+  if (!s.parts || ['done', 'failed', 'cancelling'].includes(String(s.progress?.phase))) return [];
+  return s.parts.active.map((a) =>
+    [
+      `  worker ${a.worker ?? '?'}`,
+      `${partTable(a)} part ${a.part_no}/${a.part_count}`,
+      percent(a.percent, 1).padStart(6),
+      rowsPerSecond(a.rows_per_second),
+    ].join('  '),
+  );
+}
+
+// "public.events (public.events_2)": the planned table and, if another, the relation read.
+export const partTable = (a: { label: string; leaf: string }): string => (a.leaf && a.leaf !== a.label ? `${a.label} (${a.leaf})` : a.label);
+
+// The overall line and the part lines.
+export const progressLines = (s: InitStatus): string[] => [progressLine(s), ...partLines(s)];
 
 // Exit code of a settled init (SPEC §4.8).
 export function exitCodeForInit(s: InitStatus): ExitCodeValue {
@@ -123,30 +172,36 @@ export function exitCodeForInit(s: InitStatus): ExitCodeValue {
   }
 }
 
-// A live line on a terminal; on a pipe, one line per phase change or every
-// few seconds, so logs stay readable.
+// Live lines on a terminal (the overall line, then one per part being
+// copied); on a pipe, the lines once per phase change or every few
+// seconds, so logs stay readable.
 export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitStatus): void; end(): void } {
   let lastPhase = '';
   let lastAt = 0;
-  let drawn = false;
+  // lines drawn by the last render, redrawn in place by the next
+  let drawn = 0;
   return {
     render(s) {
-      const line = progressLine(s);
+      const lines = progressLines(s);
       if (stream.isTTY) {
+        // Cut to the width: a wrapped line would throw off the cursor moves.
         const columns = stream.columns || 120;
-        stream.write(`\r${line.slice(0, columns - 1)}\x1b[K`);
-        drawn = true;
+        const up = drawn > 1 ? `\x1b[${drawn - 1}A` : '';
+        stream.write(`${up}\r${lines.map((l) => `${l.slice(0, columns - 1)}\x1b[K`).join('\n')}\x1b[J`);
+        drawn = lines.length;
         return;
       }
       const phase = String(s.progress?.phase ?? s.state);
       if (phase !== lastPhase || Date.now() - lastAt > 5000) {
-        stream.write(`${line}\n`);
+        stream.write(`${lines.join('\n')}\n`);
         lastPhase = phase;
         lastAt = Date.now();
       }
     },
+    // Leaves the lines drawn; what follows starts below them.
     end() {
       if (drawn) stream.write('\n');
+      drawn = 0;
     },
   };
 }

@@ -9,7 +9,7 @@ import { Client, ClientConfig } from 'pg';
 import { clientConfig, connect, describeTarget, nodeClientConfig, redactSecrets } from '../lib/connection';
 import { ExitCode, SteepError } from '../lib/errors';
 import { channels, listen, Listener } from '../lib/notifications';
-import { getInitStatus, InitProgress, MethodState, TableProgress } from '../lib/sql/getInitStatus';
+import { getInitStatus, InitProgress, MethodState, PartsSummary, TableProgress } from '../lib/sql/getInitStatus';
 import { getReplicationName } from '../lib/sql/getReplicationName';
 import { getSlotLag } from '../lib/sql/getSlotLag';
 import { InitMethod, listInitMethods } from '../lib/sql/listInitMethods';
@@ -33,6 +33,8 @@ export interface NodeView {
   // only for the node whose details are open (steep_repl.init_status)
   progress?: InitProgress | null;
   tables?: TableProgress[];
+  // a method that copies in parts (direct): the parts summary; null for the others
+  parts?: PartsSummary | null;
   methodState?: MethodState | null;
   readAt?: Date;
 }
@@ -299,6 +301,7 @@ export class ClusterWatch extends EventEmitter {
         state,
         progress: status ? status.progress : undefined,
         tables: status?.tables,
+        parts: status ? status.parts : undefined,
         methodState: status ? status.method_state : undefined,
         readAt: new Date(),
       };

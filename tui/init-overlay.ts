@@ -1,7 +1,7 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { stringWidth } from 'terminal-kit';
 import { bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond } from '../lib/format';
-import type { TableProgress } from '../lib/sql/getInitStatus';
+import type { ActivePart, TableProgress } from '../lib/sql/getInitStatus';
 import type { NodeView } from './cluster-watch';
 import { Area, Attr, bar, fit, fitRight, Painter, stateAttr, wrap } from './draw';
 
@@ -19,6 +19,8 @@ function phaseMarks(phase: string, phases: string[]): Array<[string, Attr]> {
 }
 
 const tableName = (t: TableProgress) => t.label;
+// The planned table and, when another, the relation read (a leaf partition).
+const partName = (a: ActivePart) => (a.leaf && a.leaf !== a.label ? `${a.label} (${a.leaf})` : a.label);
 // Most recently finished first.
 const byCompletion = (a: TableProgress, b: TableProgress) => String(b.completed_at ?? '').localeCompare(String(a.completed_at ?? ''));
 
@@ -49,7 +51,10 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   line(...phaseLine);
 
   const overall = num(progress.overall_percent) ?? 0;
-  const overallTail = ` ${fitRight(percent(overall), 4)}  tables ${progress.tables_done}/${progress.tables_total}`;
+  // direct: parts as well (resync: left to PostgreSQL's table sync after the snapshot was lost)
+  const parts = node.parts ?? null;
+  const partsTail = parts ? `  parts ${parts.done}/${parts.total}${parts.resync ? ` (${parts.resync} resync)` : ''}` : '';
+  const overallTail = ` ${fitRight(percent(overall), 4)}  tables ${progress.tables_done}/${progress.tables_total}${partsTail}`;
   const overallBar = Math.max(10, inner - 8 - overallTail.length - 2);
   line(['Overall ', { bold: true }], [`[${bar(overallBar, overall)}]`, { color: 'green' }], [overallTail]);
 
@@ -77,7 +82,22 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   const fixedBelow = 2 + errorLines + 1;
   let room = last - lines.length - fixedBelow;
 
-  if (active.length) {
+  const copyingParts = parts && !['done', 'failed', 'cancelling'].includes(progress.phase) ? parts.active : [];
+  if (parts) {
+    // One bar per copy worker: its part, k of the table's n.
+    const shownParts = copyingParts.slice(0, Math.max(1, Math.min(copyingParts.length, room - 3)));
+    const nameWidth = Math.min(32, Math.max(...shownParts.map((a) => stringWidth(partName(a))), 8));
+    const partWidth = Math.max(...shownParts.map((a) => `${a.part_no}/${a.part_count}`.length), 3);
+    for (const a of shownParts) {
+      const tail = ` ${fitRight(percent(a.percent), 4)} ${fitRight(rowsPerSecond(a.rows_per_second), 14)}`;
+      const head = `  w${a.worker ?? '?'} `;
+      const partNo = ` ${fitRight(`${a.part_no}/${a.part_count}`, partWidth)}`;
+      const width = Math.max(6, inner - head.length - nameWidth - partNo.length - 3 - tail.length);
+      line([head], [fit(partName(a), nameWidth), { bold: true }], [partNo], [' ['], [bar(width, num(a.percent) ?? 0), { color: 'cyan' }], [']'], [tail]);
+      room--;
+    }
+    if (copyingParts.length > shownParts.length) line([`  … ${copyingParts.length} parts copying`]);
+  } else if (active.length) {
     const nameWidth = Math.min(28, Math.max(...active.map((t) => stringWidth(tableName(t))), 8));
     for (const t of active.slice(0, Math.max(1, Math.min(active.length, room - 3)))) {
       const tail = ` ${fitRight(percent(t.percent), 4)} ${fitRight(rowsPerSecond(t.rows_per_second), 14)}`;

@@ -3,11 +3,12 @@ import { BaseCommand, jsonFlag } from '../../base-command';
 import { table } from '../../render';
 import { bytes, count, duration, percent } from '../../../lib/format';
 import { getInitStatus, InitStatus } from '../../../lib/sql/getInitStatus';
-import { exitCodeForInit, followInit, progressLine } from '../../init-follow';
+import { exitCodeForInit, followInit, partTable, progressLine, progressLines } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
-  static description = "Show a node's initialization: phase, overall and per-table progress, rates, ETA; --follow until it settles";
+  static description =
+    "Show a node's initialization: phase, overall and per-table progress (and per part for direct), rates, ETA; --follow until it settles";
   static examples = ['<%= config.bin %> node progress node_b', '<%= config.bin %> node progress node_b --follow --json'];
   static args = { node: Args.string({ description: 'node id', required: true }) };
   static flags = {
@@ -26,7 +27,7 @@ export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
       }
       // --json --follow: one JSON status per line, for scripts.
       const following = followInit(config, client, args.node, {
-        render: (s) => (flags.json ? process.stdout.write(`${JSON.stringify(s)}\n`) : this.log(progressLine(s))),
+        render: (s) => (flags.json ? process.stdout.write(`${JSON.stringify(s)}\n`) : this.log(progressLines(s).join('\n'))),
       });
       const stop = () => void following.stop().then(() => process.exit(0));
       process.once('SIGINT', stop);
@@ -48,6 +49,7 @@ function describe(s: InitStatus): string {
   if (p.error) lines.push(`error: ${p.error}`);
   if (p.not_replicated?.length) lines.push(`not replicated: ${p.not_replicated.map((r) => `${r.label} (${r.reason})`).join(', ')}`);
   if (p.lag_bytes != null) lines.push(`lag: ${bytes(p.lag_bytes)}`);
+  if (s.parts) lines.push(describeParts(s.parts));
   if (s.tables.length) {
     lines.push(
       table(
@@ -65,4 +67,29 @@ function describe(s: InitStatus): string {
     );
   }
   return lines.join('\n');
+}
+
+// direct: parts done/total, and the ones being copied now, one per worker.
+function describeParts(parts: NonNullable<InitStatus['parts']>): string {
+  const notes = [parts.resync ? `${parts.resync} left to PostgreSQL's table sync` : '', parts.copied_twice ? `${parts.copied_twice} copied again after a cut-off copy` : '']
+    .filter(Boolean)
+    .join(', ');
+  const head = `parts: ${parts.done}/${parts.total} done${notes ? ` (${notes})` : ''}`;
+  if (!parts.active.length) return head;
+  return [
+    head,
+    table(
+      ['worker', 'copying', 'part', 'split', 'percent', 'rows', 'bytes', 'rows/s'],
+      parts.active.map((a) => [
+        a.worker ?? '?',
+        partTable(a),
+        `${a.part_no}/${a.part_count}`,
+        a.split,
+        percent(a.percent, 1),
+        `${count(a.rows_copied)}/${count(a.rows_estimate)}`,
+        bytes(a.bytes_copied),
+        a.rows_per_second == null ? '' : count(a.rows_per_second),
+      ]),
+    ).trimEnd(),
+  ].join('\n');
 }

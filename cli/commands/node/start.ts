@@ -22,6 +22,7 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
   static examples = [
     '<%= config.bin %> node start node_b --from node_a --db postgres://admin@db2/app',
     '<%= config.bin %> node start node_b --from node_a --parallel 4 --schema-sync auto --no-wait',
+    '<%= config.bin %> node start node_b --from node_a --method direct --parallel 4 --large-table-threshold 1GB --max-parts 8',
     '<%= config.bin %> node start node_b --from node_a --resume',
   ];
   static args = { target: Args.string({ description: 'node to initialize (its database runs the init)', required: true }) };
@@ -30,7 +31,15 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     method: Flags.string({
       description: "an available method of steep_repl.init_methods (default snapshot; with --resume the failed init's)",
     }),
-    parallel: Flags.integer({ description: 'table-sync workers (1-16; sets max_sync_workers_per_subscription on the target server)' }),
+    parallel: Flags.integer({
+      description:
+        "copy workers (1-16). snapshot: table-sync workers (sets max_sync_workers_per_subscription on the target server); " +
+        "direct: the agent's copy sessions (default 4)",
+    }),
+    'large-table-threshold': Flags.string({
+      description: 'direct: split a table whose heap plus TOAST is larger than this into parts (bytes or a size like 64MB; at least 1MB; default 1GB)',
+    }),
+    'max-parts': Flags.integer({ description: 'direct: at most this many parts per table (1-1024; default 32)' }),
     'schema-sync': Flags.string({
       description: "schema check before the copy (default strict; with --resume the failed init's)",
       options: [...schemaSyncModes],
@@ -52,6 +61,10 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
     const options: Record<string, unknown> = {};
     if (flags['schema-sync'] !== undefined) options.schema_sync = flags['schema-sync'];
     if (flags.parallel !== undefined) options.parallel = flags.parallel;
+    // As typed: init_options reads sizes (pg_size_bytes) and checks every range,
+    // and refuses both for a method that does not take them.
+    if (flags['large-table-threshold'] !== undefined) options.split_tables_larger_than = flags['large-table-threshold'];
+    if (flags['max-parts'] !== undefined) options.max_parts = flags['max-parts'];
     if (flags.force) options.force = true;
     if (flags.resume) options.resume = true;
     const seconds = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);
