@@ -3,11 +3,11 @@
 // live lines, node progress (text and --json), the live view's data and its
 // detail overlay in a real terminal.
 //
-// The parts are those of a real init_status on a real target: the init is
-// started by the CLI, and the parts are planned, taken and reported through
-// the SQL calls the agent's copy workers make (plan_init_parts,
+// First with parts of a real init_status whose figures the test chose: the
+// init is started by the CLI, and the parts are planned, taken and reported
+// through the SQL calls the agent's copy workers make (plan_init_parts,
 // start_init_part, report_init_parts, finish_init_part), with no agent
-// running, so every figure on screen is one the test chose.
+// running; then on a real direct init the agent copies, to synchronized.
 import * as path from 'node:path';
 import { bytesPerSecond, eta } from '../lib/format';
 import { packageRoot } from '../lib/paths';
@@ -17,7 +17,7 @@ import { ClusterWatch, NodeView } from '../tui/cluster-watch';
 import { renderInitOverlay } from '../tui/init-overlay';
 import { clusterA, clusterB, query } from './support/clusters';
 import { createInitPair, InitPair, initStatus } from './support/init-pair';
-import { runCli } from './support/processes';
+import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { registryState } from './support/registry-state';
 import { TmuxSession } from './support/tmux';
 import { waitUntil } from './support/wait';
@@ -290,5 +290,78 @@ describe('direct: node start flags, parts in the CLI and the live view', () => {
     await tui!.waitFor((s) => !s.includes('Phases'), 10000, 'the overlay closed');
     tui!.sendKeys('q');
     expect(await tui!.waitFor(/TUI-EXIT rc=\d+/, 10000)).toMatch(/TUI-EXIT rc=0/);
+  });
+});
+
+// The same displays on a real direct init: the agent plans and copies the
+// parts (throttled, so the copy is watched while it runs).
+describe('direct: the parts of a real copy while following, in node progress and in the live view', () => {
+  let pair: InitPair;
+  let tui: TmuxSession | undefined;
+  let follow: TmuxSession | undefined;
+
+  beforeAll(async () => {
+    pair = await createInitPair({ tag: 'direct_fe_real', sourceCluster: clusterA(), targetCluster: clusterB(), sourceId: 'Echt "A"', targetId: 'echt b' });
+    // bytes per second per copy worker: docs (~3 MB of TOAST) takes seconds per part
+    await AgentProcess.start(pair.target.url, [], { STEEP_REPL_COPY_MAX_RATE: '120000' });
+  });
+  afterAll(async () => {
+    tui?.kill();
+    follow?.kill();
+    await stopAllAgents();
+    await pair?.drop();
+  });
+
+  it('shows a line and a bar per copy worker, parts done/total, bytes/s and ETA until synchronized', async () => {
+    const node = pair.target.id;
+    tui = new TmuxSession(
+      'direct-real-tui',
+      `${shellQuote(process.execPath)} ${shellQuote(runJs)} tui --db ${shellQuote(pair.target.url)} --node ${shellQuote(node)}; echo "TUI-EXIT rc=$?"; sleep 600`,
+      110,
+      34,
+    );
+    await tui.waitFor(/NODE\s+STATE/, 20000, 'the nodes view');
+    tui.sendKeys('Enter');
+    follow = new TmuxSession(
+      'direct-real-follow',
+      `${shellQuote(process.execPath)} ${shellQuote(runJs)} node start ${shellQuote(node)} --from ${shellQuote(pair.source.id)} ` +
+        `--method direct --parallel 2 --large-table-threshold 1MB --max-parts 4 --db ${shellQuote(pair.target.url)}; echo "START-EXIT rc=$?"; sleep 600`,
+      120,
+      20,
+    );
+    let last: InitStatus | undefined;
+    const status: InitStatus = await waitUntil('parts being copied', async () => {
+      const s: InitStatus = (last = await initStatus(pair.target));
+      return s.parts && s.parts.active.length > 0 && s.progress?.bytes_per_second ? s : undefined;
+    }, 60000, 100).catch((err) => {
+      throw new Error(`${err.message}; last status: ${JSON.stringify(last)}; node start showed:\n${follow!.capture()}`);
+    });
+    expect(status.progress!.options).toMatchObject({ parallel: 2, split_tables_larger_than: 1048576, max_parts: 4 });
+    expect(status.parts!.total).toBeGreaterThan(status.tables.length);
+    const parts = (screen: string) => screen.split('\n').filter((l) => /^ {2}worker [12] {2}\S.* part \d+\/\d+ {2}\s*(\d+\.\d%|-) {2}(\S+ rows\/s|-)$/.test(l));
+    let screen = await follow.waitFor((s) => parts(s).length > 0 && /\d+\/\d+ parts .*\/s/.test(s), 20000, 'the part lines while following');
+    expect(screen).toMatch(new RegExp(`copying\\s+\\d+/\\d+ tables\\s+\\d+/${status.parts!.total} parts\\s+.*B/s`));
+
+    const json = await runCli(['node', 'progress', node, '--json', '--db', pair.target.url]);
+    const printed: InitStatus = JSON.parse(json.stdout);
+    expect(printed.parts).toMatchObject({ total: status.parts!.total });
+    expect(Array.isArray(printed.parts!.active)).toBe(true);
+    const text = await runCli(['node', 'progress', node, '--db', pair.target.url]);
+    expect(text.stdout).toMatch(new RegExp(`^parts: \\d+/${status.parts!.total} done`, 'm'));
+
+    screen = await tui.waitFor(/ w[12] \S.*\d+\/\d+ \[[█░]+\]\s+(\d+%|-)\s+(\S+ rows\/s|-)/, 20000, 'a bar per copy worker in the overlay');
+    expect(screen).toContain(`${node} ← ${pair.source.id} · direct · COPYING`);
+    expect(screen).toMatch(new RegExp(`tables \\d+/\\d+  parts \\d+/${status.parts!.total}`));
+    expect(screen).toMatch(/workers \d\/2 · elapsed \S+ · ETA /);
+
+    // To the end: the follow exits 0 once synchronized, every part done.
+    screen = await follow.waitFor(/START-EXIT rc=\d+/, 120000, 'node start to end');
+    expect(screen).toMatch(/echt b is synchronized with Echt "A"/);
+    expect(screen).toMatch(/START-EXIT rc=0/);
+    const end: InitStatus = await initStatus(pair.target);
+    expect(end.state).toBe('synchronized');
+    tui.sendKeys('Escape');
+    tui.sendKeys('q');
+    expect(await tui.waitFor(/TUI-EXIT rc=\d+/, 10000)).toMatch(/TUI-EXIT rc=0/);
   });
 });
