@@ -138,8 +138,8 @@ describe('steep-repl tui', () => {
     screen = await tui.waitFor(/from: \[1\] Quelle "A"/, 10000);
     tui.sendKeys('1');
     screen = await tui.waitFor(/method: \[1\] snapshot/, 10000);
-    // only what the node's init_methods marks available: snapshot alone in this release
-    expect(screen).toMatch(/method: \[1\] snapshot  \(Esc: no\)/);
+    // only what the node's init_methods marks available
+    expect(screen).toMatch(/method: \[1\] snapshot  \[2\] direct  \(Esc: no\)/);
     tui.sendKeys('1');
     screen = await tui.waitFor((s) => percentOf(nodeRow(s, targetId)) !== undefined, 30000, `${targetId} COPYING with a percentage`);
     const first = percentOf(nodeRow(screen, targetId))!;
