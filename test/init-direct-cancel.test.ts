@@ -9,7 +9,6 @@
 //   rows the direct init copied or streamed, but what the target writes itself;
 // - out-of-range options are refused before anything is recorded;
 // - a PostgreSQL 15 pair ends synchronized with equal content.
-import { existsSync, readFileSync } from 'node:fs';
 import { escapeIdentifier } from 'pg';
 import { Cluster } from '../lib/embedded-cluster';
 import { getSlotLag } from '../lib/sql/getSlotLag';
@@ -26,7 +25,7 @@ import {
   waitCaughtUp,
   waitJobDone,
 } from './support/init-pair';
-import { AgentProcess, LogLine, runCli, startCli, stopAllAgents } from './support/processes';
+import { AgentProcess, LogLine, processRunning, runCli, startCli, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
 import { startWriter, Writer } from './support/writer';
 
@@ -42,17 +41,6 @@ const startDirect = (pair: InitPair, options: Record<string, unknown> = direct) 
   query(pair.target.url, `SELECT steep_repl.start_init($1, $2, 'direct', $3) AS started`, [pair.target.id, pair.source.id, JSON.stringify(options)]);
 
 const cancelFromSql = async (pair: InitPair) => (await query(pair.target.url, 'SELECT steep_repl.cancel_init($1) AS c', [pair.target.id]))[0].c;
-
-// Exited (or a zombie nobody reaped yet: no longer running either way).
-function processGone(pid: number): boolean {
-  const stat = `/proc/${pid}/stat`;
-  if (!existsSync(stat)) return true;
-  try {
-    return /^\d+ \(.*\) [ZX]/.test(readFileSync(stat, 'utf8'));
-  } catch {
-    return true;
-  }
-}
 
 // Sessions of this init's agent in one database, by application_name.
 const sessions = async (url: string, applicationName: string): Promise<number> =>
@@ -100,7 +88,7 @@ async function expectNothingLeft(pair: InitPair, holderPid?: number): Promise<vo
     ),
   ).toEqual([{ parts: 0, method_state: 0, tables: 0, jobs: 0 }]);
   // the snapshot's holder and every copy session ended, on both servers
-  if (holderPid) await waitUntil(`the snapshot holder (pid ${holderPid}) to exit`, () => processGone(holderPid), 5000, 50);
+  if (holderPid) await waitUntil(`the snapshot holder (pid ${holderPid}) to exit`, () => !processRunning(holderPid), 5000, 50);
   for (const db of [pair.source, pair.target]) {
     expect(await sessions(db.url, 'steep-repl copy')).toBe(0);
     expect(await sessions(db.url, 'steep-repl snapshot holder')).toBe(0);
@@ -280,7 +268,7 @@ describe('direct init: refused options, cancel in every phase', () => {
     await agent.stop('SIGKILL');
     const holderPid = Number(exported.holder_pid);
     // the snapshot survives the agent (holder-process.ts)
-    expect(processGone(holderPid)).toBe(false);
+    expect(processRunning(holderPid)).toBe(true);
     expect(await sessions(pair.source.url, 'steep-repl snapshot holder')).toBe(1);
     const request = await cancelFromSql(pair);
     expect(request).toMatchObject({ cancel_requested: true, state: 'copying' });

@@ -6,12 +6,11 @@
 // target restarted mid-copy. The copy is made slow with
 // STEEP_REPL_COPY_MAX_RATE so each fault lands while parts are in flight.
 // The servers that restart are clusters of this file's own.
-import * as fs from 'node:fs';
 import { QueryConfig } from 'pg';
 import { Cluster, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { clusterA, clusterB, OwnClusters, query, startOwnClusters } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, waitCaughtUp } from './support/init-pair';
-import { AgentProcess, LogLine, stopAllAgents } from './support/processes';
+import { AgentProcess, LogLine, processRunning, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
 import { startWriter, Writer } from './support/writer';
 
@@ -46,20 +45,6 @@ async function partsOf(pair: InitPair): Promise<PartRow[]> {
      FROM steep_repl.init_parts WHERE node_id = $1 ORDER BY schema_name, table_name, leaf_name, part_no`,
     [pair.target.id],
   );
-}
-
-// A process that still runs (a zombie does not: nothing of it holds a connection).
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 // Holders the agents of this file started: ended here if a test failed before they did.
@@ -161,8 +146,8 @@ describe('direct init resume', () => {
   afterAll(async () => {
     await Promise.all(writers.map((w) => w.stop().catch(() => undefined)));
     await stopAllAgents();
-    for (const pid of holderPids) if (alive(pid)) process.kill(pid, 'SIGTERM');
-    await waitUntil('the holders to exit', () => [...holderPids].every((pid) => !alive(pid)), 10000).catch(() => undefined);
+    for (const pid of holderPids) if (processRunning(pid)) process.kill(pid, 'SIGTERM');
+    await waitUntil('the holders to exit', () => [...holderPids].every((pid) => !processRunning(pid)), 10000).catch(() => undefined);
     if (sourceCluster) await startCluster(sourceCluster).catch(() => undefined);
     if (targetCluster) await startCluster(targetCluster).catch(() => undefined);
     for (const pair of pairs) await pair.drop().catch(() => undefined);
@@ -190,7 +175,7 @@ describe('direct init resume', () => {
     expect(cut.length).toBeGreaterThanOrEqual(1);
     expect(cut.some((p) => p.rows_copied > 0)).toBe(true);
     expect(atKill.some((p) => p.table === 'public.accounts' && p.split === 'key' && p.part_count >= 4)).toBe(true);
-    expect(alive(holder)).toBe(true);
+    expect(processRunning(holder)).toBe(true);
 
     agent = await AgentProcess.start(pair.target.url);
     await waitSynchronized(pair, agent);
@@ -210,7 +195,7 @@ describe('direct init resume', () => {
     expect(events(agent, 'init.snapshot_lost')).toEqual([]);
     expect(events(agent, 'init.part_copied').filter((l) => l.copies === 2).length).toBe(cut.length);
     expect(failures(agent)).toEqual([]);
-    await waitUntil('the holder to exit after synchronized', () => !alive(holder), 10000);
+    await waitUntil('the holder to exit after synchronized', () => !processRunning(holder), 10000);
     await agent.stop();
     console.log(`agent SIGKILL: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
@@ -250,7 +235,7 @@ describe('direct init resume', () => {
     await stopCluster(sourceCluster.dataDir, 'fast');
     await startCluster(sourceCluster);
     w = writer(pair, rows, before.transactions);
-    await waitUntil('the holder to end with its connection', () => !alive(holder), 15000);
+    await waitUntil('the holder to end with its connection', () => !processRunning(holder), 15000);
 
     await waitSynchronized(pair, agent);
     await w.stop();
@@ -276,7 +261,7 @@ describe('direct init resume', () => {
     const atFault = await waitMidCopy(pair, agent, { tableDone: true });
     console.log(`at the holder SIGTERM: ${brief(atFault)}`);
     process.kill(holder, 'SIGTERM');
-    await waitUntil('the holder to exit', () => !alive(holder), 10000);
+    await waitUntil('the holder to exit', () => !processRunning(holder), 10000);
 
     await waitSynchronized(pair, agent);
     await w.stop();
@@ -301,7 +286,7 @@ describe('direct init resume', () => {
     const holder = await holderOf(agent);
     await waitMidCopy(pair, agent, { tableDone: true });
     process.kill(holder, 'SIGTERM');
-    await waitUntil('the holder to exit', () => !alive(holder), 10000);
+    await waitUntil('the holder to exit', () => !processRunning(holder), 10000);
     await agent.stop('SIGKILL');
     await waitCopySessionsGone(pair);
     const atKill = await partsOf(pair);
@@ -347,7 +332,7 @@ describe('direct init resume', () => {
     expect(after.some((p) => p.copies === 2)).toBe(true);
     expect(failures(agent)).toEqual([]);
     expect(agent.running).toBe(true);
-    await waitUntil('the holder to exit after synchronized', () => !alive(holder), 10000);
+    await waitUntil('the holder to exit after synchronized', () => !processRunning(holder), 10000);
     await agent.stop();
     console.log(`target restart: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });

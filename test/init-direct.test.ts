@@ -4,7 +4,7 @@
 import { checkInitPrivileges } from '../agent/init/privileges';
 import { clusterA, clusterB, query, withClient } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, userTables, waitCaughtUp } from './support/init-pair';
-import { AgentProcess, stopAllAgents } from './support/processes';
+import { AgentProcess, processRunning, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
 import { startWriter } from './support/writer';
 
@@ -20,15 +20,6 @@ const extraSql = `
                               doubled int GENERATED ALWAYS AS (amount * 2) STORED);
 `;
 const tables = [...userTables, 'public."No Key"', 'public.ledger'];
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('direct init', () => {
   let pair: InitPair;
@@ -178,7 +169,7 @@ describe('direct init: a part the target refuses', () => {
     expect(keptBefore).toContainEqual({ table_name: 'docs' });
     // the holder lets the snapshot go once it sees the init failed
     const holder = Number(agent.lines.find((l) => l.event === 'init.snapshot_exported')?.holder_pid);
-    await waitUntil('the snapshot holder to exit', async () => !processAlive(holder), 10000);
+    await waitUntil('the snapshot holder to exit', async () => !processRunning(holder), 10000);
 
     await query(pair.target.url, 'ALTER TABLE public.accounts ALTER COLUMN note DROP NOT NULL');
     await query(pair.target.url, `SELECT steep_repl.start_init($1, $2, NULL, '{"resume": true}')`, [pair.target.id, pair.source.id]);

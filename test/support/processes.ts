@@ -1,5 +1,6 @@
 // The CLI and the agent as real child processes, from the built dist.
 import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { packageRoot } from '../../lib/paths';
 
@@ -194,4 +195,14 @@ export async function stopLeftoverProcesses(): Promise<void> {
     ),
   );
   await stopAllAgents();
+}
+
+// Whether a process still runs: an exited one, or a zombie nobody reaped yet
+// (the snapshot holder, reparented when its agent was killed), does not.
+export function processRunning(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
