@@ -17,21 +17,18 @@ import { Client } from 'pg';
 import { SteepError } from '../../lib/errors';
 import { tableLabel } from '../../lib/identifiers';
 import { resyncedInitParts } from '../../lib/sql/initParts';
-import { TableName } from '../../lib/sql/queryable';
+import { sameTable, TableName } from '../../lib/sql/queryable';
 import type { InitRun } from '../init/runner';
 import { pollMs } from '../init/runner';
 import { withoutReplicating } from '../replication/origin';
 import { ident, qualified } from '../replication/quoting';
 import { createSubscription, findSubscription } from '../replication/subscription';
-import { pollSubscription } from '../replication/table-sync';
-
-// Worker errors tolerated while PostgreSQL syncs the tables again.
-const maxWorkerErrors = Number(process.env.STEEP_REPL_MAX_WORKER_ERRORS ?? 3);
+import { maxWorkerErrors, pollSubscription } from '../replication/table-sync';
 
 export async function handOver(run: InitRun, resync: TableName[]): Promise<void> {
   let subscription = await findSubscription(run.target, run.name, run.state.subscription_oid);
-  const inSubscription = subscription ? await subscribedTables(run.target, subscription.oid) : [];
-  const toSync = resync.filter((t) => !inSubscription.some((s) => s.schema_name === t.schema_name && s.table_name === t.table_name));
+  const inSubscription = subscription ? (await pollSubscription(run.target, subscription.name, subscription.oid)).tables : [];
+  const toSync = resync.filter((t) => !inSubscription.some((s) => sameTable(s, t)));
   if (toSync.length) await emptyTables(run.target, toSync);
   if (!subscription) {
     if (resync.length) await run.withSource((s) => setPublished(s, run.name, resync, false));
@@ -64,15 +61,6 @@ export async function handOver(run: InitRun, resync: TableName[]): Promise<void>
   await run.report(planned.map((t) => ({ schema_name: t.schema_name, table_name: t.table_name, state: 'done', rows_copied: t.rows_copied })));
 }
 
-async function subscribedTables(target: Client, subscriptionOid: number): Promise<TableName[]> {
-  const { rows } = await target.query(
-    `SELECT n.nspname AS schema_name, c.relname AS table_name FROM pg_subscription_rel sr
-     JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE sr.srsubid = $1::int8::oid`,
-    [subscriptionOid],
-  );
-  return rows;
-}
-
 // Without replicating, as an apply worker writes (no triggers, no
 // foreign-key checks); TRUNCATE unless a table outside the list refers to one.
 async function emptyTables(target: Client, tables: TableName[]): Promise<void> {
@@ -99,7 +87,7 @@ async function emptyTables(target: Client, tables: TableName[]): Promise<void> {
 // Adds to or drops from the pair's publication what it lacks or has of the list.
 async function setPublished(source: Client, publication: string, tables: TableName[], published: boolean): Promise<void> {
   const { rows } = await source.query('SELECT schemaname AS schema_name, tablename AS table_name FROM pg_publication_tables WHERE pubname = $1', [publication]);
-  const isIn = (t: TableName) => rows.some((r) => r.schema_name === t.schema_name && r.table_name === t.table_name);
+  const isIn = (t: TableName) => rows.some((r) => sameTable(r, t));
   const change = tables.filter((t) => isIn(t) !== published);
   if (!change.length) return;
   await source.query(`ALTER PUBLICATION ${ident(publication)} ${published ? 'ADD' : 'DROP'} TABLE ${change.map(qualified).join(', ')}`);
@@ -110,7 +98,7 @@ async function followTableSync(run: InitRun, tables: TableName[]): Promise<void>
   run.log('info', 'init.resync_started', { tables: tables.map(tableLabel) });
   let errorsAtStart: number | undefined;
   let reportedAt = 0;
-  const listed = (t: TableName) => tables.some((r) => r.schema_name === t.schema_name && r.table_name === t.table_name);
+  const listed = (t: TableName) => tables.some((r) => sameTable(r, t));
   for (;;) {
     run.checkpoint();
     const sync = await pollSubscription(run.target, run.name, run.state.subscription_oid);

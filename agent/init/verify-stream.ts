@@ -12,7 +12,7 @@ import { shellWord } from '../../lib/format';
 import { tableLabel } from '../../lib/identifiers';
 import { MethodState, SourcePublication } from '../../lib/sql/getInitStatus';
 import { getSlotLag } from '../../lib/sql/getSlotLag';
-import { LabelledTable, TableName } from '../../lib/sql/queryable';
+import { LabelledTable, sameTable, TableName } from '../../lib/sql/queryable';
 import type { RegisteredNode } from '../../lib/sql/getNode';
 
 // What the checks need of a run (InitRun has it).
@@ -82,11 +82,11 @@ export async function publicationProblems(source: Client, run: Pick<StreamRun, '
   const now = (await readSourcePublication(source, name))!;
   // Planned tables by oid as the plan recorded them; an init recorded before
   // oids were kept compares names.
-  const plannedTables = recorded?.tables ?? now.tables.filter((t) => planned.some((p) => p.schema_name === t.schema_name && p.table_name === t.table_name));
+  const plannedTables = recorded?.tables ?? now.tables.filter((t) => planned.some((p) => sameTable(p, t)));
   const problems: string[] = [];
   if (!recorded) {
     for (const p of planned) {
-      if (!now.tables.some((t) => t.schema_name === p.schema_name && t.table_name === p.table_name)) {
+      if (!now.tables.some((t) => sameTable(t, p))) {
         problems.push(`the table ${label(p.schema_name, p.table_name)} is no longer in the publication ${name} on ${where}`);
       }
     }
@@ -109,7 +109,7 @@ export async function publicationProblems(source: Client, run: Pick<StreamRun, '
     else if (!published) problems.push(`the table ${old} was removed from the publication ${name} on ${where}`);
   }
   for (const t of now.tables.filter((t) => !plannedOids.includes(t.relid))) {
-    if (!recorded && planned.some((p) => p.schema_name === t.schema_name && p.table_name === t.table_name)) continue;
+    if (!recorded && planned.some((p) => sameTable(p, t))) continue;
     problems.push(`the table ${label(t.schema_name, t.table_name)} was added to the publication ${name} on ${where}; the init did not copy it`);
   }
   return problems;

@@ -7,6 +7,10 @@ import { TableReport } from '../../lib/sql/reportInitProgress';
 
 export type SyncedTable = TableReport & { label: string };
 
+// Errors of a subscription's workers tolerated while PostgreSQL copies
+// tables before the init fails (each retries forever on its own).
+export const maxWorkerErrors = Number(process.env.STEEP_REPL_MAX_WORKER_ERRORS ?? 3);
+
 export interface SubscriptionSnapshot {
   tables: SyncedTable[];
   workersActive: number;

@@ -12,7 +12,7 @@ import { SteepError } from '../../lib/errors';
 import { tableLabel as label } from '../../lib/identifiers';
 import { listInitParts, planInitParts, resyncInitParts } from '../../lib/sql/initParts';
 import { ReplicatedTable } from '../../lib/sql/listReplicatedTables';
-import { TableName } from '../../lib/sql/queryable';
+import { sameTable, TableName } from '../../lib/sql/queryable';
 import { InitMethod, InitPlan, InitRun, initTask } from '../init/runner';
 import { preparedSlotConsumed } from '../init/reverse-slot';
 import { isConnectionError } from '../init/failure';
@@ -79,7 +79,7 @@ const direct: InitMethod = {
       resync = await resyncInitParts(run.target, run.nodeId);
       run.log('warn', 'init.snapshot_lost', {
         reason: 'the exported snapshot ended before every part was copied on it',
-        kept: [...new Set(parts.filter((p) => !resync.some((t) => same(t, p))).map(label))],
+        kept: [...new Set(parts.filter((p) => !resync.some((t) => sameTable(t, p))).map(label))],
         resync: resync.map(label),
         note: 'tables complete on the snapshot are kept; the others are emptied and copied again by PostgreSQL table sync',
       });
@@ -155,6 +155,5 @@ async function subscribeThroughPreparedSlot(run: InitRun, plan: InitPlan): Promi
   await run.report(plan.tables.map((t) => ({ schema_name: t.schema_name, table_name: t.table_name, state: 'done', rows_copied: 0 })));
 }
 
-const same = (a: TableName, b: TableName) => a.schema_name === b.schema_name && a.table_name === b.table_name;
 
 export const init_direct = initTask(direct);

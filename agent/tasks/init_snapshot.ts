@@ -7,12 +7,10 @@ import { SteepError } from '../../lib/errors';
 import { InitMethod, InitRun, initTask, pollMs } from '../init/runner';
 import { RateMeter } from '../init/rate-meter';
 import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled, syncWorkerLimit } from '../replication/subscription';
-import { pollSubscription } from '../replication/table-sync';
+import { maxWorkerErrors, pollSubscription } from '../replication/table-sync';
 import { checkWhileCopying } from '../init/verify-stream';
 import { preparedSlotConsumed } from '../init/reverse-slot';
 
-// Worker errors tolerated during the copy before the init fails.
-const maxWorkerErrors = Number(process.env.STEEP_REPL_MAX_WORKER_ERRORS ?? 3);
 
 // --parallel is a server-wide setting of the target: the value before is
 // recorded first, and the runner puts it back when the init completes,

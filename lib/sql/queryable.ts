@@ -13,6 +13,8 @@ export interface TableName {
   table_name: string;
 }
 
+export const sameTable = (a: TableName, b: TableName): boolean => a.schema_name === b.schema_name && a.table_name === b.table_name;
+
 export interface LabelledTable extends TableName {
   label: string;
 }
