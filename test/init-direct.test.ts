@@ -76,6 +76,8 @@ describe('direct init', () => {
       { sequencename: 'ticket_seq', last_value: 4242 },
     ]);
     // the copied rows went through an origin: the done parts logged their copies
+    // (the agent's log lines arrive through a pipe, maybe after the status read)
+    await waitUntil('a log line per part copied', async () => agent.lines.filter((l) => l.event === 'init.part_copied').length >= parts.length, 5000);
     expect(agent.lines.filter((l) => l.event === 'init.part_copied').length).toBe(parts.length);
   });
 
@@ -168,7 +170,7 @@ describe('direct init: a part the target refuses', () => {
     const keptBefore = await query(pair.target.url, complete);
     expect(keptBefore).toContainEqual({ table_name: 'docs' });
     // the holder lets the snapshot go once it sees the init failed
-    const holder = Number(agent.lines.find((l) => l.event === 'init.snapshot_exported')?.holder_pid);
+    const holder = Number((await agent.waitForEvent('init.snapshot_exported', 5000)).holder_pid);
     await waitUntil('the snapshot holder to exit', async () => !processRunning(holder), 10000);
 
     await query(pair.target.url, 'ALTER TABLE public.accounts ALTER COLUMN note DROP NOT NULL');
@@ -182,7 +184,7 @@ describe('direct init: a part the target refuses', () => {
     expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
     const parts = await query(pair.target.url, 'SELECT leaf_name, part_no, state, copies FROM steep_repl.init_parts');
     expect(parts.filter((p) => p.leaf_name === 'accounts').every((p) => p.state === 'resynced')).toBe(true);
-    expect(agent.lines.find((l) => l.event === 'init.snapshot_lost')?.resync).toContain('public.accounts');
+    expect((await agent.waitForEvent('init.snapshot_lost', 5000)).resync).toContain('public.accounts');
     // complete on the snapshot: kept, not copied again; the rest by table sync
     expect(await query(pair.target.url, complete)).toEqual(keptBefore);
     const others = await query(pair.target.url, `SELECT DISTINCT table_name, state FROM steep_repl.init_parts WHERE table_name <> ALL ($1) ORDER BY 1`, [
