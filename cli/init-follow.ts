@@ -120,7 +120,7 @@ export function progressLine(s: InitStatus, width = 24): string {
   const parts = [
     `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`,
     percent(overall, 1).padStart(6),
-    p.phase,
+    phaseText(s),
     `${p.tables_done}/${p.tables_total} tables`,
   ];
   if (s.parts) parts.push(`${s.parts.done}/${s.parts.total} parts`);
@@ -133,6 +133,23 @@ export function progressLine(s: InitStatus, width = 24): string {
   if (p.lag_bytes != null && p.phase === 'catching_up') parts.push(`lag ${bytes(p.lag_bytes)}`);
   if (p.eta_seconds != null) parts.push(eta(p.eta_seconds));
   return parts.join('  ');
+}
+
+// The phase as the lines say it: a two-phase init verifies its snapshot
+// while preparing and loads it while copying.
+export function phaseText(s: InitStatus): string {
+  const p = s.progress!;
+  if (p.method === 'two-phase' && p.phase === 'preparing') return 'verifying snapshot';
+  if (p.method === 'two-phase' && p.phase === 'copying') return `loading snapshot ${snapshotOf(s) ?? ''}`.trimEnd();
+  return p.phase;
+}
+
+// The snapshot a two-phase init loads: its id once the agent resolved it,
+// else the option as given (an id or the directory).
+export function snapshotOf(s: InitStatus): string | undefined {
+  const recorded = (s.method_state as { snapshot_id?: string | null } | null)?.snapshot_id;
+  const given = s.progress?.options?.snapshot;
+  return recorded ?? (typeof given === 'string' ? given : undefined);
 }
 
 // One line per part being copied (a method that copies in parts), by worker:
@@ -176,13 +193,19 @@ export function exitCodeForInit(s: InitStatus): ExitCodeValue {
 // copied); on a pipe, the lines once per phase change or every few
 // seconds, so logs stay readable.
 export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitStatus): void; end(): void } {
+  return liveRenderer(stream, progressLines, (s) => String(s.progress?.phase ?? s.state));
+}
+
+// lines: what one status shows; phase: a change of it writes the lines at
+// once on a pipe. Used for inits and for snapshot generate.
+export function liveRenderer<T>(stream: NodeJS.WriteStream, linesOf: (s: T) => string[], phaseOf: (s: T) => string): { render(s: T): void; end(): void } {
   let lastPhase = '';
   let lastAt = 0;
   // lines drawn by the last render, redrawn in place by the next
   let drawn = 0;
   return {
     render(s) {
-      const lines = progressLines(s);
+      const lines = linesOf(s);
       if (stream.isTTY) {
         // Cut to the width: a wrapped line would throw off the cursor moves.
         const columns = stream.columns || 120;
@@ -191,7 +214,7 @@ export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitSt
         drawn = lines.length;
         return;
       }
-      const phase = String(s.progress?.phase ?? s.state);
+      const phase = phaseOf(s);
       if (phase !== lastPhase || Date.now() - lastAt > 5000) {
         stream.write(`${lines.join('\n')}\n`);
         lastPhase = phase;

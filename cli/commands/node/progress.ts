@@ -8,7 +8,7 @@ import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeProgress extends BaseCommand<typeof NodeProgress> {
   static description =
-    "Show a node's initialization: phase, overall and per-table progress (and per part for direct), rates, ETA; --follow until it settles";
+    "Show a node's initialization: phase, overall and per-table progress (and per part for direct and two-phase), rates, ETA; --follow until it settles";
   static examples = ['<%= config.bin %> node progress node_b', '<%= config.bin %> node progress node_b --follow --json'];
   static args = { node: Args.string({ description: 'node id', required: true }) };
   static flags = {
@@ -49,7 +49,7 @@ function describe(s: InitStatus): string {
   if (p.error) lines.push(`error: ${p.error}`);
   if (p.not_replicated?.length) lines.push(`not replicated: ${p.not_replicated.map((r) => `${r.label} (${r.reason})`).join(', ')}`);
   if (p.lag_bytes != null) lines.push(`lag: ${bytes(p.lag_bytes)}`);
-  if (s.parts) lines.push(describeParts(s.parts));
+  if (s.parts) lines.push(describeParts(s.parts, p.method === 'two-phase' ? 'loading' : 'copying'));
   if (s.tables.length) {
     lines.push(
       table(
@@ -69,8 +69,8 @@ function describe(s: InitStatus): string {
   return lines.join('\n');
 }
 
-// direct: parts done/total, and the ones being copied now, one per worker.
-function describeParts(parts: NonNullable<InitStatus['parts']>): string {
+// direct, two-phase: parts done/total, and the ones being copied (loaded) now, one per worker.
+function describeParts(parts: NonNullable<InitStatus['parts']>, doing: string): string {
   const notes = [parts.resync ? `${parts.resync} left to PostgreSQL's table sync` : '', parts.copied_twice ? `${parts.copied_twice} copied again after a cut-off copy` : '']
     .filter(Boolean)
     .join(', ');
@@ -79,7 +79,7 @@ function describeParts(parts: NonNullable<InitStatus['parts']>): string {
   return [
     head,
     table(
-      ['worker', 'copying', 'part', 'split', 'percent', 'rows', 'bytes', 'rows/s'],
+      ['worker', doing, 'part', 'split', 'percent', 'rows', 'bytes', 'rows/s'],
       parts.active.map((a) => [
         a.worker ?? '?',
         partTable(a),

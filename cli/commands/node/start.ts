@@ -1,18 +1,9 @@
 import { Args, Flags } from '@oclif/core';
-import { Client } from 'pg';
-import { connectToNode } from '../../../lib/connection';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { shellWord } from '../../../lib/format';
-import { ExitCode } from '../../../lib/errors';
-import { schemaSyncModes, syncSchema } from '../../../lib/schema-sync';
-import { cancelInit } from '../../../lib/sql/cancelInit';
-import { InitStatus } from '../../../lib/sql/getInitStatus';
-import { getLeftBehind } from '../../../lib/sql/getLeftBehind';
-import { getNode } from '../../../lib/sql/getNode';
-import { getNodeOverview } from '../../../lib/sql/listNodes';
+import { schemaSyncModes } from '../../../lib/schema-sync';
 import { startInit } from '../../../lib/sql/startInit';
-import { askToProceed } from '../../confirm';
-import { cancelOnInterrupt, describeCancelled, exitCodeForInit, followInit, progressRenderer } from '../../init-follow';
+import { confirmSchemaManually, followToEnd, warnIfNoAgent } from '../../init-start';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeStart extends BaseCommand<typeof NodeStart> {
@@ -73,7 +64,9 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
 
     const { client, config } = await connectToNodeDatabase(flags.db, args.target, 'steep-repl node start');
     try {
-      if (flags['schema-sync'] === 'manual' && !flags.resume) await this.confirmSchema(client, args.target, flags.from, flags.yes);
+      if (flags['schema-sync'] === 'manual' && !flags.resume) {
+        await confirmSchemaManually(client, args.target, flags.from, flags.yes, 'steep-repl node start');
+      }
       const started = await startInit(client, { target: args.target, source: flags.from, method: flags.method ?? null, options });
       if (!flags.wait) {
         if (flags.json) return this.printJson(started);
@@ -83,77 +76,10 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
         );
         return;
       }
-      await this.warnIfNoAgent(client, args.target);
-      const final = await this.follow(config, client, args.target, flags.json);
-      if (flags.json) this.printJson(final);
-      process.exitCode = exitCodeForInit(final);
-      if (final.state === 'synchronized') {
-        if (!flags.json) this.log(`${args.target} is synchronized with ${flags.from}`);
-        const skipped = final.progress?.not_replicated ?? [];
-        if (!flags.json && skipped.length) {
-          process.stderr.write(`warning: not replicated (logical replication cannot carry them): ${skipped.map((r) => `${r.label} (${r.reason})`).join(', ')}\n`);
-        }
-      } else if (final.state === 'uninitialized') {
-        process.stderr.write(`${describeCancelled(args.target, await getLeftBehind(client, args.target))}\n`);
-      } else {
-        process.stderr.write(`error: initialization of ${args.target} ${final.state}: ${final.progress?.error ?? ''}\n`);
-      }
+      await warnIfNoAgent(client, args.target);
+      await followToEnd(config, client, args.target, flags.from, flags.json, (line) => this.log(line));
     } finally {
       await client.end().catch(() => undefined);
-    }
-  }
-
-  // The agent heartbeats its node every few seconds; without one the init
-  // waits in preparing, which deserves a word rather than a still bar.
-  // node_overview decides, as it does for node list and the TUI.
-  private async warnIfNoAgent(client: Client, nodeId: string): Promise<void> {
-    const node = await getNodeOverview(client, nodeId);
-    if (node && ['no agent', 'agent silent'].includes(node.health)) {
-      process.stderr.write(
-        `warning: no agent has heartbeated node ${nodeId} ${node.last_seen ? `since ${node.last_seen.toISOString()}` : 'yet'}; ` +
-          `the init waits until one runs: steep-repl agent --db <url of ${nodeId}>\n`,
-      );
-    }
-  }
-
-  // Manual mode: the differences are shown and accepted here, before the
-  // init is queued; the agent, unattended, takes the start as the answer.
-  private async confirmSchema(target: Client, targetId: string, sourceId: string, yes: boolean): Promise<void> {
-    const source = await connectToNode(await getNode(target, sourceId), 'steep-repl node start');
-    try {
-      await syncSchema({
-        source,
-        target,
-        sourceNodeId: sourceId,
-        targetNodeId: targetId,
-        mode: 'manual',
-        confirm: async (differences) => yes || askToProceed(differences, sourceId, targetId, 'initialize with these differences?'),
-      });
-    } finally {
-      await source.end().catch(() => undefined);
-    }
-  }
-
-  // Ctrl+C asks the node to cancel and keeps following until it is clean; a
-  // second stops waiting (cancelOnInterrupt says what each one does).
-  private async follow(config: Parameters<typeof followInit>[0], client: Parameters<typeof followInit>[1], nodeId: string, json: boolean): Promise<InitStatus> {
-    const renderer = progressRenderer(process.stderr);
-    const following = followInit(config, client, nodeId, { render: (s) => renderer.render(s) });
-    const interrupts = cancelOnInterrupt({
-      nodeId,
-      requestCancel: () => cancelInit(client, nodeId),
-      beforeWrite: () => renderer.end(),
-      write: (line) => process.stderr.write(line),
-      exit: (code) => process.exit(code),
-    });
-    let final: InitStatus | undefined;
-    try {
-      final = await following.done;
-      renderer.end();
-      return final;
-    } finally {
-      interrupts.settled(final ? exitCodeForInit(final) : ExitCode.error);
-      await following.stop();
     }
   }
 }

@@ -1,0 +1,91 @@
+// What node start and snapshot apply share once they have the init's
+// options: the manual schema check before the start, the word about a
+// missing agent, and following the started init to its end with Ctrl+C
+// cancelling it, the last lines and the exit code (SPEC §4.8).
+import { Client, ClientConfig } from 'pg';
+import { connectToNode } from '../lib/connection';
+import { ExitCode } from '../lib/errors';
+import { syncSchema } from '../lib/schema-sync';
+import { cancelInit } from '../lib/sql/cancelInit';
+import { InitStatus } from '../lib/sql/getInitStatus';
+import { getLeftBehind } from '../lib/sql/getLeftBehind';
+import { getNode } from '../lib/sql/getNode';
+import { getNodeOverview } from '../lib/sql/listNodes';
+import { askToProceed } from './confirm';
+import { cancelOnInterrupt, describeCancelled, exitCodeForInit, followInit, progressRenderer } from './init-follow';
+
+// The agent heartbeats its node every few seconds; without one the work
+// waits, which deserves a word rather than a still bar. node_overview
+// decides, as it does for node list and the TUI.
+export async function warnIfNoAgent(client: Client, nodeId: string, what = 'the init'): Promise<void> {
+  const node = await getNodeOverview(client, nodeId);
+  if (node && ['no agent', 'agent silent'].includes(node.health)) {
+    process.stderr.write(
+      `warning: no agent has heartbeated node ${nodeId} ${node.last_seen ? `since ${node.last_seen.toISOString()}` : 'yet'}; ` +
+        `${what} waits until one runs: steep-repl agent --db <url of ${nodeId}>\n`,
+    );
+  }
+}
+
+// Manual mode: the differences are shown and accepted here, before the
+// init is queued; the agent, unattended, takes the start as the answer.
+export async function confirmSchemaManually(target: Client, targetId: string, sourceId: string, yes: boolean, app: string): Promise<void> {
+  const source = await connectToNode(await getNode(target, sourceId), app);
+  try {
+    await syncSchema({
+      source,
+      target,
+      sourceNodeId: sourceId,
+      targetNodeId: targetId,
+      mode: 'manual',
+      confirm: async (differences) => yes || askToProceed(differences, sourceId, targetId, 'initialize with these differences?'),
+    });
+  } finally {
+    await source.end().catch(() => undefined);
+  }
+}
+
+// Follows the init live on stderr until it settles (Ctrl+C asks the node to
+// cancel and keeps following until it is clean; a second stops waiting:
+// cancelOnInterrupt says what each one does), then prints what it came to
+// and sets the exit code. --json: the settled init_status on stdout.
+export async function followToEnd(
+  config: ClientConfig,
+  client: Client,
+  targetId: string,
+  sourceId: string,
+  json: boolean,
+  log: (line: string) => void,
+): Promise<InitStatus> {
+  const renderer = progressRenderer(process.stderr);
+  const following = followInit(config, client, targetId, { render: (s) => renderer.render(s) });
+  const interrupts = cancelOnInterrupt({
+    nodeId: targetId,
+    requestCancel: () => cancelInit(client, targetId),
+    beforeWrite: () => renderer.end(),
+    write: (line) => process.stderr.write(line),
+    exit: (code) => process.exit(code),
+  });
+  let final: InitStatus | undefined;
+  try {
+    final = await following.done;
+    renderer.end();
+  } finally {
+    interrupts.settled(final ? exitCodeForInit(final) : ExitCode.error);
+    await following.stop();
+  }
+  if (json) process.stdout.write(`${JSON.stringify(final, null, 2)}\n`);
+  process.exitCode = exitCodeForInit(final);
+  if (final.state === 'synchronized') {
+    if (!json) log(`${targetId} is synchronized with ${sourceId}`);
+    const skipped = final.progress?.not_replicated ?? [];
+    if (!json && skipped.length) {
+      process.stderr.write(`warning: not replicated (logical replication cannot carry them): ${skipped.map((r) => `${r.label} (${r.reason})`).join(', ')}\n`);
+    }
+  } else if (final.state === 'uninitialized') {
+    process.stderr.write(`${describeCancelled(targetId, await getLeftBehind(client, targetId))}\n`);
+  } else {
+    process.stderr.write(`error: initialization of ${targetId} ${final.state}: ${final.progress?.error ?? ''}\n`);
+  }
+  return final;
+}
