@@ -1,5 +1,5 @@
 --! Previous: sha1:e9c012ad24c89ef3647b0e3f9a841ddd63e2f3a5
---! Hash: sha1:5e5e7277474fab5b506e091f33596061e82ca8a8
+--! Hash: sha1:78d79433eddd1f05fab6296e7877acc8b9937f03
 --! Message: two-phase snapshots
 
 -- Two-phase snapshots (SPEC 4.3, issue 11): snapshot generate writes the
@@ -30,6 +30,9 @@ CREATE TABLE steep_repl.snapshots (
   max_parts integer NOT NULL CHECK (max_parts BETWEEN 1 AND 1024),
   slot_name text NOT NULL UNIQUE CHECK (slot_name ~ '^[a-z0-9_]{1,63}$'),
   publication text NOT NULL UNIQUE,
+  -- the tables the publication was made for and the parts read,
+  -- [{schema_name, table_name}] (set when the parts are planned)
+  tables jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(tables) = 'array'),
   -- the slot's consistent point (where every apply's stream starts) and the
   -- exported snapshot the parts are read on (cleared when the writing is over)
   consistent_lsn pg_lsn,
@@ -53,6 +56,9 @@ CREATE TABLE steep_repl.snapshots (
   updated_at timestamptz NOT NULL DEFAULT now(),
   CHECK (expires_at > created_at)
 );
+
+-- One live snapshot per directory: a second generate into it would mix files.
+CREATE UNIQUE INDEX snapshots_live_output_dir ON steep_repl.snapshots (output_dir) WHERE state IN ('generating', 'ready');
 
 COMMENT ON TABLE steep_repl.snapshots IS
   'Two-phase snapshots generated on this node: their files, slot, publication, state and expiry';
@@ -84,7 +90,9 @@ CREATE TABLE steep_repl.snapshot_parts (
   raw_bytes bigint CHECK (raw_bytes >= 0),
   stored_bytes bigint CHECK (stored_bytes >= 0),
   sha256 text CHECK (sha256 ~ '^[0-9a-f]{64}$'),
-  -- while writing: bytes so far, the worker; writes counts the attempts
+  -- while writing: rows and bytes (of the COPY stream) so far, the worker;
+  -- writes counts the attempts
+  rows_written bigint NOT NULL DEFAULT 0 CHECK (rows_written >= 0),
   bytes_written bigint NOT NULL DEFAULT 0 CHECK (bytes_written >= 0),
   writes integer NOT NULL DEFAULT 0 CHECK (writes >= 0),
   worker integer,
@@ -99,15 +107,17 @@ COMMENT ON TABLE steep_repl.snapshot_parts IS
   'Parts of a two-phase snapshot: one range of one source relation each, written to one file on the exported snapshot';
 
 -- An option may be text matched by a pattern (two-phase: the snapshot, an
--- id or an absolute directory), and a method may need an option given.
+-- id or an absolute directory), said in words by expected (the error for a
+-- value that does not match quotes it), and a method may need an option given.
 ALTER TABLE steep_repl.init_option_specs DROP CONSTRAINT init_option_specs_kind_check;
 ALTER TABLE steep_repl.init_option_specs
   ADD CONSTRAINT init_option_specs_kind_check CHECK (kind IN ('boolean', 'integer', 'choice', 'duration', 'bytes', 'text')),
-  ADD COLUMN pattern text CHECK ((kind = 'text') = (pattern IS NOT NULL));
+  ADD COLUMN pattern text CHECK ((kind = 'text') = (pattern IS NOT NULL)),
+  ADD COLUMN expected text CHECK ((kind = 'text') = (expected IS NOT NULL));
 ALTER TABLE steep_repl.init_methods ADD COLUMN required text[] NOT NULL DEFAULT '{}' CHECK (required <@ options);
 
-INSERT INTO steep_repl.init_option_specs (option, kind, pattern, description) VALUES
-  ('snapshot', 'text', '^(/.{0,4095}|[a-z0-9_]{1,40})$',
+INSERT INTO steep_repl.init_option_specs (option, kind, pattern, expected, description) VALUES
+  ('snapshot', 'text', '^(/.*|[a-z0-9_]{1,40})$', 'a snapshot id (snapshot list) or the absolute path of its directory',
    'two-phase: the snapshot to load, its id (snapshot list) or the absolute path of its directory');
 
 UPDATE steep_repl.init_methods

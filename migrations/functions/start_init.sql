@@ -8,6 +8,7 @@ DECLARE
   v_method steep_repl.init_methods;
   v_opts jsonb;
   v_given jsonb;
+  v_missing text;
   v_job bigint;
   v_name text := steep_repl.replication_name(p_source, p_target);
 BEGIN
@@ -70,6 +71,21 @@ BEGIN
   IF v_target.init_state = 'failed' AND NOT v_resume THEN
     RAISE EXCEPTION 'the last initialization of node % failed', quote_ident(p_target)
       USING ERRCODE = 'SR003', HINT = steep_repl.init_resume_hint(p_target);
+  END IF;
+
+  -- What the method cannot start without (two-phase: the snapshot), given
+  -- now or, on resume, by the run that failed.
+  SELECT string_agg(format('%s: %s', s.option, coalesce(s.expected, s.description)), '; ' ORDER BY r.n) INTO v_missing
+    FROM unnest(v_method.required) WITH ORDINALITY r(option, n)
+    JOIN steep_repl.init_option_specs s ON s.option = r.option
+   WHERE coalesce(jsonb_typeof(CASE WHEN v_resume
+                                    THEN (SELECT p.options FROM steep_repl.init_progress p WHERE p.node_id = p_target) || v_given
+                                    ELSE v_opts END -> r.option), 'null') = 'null';
+  IF v_missing IS NOT NULL THEN
+    RAISE EXCEPTION 'method % needs option %', v_method.method, v_missing
+      USING ERRCODE = 'SR004',
+            HINT = format('e.g. SELECT steep_repl.start_init(%L, %L, %L, %L)', p_target, p_source, v_method.method,
+                          (SELECT jsonb_object_agg(o, '...') FROM unnest(v_method.required) o)::text);
   END IF;
 
   UPDATE steep_repl.nodes SET init_source_node = p_source WHERE node_id = p_target;
