@@ -1,12 +1,12 @@
-// N copy workers serving one queue of parts, largest first. Each worker has
-// a source session in a transaction on the exported snapshot and a target
-// session that writes under a replication origin of its own with
+// N copy workers serving one queue of parts, largest first. Each worker
+// reads through a PartReader (copy-part.ts: direct's source session on the
+// exported snapshot, two-phase's snapshot files) and writes with a target
+// session under a replication origin of its own with
 // session_replication_role = replica (as an apply worker does: no triggers,
 // no foreign-key checks while parts of related tables land in any order).
 // While they copy, progress goes to init_parts / init_progress every poll,
 // and the source's publication is checked as it is for every method.
 import { Client } from 'pg';
-import { connect, nodeClientConfig } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
 import { Part, startInitPart } from '../../lib/sql/initParts';
 import { PartReport } from '../../lib/sql/reportInitParts';
@@ -15,20 +15,11 @@ import { pollMs } from '../init/runner';
 import { RateMeter } from '../init/rate-meter';
 import { publicationProblems, StreamBroken } from '../init/verify-stream';
 import { originSessionEnd, originSessionStart } from '../replication/origin';
-import { ColumnPlan, columnPlan, copyPart } from './copy-part';
-import { importSnapshot, isSnapshotGone } from './holder';
+import { ColumnPlan, copyPart, PartReader, PartSource } from './copy-part';
 import { partLabel } from './parts';
 import { isConnectionError } from '../init/failure';
 import { tableLabel } from '../../lib/identifiers';
 import { shellWord } from '../../lib/format';
-
-// The snapshot can no longer be imported (its holder is gone).
-export class SnapshotLost extends SteepError {
-  constructor(snapshotName: string) {
-    super(`the exported snapshot ${snapshotName} no longer exists on the source`);
-    this.name = 'SnapshotLost';
-  }
-}
 
 interface Active {
   part: Part;
@@ -36,9 +27,7 @@ interface Active {
   progress: { bytes: number };
 }
 
-const noTimeouts = '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c idle_session_timeout=0';
-
-export async function copyParts(run: InitRun, snapshotName: string, parts: Part[], parallel: number): Promise<void> {
+export async function copyParts(run: InitRun, reader: PartReader, parts: Part[], parallel: number): Promise<void> {
   const queue = parts.filter((p) => p.state === 'pending' || p.state === 'copying').sort((a, b) => b.bytes_estimate - a.bytes_estimate);
   if (!queue.length) return;
   const controller = new AbortController();
@@ -54,18 +43,10 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
   };
 
   const worker = async (n: number) => {
-    const sourceNode = run.sourceNode;
-    const where = `node ${sourceNode.node_id} at ${sourceNode.host}:${sourceNode.port}/${sourceNode.dbname}`;
-    let source: Client | undefined;
+    let source: PartSource | undefined;
     let target: Client | undefined;
     try {
-      source = await connect({ ...nodeClientConfig(sourceNode, 'steep-repl copy'), options: noTimeouts }, where, controller.signal);
-      try {
-        await importSnapshot(source, snapshotName);
-      } catch (err) {
-        if (isSnapshotGone(err)) throw new SnapshotLost(snapshotName);
-        throw err;
-      }
+      source = await reader.open(n, controller.signal);
       target = await run.connectTarget('steep-repl copy', controller.signal);
       await target.query('SET session_replication_role = replica');
       // a part's COPY takes as long as the part
@@ -77,9 +58,7 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
         const started = await startInitPart(target, run.nodeId, part, n);
         if (!started) continue;
         const key = `${part.leaf_schema}.${part.leaf_name}`;
-        if (!plans.has(key)) {
-          plans.set(key, columnPlan(source, target, { schema: part.leaf_schema, name: part.leaf_name }, { schema: part.schema_name, name: part.table_name }));
-        }
+        if (!plans.has(key)) plans.set(key, source.columns(part, target));
         const plan = await plans.get(key)!;
         const progress = { bytes: 0 };
         active.set(n, { part, pid: (target as unknown as { processID: number }).processID, progress });
@@ -105,7 +84,7 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
       fail(err);
     } finally {
       active.delete(n);
-      await Promise.all([source?.end().catch(() => undefined), target?.end().catch(() => undefined)]);
+      await Promise.all([source?.close().catch(() => undefined), target?.end().catch(() => undefined)]);
     }
   };
 
@@ -140,7 +119,7 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
     }
   };
 
-  run.log('info', 'init.copy_started', { parts: queue.length, workers, snapshot: snapshotName });
+  run.log('info', 'init.copy_started', { parts: queue.length, workers, ...reader.describe });
   const running = Promise.all(Array.from({ length: workers }, (_, i) => worker(i + 1)));
   let done = false;
   void running.then(() => (done = true));
@@ -159,13 +138,15 @@ export async function copyParts(run: InitRun, snapshotName: string, parts: Part[
 }
 
 // What the target refused (a constraint the source's rows break, a column
-// it lacks), named with the part; the rows of the part were rolled back.
+// it lacks) or the reader found (a file unlike its manifest), named with
+// the part; the rows of the part were rolled back.
 function partFailed(run: InitRun, part: Part, err: Error & { code?: string; detail?: string }): SteepError {
   const detail = err.detail ? ` (${err.detail})` : '';
   const failed = new SteepError(
     `copying ${partLabel(part)} into ${tableLabel(part)} failed: ${err.message}${detail}`,
     undefined,
-    `fix the cause on the target (or the source), then resume (steep-repl node start ${shellWord(run.nodeId)} --from ${shellWord(run.sourceNode.node_id)} --resume) or cancel`,
+    (err instanceof SteepError && err.hint) ||
+      `fix the cause on the target (or the source), then resume (steep-repl node start ${shellWord(run.nodeId)} --from ${shellWord(run.sourceNode.node_id)} --resume) or cancel`,
   );
   (failed as SteepError & { code?: string }).code = err.code;
   return failed;

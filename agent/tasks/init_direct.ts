@@ -19,7 +19,8 @@ import { isConnectionError } from '../init/failure';
 import { handOver } from '../copy/handover';
 import { HeldSnapshot, holdSeconds, importSnapshot, snapshotAlive, startHolder } from '../copy/holder';
 import { planParts } from '../copy/parts';
-import { copyParts, SnapshotLost } from '../copy/workers';
+import { snapshotReader, SnapshotLost } from '../copy/snapshot-source';
+import { copyParts } from '../copy/workers';
 import { dropSlot, findSlots } from '../replication/slot';
 import { createSubscription, findSubscription } from '../replication/subscription';
 
@@ -64,7 +65,7 @@ const direct: InitMethod = {
       const name = run.state.snapshot_name;
       if (!name || !(await run.withSource((s) => snapshotAlive(s, name)))) break;
       try {
-        await copyParts(run, name, parts, parallel);
+        await copyParts(run, snapshotReader(run, name), parts, parallel);
       } catch (err) {
         run.checkpoint();
         if (!(err instanceof SnapshotLost) && !isConnectionError(err)) throw err;
