@@ -1,5 +1,5 @@
 --! Previous: sha1:e9c012ad24c89ef3647b0e3f9a841ddd63e2f3a5
---! Hash: sha1:78d79433eddd1f05fab6296e7877acc8b9937f03
+--! Hash: sha1:5c2833d8ce5993d7f8485c953f5b7a7412912c8c
 --! Message: two-phase snapshots
 
 -- Two-phase snapshots (SPEC 4.3, issue 11): snapshot generate writes the
@@ -128,3 +128,17 @@ UPDATE steep_repl.init_methods
 UPDATE steep_repl.init_option_specs
    SET description = 'copy workers; snapshot: table-sync workers (sets max_sync_workers_per_subscription on the target server); direct: the agent''s copy sessions (default 4); two-phase: the agent''s load sessions (default 4)'
  WHERE option = 'parallel';
+
+-- == apply ==
+
+-- What the two-phase method keeps to resume and to switch its stream
+-- (agent/tasks/init_two_phase.ts): the snapshot it loads, and the first
+-- transaction id not yet started when the pair's publication existed
+-- (pg_snapshot_xmax, read right after the plan made it). pgoutput resolves
+-- publication names with the catalog as of each change it decodes, so the
+-- subscription streams the snapshot's publication until every transaction
+-- below that id has ended and the slot confirmed a later position; then it
+-- switches to the pair's.
+ALTER TABLE steep_repl.init_method_state
+  ADD COLUMN snapshot_id text,
+  ADD COLUMN publication_xmax xid8;
