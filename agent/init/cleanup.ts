@@ -1,7 +1,9 @@
 // Removes everything an init created, found from what its method recorded:
 // the subscription on the target (by oid: a rename does not hide it), its
 // slots and the publication on the source (by oid or name), and the rows it
-// copied (emptied without replicating). Then it looks again on both sides:
+// copied (emptied without replicating); for two-phase, the slot copied from
+// the snapshot's and its init_slots row, never the snapshot's own slot or
+// publication. Then it looks again on both sides:
 // what it reports as left is what it found there afterwards, and a source it
 // could not reach is said to be unchecked. Safe to run again after a
 // partial earlier run.
@@ -49,6 +51,7 @@ export async function cleanupInit(options: {
   let kept: string[] = [];
   if (source) {
     try {
+      if (await releaseCopiedSlot(source, state.slot_name ?? state.replication_name)) removed.push(`slot ${state.slot_name ?? state.replication_name}`);
       kept = await keepPreparedSlot(source, state.slot_name ?? state.replication_name, !!subscription);
       const { names, like } = slotPatterns(state, subscriptionOid, subscription?.slot_name);
       for (const slot of (await findSlots(source, names, like)).filter((s) => !kept.includes(s.slot_name))) {
@@ -96,4 +99,21 @@ export async function cleanupInit(options: {
     sourceChecked: false,
     sourceError,
   };
+}
+
+// Two-phase: the slot copied from the snapshot's is this init's (its
+// init_slots row, purpose two-phase, only keeps the snapshot's publication
+// while the apply streams through it). Expired now: the slot goes unless a
+// walsender still holds it (then the loop above drops it), and the
+// snapshot's publication only once no live snapshot or other apply needs
+// it (expire_prepared_slot.sql). The snapshot's own slot is never touched.
+// Returns whether the slot was dropped here.
+async function releaseCopiedSlot(source: Client, slotName: string): Promise<boolean> {
+  const { rows } = await source.query("SELECT to_regclass('steep_repl.init_slots') IS NOT NULL AS installed");
+  if (!rows[0].installed) return false;
+  const mine = await source.query("UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1 AND purpose = 'two-phase' RETURNING slot_name", [slotName]);
+  if (!mine.rows.length) return false;
+  const existed = (await findSlots(source, [slotName])).length > 0;
+  const { rows: done } = await source.query('SELECT steep_repl.expire_prepared_slot($1) AS outcome', [slotName]);
+  return existed && done[0].outcome === 'expired';
 }

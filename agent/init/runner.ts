@@ -72,9 +72,13 @@ export interface InitMethod {
   // After the plan: create what copies and streams (for snapshot, the subscription).
   start(run: InitRun, plan: InitPlan): Promise<void>;
   resume(run: InitRun): Promise<void>;
-  // The agent writes the copied rows itself (direct): the plan checks its
-  // role on the target may do what an apply worker does.
+  // The agent writes the copied rows itself (direct, two-phase): the plan
+  // checks its role on the target may do what an apply worker does.
   agentCopies?: boolean;
+  // First of the plan, before the schema step and before anything is
+  // created on either side: throws to refuse the init (two-phase verifies
+  // its snapshot here), leaving both nodes as they were.
+  check?(run: InitRun): Promise<void>;
   // Returns once every planned table is copied, reporting as it goes.
   copy(run: InitRun): Promise<void>;
 }
@@ -215,6 +219,8 @@ export class InitRun {
   // Common to every method: what the source replicates, the schema step,
   // the target's existing rows, the pair's publication.
   private async plan(method: InitMethod): Promise<InitPlan> {
+    await method.check?.(this);
+    this.checkpoint();
     // Where the source's data comes from and where this node's goes, before
     // anything is created: a cycle, an incomplete source, a pair that would
     // echo or lose changes are refused here.
@@ -289,6 +295,13 @@ export class InitRun {
     await this.report(tables.map((t) => ({ ...t, state: 'pending', rows_copied: 0 })));
     await this.withSource((s) => ensurePublication(s, this.name, tables));
     await this.rememberPublication();
+    // Transactions older than the publication may still commit changes
+    // pgoutput cannot match to it (it resolves publications with the
+    // catalog as of each change): a method streaming from a slot made
+    // before the publication waits for them to end (two-phase). Read after
+    // it existed, so later than its creation when a re-plan finds it.
+    const xmax = await this.withSource(async (s) => (await s.query('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax')).rows[0].xmax);
+    await this.record({ publication_xmax: xmax });
     return { tables, copyData, origin: topology.origin, preparedSlot };
   }
 

@@ -69,6 +69,11 @@ export interface MethodState {
   // copy on it is over) and the slot's consistent point
   snapshot_name: string | null;
   consistent_lsn: string | null;
+  // two-phase: the snapshot loaded, and pg_snapshot_xmax on the source right
+  // after the pair's publication existed (xid8 as text): the stream switches
+  // to that publication once every transaction below it has ended
+  snapshot_id?: string | null;
+  publication_xmax?: string | null;
   updated_at: string;
 }
 

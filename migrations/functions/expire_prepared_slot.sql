@@ -1,9 +1,11 @@
 -- The expiry of one prepared slot, run by the node's agent at expires_at
--- (task expire_prepared_slot): drops the slot (unless a subscription
--- streams from it: then it is in use and only the row goes) and its
--- publication when no other prepared slot names it, deletes the row and
--- emits slot.expired. A row whose expires_at was moved later (UPDATE
--- steep_repl.init_slots SET expires_at = ...) is queued again for then.
+-- (task expire_prepared_slot), or by a cancel (expires_at set to now):
+-- drops the slot (unless a subscription streams from it: then it is in use
+-- and only the row goes) and its publication when no other prepared slot
+-- names it and no generating or ready snapshot owns it (a two-phase row
+-- names its snapshot's), deletes the row and emits slot.expired. A row
+-- whose expires_at was moved later (UPDATE steep_repl.init_slots SET
+-- expires_at = ...) is queued again for then.
 -- Returns what it did: gone, rescheduled, in_use, expired.
 CREATE OR REPLACE FUNCTION steep_repl.expire_prepared_slot(p_slot_name text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -11,6 +13,7 @@ DECLARE
   v_row steep_repl.init_slots;
   v_slot record;
   v_outcome text := 'expired';
+  v_publication_dropped boolean := false;
 BEGIN
   SELECT * INTO v_row FROM steep_repl.init_slots WHERE slot_name = p_slot_name;
   IF NOT FOUND THEN
@@ -29,13 +32,18 @@ BEGIN
     PERFORM pg_catalog.pg_drop_replication_slot(p_slot_name);
   END IF;
   DELETE FROM steep_repl.init_slots WHERE slot_name = p_slot_name;
+  -- a snapshot's publication (a two-phase row names it) stays while the
+  -- snapshot lives: its expiry or delete drops it
   IF v_outcome = 'expired' AND v_row.publication IS NOT NULL
-     AND NOT EXISTS (SELECT 1 FROM steep_repl.init_slots WHERE publication = v_row.publication) THEN
-    EXECUTE format('DROP PUBLICATION IF EXISTS %I', v_row.publication);
+     AND NOT EXISTS (SELECT 1 FROM steep_repl.init_slots WHERE publication = v_row.publication)
+     AND NOT EXISTS (SELECT 1 FROM steep_repl.snapshots WHERE publication = v_row.publication AND state IN ('generating', 'ready'))
+     AND EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = v_row.publication) THEN
+    EXECUTE format('DROP PUBLICATION %I', v_row.publication);
+    v_publication_dropped := true;
   END IF;
   PERFORM steep_repl.emit_event('slot.expired', steep_repl.local_node_id(), jsonb_build_object(
     'slot_name', p_slot_name, 'for_node', v_row.for_node, 'purpose', v_row.purpose, 'outcome', v_outcome,
-    'publication_dropped', v_outcome = 'expired' AND v_row.publication IS NOT NULL,
+    'publication_dropped', v_publication_dropped,
     'created_at', v_row.created_at, 'expires_at', v_row.expires_at));
   RETURN v_outcome;
 END $$;
