@@ -6,7 +6,7 @@
 import { Client, ClientConfig } from 'pg';
 import { bytes, bytesPerSecond, eta, percent, shellWord } from '../lib/format';
 import { channels, listen } from '../lib/notifications';
-import { getSnapshotStatus, SnapshotStatus } from './snapshot-sql';
+import { getSnapshotStatus, SnapshotStatus } from '../lib/sql/snapshots';
 
 export const snapshotSettled = (s: SnapshotStatus): boolean => s.state !== 'generating';
 

@@ -6,7 +6,7 @@ import { bytes, shellWord } from '../../../lib/format';
 import { confirmAction } from '../../confirm';
 import { connectToNodeDatabase } from '../../node-connection';
 import { onSnapshotNodes } from '../../snapshot-nodes';
-import { deleteSnapshot, listSnapshots, SnapshotOverview } from '../../snapshot-sql';
+import { deleteSnapshot, listSnapshots, SnapshotOverview } from '../../../lib/sql/snapshots';
 
 export default class SnapshotDelete extends BaseCommand<typeof SnapshotDelete> {
   static description =
@@ -34,10 +34,11 @@ export default class SnapshotDelete extends BaseCommand<typeof SnapshotDelete> {
         if (!yes) throw new SteepError(`delete of snapshot ${id} not confirmed; nothing changed`, ExitCode.cancelled, 'answer y, or pass --yes in scripts');
       }
       const result = await deleteSnapshot(client, id);
-      const jobId = (result.job_id ?? result.files_job_id) as number | undefined;
+      const jobId = result.remove_files_job_id as number | undefined;
       const removal = jobId != null && flags['wait-timeout'] > 0 ? await this.waitForJob(client, jobId, flags['wait-timeout']) : 'not waited';
       if (flags.json) return this.printJson({ ...result, files: removal });
-      this.log(`snapshot ${id} of ${found.source_node_id} deleted: its slot is dropped${result.publication_kept ? '; its publication stays while an apply streams through it' : ''}`);
+      this.log(`snapshot ${id} of ${found.source_node_id} deleted: its slot is dropped`);
+      if (result.note) this.log(String(result.note));
       if (removal === 'removed') this.log(`its files in ${found.output_dir} are removed (on ${found.source_node_id}'s agent's machine)`);
       else if (removal === 'failed') process.stderr.write(`warning: the agent could not remove every file in ${found.output_dir}; see its log\n`);
       else if (jobId != null) this.log(`the agent of ${found.source_node_id} removes its files in ${found.output_dir} (job ${jobId})`);

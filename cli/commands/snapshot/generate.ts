@@ -9,7 +9,7 @@ import { warnIfNoAgent } from '../../init-start';
 import { connectToNodeDatabase } from '../../node-connection';
 import { deleteCommand, followSnapshot, ratio, snapshotLines } from '../../snapshot-follow';
 import { expiresOption } from '../../snapshot-options';
-import { generateSnapshot, SnapshotStatus } from '../../snapshot-sql';
+import { generateSnapshot, SnapshotStatus } from '../../../lib/sql/snapshots';
 
 export default class SnapshotGenerate extends BaseCommand<typeof SnapshotGenerate> {
   static description =

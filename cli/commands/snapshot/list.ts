@@ -3,7 +3,7 @@ import { BaseCommand, jsonFlag } from '../../base-command';
 import { bytes } from '../../../lib/format';
 import { table } from '../../render';
 import { onSnapshotNodes } from '../../snapshot-nodes';
-import { listSnapshots, SnapshotOverview } from '../../snapshot-sql';
+import { listSnapshots, SnapshotOverview } from '../../../lib/sql/snapshots';
 
 export default class SnapshotList extends BaseCommand<typeof SnapshotList> {
   static description =
