@@ -7,6 +7,8 @@ import { describeError } from '../lib/errors';
 import { cancelInit } from '../lib/sql/cancelInit';
 import { Queryable } from '../lib/sql/queryable';
 import { startInit } from '../lib/sql/startInit';
+import { ago, bytes } from '../lib/format';
+import type { SnapshotOverview } from '../lib/sql/snapshots';
 import { ClusterWatch, NodeView } from './cluster-watch';
 import { Attr, fit, painterFor } from './draw';
 import { renderInitOverlay } from './init-overlay';
@@ -25,8 +27,10 @@ type Mode =
   | { kind: 'browse' }
   | { kind: 'confirm-cancel'; nodeId: string }
   | { kind: 'pick-source'; nodeId: string; sources: string[] }
-  // methods: what the node's init_methods marks available, read when asked
-  | { kind: 'pick-method'; nodeId: string; source: string; methods: string[] };
+  // methods: what the node's init_methods marks available, read when asked;
+  // two-phase only with the source's ready snapshots (note: why not)
+  | { kind: 'pick-method'; nodeId: string; source: string; methods: string[]; snapshots: SnapshotOverview[]; note?: string }
+  | { kind: 'pick-snapshot'; nodeId: string; source: string; snapshots: SnapshotOverview[] };
 
 interface StatusMessage {
   text: string;
@@ -113,8 +117,17 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
         return { text: `Cancel the initialization of ${mode.nodeId}? y/n`, attr: ask };
       case 'pick-source':
         return { text: `Init ${mode.nodeId} from: ${mode.sources.map((s, i) => `[${i + 1}] ${s}`).join('  ')}  (Esc: no)`, attr: ask };
-      case 'pick-method':
-        return { text: `Init ${mode.nodeId} from ${mode.source}, method: ${mode.methods.map((m, i) => `[${i + 1}] ${m}`).join('  ')}  (Esc: no)`, attr: ask };
+      case 'pick-method': {
+        const m = mode;
+        const label = (method: string) =>
+          method !== 'two-phase' ? method : m.snapshots.length === 1 ? `two-phase ${m.snapshots[0].snapshot_id}` : `two-phase (${m.snapshots.length} snapshots)`;
+        const choices = m.methods.map((method, i) => `[${i + 1}] ${label(method)}`).join('  ');
+        return { text: `Init ${m.nodeId} from ${m.source}, method: ${choices}  (Esc: no)${m.note ? `  · ${m.note}` : ''}`, attr: ask };
+      }
+      case 'pick-snapshot': {
+        const choices = mode.snapshots.map((s, i) => `[${i + 1}] ${s.snapshot_id} (${bytes(s.stored_bytes)}, ${ago(s.created_at)})`).join('  ');
+        return { text: `Load into ${mode.nodeId} from ${mode.source}, snapshot: ${choices}  (Esc: no)`, attr: ask };
+      }
       default:
         return undefined;
     }
@@ -184,22 +197,54 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
       return;
     }
     if (m.kind === 'pick-method' && m.methods[choice]) {
-      mode = { kind: 'browse' };
       const method = m.methods[choice];
+      if (method === 'two-phase' && m.snapshots.length > 1) {
+        mode = { kind: 'pick-snapshot', nodeId: m.nodeId, source: m.source, snapshots: m.snapshots };
+        return requestDraw();
+      }
+      mode = { kind: 'browse' };
+      if (method === 'two-phase') return startTwoPhase(m.nodeId, m.source, m.snapshots[0]);
       void act(m.nodeId, `starting the initialization of ${m.nodeId} from ${m.source} (${method})`,
         `initialization of ${m.nodeId} from ${m.source} started (${method})`,
         (db) => startInit(db, { target: m.nodeId, source: m.source, method }));
+      return;
     }
+    if (m.kind === 'pick-snapshot' && m.snapshots[choice]) {
+      mode = { kind: 'browse' };
+      startTwoPhase(m.nodeId, m.source, m.snapshots[choice]);
+    }
+  }
+
+  // By id: the target's agent finds the directory in the source's record of it.
+  function startTwoPhase(nodeId: string, source: string, snapshot: SnapshotOverview): void {
+    void act(nodeId, `starting the two-phase initialization of ${nodeId} from ${source} (${snapshot.snapshot_id})`,
+      `initialization of ${nodeId} from ${source} started (two-phase, snapshot ${snapshot.snapshot_id})`,
+      (db) => startInit(db, { target: nodeId, source, method: 'two-phase', options: { snapshot: snapshot.snapshot_id } }));
   }
 
   // Only what the node's own start_init would accept is offered.
   async function askMethod(nodeId: string, source: string): Promise<void> {
     say(`reading the init methods of ${nodeId}…`);
     try {
-      const methods = (await watch.initMethods(nodeId)).map((m) => m.method).slice(0, 9);
-      if (methods.length === 0) return refuse(`${nodeId} offers no init method: none is marked available in steep_repl.init_methods`);
+      let methods = (await watch.initMethods(nodeId)).map((m) => m.method);
+      // two-phase loads a snapshot the source holds ready: offered with them, else said why not
+      let snapshots: SnapshotOverview[] = [];
+      let note: string | undefined;
+      if (methods.includes('two-phase')) {
+        try {
+          snapshots = (await watch.readySnapshots(source)).slice(0, 9);
+        } catch (err) {
+          note = `two-phase: cannot read the snapshots of ${source}: ${describeError(err).replace(/\n/g, ' ')}`;
+        }
+        if (snapshots.length === 0) {
+          methods = methods.filter((m) => m !== 'two-phase');
+          note ??= `two-phase: no ready snapshot on ${source}`;
+        }
+      }
+      methods = methods.slice(0, 9);
+      if (methods.length === 0) return refuse(`${nodeId} offers no init method: none is marked available in steep_repl.init_methods${note ? `; ${note}` : ''}`);
       if (mode.kind !== 'browse') return;
-      mode = { kind: 'pick-method', nodeId, source, methods };
+      mode = { kind: 'pick-method', nodeId, source, methods, snapshots, note };
       requestDraw();
     } catch (err) {
       say(`reading the init methods of ${nodeId} failed: ${describeError(err).replace(/\n/g, ' ')}`, { color: 'red', bold: true });

@@ -15,6 +15,7 @@ import { getSlotLag } from '../lib/sql/getSlotLag';
 import { InitMethod, listInitMethods } from '../lib/sql/listInitMethods';
 import { getNodeOverview, listNodes, NodeOverview } from '../lib/sql/listNodes';
 import { Queryable } from '../lib/sql/queryable';
+import { getSnapshotStatus, listSnapshots, SnapshotOverview, SnapshotStatus } from '../lib/sql/snapshots';
 
 // States in which a node streams from its source, so its slot there has a lag.
 const streamingStates = new Set(['catching_up', 'synchronized', 'diverged', 'reinitializing']);
@@ -36,6 +37,8 @@ export interface NodeView {
   // a method that copies in parts (direct): the parts summary; null for the others
   parts?: PartsSummary | null;
   methodState?: MethodState | null;
+  // snapshots this node's database is generating (it is their source), as snapshot_status has them
+  generating?: SnapshotStatus[];
   readAt?: Date;
 }
 
@@ -116,6 +119,16 @@ export class ClusterWatch extends EventEmitter {
     } finally {
       void this.readNode(nodeId);
     }
+  }
+
+  // A source's snapshots an apply could load now: ready and not past their
+  // expiry, newest first (snapshot_overview on the source's own database).
+  readySnapshots(sourceId: string): Promise<SnapshotOverview[]> {
+    return this.runOn(sourceId, async (db) =>
+      (await listSnapshots(db))
+        .filter((s) => s.state === 'ready' && new Date(s.expires_at).getTime() > Date.now())
+        .sort((a, b) => new Date(b.created_at).getTime() - new Date(a.created_at).getTime()),
+    );
   }
 
   // The methods start_init on that node accepts, in the order to offer them.
@@ -282,14 +295,14 @@ export class ClusterWatch extends EventEmitter {
   private async readOnce(link: NodeLink): Promise<void> {
     const id = link.view.id;
     try {
-      const { state, status, slotName } = await this.exclusive(link, async (client) => {
+      const { state, status, slotName, generating } = await this.exclusive(link, async (client) => {
         const state = await getNodeOverview(client, id);
         const status = state && this.detailNodeId === id ? await getInitStatus(client, id) : undefined;
         const streams = state?.init_source_node && streamingStates.has(state.init_state);
         const slotName = !streams
           ? undefined
           : (status?.method_state?.slot_name ?? (await getReplicationName(client, state.init_source_node!, id)));
-        return { state, status, slotName };
+        return { state, status, slotName, generating: await readGenerating(client) };
       });
       // Read from the source after this node's own read, never inside it: two nodes may be each other's source.
       const slotLag = slotName ? await this.readSlotLag(state!.init_source_node!, slotName) : undefined;
@@ -303,6 +316,7 @@ export class ClusterWatch extends EventEmitter {
         tables: status?.tables,
         parts: status ? status.parts : undefined,
         methodState: status ? status.method_state : undefined,
+        generating,
         readAt: new Date(),
       };
     } catch (err) {
@@ -319,6 +333,25 @@ export class ClusterWatch extends EventEmitter {
     }
     this.changed();
   }
+}
+
+// The snapshots a node is generating, each with its figures; none on a node
+// whose steep_repl predates snapshots (0.5.0).
+async function readGenerating(client: Client): Promise<SnapshotStatus[]> {
+  let rows: SnapshotOverview[];
+  try {
+    rows = (await listSnapshots(client)).filter((s) => s.state === 'generating');
+  } catch (err) {
+    if (['42P01', '42883'].includes((err as { code?: string }).code ?? '')) return [];
+    throw err;
+  }
+  const out: SnapshotStatus[] = [];
+  for (const row of rows) {
+    // one deleted between the two reads is no longer generating
+    const status = await getSnapshotStatus(client, row.snapshot_id).catch(() => undefined);
+    if (status?.state === 'generating') out.push(status);
+  }
+  return out;
 }
 
 function problemOf(err: unknown): string {

@@ -5,16 +5,24 @@ import type { ActivePart, TableProgress } from '../lib/sql/getInitStatus';
 import type { NodeView } from './cluster-watch';
 import { Area, Attr, bar, fit, fitRight, Painter, stateAttr, wrap } from './draw';
 
+// What a method calls its phases where the common names say less: a
+// two-phase init verifies the snapshot's files while preparing and loads
+// them while copying.
+const phaseNames: Record<string, Record<string, string>> = {
+  'two-phase': { preparing: 'verify', schema_sync: 'schema', copying: 'loading', catching_up: 'catching up', finalizing: 'finalizing' },
+};
+
 // phases: the method's own, in order (init_methods.phases).
-function phaseMarks(phase: string, phases: string[]): Array<[string, Attr]> {
+function phaseMarks(phase: string, phases: string[], method: string): Array<[string, Attr]> {
+  const named = (p: string) => phaseNames[method]?.[p] ?? p;
   // The row keeps no record of the phase a failure or a cancel interrupted.
   if (phase === 'failed') return [['✗ failed (the error is below)', { color: 'red', bold: true }]];
   if (phase === 'cancelling') return [['▶ cancelling: removing what this initialization created', { color: 'yellow', bold: true }]];
   const at = phase === 'done' ? phases.length : phases.indexOf(phase);
   return phases.map((name, i): [string, Attr] => {
-    if (i < at) return [`✓ ${name}`, { color: 'green' }];
-    if (i === at) return [`▶ ${name}`, { color: 'cyan', bold: true }];
-    return [`· ${name}`, { color: 'white' }];
+    if (i < at) return [`✓ ${named(name)}`, { color: 'green' }];
+    if (i === at) return [`▶ ${named(name)}`, { color: 'cyan', bold: true }];
+    return [`· ${named(name)}`, { color: 'white' }];
   });
 }
 
@@ -37,6 +45,19 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   const last = height - 2;
 
   if (node.reachable === false) line([`unreachable: ${node.problem ?? 'no answer'} (showing what was last read)`, { color: 'red' }]);
+  // a source writing snapshots: a bar each, whatever its own init does
+  for (const g of node.generating ?? []) {
+    const tail = ` ${fitRight(percent(g.overall_percent), 4)}  parts ${g.parts_done}/${g.parts_total}`;
+    const head = `Snapshot ${g.snapshot_id} `;
+    line([head, { bold: true }], ['['], [bar(Math.max(10, inner - head.length - tail.length - 2), num(g.overall_percent) ?? 0), { color: 'cyan' }], [']'], [tail]);
+    line(['        '], [[
+      `${bytes(g.bytes_written)} written`,
+      `${bytes(g.bytes_stored)} stored`,
+      num(g.bytes_per_second) === undefined ? '' : bytesPerSecond(g.bytes_per_second),
+      `workers ${g.workers_active}/${g.parallel}`,
+      `ETA ${duration(g.eta_seconds)}`,
+    ].filter(Boolean).join(' · ')]);
+  }
   if (!progress) {
     const nothing = progress === null ? `no initialization recorded on ${node.id}` : node.reachable === false ? 'nothing read yet' : 'reading…';
     line([nothing, { color: 'white' }]);
@@ -45,10 +66,15 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     return;
   }
 
-  const marks = phaseMarks(progress.phase, progress.phases);
+  const marks = phaseMarks(progress.phase, progress.phases, progress.method);
   const phaseLine: Array<[string, Attr?]> = [['Phases  ', { bold: true }]];
   marks.forEach((m, i) => phaseLine.push(i ? [' '] : [''], m));
   line(...phaseLine);
+  if (progress.method === 'two-phase') {
+    const recorded = (node.methodState as { snapshot_id?: string | null } | null | undefined)?.snapshot_id;
+    const given = progress.options?.snapshot;
+    line(['Snapshot ', { bold: true }], [String(recorded ?? given ?? '-')]);
+  }
 
   const overall = num(progress.overall_percent) ?? 0;
   // direct: parts as well (resync: left to PostgreSQL's table sync after the snapshot was lost)

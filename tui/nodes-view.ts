@@ -1,5 +1,5 @@
 // The nodes view: one row per registered node, as last read from the nodes.
-import { ago, bytes, initPercentAndEta, num } from '../lib/format';
+import { ago, bytes, bytesPerSecond, eta, initPercentAndEta, num, percent } from '../lib/format';
 import type { NodeView } from './cluster-watch';
 import { Area, Attr, fit, Painter, stateAttr, wrap } from './draw';
 
@@ -13,6 +13,9 @@ export function initText(node: NodeView): string {
   const s = node.state;
   if (!s) return '-';
   if (s.init_in_progress) return initPercentAndEta(s.overall_percent, s.eta_seconds);
+  // a source writing a snapshot: the newest one's progress
+  const snapshot = node.generating?.[0];
+  if (snapshot) return `generating ${percent(snapshot.overall_percent)}`;
   if (s.init_state === 'synchronized') return 'done';
   if (s.init_state === 'failed') return 'failed';
   return '-';
@@ -107,9 +110,23 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
     lines.push([parts.join(' · '), {}]);
     if (s.error) lines.push([`error: ${s.error}`, { color: 'red' }]);
   }
+  for (const g of node.generating ?? []) lines.push([generatingText(g), { color: 'cyan' }]);
   // Long reasons wrap instead of being cut.
   const width = Math.max(10, area.width - 2);
   const wrapped = lines.flatMap(([text, attr]) => wrap(text, width).map((part): [string, Attr] => [part, attr]));
   wrapped.slice(0, Math.max(0, area.height)).forEach(([text, attr], i) => p.put(area.x + 1, area.y + i, text, attr));
 }
 
+
+// "generating snapshot snap_… 42% · parts 3/8 · 12.0MB written · 4.0MB/s · ETA 13s"
+export function generatingText(g: NonNullable<NodeView['generating']>[number]): string {
+  return [
+    `generating snapshot ${g.snapshot_id} ${percent(g.overall_percent)}`,
+    `parts ${g.parts_done}/${g.parts_total}`,
+    `${bytes(g.bytes_written)} written`,
+    num(g.bytes_per_second) === undefined ? '' : bytesPerSecond(g.bytes_per_second),
+    eta(g.eta_seconds),
+  ]
+    .filter(Boolean)
+    .join(' · ');
+}
