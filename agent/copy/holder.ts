@@ -1,7 +1,10 @@
 // Starting the snapshot holder (holder-process.ts) and asking whether an
 // exported snapshot is still alive. The holder is a process of its own so a
-// killed agent does not take the snapshot with it; a stopping agent ends the
-// holders it started (a resume then continues without the snapshot).
+// killed agent does not take the snapshot with it. A stopping agent ends the
+// holders of its inits (a resume then continues without the snapshot); a
+// snapshot generate's holder outlives it (outliveAgent: without its snapshot
+// a generate cannot resume at all) and lets go by itself once no agent
+// reported for holdSeconds.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,7 +34,7 @@ process.on('exit', () => {
 // How long a holder keeps a snapshot for an agent that stopped reporting.
 export const holdSeconds = Number(process.env.STEEP_REPL_SNAPSHOT_HOLD_SECONDS ?? 600);
 
-export async function startHolder(config: HolderConfig): Promise<HeldSnapshot> {
+export async function startHolder(config: HolderConfig, options: { outliveAgent?: boolean } = {}): Promise<HeldSnapshot> {
   const child = spawn(process.execPath, [path.join(__dirname, 'holder-process.js')], {
     detached: true,
     stdio: ['ignore', 'pipe', 'ignore'],
@@ -52,8 +55,10 @@ export async function startHolder(config: HolderConfig): Promise<HeldSnapshot> {
     throw err;
   }
   const pid = child.pid!;
-  started.add(pid);
-  child.once('exit', () => started.delete(pid));
+  if (!options.outliveAgent) {
+    started.add(pid);
+    child.once('exit', () => started.delete(pid));
+  }
   return {
     slotName: answer.slot_name,
     consistentLsn: answer.consistent_lsn,

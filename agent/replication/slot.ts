@@ -1,5 +1,5 @@
 // Logical slots on the source: their position, and removing them.
-import { Client } from 'pg';
+import { Client, ClientConfig } from 'pg';
 import { connect, ConnectionTarget, nodeClientConfig } from '../../lib/connection';
 import { ident } from './quoting';
 
@@ -52,12 +52,18 @@ export interface ExportedSlot {
 // holder ignores the server's idle timeouts, which
 // would otherwise end the snapshot under a long copy.
 export async function createSlotWithSnapshot(node: ConnectionTarget & { node_id?: string }, slotName: string): Promise<ExportedSlot> {
+  const where = `${node.node_id ? `node ${node.node_id} at ` : ''}${node.host}:${node.port}/${node.dbname}`;
+  return createSlotWithSnapshotOn(nodeClientConfig(node, 'steep-repl snapshot holder'), where, slotName);
+}
+
+// The same on a database given by its client settings (a two-phase
+// snapshot's source is the agent's own database, reached as the agent reaches it).
+export async function createSlotWithSnapshotOn(settings: ClientConfig, where: string, slotName: string): Promise<ExportedSlot> {
   const config = {
-    ...nodeClientConfig(node, 'steep-repl snapshot holder'),
+    ...settings,
     replication: 'database',
     options: '-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0 -c statement_timeout=0',
   };
-  const where = `${node.node_id ? `node ${node.node_id} at ` : ''}${node.host}:${node.port}/${node.dbname}`;
   const holder = await connect(config, where);
   const closed = new Promise<void>((resolve) => {
     holder.once('end', resolve);

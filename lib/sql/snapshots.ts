@@ -321,7 +321,7 @@ export async function finishSnapshot(
 export interface WatchResult {
   // snapshots still generating or ready: the watch runs again while there are any
   live: number;
-  at_risk: Array<{ snapshot_id: string; state: SnapshotState; slot_name: string; reason: string; retained_bytes: number | null; threshold_bytes: number; wal_status: string | null; safe_wal_size: number | null }>;
+  at_risk: Array<{ snapshot_id: string; state: SnapshotState; slot_name: string; reason: string; retained_bytes: number | null; threshold_bytes: number; wal_status: string | null; safe_wal_size: number | null; warned: boolean }>;
   failed: Array<{ snapshot_id: string; reason: string }>;
 }
 

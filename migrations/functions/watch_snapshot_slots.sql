@@ -4,8 +4,9 @@
 -- (max_slot_wal_keep_size may remove WAL it needs), is warned of
 -- (snapshot.slot_at_risk), again after p_repeat; a ready snapshot whose slot
 -- is lost (invalidated) or gone can no longer be applied and fails. Returns
--- {live, at_risk: [...], failed: [...]}: live counts the snapshots still
--- generating or ready (the watch runs again while there are any).
+-- {live, at_risk: [... warned: whether this run emitted the event],
+-- failed: [...]}: live counts the snapshots still generating or ready (the
+-- watch runs again while there are any).
 CREATE OR REPLACE FUNCTION steep_repl.watch_snapshot_slots(p_warn_bytes bigint, p_repeat interval DEFAULT '1 hour') RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -47,12 +48,15 @@ BEGIN
     v_warning := jsonb_build_object('snapshot_id', r.snapshot_id, 'state', r.state, 'slot_name', r.slot_name, 'reason', v_reason,
                                     'retained_bytes', r.retained_bytes, 'threshold_bytes', p_warn_bytes, 'wal_status', r.wal_status,
                                     'safe_wal_size', r.safe_wal_size);
-    v_at_risk := v_at_risk || jsonb_build_array(v_warning);
     IF r.wal_warned_at IS NULL OR r.wal_warned_at < now() - p_repeat THEN
       UPDATE steep_repl.snapshots SET wal_warned_at = now() WHERE snapshot_id = r.snapshot_id;
       PERFORM steep_repl.emit_event('snapshot.slot_at_risk', r.source_node_id, v_warning || jsonb_build_object(
         'hint', 'apply or delete the snapshot soon: the slot keeps WAL on this server until it expires'));
+      v_warning := v_warning || jsonb_build_object('warned', true);
+    ELSE
+      v_warning := v_warning || jsonb_build_object('warned', false);
     END IF;
+    v_at_risk := v_at_risk || jsonb_build_array(v_warning);
   END LOOP;
   RETURN jsonb_build_object('live', (SELECT count(*) FROM steep_repl.snapshots WHERE state IN ('generating', 'ready')),
                             'at_risk', v_at_risk, 'failed', v_failed);
