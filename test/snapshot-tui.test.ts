@@ -1,13 +1,18 @@
 // The live view and two-phase snapshots, in a real terminal: a source
 // generating a snapshot shows it on its row; the I key offers two-phase
 // only with a ready snapshot on the source (and says why not otherwise);
-// the overlay of a two-phase init names its phases and the snapshot. No
-// agent runs: what is shown is what the SQL calls recorded.
+// the overlay of a two-phase init names its phases and the snapshot; then a
+// real generate (its agent throttled) followed on a terminal and watched in
+// the live view, Ctrl+C leaving it running.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../lib/paths';
 import { clusterA, clusterB, query } from './support/clusters';
 import { createInitPair, InitPair, initStatus } from './support/init-pair';
+import { AgentProcess, stopAllAgents } from './support/processes';
 import { TmuxSession } from './support/tmux';
+import { waitUntil } from './support/wait';
 
 jest.setTimeout(120000);
 
@@ -17,13 +22,18 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 describe('tui: snapshots and two-phase inits', () => {
   let pair: InitPair;
   let tui: TmuxSession | undefined;
+  let follow: TmuxSession | undefined;
+  let root: string | undefined;
 
   beforeAll(async () => {
     pair = await createInitPair({ tag: 'snap_tui', sourceCluster: clusterA(), targetCluster: clusterB(), sourceId: 'Quelle "T"', targetId: 'ziel u', rows: 200 });
   });
   afterAll(async () => {
     tui?.kill();
+    follow?.kill();
+    await stopAllAgents();
     await pair?.drop();
+    if (root) fs.rmSync(root, { recursive: true, force: true });
   });
 
   const row = (screen: string, id: string) => screen.split('\n').find((l) => l.slice(1).startsWith(id)) ?? '';
@@ -75,6 +85,54 @@ describe('tui: snapshots and two-phase inits', () => {
     await query(pair.target.url, 'SELECT steep_repl.cancel_init($1)', [pair.target.id]);
     tui.sendKeys('Escape');
     await tui.waitFor((s) => !s.includes('Phases') && !s.includes('no initialization recorded'), 10000, 'the overlay closed');
+    tui.sendKeys('q');
+    expect(await tui.waitFor(/TUI-EXIT rc=\d+/, 10000)).toMatch(/TUI-EXIT rc=0/);
+  });
+
+  it('follows a real generate on a terminal (a line per worker, redrawn in place) and in the live view; Ctrl+C leaves it running', async () => {
+    // bytes per second per worker: the docs table (~3 MB) takes seconds
+    await AgentProcess.start(pair.source.url, [], { STEEP_REPL_COPY_MAX_RATE: '400000' });
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'steep-snap-tui-'));
+    const dir = path.join(root, 'live');
+    tui?.kill();
+    tui = new TmuxSession(
+      'snap-tui-live',
+      `${shellQuote(process.execPath)} ${shellQuote(runJs)} tui --db ${shellQuote(pair.target.url)} --node ${shellQuote(pair.source.id)}; echo "TUI-EXIT rc=$?"; sleep 600`,
+      120,
+      34,
+    );
+    await tui.waitFor(/NODE\s+STATE/, 20000, 'the nodes view');
+    follow = new TmuxSession(
+      'snap-follow',
+      `${shellQuote(process.execPath)} ${shellQuote(runJs)} snapshot generate ${shellQuote(pair.source.id)} --output ${shellQuote(dir)} ` +
+        `--parallel 2 --compression gzip --db ${shellQuote(pair.target.url)}; echo "GEN-EXIT rc=$?"; sleep 600`,
+      130,
+      12,
+    );
+    const workerLine = /^ {2}worker [12] {2}\S.* part \d+\/\d+ {2}\s*(\d+\.\d%|-) {2}\S+B$/;
+    const overallLine = /\[[#-]{24}\]\s+\d+\.\d%\s+generating\s+\d+\/\d+ parts\s+\S+ written\s+\S+ stored \((\d+\.\dx|-)\)\s+\S+B\/s\s+\d workers/;
+    let screen = await follow.waitFor((s) => s.split('\n').some((l) => workerLine.test(l)) && overallLine.test(s) && !/ 0B written/.test(s), 30000, 'a line per worker');
+    expect(screen.split('\n').filter((l) => /\d+\/\d+ parts/.test(l))).toHaveLength(1);
+
+    // the live view: the source's row and its overlay
+    screen = await tui.waitFor((s) => /generating \d+%/.test(row(s, pair.source.id)), 20000, 'the source generating');
+    const [{ snapshot_id: id }] = await query(pair.source.url, "SELECT snapshot_id FROM steep_repl.snapshots WHERE output_dir = $1", [dir]);
+    expect(screen).toMatch(new RegExp(`generating snapshot ${id} \\d+% · parts \\d+/\\d+ · \\S+ written`));
+    tui.sendKeys('Enter');
+    screen = await tui.waitFor(new RegExp(`Snapshot ${id} \\[[█░]+\\]\\s+\\d+%\\s+parts \\d+/\\d+`), 10000, 'the snapshot bar in the overlay');
+    expect(screen).toMatch(/written · \S+ stored · .*workers \d\/2 · ETA/);
+
+    // Ctrl+C stops following only
+    follow.sendKeys('C-c');
+    screen = await follow.waitFor(/GEN-EXIT rc=\d+/, 10000);
+    expect(screen).toMatch(new RegExp(`stopped following; snapshot ${id} goes on being written by Quelle "T"'s agent`));
+    expect(screen).toContain(`steep-repl snapshot delete ${id} --node 'Quelle "T"'`);
+    expect(screen).toMatch(/GEN-EXIT rc=130/);
+    await waitUntil('the snapshot ready', async () =>
+      (await query(pair.source.url, 'SELECT state FROM steep_repl.snapshots WHERE snapshot_id = $1', [id]))[0].state === 'ready', 60000, 500);
+    await tui.waitFor((s) => !s.includes(`Snapshot ${id}`), 10000, 'the bar gone once ready');
+    tui.sendKeys('Escape');
+    await tui.waitFor((s) => !s.includes('┌'), 10000, 'the overlay closed');
     tui.sendKeys('q');
     expect(await tui.waitFor(/TUI-EXIT rc=\d+/, 10000)).toMatch(/TUI-EXIT rc=0/);
   });

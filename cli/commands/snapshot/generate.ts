@@ -91,7 +91,8 @@ export default class SnapshotGenerate extends BaseCommand<typeof SnapshotGenerat
       renderer.end();
       process.stderr.write(
         `stopped following; snapshot ${id} goes on being written by ${source}'s agent.\n` +
-          `see it: steep-repl snapshot list ${shellWord(source)}   delete it (stops the generate): ${deleteCommand(id, source)}\n`,
+          `see it:    steep-repl snapshot list ${shellWord(source)}\n` +
+          `delete it: ${deleteCommand(id, source)}   (stops the generate, removes its files)\n`,
       );
       void following.stop().finally(() => process.exit(130));
     };
