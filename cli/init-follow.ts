@@ -147,7 +147,7 @@ export function phaseText(s: InitStatus): string {
 // The snapshot a two-phase init loads: its id once the agent resolved it,
 // else the option as given (an id or the directory).
 export function snapshotOf(s: InitStatus): string | undefined {
-  const recorded = (s.method_state as { snapshot_id?: string | null } | null)?.snapshot_id;
+  const recorded = s.method_state?.snapshot_id;
   const given = s.progress?.options?.snapshot;
   return recorded ?? (typeof given === 'string' ? given : undefined);
 }

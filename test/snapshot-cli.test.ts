@@ -135,7 +135,8 @@ describe('snapshot generate, list, apply and delete through the CLI', () => {
     await waitUntil("some writes", () => writer!.counts.transactions > 20);
     const apply = await runCli(['snapshot', 'apply', target(), '--input', path.relative(process.cwd(), snapshotDir), '--parallel', '2', '--db', pair.target.url]);
     expect(apply.stderr).toMatch(new RegExp(`applying snapshot ${snapshotId} of Quelle "S" at [0-9A-F]+/[0-9A-F]+: 5 tables`));
-    expect(apply.stderr).toMatch(/verifying snapshot/);
+    expect(apply.stderr).toMatch(/^\[[#-]+\]\s+\d+\.\d%\s+verifying snapshot\s+\d+\/\d+ tables/m);
+    expect(apply.stderr).toMatch(new RegExp(`^\\[[#-]+\\]\\s+\\d+\\.\\d%\\s+loading snapshot ${snapshotId}\\s+\\d+/5 tables\\s+\\d+/\\d+ parts`, 'm'));
     expect(apply.stdout).toContain('ziel t is synchronized with Quelle "S"');
     expect(apply.code).toBe(0);
     await writer.stop();

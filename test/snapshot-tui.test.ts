@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { packageRoot } from '../lib/paths';
 import { clusterA, clusterB, query } from './support/clusters';
 import { createInitPair, InitPair, initStatus } from './support/init-pair';
-import { AgentProcess, stopAllAgents } from './support/processes';
+import { AgentProcess, runCli, stopAllAgents } from './support/processes';
 import { TmuxSession } from './support/tmux';
 import { waitUntil } from './support/wait';
 
@@ -80,6 +80,9 @@ describe('tui: snapshots and two-phase inits', () => {
     expect(screen).toMatch(new RegExp(`Snapshot ${id}`));
     await query(pair.target.url, "SELECT steep_repl.init_phase($1, 'copying')", [pair.target.id]);
     await tui.waitFor(/✓ verify ✓ schema ▶ loading · catching up · finalizing/, 10000, 'loading');
+    // node progress says the same
+    const progress = await runCli(['node', 'progress', pair.target.id, '--db', pair.target.url]);
+    expect(progress.stdout).toMatch(new RegExp(`^\\[-{24}\\]\\s+0\\.0%  loading snapshot ${id}  0/0 tables`, 'm'));
 
     // cancelled before any agent took it: uninitialized at once
     await query(pair.target.url, 'SELECT steep_repl.cancel_init($1)', [pair.target.id]);

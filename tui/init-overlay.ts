@@ -71,7 +71,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   marks.forEach((m, i) => phaseLine.push(i ? [' '] : [''], m));
   line(...phaseLine);
   if (progress.method === 'two-phase') {
-    const recorded = (node.methodState as { snapshot_id?: string | null } | null | undefined)?.snapshot_id;
+    const recorded = node.methodState?.snapshot_id;
     const given = progress.options?.snapshot;
     line(['Snapshot ', { bold: true }], [String(recorded ?? given ?? '-')]);
   }
