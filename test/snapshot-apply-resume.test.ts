@@ -1,0 +1,153 @@
+// Two-phase apply resumes and cancels exactly (issue 11), with a writer on
+// the source all along: the target's agent SIGKILLed mid-load is followed
+// by one that loads only the parts not yet done (the others keep their one
+// copy) and ends identical; a cancel mid-load removes what the apply made
+// (its copy of the slot, the pair's publication, the loaded rows) and
+// leaves the snapshot usable: its slot and publication intact, a second
+// apply of it works. The load is made slow with STEEP_REPL_COPY_MAX_RATE.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { clusterA, clusterB, query } from './support/clusters';
+import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, waitCaughtUp } from './support/init-pair';
+import { AgentProcess, stopAllAgents } from './support/processes';
+import { generateSnapshot, startApply, waitSynchronized } from './support/snapshot-apply';
+import { waitUntil } from './support/wait';
+import { startWriter, Writer } from './support/writer';
+
+jest.setTimeout(180000);
+
+const rows = 40000;
+// Bytes per second per load worker: a part of about 1 MB takes some 3 s.
+const slowLoad = { STEEP_REPL_COPY_MAX_RATE: '300000' };
+
+interface PartRow {
+  leaf_name: string;
+  part_no: number;
+  state: string;
+  copies: number;
+  rows_copied: number;
+  rows_estimate: number;
+}
+const partKey = (p: PartRow) => `${p.leaf_name}#${p.part_no}`;
+const brief = (parts: PartRow[]) => parts.map((p) => `${partKey(p)} ${p.state}×${p.copies} ${p.rows_copied}`).join(', ');
+
+async function partsOf(pair: InitPair): Promise<PartRow[]> {
+  return query<PartRow>(
+    pair.target.url,
+    `SELECT leaf_name, part_no, state, copies, rows_copied::float8 AS rows_copied, rows_estimate::float8 AS rows_estimate
+     FROM steep_repl.init_parts WHERE node_id = $1 ORDER BY leaf_schema, leaf_name, part_no`,
+    [pair.target.id],
+  );
+}
+
+// A part loaded, and one loading with rows in it, well short of its end.
+async function waitMidLoad(pair: InitPair, agent: AgentProcess): Promise<PartRow[]> {
+  return waitUntil(
+    'parts loaded and one half loaded',
+    async () => {
+      const s = await initStatus(pair.target);
+      if (s.state === 'failed') throw new Error(`apply failed: ${s.progress?.error}\n${agent.raw.slice(-30).join('\n')}`);
+      const parts = await partsOf(pair);
+      const halfway = parts.some((p) => p.state === 'copying' && p.rows_copied > 0 && p.rows_copied < 0.7 * p.rows_estimate);
+      return parts.some((p) => p.state === 'done') && halfway ? parts : undefined;
+    },
+    60000,
+    100,
+  );
+}
+
+async function waitLoadSessionsGone(pair: InitPair): Promise<void> {
+  await waitUntil('the load sessions to end', async () => {
+    const [{ n }] = await query(pair.target.url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'steep-repl copy'");
+    return n === 0;
+  });
+}
+
+const snapshotOptions = { parallel: 2, compression: 'zstd', split_tables_larger_than: '1MB', max_parts: 4 };
+
+describe('two-phase apply resume and cancel', () => {
+  const pairs: InitPair[] = [];
+  const writers: Writer[] = [];
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'steep-snapshot-resume-'));
+
+  const setUp = async (tag: string) => {
+    const pair = await createInitPair({ tag, sourceCluster: clusterA(), targetCluster: clusterB(), rows, sourceId: `Sourçe ${tag}`, targetId: `Tärget "${tag}"` });
+    pairs.push(pair);
+    await AgentProcess.start(pair.source.url);
+    const writer = startWriter(pair.source.url, sourceWrites(rows), { pauseMs: 10 });
+    writers.push(writer);
+    const id = await generateSnapshot(pair.source, path.join(root, tag), snapshotOptions);
+    return { pair, writer, id };
+  };
+
+  afterAll(async () => {
+    await Promise.all(writers.map((w) => w.stop().catch(() => undefined)));
+    await stopAllAgents();
+    for (const pair of pairs) await pair.drop().catch(() => undefined);
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('agent SIGKILLed mid-load: a new agent loads only the parts not yet done, and the target ends identical', async () => {
+    const { pair, writer, id } = await setUp('apply_kill');
+    let agent = await AgentProcess.start(pair.target.url, [], slowLoad);
+    await startApply(pair.target, pair.source, id, { parallel: 2 });
+    await waitMidLoad(pair, agent);
+    await agent.stop('SIGKILL');
+    await waitLoadSessionsGone(pair);
+    const atKill = await partsOf(pair);
+    console.log(`at the kill: ${brief(atKill)}`);
+    const doneBefore = atKill.filter((p) => p.state === 'done');
+    const cut = atKill.filter((p) => p.state === 'copying');
+    expect(doneBefore.length).toBeGreaterThanOrEqual(1);
+    expect(cut.length).toBeGreaterThanOrEqual(1);
+
+    agent = await AgentProcess.start(pair.target.url);
+    await waitSynchronized(pair.target, agent);
+    await writer.stop();
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+
+    const after = await partsOf(pair);
+    console.log(`after the resume: ${brief(after)}`);
+    const byKey = new Map(after.map((p) => [partKey(p), p]));
+    expect(after.every((p) => p.state === 'done')).toBe(true);
+    for (const p of doneBefore) expect(byKey.get(partKey(p))).toMatchObject({ state: 'done', copies: 1 });
+    for (const p of cut) expect(byKey.get(partKey(p))).toMatchObject({ state: 'done', copies: 2 });
+    // the resumed run checked the files of the parts still to load, and loaded only those
+    expect(agent.lines.find((l) => l.event === 'init.snapshot_files_checked')).toMatchObject({ parts: after.length - doneBefore.length });
+    expect(agent.lines.filter((l) => l.event === 'init.part_copied').length).toBe(after.length - doneBefore.length);
+    expect(agent.lines.filter((l) => ['agent.unhandled_rejection', 'init.failed', 'job.failed'].includes(l.event))).toEqual([]);
+  });
+
+  it('cancel mid-load removes what the apply made and leaves the snapshot usable: a second apply of it ends identical', async () => {
+    const { pair, writer, id } = await setUp('apply_cancel');
+    const [snapshot] = await query(pair.source.url, 'SELECT slot_name, publication, consistent_lsn::text AS lsn FROM steep_repl.snapshots WHERE snapshot_id = $1', [id]);
+    let agent = await AgentProcess.start(pair.target.url, [], slowLoad);
+    await startApply(pair.target, pair.source, id, { parallel: 2 });
+    await waitMidLoad(pair, agent);
+    expect(await query(pair.source.url, "SELECT slot_name, for_node, publication FROM steep_repl.init_slots WHERE purpose = 'two-phase'")).toEqual([
+      { slot_name: pair.replicationName, for_node: pair.target.id, publication: snapshot.publication },
+    ]);
+    await query(pair.target.url, 'SELECT steep_repl.cancel_init($1)', [pair.target.id]);
+    await waitUntil('cancelled', async () => (await initStatus(pair.target)).state === 'uninitialized', 30000);
+
+    // the apply's own things are gone; the snapshot's slot (unconsumed) and publication stay
+    expect(await query(pair.target.url, 'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())')).toEqual([]);
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM public.accounts')).toEqual([{ n: 0 }]);
+    expect(await query(pair.source.url, 'SELECT slot_name, confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE database = current_database()')).toEqual([
+      { slot_name: snapshot.slot_name, lsn: snapshot.lsn },
+    ]);
+    expect((await query(pair.source.url, 'SELECT pubname FROM pg_publication')).map((r) => r.pubname)).toEqual([snapshot.publication]);
+    expect(await query(pair.source.url, 'SELECT slot_name FROM steep_repl.init_slots')).toEqual([]);
+
+    await agent.stop();
+    agent = await AgentProcess.start(pair.target.url);
+    await startApply(pair.target, pair.source, id);
+    await waitSynchronized(pair.target, agent);
+    await writer.stop();
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    expect((await partsOf(pair)).every((p) => p.state === 'done' && p.copies === 1)).toBe(true);
+  });
+});
