@@ -193,7 +193,8 @@ export function exitCodeForInit(s: InitStatus): ExitCodeValue {
 // copied); on a pipe, the lines once per phase change or every few
 // seconds, so logs stay readable.
 export function progressRenderer(stream: NodeJS.WriteStream): { render(s: InitStatus): void; end(): void } {
-  return liveRenderer(stream, progressLines, (s) => String(s.progress?.phase ?? s.state));
+  // by the phase as the line names it: a two-phase load's line comes again once its snapshot id is known
+  return liveRenderer(stream, progressLines, (s) => (s.progress ? phaseText(s) : s.state));
 }
 
 // lines: what one status shows; phase: a change of it writes the lines at

@@ -115,12 +115,30 @@ describe('snapshot generate, list, apply and delete through the CLI', () => {
       (await query(pair.source.url, "SELECT count(*)::int AS n FROM steep_repl.snapshots WHERE state = 'ready'"))[0].n === 3, 60000);
   });
 
+  it('a generate into a directory that is not empty fails with exit 1, saying why, and leaves the files there alone', async () => {
+    const full = path.join(root, 'full');
+    fs.mkdirSync(full);
+    fs.writeFileSync(path.join(full, 'mine.txt'), 'keep me');
+    const result = await runCli(['snapshot', 'generate', source(), '--output', full, '--db', pair.source.url]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`^error: snapshot snap_\\w+ failed: the output directory ${full} is not empty \\(mine\\.txt\\): a snapshot is never written over other files$`, 'm'));
+    expect(result.stderr).toMatch(/^hint: give a directory that does not exist yet or is empty/m);
+    expect(fs.readdirSync(full)).toEqual(['mine.txt']);
+    expect(fs.readFileSync(path.join(full, 'mine.txt'), 'utf8')).toBe('keep me');
+    // the same directory as a live snapshot's: refused before anything is queued
+    const again = await runCli(['snapshot', 'generate', source(), '--output', snapshotDir, '--db', pair.source.url]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(new RegExp(`error: snapshot ${snapshotId} \\(ready\\) already uses directory ${snapshotDir}`));
+  });
+
   it('lists the snapshots from any registry, one node or all, in text and JSON', async () => {
     const all = await runCli(['snapshot', 'list', '--db', pair.target.url]);
     expect(all.code).toBe(0);
     expect(all.stdout).toMatch(/^SNAPSHOT\s+SOURCE\s+STATE\s+LSN\s+SIZE\s+EXPIRES\s+RETAINED WAL\s+WAL STATUS\s+APPLIES$/m);
     expect(all.stdout).toMatch(new RegExp(`^${snapshotId}\\s+Quelle "S"\\s+ready\\s+[0-9A-F]+/[0-9A-F]+\\s+\\S+ gzip \\(\\S+ raw\\)\\s+in 1d\\s+\\S+\\s+(reserved|extended)\\s+-$`, 'm'));
-    expect(all.stdout.split('\n').filter((l) => /^snap_/.test(l))).toHaveLength(3);
+    expect(all.stdout.split('\n').filter((l) => /^snap_\w+\s/.test(l))).toHaveLength(4);
+    expect(all.stdout).toMatch(/^snap_\w+\s+Quelle "S"\s+failed\s+-\s+-\s+-\s+-\s+-\s+-$/m);
+    expect(all.stdout).toMatch(/^snap_\w+: the output directory .* is not empty/m);
     const one = await runCli(['snapshot', 'list', source(), '--json', '--db', pair.target.url]);
     expect(one.code).toBe(0);
     const rows = JSON.parse(one.stdout);
@@ -136,7 +154,7 @@ describe('snapshot generate, list, apply and delete through the CLI', () => {
     const apply = await runCli(['snapshot', 'apply', target(), '--input', path.relative(process.cwd(), snapshotDir), '--parallel', '2', '--db', pair.target.url]);
     expect(apply.stderr).toMatch(new RegExp(`applying snapshot ${snapshotId} of Quelle "S" at [0-9A-F]+/[0-9A-F]+: 5 tables`));
     expect(apply.stderr).toMatch(/^\[[#-]+\]\s+\d+\.\d%\s+verifying snapshot\s+\d+\/\d+ tables/m);
-    expect(apply.stderr).toMatch(new RegExp(`^\\[[#-]+\\]\\s+\\d+\\.\\d%\\s+loading snapshot ${snapshotId}\\s+\\d+/5 tables\\s+\\d+/\\d+ parts`, 'm'));
+    expect(apply.stderr).toMatch(new RegExp(`^\\[[#-]+\\]\\s+\\d+\\.\\d%\\s+loading snapshot (${snapshotId}|${snapshotDir})\\s+\\d+/5 tables\\s+\\d+/\\d+ parts`, 'm'));
     expect(apply.stdout).toContain('ziel t is synchronized with Quelle "S"');
     expect(apply.code).toBe(0);
     await writer.stop();

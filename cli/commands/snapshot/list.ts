@@ -44,7 +44,7 @@ export default class SnapshotList extends BaseCommand<typeof SnapshotList> {
 
 // "4.1MB zstd (14.2MB raw)": what is on disk, how, and what it loads to.
 function sizeText(s: SnapshotOverview): string {
-  if (s.stored_bytes == null) return '-';
+  if (s.stored_bytes == null || (!s.stored_bytes && !s.parts)) return '-';
   return `${bytes(s.stored_bytes)} ${s.compression}${s.raw_bytes != null && s.compression !== 'none' ? ` (${bytes(s.raw_bytes)} raw)` : ''}`;
 }
 
