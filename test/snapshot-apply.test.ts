@@ -5,8 +5,8 @@
 // the other from the same snapshot. Then every way a snapshot can be unfit
 // is refused before anything changes: a damaged directory (a flipped byte,
 // a cut-off file, a missing one, an extra one, a manifest edited by hand,
-// entries with ../ or an absolute path, a symbolic link) and an expired or
-// deleted snapshot, each with what to do.
+// entries with ../ or an absolute path, a symbolic link, data/ linked
+// elsewhere) and an expired or deleted snapshot, each with what to do.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -209,6 +209,13 @@ describe('two-phase apply', () => {
     });
     expect(linked).toContain(`${path.join(root, 'symlink', part.file)} is a symbolic link (refused, even one that points inside the directory)`);
     expect(linked).toContain('copy it again, whole');
+
+    // data/ itself a link to a directory outside: no file is read through it
+    const linkedData = await refused('linked-data', (dir) => {
+      fs.renameSync(path.join(dir, 'data'), `${dir}-data-elsewhere`);
+      fs.symlinkSync(`${dir}-data-elsewhere`, path.join(dir, 'data'));
+    });
+    expect(linkedData).toContain(`cannot be applied: 1 problem: (1) ${path.join(root, 'linked-data', 'data')} is a symbolic link (refused`);
     expect((await initStatus(third)).state).toBe('uninitialized');
   });
 

@@ -19,6 +19,7 @@ import { decompressor } from '../../lib/snapshot/compression';
 import { isSafeDataFile, Manifest, ManifestPart, ManifestSequence, ManifestTable, sequencesFile } from '../../lib/snapshot/manifest';
 import { Part } from '../../lib/sql/initParts';
 import { PartReader } from '../copy/copy-part';
+import { dataDirProblem } from './verify';
 import { qualified } from '../replication/quoting';
 import { existingRelations } from '../replication/target-tables';
 
@@ -71,6 +72,8 @@ export function fileReader(dir: string, manifest: Manifest, hint: string): PartR
           const { part: listed } = entryFor(index, part, manifest);
           // checked before the path is built, as verify did
           if (!isSafeDataFile(listed.file)) throw new SteepError(`the manifest lists ${JSON.stringify(listed.file)}: not a file name inside the snapshot directory`, undefined, hint);
+          const linked = await dataDirProblem(dir);
+          if (linked) throw new SteepError(linked, undefined, hint);
           const file = path.join(dir, listed.file);
           const stored = { bytes: 0, hash: createHash('sha256') };
           const tap = new Transform({

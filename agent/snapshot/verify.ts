@@ -227,6 +227,22 @@ function shapeProblems(m: Record<string, unknown>): string[] {
   return problems;
 }
 
+// data/ itself must be a directory of the snapshot's, not a link: a file
+// path through a linked data/ would lead out of the directory (O_NOFOLLOW
+// and lstat only look at the last part of a path).
+export async function dataDirProblem(dir: string): Promise<string | undefined> {
+  const data = path.join(dir, dataDir);
+  try {
+    const stat = await fsp.lstat(data);
+    if (stat.isSymbolicLink()) return `${data} is a symbolic link (refused: the files must be in the snapshot's directory)`;
+    if (!stat.isDirectory()) return `${data} is not a directory`;
+    return undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return `${data} is missing`;
+    return `${data} cannot be read: ${(err as Error).message}`;
+  }
+}
+
 interface Listed {
   // the manifest's name for it: data/<file>, schema.sql, sequences.json
   name: string;
@@ -257,8 +273,10 @@ async function checkFiles(dir: string, manifest: Manifest, parallel: number): Pr
   for (const f of manifest.files) take(f.file, f.bytes, f.sha256, isSafeTopFile, 'a file of the snapshot');
 
   // what is there and not listed
-  problems.push(...(await extraFiles(dir, seen)));
-  problems.push(...(await checkEach(dir, listed, parallel)));
+  const data = await dataDirProblem(dir);
+  if (data) problems.push(data);
+  problems.push(...(await extraFiles(dir, seen, !data)));
+  problems.push(...(await checkEach(dir, data ? listed.filter((f) => !f.name.startsWith(`${dataDir}/`)) : listed, parallel)));
   return problems;
 }
 
@@ -274,6 +292,8 @@ export async function partFileProblems(dir: string, manifest: Manifest, parts: A
       else problems.push(`the manifest lists ${JSON.stringify(p.file)} for ${partName(t, p)}: not a file name inside the snapshot directory (refused, nothing read)`);
     }
   }
+  const data = await dataDirProblem(dir);
+  if (data) return [...problems, data];
   return [...problems, ...(await checkEach(dir, listed, parallel))];
 }
 
@@ -295,7 +315,7 @@ const partName = (t: ManifestTable, p: ManifestPart) =>
     p.part_count > 1 ? ` part ${p.part_no}/${p.part_count}` : ''
   }`;
 
-async function extraFiles(dir: string, listed: Set<string>): Promise<string[]> {
+async function extraFiles(dir: string, listed: Set<string>, lookInData: boolean): Promise<string[]> {
   const problems: string[] = [];
   const top = await fsp.readdir(dir, { withFileTypes: true }).catch((err) => {
     problems.push(`${dir} cannot be listed: ${(err as Error).message}`);
@@ -304,10 +324,7 @@ async function extraFiles(dir: string, listed: Set<string>): Promise<string[]> {
   for (const entry of top) {
     if (entry.name === manifestFile || listed.has(entry.name)) continue;
     if (entry.name === dataDir) {
-      if (!entry.isDirectory() || entry.isSymbolicLink()) {
-        problems.push(`${path.join(dir, dataDir)} is not a directory (a symbolic link is refused)`);
-        continue;
-      }
+      if (!lookInData) continue;
       const inData = await fsp.readdir(path.join(dir, dataDir)).catch((err) => {
         problems.push(`${path.join(dir, dataDir)} cannot be listed: ${(err as Error).message}`);
         return [] as string[];
@@ -438,14 +455,12 @@ const short = (print: string) => print.slice(0, 12);
 function refusal(found: Findings, what: string, options: VerifyOptions, row?: SnapshotRow): SnapshotRefused {
   const source = shellWord(options.sourceNodeId);
   const generate = `generate a new snapshot on the source: steep-repl snapshot generate ${source} --output <an empty directory> (or on its database: SELECT steep_repl.generate_snapshot('<directory>')), then apply that one`;
-  const cancel = `cancel this init first (steep-repl node cancel ${shellWord(options.targetNodeId)})`;
+  const cancel = `nothing was changed on either node: cancel this init (steep-repl node cancel ${shellWord(options.targetNodeId)}) and start the apply again`;
   const hints: string[] = [];
   if (found.files.length) {
-    hints.push(
-      `the directory is not as generate wrote it: copy it again, whole, from the source agent's machine${row ? ` (${row.output_dir})` : ''}; nothing was changed, so then start the apply again`,
-    );
+    hints.push(`the directory is not as generate wrote it: copy it again, whole, from the source agent's machine${row ? ` (${row.output_dir})` : ''}`);
   }
-  if (found.snapshot.length) hints.push(row?.state === 'generating' ? 'wait until the snapshot is ready, then start the apply again' : generate);
+  if (found.snapshot.length) hints.push(row?.state === 'generating' ? 'wait until the snapshot is ready' : generate);
   if (found.source.length) hints.push(`the source changed since the snapshot was taken: ${generate}`);
   return new SnapshotRefused([...found.files, ...found.snapshot, ...found.source], what, `${[...new Set(hints)].join('; ')}; ${cancel}`);
 }
