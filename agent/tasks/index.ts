@@ -6,6 +6,10 @@ import { init_direct } from './init_direct';
 import { init_snapshot } from './init_snapshot';
 import { init_two_phase } from './init_two_phase';
 import { probe_node } from './probe_node';
+import { snapshot_expire } from './snapshot_expire';
+import { snapshot_generate } from './snapshot_generate';
+import { snapshot_remove_files } from './snapshot_remove_files';
+import { snapshot_watch } from './snapshot_watch';
 
 export const tasks: Record<string, SteepTask> = {
   detach_node,
@@ -14,4 +18,8 @@ export const tasks: Record<string, SteepTask> = {
   init_snapshot,
   init_two_phase,
   probe_node,
+  snapshot_expire,
+  snapshot_generate,
+  snapshot_remove_files,
+  snapshot_watch,
 };
