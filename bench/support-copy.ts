@@ -1,10 +1,12 @@
-// Building blocks of bench/copy.ts: the dataset, the raw COPY pipe, content
-// checks and the agent's memory as /proc reports it.
+// Building blocks of bench/copy.ts (and bench/snapshot.ts): the dataset,
+// the raw COPY pipe, content checks and the agent's memory as /proc reports it.
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { Cluster } from '../lib/embedded-cluster';
 import { query } from '../test/support/clusters';
+import { createNodeDb, NodeDb, registerIn } from '../test/support/node-pair';
 
 export const MiB = 1024 * 1024;
 
@@ -81,6 +83,47 @@ export async function generate(url: string, tables: readonly TableSpec[], sessio
     }),
   );
   await query(url, 'VACUUM (FREEZE, ANALYZE)');
+}
+
+export function numberArg(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+}
+
+export function stringArg(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+export interface Dataset {
+  source: NodeDb;
+  tables: TableSpec[];
+  sizes: Record<string, number>;
+  bytes: number;
+  // per table: count:hash on the source, to check targets against
+  sums: Record<string, string>;
+  counts: Record<string, string>;
+}
+
+// A source node (registered as itself) holding the tables, filled and
+// hashed; prints what it holds.
+export async function buildDataset(cluster: Cluster, id: string, tables: TableSpec[]): Promise<Dataset> {
+  const source = await createNodeDb(cluster, id, id, { installer: 'cli' });
+  await registerIn(source, source);
+  await query(source.url, schemaSql(tables));
+  const generating = Date.now();
+  await generate(source.url, tables);
+  const sizes = await tableSizes(source.url, tables);
+  const bytes = Object.values(sizes).reduce((a, b) => a + b, 0);
+  const names = tables.map((t) => t.name);
+  const hashing = Date.now();
+  const sums = await contentSums(source.url, names);
+  const counts = await rowCounts(source.url, names);
+  const list = tables.map((t) => `${t.name} ${(sizes[t.name] / MiB).toFixed(0)}`).join(', ');
+  console.log(
+    `dataset ${id}: ${(bytes / MiB).toFixed(0)} MB in ${tables.length} tables (MB: ${list.length > 160 ? list.slice(0, 160) + ', ...' : list}); generated in ${((hashing - generating) / 1000).toFixed(0)} s, hashed in ${((Date.now() - hashing) / 1000).toFixed(0)} s`,
+  );
+  return { source, tables, sizes, bytes, sums, counts };
 }
 
 export async function tableSizes(url: string, tables: readonly TableSpec[]): Promise<Record<string, number>> {
