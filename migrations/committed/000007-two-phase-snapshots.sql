@@ -1,5 +1,5 @@
 --! Previous: sha1:e9c012ad24c89ef3647b0e3f9a841ddd63e2f3a5
---! Hash: sha1:5c2833d8ce5993d7f8485c953f5b7a7412912c8c
+--! Hash: sha1:c422b3a182b96fb57f21c09e13ddd857794dee10
 --! Message: two-phase snapshots
 
 -- Two-phase snapshots (SPEC 4.3, issue 11): snapshot generate writes the
@@ -82,7 +82,7 @@ CREATE TABLE steep_repl.snapshot_parts (
   range_end numeric,
   state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'writing', 'done')),
   -- inside the snapshot directory: data/<name>, no other path
-  file_name text UNIQUE CHECK (file_name ~ '^data/[A-Za-z0-9][A-Za-z0-9._-]*$'),
+  file_name text CHECK (file_name ~ '^data/[A-Za-z0-9][A-Za-z0-9._-]*$'),
   bytes_estimate bigint NOT NULL CHECK (bytes_estimate >= 0),
   rows_estimate bigint NOT NULL CHECK (rows_estimate >= 0),
   -- once done: the COPY stream's rows and bytes, the file's bytes and sha256
@@ -99,6 +99,7 @@ CREATE TABLE steep_repl.snapshot_parts (
   started_at timestamptz,
   finished_at timestamptz,
   PRIMARY KEY (snapshot_id, leaf_schema, leaf_name, part_no),
+  UNIQUE (snapshot_id, file_name),
   CHECK (state <> 'done' OR (file_name IS NOT NULL AND rows IS NOT NULL AND raw_bytes IS NOT NULL
                               AND stored_bytes IS NOT NULL AND sha256 IS NOT NULL))
 );

@@ -1,6 +1,8 @@
 -- schema.sql of a snapshot, statement by statement: run on the source in
 -- the snapshot's transaction, from the fingerprint definitions (as the
--- schema step's plan creates a missing table): the schemas, then each
+-- schema step's plan creates a missing table): the schemas, the user types
+-- the columns use (enums, ranges, domains, composites, as their
+-- fingerprints describe them), then each
 -- table (p_tables: [{schema_name, table_name}]) with its keys,
 -- constraints, indexes, replica identity and owned sequences followed by
 -- its partitions (parents first), then every foreign key once all tables exist.
@@ -25,18 +27,40 @@ BEGIN
     SELECT w.label, e.key, coalesce((e.value -> 'definition' ->> 'partition_depth')::integer, 1), e.value
       FROM wanted w JOIN jsonb_each(v_fp) e
         ON coalesce(e.value -> 'definition' ->> 'partition_root', e.value -> 'definition' ->> 'partition_of') = w.label
+  ), types AS (
+    SELECT DISTINCT ON (t.key) t.key AS name, t.value AS def,
+           (SELECT n.nspname::text FROM pg_catalog.pg_type y JOIN pg_catalog.pg_namespace n ON n.oid = y.typnamespace
+             WHERE y.oid = to_regtype(t.key)) AS schema_name
+      FROM members m
+     CROSS JOIN LATERAL jsonb_array_elements(coalesce(m.fp -> 'columns', '[]')) c
+     CROSS JOIN LATERAL jsonb_each(coalesce(c -> 'types', '{}')) t
   ), statements AS (
     SELECT 1 AS section, s.schema_name AS k1, ''::text AS k2, 0 AS k3, 0::bigint AS n, format('CREATE SCHEMA IF NOT EXISTS %I', s.schema_name) AS ddl
-      FROM (SELECT DISTINCT m.fp ->> 'schema_name' AS schema_name FROM members m) s
+      FROM (SELECT m.fp ->> 'schema_name' AS schema_name FROM members m
+            UNION SELECT t.schema_name FROM types t WHERE t.schema_name IS NOT NULL) s
     UNION ALL
-    SELECT 2, m.root, m.label, m.depth, x.n, x.ddl
+    SELECT 2, '', t.name, array_position(ARRAY['enum', 'range', 'domain', 'composite'], t.def ->> 'kind'), 0,
+           CASE t.def ->> 'kind'
+             WHEN 'enum' THEN format('CREATE TYPE %s AS ENUM (%s)', t.name,
+                                     (SELECT string_agg(quote_literal(l), ', ' ORDER BY o) FROM jsonb_array_elements_text(t.def -> 'labels') WITH ORDINALITY x(l, o)))
+             WHEN 'range' THEN format('CREATE TYPE %s AS RANGE (subtype = %s)', t.name, t.def ->> 'subtype')
+             WHEN 'domain' THEN format('CREATE DOMAIN %s AS %s', t.name, t.def ->> 'base')
+                                || coalesce(' DEFAULT ' || (t.def ->> 'default'), '')
+                                || CASE WHEN (t.def ->> 'not_null')::boolean THEN ' NOT NULL' ELSE '' END
+                                || coalesce((SELECT string_agg(' ' || k, '' ORDER BY k) FROM jsonb_array_elements_text(t.def -> 'constraints') k), '')
+             ELSE format('CREATE TYPE %s AS (%s)', t.name,
+                         (SELECT string_agg(a, ', ' ORDER BY o) FROM jsonb_array_elements_text(t.def -> 'attributes') WITH ORDINALITY x(a, o)))
+           END
+      FROM types t
+    UNION ALL
+    SELECT 3, m.root, m.label, m.depth, x.n, x.ddl
       FROM members m CROSS JOIN LATERAL unnest(steep_repl.create_table_ddl(m.fp)) WITH ORDINALITY x(ddl, n)
     UNION ALL
-    SELECT 3, m.root, m.label, 0, x.n, x.ddl
+    SELECT 4, m.root, m.label, 0, x.n, x.ddl
       FROM members m CROSS JOIN LATERAL unnest(steep_repl.foreign_key_ddl(m.fp)) WITH ORDINALITY x(ddl, n)
      WHERE m.depth = 0
   )
-  SELECT (row_number() OVER (ORDER BY s.section, s.k1 COLLATE "C", s.k3, s.k2 COLLATE "C", s.n))::integer, s.ddl
+  SELECT (row_number() OVER (ORDER BY s.section, s.k3, s.k1 COLLATE "C", s.k2 COLLATE "C", s.n))::integer, s.ddl
     FROM statements s
    ORDER BY 1;
 END $$;
