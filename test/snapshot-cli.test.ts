@@ -190,4 +190,19 @@ describe('snapshot generate, list, apply and delete through the CLI', () => {
     expect(text.stdout).toContain(`its files in ${path.join(root, 'second')} are removed`);
     expect(fs.existsSync(path.join(root, 'second'))).toBe(false);
   });
+
+  it('applies another snapshot by its id (--snapshot ID --from) after a detach, --json printing the settled status', async () => {
+    const detach = await runCli(['node', 'detach', target(), '--yes', '--db', pair.target.url]);
+    expect(detach.code).toBe(0);
+    const [{ snapshot_id: third }] = await query(pair.source.url, 'SELECT snapshot_id FROM steep_repl.snapshots WHERE output_dir = $1', [path.join(root, 'third')]);
+    const apply = await runCli(['snapshot', 'apply', target(), '--snapshot', third, '--from', source(), '--force', '--json', '--db', pair.target.url]);
+    // --json: no words around the lines, the lines still on stderr
+    expect(apply.stderr).not.toContain('applying');
+    expect(apply.stderr).toMatch(new RegExp(`loading snapshot ${third}\\s+\\d+/5 tables`));
+    expect(apply.code).toBe(0);
+    const status = JSON.parse(apply.stdout);
+    expect(status).toMatchObject({ state: 'synchronized', progress: { method: 'two-phase', options: { snapshot: third } }, method_state: { snapshot_id: third } });
+    expect(status.parts.done).toBe(status.parts.total);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+  });
 });
