@@ -36,11 +36,15 @@ export default class SnapshotDelete extends BaseCommand<typeof SnapshotDelete> {
       const result = await deleteSnapshot(client, id);
       const jobId = result.remove_files_job_id as number | undefined;
       const removal = jobId != null && flags['wait-timeout'] > 0 ? await this.waitForJob(client, jobId, flags['wait-timeout']) : 'not waited';
+      if (removal === 'failed') process.exitCode = ExitCode.error;
       if (flags.json) return this.printJson({ ...result, files: removal });
       this.log(`snapshot ${id} of ${found.source_node_id} deleted: its slot is dropped`);
       if (result.note) this.log(String(result.note));
       if (removal === 'removed') this.log(`its files in ${found.output_dir} are removed (on ${found.source_node_id}'s agent's machine)`);
-      else if (removal === 'failed') process.stderr.write(`warning: the agent could not remove every file in ${found.output_dir}; see its log\n`);
+      else if (removal === 'failed') {
+        process.stderr.write(`error: the agent of ${found.source_node_id} has not managed to remove the files in ${found.output_dir}; see its log (snapshot_remove_files)\n`);
+        process.exitCode = ExitCode.error;
+      }
       else if (jobId != null) this.log(`the agent of ${found.source_node_id} removes its files in ${found.output_dir} (job ${jobId})`);
     } finally {
       await client.end().catch(() => undefined);
