@@ -67,7 +67,8 @@ export async function writePart(options: {
   const out = source.query(copyTo(copyStatement(part, options.plan)));
   const file = fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
   const rate = maxRate();
-  const stages = [out, ...(rate > 0 ? [throttle(rate)] : []), raw, compressor(options.compression), stored.stream, file] as const;
+  const compressing = options.compression === 'none' ? [] : [compressor(options.compression)];
+  const stages = [out, ...(rate > 0 ? [throttle(rate)] : []), raw, ...compressing, stored.stream, file] as const;
   await pipeline(stages as unknown as [NodeJS.ReadableStream, ...NodeJS.WritableStream[]]);
   await syncFile(tmp);
   await fs.promises.rename(tmp, final);
