@@ -275,8 +275,8 @@ async function subscribe(run: InitRun, manifest: Manifest): Promise<Subscription
 
 // The pair's publication P was made after the slot's consistent point, so
 // a change older than P cannot be matched to it (pgoutput resolves the
-// names with the catalog as of each change it decodes; 15-17 fail, 18
-// skips it). Once every transaction that may have written before P existed
+// names with the catalog as of each change it decodes: such a change does
+// not arrive, test/snapshot-apply-switch.test.ts). Once every transaction that may have written before P existed
 // has ended on the source (the snapshot's xmin passes the xmax read right
 // after P existed) and the slot confirmed a position after that, whatever
 // the subscription decodes from there was written with P in the catalog:
