@@ -41,7 +41,7 @@ describe('two-phase apply: the switch to the pair publication', () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  const spanningTransaction = async (tag: string, sourceCluster: () => Cluster) => {
+  const spanningTransaction = async (tag: string, sourceCluster: () => Cluster, killWhileWaiting = false) => {
     const pair = await createInitPair({ tag, sourceCluster: sourceCluster(), targetCluster: clusterB(), rows: 3000, sourceId: `Sourçe ${tag}`, targetId: `Tärget ${tag}` });
     pairs.push(pair);
     await AgentProcess.start(pair.source.url);
@@ -54,7 +54,7 @@ describe('two-phase apply: the switch to the pair publication', () => {
     await writer.query('BEGIN');
     await writer.query("INSERT INTO public.accounts VALUES (5000001, 1, 'before the publication')");
 
-    const agent = await AgentProcess.start(pair.target.url);
+    let agent = await AgentProcess.start(pair.target.url);
     await startApply(pair.target, pair.source, id);
     const [{ publication }] = await query(pair.source.url, 'SELECT publication FROM steep_repl.snapshots WHERE snapshot_id = $1', [id]);
     await waitUntil('the subscription streaming the snapshot publication', async () => {
@@ -67,6 +67,14 @@ describe('two-phase apply: the switch to the pair publication', () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect((await initStatus(pair.target)).state).toBe('copying');
     expect(agent.lines.find((l) => l.event === 'init.publication_switched')).toBeUndefined();
+    if (killWhileWaiting) {
+      // the next agent finds the subscription and waits as this one did
+      await agent.stop('SIGKILL');
+      agent = await AgentProcess.start(pair.target.url);
+      await waitUntil('the next agent at the switch', async () => agent.lines.some((l) => l.event === 'init.job_started'));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await initStatus(pair.target)).state).toBe('copying');
+    }
 
     await writer.query("INSERT INTO public.accounts VALUES (5000002, 2, 'after the subscription')");
     await writer.query('COMMIT');
@@ -82,8 +90,8 @@ describe('two-phase apply: the switch to the pair publication', () => {
     expect(subs).toEqual([{ subpublications: [pair.replicationName] }]);
   };
 
-  it('PostgreSQL 18: a transaction open across the pair publication reaches the target whole', async () => {
-    await spanningTransaction('switch_18', clusterA);
+  it('PostgreSQL 18: a transaction open across the pair publication reaches the target whole, the agent SIGKILLed while it waits', async () => {
+    await spanningTransaction('switch_18', clusterA, true);
   });
 
   it('PostgreSQL 15 source: the same', async () => {
