@@ -295,14 +295,14 @@ export class ClusterWatch extends EventEmitter {
   private async readOnce(link: NodeLink): Promise<void> {
     const id = link.view.id;
     try {
-      const { state, status, slotName, generating } = await this.exclusive(link, async (client) => {
+      const { state, status, slotName } = await this.exclusive(link, async (client) => {
         const state = await getNodeOverview(client, id);
         const status = state && this.detailNodeId === id ? await getInitStatus(client, id) : undefined;
         const streams = state?.init_source_node && streamingStates.has(state.init_state);
         const slotName = !streams
           ? undefined
           : (status?.method_state?.slot_name ?? (await getReplicationName(client, state.init_source_node!, id)));
-        return { state, status, slotName, generating: await readGenerating(client) };
+        return { state, status, slotName };
       });
       // Read from the source after this node's own read, never inside it: two nodes may be each other's source.
       const slotLag = slotName ? await this.readSlotLag(state!.init_source_node!, slotName) : undefined;
@@ -316,9 +316,13 @@ export class ClusterWatch extends EventEmitter {
         tables: status?.tables,
         parts: status ? status.parts : undefined,
         methodState: status ? status.method_state : undefined,
-        generating,
         readAt: new Date(),
       };
+      // The node's own row first, on screen at once; then the snapshots it
+      // generates (kept as last read when that read fails: the next one retries).
+      this.changed();
+      const generating = await this.exclusive(link, readGenerating).catch(() => link.view.generating);
+      link.view = { ...link.view, generating };
     } catch (err) {
       if (this.stopped) return;
       const code = (err as { code?: string }).code;
