@@ -1,10 +1,12 @@
 // Two-phase apply resumes and cancels exactly (issue 11), with a writer on
 // the source all along: the target's agent SIGKILLed mid-load is followed
 // by one that loads only the parts not yet done (the others keep their one
-// copy) and ends identical; a cancel mid-load removes what the apply made
-// (its copy of the slot, the pair's publication, the loaded rows) and
-// leaves the snapshot usable: its slot and publication intact, a second
-// apply of it works. The load is made slow with STEEP_REPL_COPY_MAX_RATE.
+// copy) and ends identical; a file damaged after the verification fails
+// its part, rolled back, and the apply resumes once it is mended; a cancel
+// mid-load removes what the apply made (its copy of the slot, the pair's
+// publication, the loaded rows) and leaves the snapshot usable: its slot
+// and publication intact, a second apply of it works. The load is made
+// slow with STEEP_REPL_COPY_MAX_RATE.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -71,13 +73,13 @@ describe('two-phase apply resume and cancel', () => {
   const writers: Writer[] = [];
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'steep-snapshot-resume-'));
 
-  const setUp = async (tag: string) => {
+  const setUp = async (tag: string, options: Record<string, unknown> = {}) => {
     const pair = await createInitPair({ tag, sourceCluster: clusterA(), targetCluster: clusterB(), rows, sourceId: `Sourçe ${tag}`, targetId: `Tärget "${tag}"` });
     pairs.push(pair);
     await AgentProcess.start(pair.source.url);
     const writer = startWriter(pair.source.url, sourceWrites(rows), { pauseMs: 10 });
     writers.push(writer);
-    const id = await generateSnapshot(pair.source, path.join(root, tag), snapshotOptions);
+    const id = await generateSnapshot(pair.source, path.join(root, tag), { ...snapshotOptions, ...options });
     return { pair, writer, id };
   };
 
@@ -118,6 +120,57 @@ describe('two-phase apply resume and cancel', () => {
     expect(agent.lines.find((l) => l.event === 'init.snapshot_files_checked')).toMatchObject({ parts: after.length - doneBefore.length });
     expect(agent.lines.filter((l) => l.event === 'init.part_copied').length).toBe(after.length - doneBefore.length);
     expect(agent.lines.filter((l) => ['agent.unhandled_rejection', 'init.failed', 'job.failed'].includes(l.event))).toEqual([]);
+  });
+
+  it('a file damaged after the verification fails its part (rolled back, the file named); mended, the resume loads the rest and ends identical', async () => {
+    const { pair, writer, id } = await setUp('apply_damaged', { compression: 'none' });
+    const [{ output_dir: dir }] = await query(pair.source.url, 'SELECT output_dir FROM steep_repl.snapshots WHERE snapshot_id = $1', [id]);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    // the smallest part of the items or events table: loaded late, one worker taking the largest first
+    const marks: Record<string, { find: string; to: string; left: string }> = {
+      'Order "Items" é': { find: 'item 1', to: 'j', left: `SELECT count(*)::int AS n FROM "Sales ünit"."Order ""Items"" é" WHERE "select" LIKE 'jtem%'` },
+      events: { find: 'eeeeeeeeee', to: 'f', left: "SELECT count(*)::int AS n FROM public.events WHERE payload LIKE '%f%'" },
+    };
+    const [victim] = manifest.tables
+      .filter((t: any) => marks[t.table_name])
+      .flatMap((t: any) => t.parts.map((p: any) => ({ ...p, mark: marks[t.table_name] })))
+      .sort((a: any, b: any) => a.raw_bytes - b.raw_bytes);
+    const file = path.join(dir, victim.file);
+    const original = fs.readFileSync(file);
+    // one worker, a little faster: every part passes through it before the damaged one
+    let agent = await AgentProcess.start(pair.target.url, [], { STEEP_REPL_COPY_MAX_RATE: '1000000' });
+    await startApply(pair.target, pair.source, id, { parallel: 1 });
+    await waitMidLoad(pair, agent);
+    expect((await partsOf(pair)).find((p) => p.leaf_name === victim.leaf_name && p.part_no === victim.part_no)?.state).toBe('pending');
+    // a value COPY still takes: only the checksum can tell
+    const damaged = Buffer.from(original);
+    const at = damaged.indexOf(victim.mark.find);
+    expect(at).toBeGreaterThan(0);
+    damaged[at] = victim.mark.to.charCodeAt(0);
+    fs.writeFileSync(file, damaged);
+
+    const failed = await waitUntil('the damaged part to fail the apply', async () => {
+      const s = await initStatus(pair.target);
+      return s.state === 'failed' ? s : undefined;
+    }, 60000);
+    expect(failed.progress.error).toContain(`${file} is not the file the manifest lists (sha256 `);
+    expect(failed.progress.error).toContain('its rows were rolled back');
+    expect(await query(pair.target.url, victim.mark.left)).toEqual([{ n: 0 }]);
+    const atFailure = await partsOf(pair);
+    const doneBefore = atFailure.filter((p) => p.state === 'done');
+    expect(doneBefore.length).toBeGreaterThan(1);
+
+    fs.writeFileSync(file, original);
+    await agent.stop();
+    agent = await AgentProcess.start(pair.target.url);
+    await query(pair.target.url, `SELECT steep_repl.start_init($1, $2, 'two-phase', '{"resume": true}')`, [pair.target.id, pair.source.id]);
+    await waitSynchronized(pair.target, agent);
+    await writer.stop();
+    await waitCaughtUp(pair);
+    expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    const after = await partsOf(pair);
+    for (const p of doneBefore) expect(after.find((a) => partKey(a) === partKey(p))).toMatchObject({ state: 'done', copies: 1 });
+    expect(after.every((p) => p.state === 'done')).toBe(true);
   });
 
   it('cancel mid-load removes what the apply made and leaves the snapshot usable: a second apply of it ends identical', async () => {
