@@ -184,6 +184,9 @@ describe('two-phase apply', () => {
     });
     expect(edited).toContain('manifest.json does not match its own checksum (manifest_checksum)');
 
+    const format = await refused('format', (dir) => rewrite(dir, (m) => (m.format_version = 2)));
+    expect(format).toContain('manifest.json has format_version 2; this steep-repl reads format 1');
+
     // The checksum is made valid again: the path check alone refuses them, before any path is built.
     for (const [name, evil] of [
       ['dotdot', '../x'],
