@@ -90,7 +90,7 @@ describe('two-phase apply resume and cancel', () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  it('agent SIGKILLed mid-load: a new agent loads only the parts not yet done, and the target ends identical', async () => {
+  it('agent SIGKILLed mid-load, its slot copy expired meanwhile: a new agent copies the slot again, loads only the parts not yet done, and the target ends identical', async () => {
     const { pair, writer, id } = await setUp('apply_kill');
     let agent = await AgentProcess.start(pair.target.url, [], slowLoad);
     await startApply(pair.target, pair.source, id, { parallel: 2 });
@@ -104,11 +104,18 @@ describe('two-phase apply resume and cancel', () => {
     expect(doneBefore.length).toBeGreaterThanOrEqual(1);
     expect(cut.length).toBeGreaterThanOrEqual(1);
 
+    // while no agent ran, the copy of the snapshot's slot expired (as a day without one would)
+    await query(pair.source.url, 'UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1', [pair.replicationName]);
+    expect(await query(pair.source.url, 'SELECT steep_repl.expire_prepared_slot($1) AS outcome', [pair.replicationName])).toEqual([{ outcome: 'expired' }]);
+    expect(await query(pair.source.url, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [pair.replicationName])).toEqual([]);
+
     agent = await AgentProcess.start(pair.target.url);
     await waitSynchronized(pair.target, agent);
     await writer.stop();
     await waitCaughtUp(pair);
     expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
+    // copied again from the snapshot's slot, still at the same point
+    expect(agent.lines.find((l) => l.event === 'init.slot_copied')).toMatchObject({ slot_name: pair.replicationName });
 
     const after = await partsOf(pair);
     console.log(`after the resume: ${brief(after)}`);

@@ -86,6 +86,10 @@ describe('two-phase apply', () => {
     const atReady = writer.counts.transactions;
     await waitUntil('writes after the generate', async () => writer.counts.transactions > atReady + 20);
 
+    // a slot of the second pair's name left by something before: no row, no subscription, so dropped
+    const [{ name: secondName }] = await query(pair.source.url, 'SELECT steep_repl.replication_name($1, $2) AS name', [pair.source.id, second.id]);
+    await query(pair.source.url, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [secondName]);
+
     for (const target of [pair.target, second]) {
       const agent = await AgentProcess.start(target.url);
       agents.push(agent);
@@ -95,6 +99,7 @@ describe('two-phase apply', () => {
       expect(parts.length).toBeGreaterThan(5);
       expect(parts.every((p) => p.state === 'done' && p.copies === 1)).toBe(true);
       expect(agent.lines.find((l) => l.event === 'init.publication_switched')).toMatchObject({ from: snapshotBefore.publication });
+      if (target === second) expect(agent.lines.find((l) => l.event === 'init.stale_slot_dropped')).toMatchObject({ slot_name: secondName });
     }
     await writer.stop();
     expect(writer.counts.transactions).toBeGreaterThan(atReady + 20);

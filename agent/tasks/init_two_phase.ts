@@ -158,11 +158,12 @@ async function copySnapshotSlot(run: InitRun, manifest: Manifest): Promise<void>
         `drop it on the source if nothing needs it (SELECT steep_repl.expire_prepared_slot('${name}') after UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = '${name}'), then resume`,
       );
     }
-    const slot = (await findSlots(source, [name]))[0];
+    let slot: { slot_name: string; active_pid: number | null } | undefined = (await findSlots(source, [name]))[0];
     if (row?.lsn && slot) return false;
     if (!row && slot) {
       await dropSlot(source, slot);
       run.log('warn', 'init.stale_slot_dropped', { slot_name: name });
+      slot = undefined;
     }
     const { rows: at } = await source.query(
       'SELECT confirmed_flush_lsn::text AS lsn, wal_status FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()',
