@@ -277,11 +277,12 @@ async function subscribe(run: InitRun, manifest: Manifest): Promise<Subscription
 // The pair's publication P was made after the slot's consistent point, so
 // a change older than P cannot be matched to it (pgoutput resolves the
 // names with the catalog as of each change it decodes: such a change does
-// not arrive, test/snapshot-apply-switch.test.ts). Once every transaction that may have written before P existed
-// has ended on the source (the snapshot's xmin passes the xmax read right
-// after P existed) and the slot confirmed a position after that, whatever
-// the subscription decodes from there was written with P in the catalog:
-// it can stream P. S and P publish the same tables (checked).
+// not arrive, test/snapshot-apply-switch.test.ts). Once every transaction
+// that may have written before P existed has ended on the source (the
+// snapshot's xmin passes the xmax read right after P existed) and the slot
+// confirmed a position after that, whatever the subscription decodes from
+// there was written with P in the catalog: it can stream P. S (the
+// snapshot's) and P publish the same tables (checked).
 async function switchPublication(run: InitRun, manifest: Manifest, subscription: SubscriptionRow): Promise<void> {
   const { rows } = await run.target.query('SELECT subpublications FROM pg_subscription WHERE oid = $1::int8::oid', [subscription.oid]);
   const publications: string[] = rows[0]?.subpublications ?? [];
