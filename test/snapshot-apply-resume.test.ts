@@ -83,6 +83,14 @@ describe('two-phase apply resume and cancel', () => {
     return { pair, writer, id };
   };
 
+  // The servers are shared with the other test files: a pair's subscription
+  // (and its replication origin) and databases go as soon as its test is over.
+  const tearDown = async (pair: InitPair) => {
+    await stopAllAgents();
+    await pair.drop();
+    pairs.splice(pairs.indexOf(pair), 1);
+  };
+
   afterAll(async () => {
     await Promise.all(writers.map((w) => w.stop().catch(() => undefined)));
     await stopAllAgents();
@@ -127,6 +135,7 @@ describe('two-phase apply resume and cancel', () => {
     expect(agent.lines.find((l) => l.event === 'init.snapshot_files_checked')).toMatchObject({ parts: after.length - doneBefore.length });
     expect(agent.lines.filter((l) => l.event === 'init.part_copied').length).toBe(after.length - doneBefore.length);
     expect(agent.lines.filter((l) => ['agent.unhandled_rejection', 'init.failed', 'job.failed'].includes(l.event))).toEqual([]);
+    await tearDown(pair);
   });
 
   it('a file damaged after the verification fails its part (rolled back, the file named); mended, the resume loads the rest and ends identical', async () => {
@@ -178,6 +187,7 @@ describe('two-phase apply resume and cancel', () => {
     const after = await partsOf(pair);
     for (const p of doneBefore) expect(after.find((a) => partKey(a) === partKey(p))).toMatchObject({ state: 'done', copies: 1 });
     expect(after.every((p) => p.state === 'done')).toBe(true);
+    await tearDown(pair);
   });
 
   it('cancel mid-load removes what the apply made and leaves the snapshot usable: a second apply of it ends identical', async () => {
@@ -209,5 +219,6 @@ describe('two-phase apply resume and cancel', () => {
     await waitCaughtUp(pair);
     expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
     expect((await partsOf(pair)).every((p) => p.state === 'done' && p.copies === 1)).toBe(true);
+    await tearDown(pair);
   });
 });

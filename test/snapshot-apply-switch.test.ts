@@ -49,6 +49,7 @@ describe('two-phase apply: the switch to the pair publication', () => {
 
     // written before the apply makes the pair's publication, committed after its subscription streams
     const writer = new Client({ connectionString: pair.source.url });
+    writer.on('error', () => undefined);
     await writer.connect();
     open.push(writer);
     await writer.query('BEGIN');
@@ -78,6 +79,7 @@ describe('two-phase apply: the switch to the pair publication', () => {
 
     await writer.query("INSERT INTO public.accounts VALUES (5000002, 2, 'after the subscription')");
     await writer.query('COMMIT');
+    await writer.end();
     await waitSynchronized(pair.target, agent);
     await waitCaughtUp(pair);
     expect(await query(pair.target.url, 'SELECT id, note FROM public.accounts WHERE id > 5000000 ORDER BY id')).toEqual([
@@ -88,6 +90,10 @@ describe('two-phase apply: the switch to the pair publication', () => {
     expect(agent.lines.find((l) => l.event === 'init.publication_switched')).toMatchObject({ from: publication, to: pair.replicationName });
     const subs = await query(pair.target.url, 'SELECT subpublications FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())');
     expect(subs).toEqual([{ subpublications: [pair.replicationName] }]);
+    // the servers are shared: its subscription and databases go now
+    await stopAllAgents();
+    await pair.drop();
+    pairs.splice(pairs.indexOf(pair), 1);
   };
 
   it('PostgreSQL 18: a transaction open across the pair publication reaches the target whole, the agent SIGKILLed while it waits', async () => {

@@ -14,7 +14,7 @@ import { shellWord } from '../lib/format';
 import { manifestChecksum, manifestText } from '../lib/snapshot/manifest';
 import { clusterA, clusterB, query } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, userSchemaSql, waitCaughtUp } from './support/init-pair';
-import { createNodeDb, NodeDb, registerPair } from './support/node-pair';
+import { createNodeDb, dropReplicationObjects, NodeDb, registerPair } from './support/node-pair';
 import { AgentProcess, stopAllAgents } from './support/processes';
 import { generateSnapshot, startApply, waitSynchronized } from './support/snapshot-apply';
 import { waitUntil } from './support/wait';
@@ -34,7 +34,7 @@ async function lookAround(pair: { source: NodeDb }, target: NodeDb) {
   return {
     target_rows: Number(n),
     subscriptions: (await query(target.url, 'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1')).map((r) => r.subname),
-    target_slots: (await query(target.url, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1')).map((r) => r.slot_name),
+    target_slots: (await query(target.url, 'SELECT slot_name FROM pg_replication_slots WHERE database = current_database() ORDER BY 1')).map((r) => r.slot_name),
     // the streaming targets' slots move on; the snapshots' must not
     slots: (await query(pair.source.url, 'SELECT slot_name FROM pg_replication_slots WHERE database = current_database() ORDER BY 1')).map((r) => r.slot_name),
     snapshot_slots: await query(
@@ -58,7 +58,8 @@ describe('two-phase apply', () => {
   let goodId: string;
 
   beforeAll(async () => {
-    pair = await createInitPair({ tag: 'snap_apply', sourceCluster: clusterA(), targetCluster: clusterB(), rows });
+    // node ids of this file's own: slot names are the server's, shared by every test file's databases
+    pair = await createInitPair({ tag: 'snap_apply', sourceCluster: clusterA(), targetCluster: clusterB(), rows, sourceId: 'Sourçe "apply"', targetId: 'Tärget "one"' });
     // more targets of the same source, with the same schema and no rows
     second = await createNodeDb(clusterB(), 'snap_apply_tgt2', 'Tärget "two"', { installer: 'cli' });
     third = await createNodeDb(clusterB(), 'snap_apply_tgt3', 'Tärget three', { installer: 'cli' });
@@ -100,6 +101,9 @@ describe('two-phase apply', () => {
       expect(parts.every((p) => p.state === 'done' && p.copies === 1)).toBe(true);
       expect(agent.lines.find((l) => l.event === 'init.publication_switched')).toMatchObject({ from: snapshotBefore.publication });
       if (target === second) expect(agent.lines.find((l) => l.event === 'init.stale_slot_dropped')).toMatchObject({ slot_name: secondName });
+      // the load workers' origins went with them (each would hold one of the server's origin states)
+      const workerOrigins = "SELECT roname FROM pg_replication_origin WHERE roname LIKE 'steep_repl_local_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '_%'";
+      expect(await query(target.url, workerOrigins)).toEqual([]);
     }
     await writer.stop();
     expect(writer.counts.transactions).toBeGreaterThan(atReady + 20);
@@ -118,6 +122,10 @@ describe('two-phase apply', () => {
     const [{ status }] = await query(pair.source.url, 'SELECT steep_repl.snapshot_status($1) AS status', [goodId]);
     expect(status.state).toBe('ready');
     expect(status.applies).toEqual([]);
+    // their subscriptions (and replication origins) are not needed further on: the servers are shared
+    for (const a of agents) await a.stop();
+    agents.length = 0;
+    await dropReplicationObjects([pair.target, second]);
   });
 
   // A copy of the good directory, damaged by `harm`, applied to the third

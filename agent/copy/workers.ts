@@ -14,7 +14,7 @@ import type { InitRun } from '../init/runner';
 import { pollMs } from '../init/runner';
 import { RateMeter } from '../init/rate-meter';
 import { publicationProblems, StreamBroken } from '../init/verify-stream';
-import { originSessionEnd, originSessionStart } from '../replication/origin';
+import { dropSessionOrigin, originSessionEnd, originSessionStart } from '../replication/origin';
 import { ColumnPlan, copyPart, PartReader, PartSource } from './copy-part';
 import { partLabel } from './parts';
 import { isConnectionError } from '../init/failure';
@@ -80,6 +80,7 @@ export async function copyParts(run: InitRun, reader: PartReader, parts: Part[],
         });
       }
       await originSessionEnd(target);
+      await dropSessionOrigin(target, n);
     } catch (err) {
       fail(err);
     } finally {

@@ -9,9 +9,13 @@ import { existingRelations } from './target-tables';
 // This database's own origin for local changes that must not replicate;
 // session n > 0 of a copy that runs several at once gets one of its own
 // (a server before 18 lets only one session at a time set up an origin).
-async function localOrigin(target: Client, session = 0): Promise<string> {
+async function originName(target: Client, session: number): Promise<string> {
   const { rows } = await target.query('SELECT oid::int8 AS oid FROM pg_database WHERE datname = current_database()');
-  const origin = `steep_repl_local_${rows[0].oid}${session ? `_${session}` : ''}`;
+  return `steep_repl_local_${rows[0].oid}${session ? `_${session}` : ''}`;
+}
+
+async function localOrigin(target: Client, session = 0): Promise<string> {
+  const origin = await originName(target, session);
   try {
     await target.query(
       `SELECT pg_replication_origin_create(${literal(origin)})
@@ -32,6 +36,18 @@ export async function originSessionStart(target: Client, session: number): Promi
 
 export async function originSessionEnd(target: Client): Promise<void> {
   await target.query('SELECT pg_replication_origin_session_reset()');
+}
+
+// A copy worker's origin once no session uses it: its progress means
+// nothing to anyone, and an origin that has progress holds one of the
+// server's replication origin states (max_active_replication_origins,
+// max_replication_slots before 18) until it is dropped, which
+// subscriptions need. Not dropping it (a role without the right) is harmless.
+export async function dropSessionOrigin(target: Client, session: number): Promise<void> {
+  const origin = await originName(target, session);
+  await target
+    .query('SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1', [origin])
+    .catch(() => undefined);
 }
 
 export async function withoutReplicating<T>(target: Client, work: () => Promise<T>): Promise<T> {
