@@ -49,18 +49,18 @@ describe('init methods', () => {
     await pair?.drop();
   });
 
-  it('lists snapshot and direct as the available methods of this release', () => {
-    expect(available).toEqual(['snapshot', 'direct']);
+  it('lists snapshot, direct and two-phase as the available methods of this release', () => {
+    expect(available).toEqual(['snapshot', 'direct', 'two-phase']);
   });
 
   it('start_init refuses an unknown method, an unavailable one and an option of another method with SR004, changing nothing', async () => {
     const before = await stateOf(pair);
     const start = 'SELECT steep_repl.start_init($1, $2, $3, $4)';
     const unknown = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'bogus', {}]);
-    expect(unknown).toMatchObject({ code: 'SR004', message: "unknown init method 'bogus'", hint: 'methods: snapshot, direct' });
+    expect(unknown).toMatchObject({ code: 'SR004', message: "unknown init method 'bogus'", hint: 'methods: snapshot, direct, two-phase' });
 
-    const unavailable = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'two-phase', {}]);
-    expect(unavailable).toMatchObject({ code: 'SR004', message: "init method 'two-phase' is not available yet", hint: 'methods: snapshot, direct' });
+    const unavailable = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'manual', {}]);
+    expect(unavailable).toMatchObject({ code: 'SR004', message: "init method 'manual' is not available yet", hint: 'methods: snapshot, direct, two-phase' });
 
     const foreign = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'snapshot', { split_tables_larger_than: '1GB' }]);
     expect(foreign.code).toBe('SR004');
@@ -80,11 +80,11 @@ describe('init methods', () => {
 
   it('node start refuses an unknown and an unavailable method with exit 2 and the available ones, changing nothing', async () => {
     const before = await stateOf(pair);
-    for (const method of ['bogus', 'two-phase', 'Snapshot']) {
+    for (const method of ['bogus', 'manual', 'Snapshot']) {
       const result = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--method', method, '--db', pair.target.url]);
       expect({ method, code: result.code, stdout: result.stdout }).toEqual({ method, code: 2, stdout: '' });
       expect(result.stderr).toMatch(new RegExp(`init method '${method}'`));
-      expect(result.stderr).toMatch(/hint: methods: snapshot, direct/);
+      expect(result.stderr).toMatch(/hint: methods: snapshot, direct, two-phase/);
     }
     expect(await stateOf(pair)).toEqual(before);
   });
@@ -96,13 +96,13 @@ describe('init methods', () => {
       const offered = async () => (await watch.initMethods(pair.target.id)).map((m) => m.method);
       expect(await offered()).toEqual(available);
       // Marked available on this node only, it is offered at once: no list of its own in the view.
-      await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = true WHERE method = 'two-phase'");
+      await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = true WHERE method = 'manual'");
       try {
-        expect(await offered()).toEqual(['snapshot', 'direct', 'two-phase']);
+        expect(await offered()).toEqual(['snapshot', 'direct', 'two-phase', 'manual']);
       } finally {
-        await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = false WHERE method = 'two-phase'");
+        await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = false WHERE method = 'manual'");
       }
-      expect(await offered()).toEqual(['snapshot', 'direct']);
+      expect(await offered()).toEqual(['snapshot', 'direct', 'two-phase']);
     } finally {
       await watch.stop();
     }
