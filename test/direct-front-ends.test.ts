@@ -153,7 +153,8 @@ describe('direct: node start flags, parts in the CLI and the live view', () => {
       110,
       34,
     );
-    await tui.waitFor(/NODE\s+STATE/, 20000, 'the nodes view');
+    // the node's row read, not only the header: the I key asks about what was read
+    await tui.waitFor(/direkt b.*uninitialized/, 20000, "the target's row");
     tui.sendKeys('i');
     await tui.waitFor(/from: \[1\] Direkt "A"/, 10000);
     tui.sendKeys('1');
