@@ -59,7 +59,7 @@ import { HeldSnapshot, holdSeconds, importSnapshot, isSnapshotGone, startHolder 
 import { partLabel, planParts } from '../copy/parts';
 import { RateMeter } from '../init/rate-meter';
 import { isConnectionError } from '../init/failure';
-import { ident } from '../replication/quoting';
+import { dropPublication, ensurePublication } from '../replication/publication';
 import { dropSlot, findSlots } from '../replication/slot';
 import { TaskContext } from '../task';
 import { prepareOutputDir, removeSnapshotFiles, writeFileDurably } from './files';
@@ -167,9 +167,8 @@ class GenerateRun {
       await dropSlot(this.db, slot);
       this.log('warn', 'snapshot.stale_slot_dropped', { slot_name: slotName });
     }
-    await this.db.query(`DROP PUBLICATION IF EXISTS ${ident(publication)}`);
-    const scope = tables.length ? `FOR TABLE ${tables.map((t) => `${ident(t.schema_name)}.${ident(t.table_name)}`).join(', ')}` : '';
-    await this.db.query(`CREATE PUBLICATION ${ident(publication)} ${scope} WITH (publish_via_partition_root = true)`);
+    await dropPublication(this.db, publication);
+    await ensurePublication(this.db, publication, tables);
     this.checkpoint();
 
     this.held = await startHolder({ snapshotId: this.id, slotName, target: this.ctx.connectionString, holdSeconds }, { outliveAgent: true });

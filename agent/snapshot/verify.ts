@@ -10,11 +10,9 @@
 // A name from the manifest is checked (isSafeDataFile, isSafeTopFile)
 // before any path is built from it, and files are opened without following
 // a symbolic link: nothing outside the directory is ever read.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { SteepError } from '../../lib/errors';
 import { shellWord } from '../../lib/format';
@@ -33,6 +31,7 @@ import {
   ManifestTable,
 } from '../../lib/snapshot/manifest';
 import { listReplicatedTables } from '../../lib/sql/listReplicatedTables';
+import { FileHasher, withFileHashers } from './file-hash';
 
 // The snapshots row on the source, as the apply reads it.
 export interface SnapshotRow {
@@ -300,13 +299,17 @@ export async function partFileProblems(dir: string, manifest: Manifest, parts: A
 async function checkEach(dir: string, listed: Listed[], parallel: number): Promise<string[]> {
   const problems: string[] = [];
   const queue = [...listed];
-  const one = async () => {
-    for (let f = queue.shift(); f; f = queue.shift()) {
-      const problem = await checkFile(dir, f);
-      if (problem) problems.push(problem);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, 16)) }, one));
+  const lanes = Math.max(1, Math.min(parallel, 16, listed.length));
+  await withFileHashers(lanes, (hashers) =>
+    Promise.all(
+      hashers.map(async (hasher) => {
+        for (let f = queue.shift(); f; f = queue.shift()) {
+          const problem = await checkFile(dir, f, hasher);
+          if (problem) problems.push(problem);
+        }
+      }),
+    ),
+  );
   return problems;
 }
 
@@ -338,7 +341,7 @@ async function extraFiles(dir: string, listed: Set<string>, lookInData: boolean)
 }
 
 // Reads the file once, without following a link; a problem or nothing.
-async function checkFile(dir: string, f: Listed): Promise<string | undefined> {
+async function checkFile(dir: string, f: Listed, hasher: FileHasher): Promise<string | undefined> {
   const file = path.join(dir, f.name);
   let stat: fs.Stats;
   try {
@@ -351,18 +354,12 @@ async function checkFile(dir: string, f: Listed): Promise<string | undefined> {
   if (!stat.isFile()) return `${file} is not a regular file`;
   if (stat.size !== f.bytes) return `${file} is ${stat.size} bytes, the manifest says ${f.bytes}${stat.size < f.bytes ? ' (cut off)' : ''}`;
   try {
-    const sha256 = await fileSha256(file);
+    const sha256 = await hasher.sha256(file);
     if (sha256 !== f.sha256) return `${file} has sha256 ${sha256}, the manifest says ${f.sha256} (its content changed)`;
   } catch (err) {
     return `${file} cannot be read: ${(err as Error).message}`;
   }
   return undefined;
-}
-
-export async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline((await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)).createReadStream(), hash);
-  return hash.digest('hex');
 }
 
 // The snapshot's row says it can still be applied.
