@@ -57,15 +57,22 @@ export function checkReleases(releases: Release[], migrations: SqlFile[], defaul
   }
   if (newest.version !== defaultVersion) fail(`the newest release is ${newest.version} but steep_repl.control has default_version '${defaultVersion}'`);
   // pg_extension_config_dump appends, so an updated database lists kept relations first: a fresh one must too.
-  // A relation dropped by a later release and made again under its name
-  // (snapshots: 0.1.0, then 0.5.0) is a new one.
-  for (const [i, old] of releases.slice(0, -1).entries()) {
-    const kept = old.config.filter((c) => releases.slice(i).every((r) => r.config.includes(c)));
+  for (const old of releases.slice(0, -1)) {
+    const kept = keptConfig(releases, old);
     const expected = [...kept, ...newest.config.filter((c) => !kept.includes(c))];
     if (expected.join() !== newest.config.join()) {
       fail(`${newest.version}'s config must keep ${old.version}'s relations in their order and add new ones last: ${expected.join(', ')}`);
     }
   }
+}
+
+// The relations of old's pg_dump list that stay on it through every later
+// release. One dropped by a later release and made again under its name
+// (snapshots: 0.1.0, dropped by 0.2.0, made again by 0.5.0) is another
+// relation: it leaves the list and joins it again.
+function keptConfig(releases: Release[], old: Release): string[] {
+  const later = releases.slice(releases.findIndex((r) => r.version === old.version));
+  return old.config.filter((c) => later.every((r) => r.config.includes(c)));
 }
 
 export function releases(): Release[] {
@@ -127,8 +134,9 @@ $$;
 export function buildUpdateScript(from: string): string {
   const { release: old, current } = release(from);
   if (old === current) throw new Error(`steep_repl ${from} is the current version: there is nothing to update to`);
-  const leaving = old.config.filter((c) => !current.config.includes(c));
-  const joining = current.config.filter((c) => !old.config.includes(c));
+  const kept = keptConfig(releases(), old);
+  const leaving = old.config.filter((c) => !kept.includes(c));
+  const joining = current.config.filter((c) => !kept.includes(c));
   return [
     header,
     `\\echo Use "ALTER EXTENSION steep_repl UPDATE TO '${current.version}'" to load this file. \\quit`,

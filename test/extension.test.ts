@@ -243,7 +243,8 @@ describe('extension steep_repl', () => {
     const [fromUpdate, fromExtension, fromMigrations] = await Promise.all([catalog(viaUpdate.url), catalog(viaExtension.url), catalog(viaMigrations.url)]);
     expect((fromUpdate.init_methods as Array<{ method: string }>).map((m) => m.method)).toEqual(expect.arrayContaining(['snapshot', 'direct']));
     expect(fromUpdate.init_option_specs.length).toBeGreaterThan(0);
-    expect((fromUpdate.relations as Array<{ relname: string }>).map((r) => r.relname)).not.toContain('snapshots');
+    // dropped by 000004 (0.2.0) and never made again; snapshots was made again in 0.5.0
+    expect((fromUpdate.relations as Array<{ relname: string }>).map((r) => r.relname)).not.toContain('coordinator_state');
     for (const name of Object.keys(catalogQueries)) {
       expect({ [name]: fromUpdate[name] }).toEqual({ [name]: fromExtension[name] });
       expect({ [name]: fromUpdate[name] }).toEqual({ [name]: fromMigrations[name] });
@@ -253,7 +254,15 @@ describe('extension steep_repl', () => {
     const [fresh] = await query(viaExtension.url, extensionRow);
     expect(updated).toEqual(fresh);
     expect(updated.extversion).toBe(extensionVersion());
-    expect(updated.config).toEqual(['steep_repl.nodes', 'steep_repl.schema_fingerprints', 'steep_repl.audit_log', 'steep_repl.audit_log_audit_id_seq']);
+    // 0.1.0's snapshots (dropped by 0.2.0) left the list; 0.5.0's joined it
+    expect(updated.config).toEqual([
+      'steep_repl.nodes',
+      'steep_repl.schema_fingerprints',
+      'steep_repl.audit_log',
+      'steep_repl.audit_log_audit_id_seq',
+      'steep_repl.snapshots',
+      'steep_repl.snapshot_parts',
+    ]);
   });
 
   it('keeps the user\'s rows through the update, and goes on from them', async () => {
