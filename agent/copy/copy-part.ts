@@ -4,13 +4,14 @@
 // back-pressure, so memory stays flat whatever the size. The target side
 // runs in one transaction that also marks the part done: a copy cut off
 // anywhere leaves no rows of it and the part still to do.
-import { Duplex, Readable, Transform } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { ident, qualified } from '../replication/quoting';
 import { Part } from '../../lib/sql/initParts';
 import { rangeCondition } from './parts';
+import { rateLimit } from './throttle';
 
 // How a table's columns travel: by name, binary where both sides allow it.
 export interface ColumnPlan {
@@ -63,10 +64,6 @@ export interface PartSource {
   close(): Promise<void>;
 }
 
-// Bytes per second per worker, for an operator who must spare the source
-// or the target (and for tests that need a copy to take a while); unset: no limit.
-const maxRate = Number(process.env.STEEP_REPL_COPY_MAX_RATE ?? 0);
-
 // bytes: a counter the caller reads while the copy runs.
 export async function copyPart(options: {
   nodeId: string;
@@ -99,7 +96,7 @@ export async function copyPart(options: {
     const into = target.query(copyFrom(write));
     const last = stream.streams[stream.streams.length - 1];
     last.on('data', (chunk: Buffer) => (options.progress.bytes += chunk.length));
-    await pipeline([...stream.streams, ...(maxRate > 0 ? [throttle(maxRate)] : []), into]);
+    await pipeline([...stream.streams, ...rateLimit(), into]);
     const copied = { rows: into.rowCount, bytes: options.progress.bytes };
     stream.verify?.(copied);
     await target.query('SELECT steep_repl.finish_init_part($1, $2, $3, $4, $5, $6)', [
@@ -117,16 +114,4 @@ export async function copyPart(options: {
     await target.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
-}
-
-function throttle(bytesPerSecond: number): Transform {
-  const startedAt = Date.now();
-  let sent = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      sent += chunk.length;
-      const due = startedAt + (sent / bytesPerSecond) * 1000;
-      setTimeout(() => done(null, chunk), Math.max(0, due - Date.now()));
-    },
-  });
 }

@@ -13,6 +13,7 @@ import { PartReport } from '../../lib/sql/reportInitParts';
 import type { InitRun } from '../init/runner';
 import { pollMs } from '../init/runner';
 import { RateMeter } from '../init/rate-meter';
+import { runLanes } from './lanes';
 import { publicationProblems, StreamBroken } from '../init/verify-stream';
 import { dropSessionOrigin, originSessionEnd, originSessionStart } from '../replication/origin';
 import { ColumnPlan, copyPart, PartReader, PartSource } from './copy-part';
@@ -30,31 +31,23 @@ interface Active {
 export async function copyParts(run: InitRun, reader: PartReader, parts: Part[], parallel: number): Promise<void> {
   const queue = parts.filter((p) => p.state === 'pending' || p.state === 'copying').sort((a, b) => b.bytes_estimate - a.bytes_estimate);
   if (!queue.length) return;
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  for (const signal of run.signals) signal.addEventListener('abort', stop, { once: true });
   const active = new Map<number, Active>();
   const plans = new Map<string, Promise<ColumnPlan>>();
   const workers = Math.min(parallel, queue.length);
-  let failure: unknown;
-  const fail = (err: unknown) => {
-    failure ??= err;
-    controller.abort();
-  };
 
-  const worker = async (n: number) => {
+  const worker = async (n: number, signal: AbortSignal) => {
     let source: PartSource | undefined;
     let target: Client | undefined;
     try {
-      source = await reader.open(n, controller.signal);
-      target = await run.connectTarget('steep-repl copy', controller.signal);
+      source = await reader.open(n, signal);
+      target = await run.connectTarget('steep-repl copy', signal);
       await target.query('SET session_replication_role = replica');
       // a part's COPY takes as long as the part
       await target.query('SET statement_timeout = 0');
       // a crash loses a part's rows together with its done mark: still exact
       await target.query('SET synchronous_commit = off');
       await originSessionStart(target, n);
-      for (let part = queue.shift(); part && !controller.signal.aborted; part = queue.shift()) {
+      for (let part = queue.shift(); part && !signal.aborted; part = queue.shift()) {
         const started = await startInitPart(target, run.nodeId, part, n);
         if (!started) continue;
         const key = `${part.leaf_schema}.${part.leaf_name}`;
@@ -64,7 +57,7 @@ export async function copyParts(run: InitRun, reader: PartReader, parts: Part[],
         active.set(n, { part, pid: (target as unknown as { processID: number }).processID, progress });
         const t0 = Date.now();
         const copied = await copyPart({ nodeId: run.nodeId, source, target, part, plan, again: started.copies > 1, progress }).catch((err) => {
-          throw controller.signal.aborted || isConnectionError(err) ? err : partFailed(run, part!, err);
+          throw signal.aborted || isConnectionError(err) ? err : partFailed(run, part!, err);
         });
         active.delete(n);
         if (copied.leftovers) run.log('warn', 'init.part_leftovers_removed', { part: partLabel(part), rows: copied.leftovers });
@@ -81,8 +74,6 @@ export async function copyParts(run: InitRun, reader: PartReader, parts: Part[],
       }
       await originSessionEnd(target);
       await dropSessionOrigin(target, n);
-    } catch (err) {
-      fail(err);
     } finally {
       active.delete(n);
       await Promise.all([source?.close().catch(() => undefined), target?.end().catch(() => undefined)]);
@@ -121,20 +112,11 @@ export async function copyParts(run: InitRun, reader: PartReader, parts: Part[],
   };
 
   run.log('info', 'init.copy_started', { parts: queue.length, workers, ...reader.describe });
-  const running = Promise.all(Array.from({ length: workers }, (_, i) => worker(i + 1)));
-  let done = false;
-  void running.then(() => (done = true));
   try {
-    while (!done && !controller.signal.aborted) {
-      await report().catch(fail);
-      await Promise.race([running, new Promise((r) => setTimeout(r, pollMs))]);
-    }
-    await running;
+    await runLanes({ lanes: workers, signals: run.signals, everyMs: pollMs, lane: worker, report });
   } finally {
-    for (const signal of run.signals) signal.removeEventListener('abort', stop);
+    run.checkpoint();
   }
-  run.checkpoint();
-  if (failure) throw failure;
   await run.reportParts([], { workers_active: 0 });
 }
 

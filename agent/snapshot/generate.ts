@@ -57,6 +57,7 @@ import {
 } from '../../lib/sql/snapshots';
 import { HeldSnapshot, holdSeconds, importSnapshot, isSnapshotGone, startHolder } from '../copy/holder';
 import { partLabel, planParts } from '../copy/parts';
+import { runLanes } from '../copy/lanes';
 import { RateMeter } from '../init/rate-meter';
 import { isConnectionError } from '../init/failure';
 import { dropPublication, ensurePublication } from '../replication/publication';
@@ -281,31 +282,23 @@ class GenerateRun {
   private async writeOnce(parts: SnapshotPart[]): Promise<void> {
     const snapshotName = this.status.snapshot_name!;
     const queue = parts.filter((p) => p.state !== 'done').sort((a, b) => b.bytes_estimate - a.bytes_estimate);
-    const controller = new AbortController();
-    const stop = () => controller.abort();
-    for (const signal of [this.ctx.cancel, this.ctx.shutdown]) signal.addEventListener('abort', stop, { once: true });
     const active = new Map<number, { part: SnapshotPart; pid: number; progress: { bytes: number } }>();
-    let failure: unknown;
-    const fail = (err: unknown) => {
-      failure ??= err;
-      controller.abort();
-    };
     // what the done parts hold, for the rates and the ETA
     let doneRows = parts.filter((p) => p.state === 'done').reduce((n, p) => n + Number(p.rows ?? 0), 0);
     let doneBytes = parts.filter((p) => p.state === 'done').reduce((n, p) => n + Number(p.raw_bytes ?? 0), 0);
     const rowsEstimate = parts.reduce((n, p) => n + Number(p.rows_estimate), 0);
     const workers = Math.min(Number(this.status.parallel), queue.length);
 
-    const worker = async (n: number) => {
+    const worker = async (n: number, signal: AbortSignal) => {
       let source: Client | undefined;
       try {
-        source = await this.connectReader('steep-repl snapshot writer', controller.signal);
+        source = await this.connectReader('steep-repl snapshot writer', signal);
         try {
           await importSnapshot(source, snapshotName);
         } catch (err) {
           throw isSnapshotGone(err) ? new SnapshotGone(snapshotName) : err;
         }
-        for (let part = queue.shift(); part && !controller.signal.aborted; part = queue.shift()) {
+        for (let part = queue.shift(); part && !signal.aborted; part = queue.shift()) {
           const started = await startSnapshotPart(this.db, this.id, part, n);
           if (!started) continue;
           const plan = await this.tablePlan(part);
@@ -330,8 +323,6 @@ class GenerateRun {
             writes: started.writes,
           });
         }
-      } catch (err) {
-        fail(err);
       } finally {
         active.delete(n);
         await source?.end().catch(() => undefined);
@@ -362,19 +353,7 @@ class GenerateRun {
     };
 
     this.log('info', 'snapshot.write_started', { parts: queue.length, workers, snapshot: snapshotName });
-    const running = Promise.all(Array.from({ length: workers }, (_, i) => worker(i + 1)));
-    let done = false;
-    void running.then(() => (done = true));
-    try {
-      while (!done && !controller.signal.aborted) {
-        await report().catch(fail);
-        await Promise.race([running, new Promise((r) => setTimeout(r, reportMs))]);
-      }
-      await running;
-    } finally {
-      for (const signal of [this.ctx.cancel, this.ctx.shutdown]) signal.removeEventListener('abort', stop);
-    }
-    if (failure) throw failure;
+    await runLanes({ lanes: workers, signals: [this.ctx.cancel, this.ctx.shutdown], everyMs: reportMs, lane: worker, report });
     this.checkpoint();
     await reportSnapshotParts(this.db, this.id, [], { workers_active: 0, eta_seconds: 0 });
   }

@@ -17,6 +17,7 @@ import { compressor } from '../../lib/snapshot/compression';
 import { Compression, ManifestColumn } from '../../lib/snapshot/manifest';
 import { SnapshotPart, WrittenPart } from '../../lib/sql/snapshots';
 import { rangeCondition } from '../copy/parts';
+import { rateLimit } from '../copy/throttle';
 import { ident } from '../replication/quoting';
 import { syncDir, syncFile, tmpSuffix } from './files';
 
@@ -42,10 +43,6 @@ export function copyStatement(part: SnapshotPart, plan: TablePlan): string {
   return where ? `COPY (SELECT ${cols} FROM ONLY ${leaf} WHERE ${where}) TO STDOUT${format}` : `COPY ${leaf} (${cols}) TO STDOUT${format}`;
 }
 
-// Bytes per second per worker, for an operator who must spare the source
-// (and for tests that need a generate to take a while); unset: no limit.
-const maxRate = () => Number(process.env.STEEP_REPL_COPY_MAX_RATE ?? 0);
-
 // progress.bytes: the raw bytes so far, read by the caller while it runs.
 export async function writePart(options: {
   source: Client;
@@ -66,9 +63,8 @@ export async function writePart(options: {
   const stored = hashing({ bytes: 0 });
   const out = source.query(copyTo(copyStatement(part, options.plan)));
   const file = fs.createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
-  const rate = maxRate();
   const compressing = options.compression === 'none' ? [] : [compressor(options.compression)];
-  const stages = [out, ...(rate > 0 ? [throttle(rate)] : []), raw, ...compressing, stored.stream, file] as const;
+  const stages = [out, ...rateLimit(), raw, ...compressing, stored.stream, file] as const;
   await pipeline(stages as unknown as [NodeJS.ReadableStream, ...NodeJS.WritableStream[]]);
   await syncFile(tmp);
   await fs.promises.rename(tmp, final);
@@ -96,16 +92,4 @@ function hashing(counter: { bytes: number }): { stream: Transform; hash: Hash; c
     },
   });
   return { stream, hash, counter };
-}
-
-function throttle(bytesPerSecond: number): Transform {
-  const startedAt = Date.now();
-  let sent = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      sent += chunk.length;
-      const due = startedAt + (sent / bytesPerSecond) * 1000;
-      setTimeout(() => done(null, chunk), Math.max(0, due - Date.now()));
-    },
-  });
 }

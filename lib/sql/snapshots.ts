@@ -4,7 +4,7 @@
 // numbers there; snapshot_overview's bigint columns are read as float8.
 import type { Compression } from '../snapshot/manifest';
 import { Queryable, TableName } from './queryable';
-import type { Split } from './initParts';
+import type { Part, Split } from './initParts';
 
 export type SnapshotState = 'generating' | 'ready' | 'failed' | 'expired' | 'deleted';
 
@@ -209,17 +209,7 @@ export async function expireSnapshot(db: Queryable, snapshotId: string): Promise
 }
 
 // A part of a snapshot as planned (snapshot_parts), ranges as decimal text.
-export interface SnapshotPart extends TableName {
-  leaf_schema: string;
-  leaf_name: string;
-  part_no: number;
-  part_count: number;
-  split: Split;
-  key_column: string | null;
-  range_start: string | null;
-  range_end: string | null;
-  bytes_estimate: number;
-  rows_estimate: number;
+export interface SnapshotPart extends Omit<Part, 'state' | 'copies'> {
   file_name: string;
   state?: 'pending' | 'writing' | 'done';
   writes?: number;
