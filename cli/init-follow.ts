@@ -7,6 +7,7 @@ import { channels, listen, ProgressNotification, StateNotification } from '../li
 import { bytes, bytesPerSecond, eta, percent, rowsPerSecond, shellWord } from '../lib/format';
 import { getInitStatus, InitStatus } from '../lib/sql/getInitStatus';
 import type { LeftBehind } from '../lib/sql/getLeftBehind';
+import { oneReadAtATime } from './one-read-at-a-time';
 
 export interface FollowOptions {
   // Renders the node's progress; called on every update.
@@ -61,23 +62,7 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
         return getInitStatus(await replacement, nodeId);
       })
       .then(update, (err) => stopped || fail(err));
-  // One read at a time, and one more after it when asked meanwhile: reads
-  // that overlap could land out of order and show an older status last.
-  let reading: Promise<unknown> | undefined;
-  let readAgain = false;
-  const reread = (): void => {
-    if (reading) {
-      readAgain = true;
-      return;
-    }
-    reading = readOnce().finally(() => {
-      reading = undefined;
-      if (readAgain && !stopped) {
-        readAgain = false;
-        reread();
-      }
-    });
-  };
+  const reread = oneReadAtATime(readOnce, () => stopped);
   const listener = listen(config, [channels.state, channels.progress], {
     onConnected: () => reread(),
     onDisconnected: () => {

@@ -7,6 +7,7 @@ import { Client, ClientConfig } from 'pg';
 import { bytes, bytesPerSecond, eta, percent, shellWord } from '../lib/format';
 import { channels, listen } from '../lib/notifications';
 import { getSnapshotStatus, SnapshotStatus } from '../lib/sql/snapshots';
+import { oneReadAtATime } from './one-read-at-a-time';
 
 export const snapshotSettled = (s: SnapshotStatus): boolean => s.state !== 'generating';
 
@@ -54,23 +55,7 @@ export function followSnapshot(
         // a link still down: the next connect or tick reads again
         if (!stopped && !linkDropped) fail(err);
       });
-  // One read at a time, and one more after it when asked meanwhile.
-  let reading: Promise<unknown> | undefined;
-  let readAgain = false;
-  const reread = (): void => {
-    if (stopped) return;
-    if (reading) {
-      readAgain = true;
-      return;
-    }
-    reading = readOnce().finally(() => {
-      reading = undefined;
-      if (readAgain && !stopped) {
-        readAgain = false;
-        reread();
-      }
-    });
-  };
+  const reread = oneReadAtATime(readOnce, () => stopped);
   const listener = listen(config, [channels.progress, channels.events], {
     onConnected: () => {
       linkDropped = false;
@@ -90,7 +75,7 @@ export function followSnapshot(
       stopped = true;
       clearInterval(ticker);
       await listener.close();
-      await reading?.catch(() => undefined);
+      await reread.current()?.catch(() => undefined);
       await ownReader?.end().catch(() => undefined);
     },
   };
