@@ -51,7 +51,10 @@ export async function cleanupInit(options: {
   let kept: string[] = [];
   if (source) {
     try {
-      if (await releaseCopiedSlot(source, state.slot_name ?? state.replication_name)) removed.push(`slot ${state.slot_name ?? state.replication_name}`);
+      // only a two-phase init has one (and only it may need to write steep_repl's tables on the source)
+      if (state.snapshot_id && (await releaseCopiedSlot(source, state.slot_name ?? state.replication_name))) {
+        removed.push(`slot ${state.slot_name ?? state.replication_name}`);
+      }
       kept = await keepPreparedSlot(source, state.slot_name ?? state.replication_name, !!subscription);
       const { names, like } = slotPatterns(state, subscriptionOid, subscription?.slot_name);
       for (const slot of (await findSlots(source, names, like)).filter((s) => !kept.includes(s.slot_name))) {
