@@ -13,53 +13,35 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cluster, removeRunSync } from '../lib/embedded-cluster';
 import { startInit } from '../lib/sql/startInit';
-import { createDatabase, dropDatabase, query, startOwnClusters, withClient } from '../test/support/clusters';
+import { dropDatabase, query, startOwnClusters, withClient } from '../test/support/clusters';
 import { followInit, InitFollower } from '../test/support/init-follower';
-import { createNodeDb, dropReplicationObjects, NodeDb, registerIn, registerPair } from '../test/support/node-pair';
+import { createNodeDb, dropReplicationObjects, registerPair } from '../test/support/node-pair';
 import { AgentProcess } from '../test/support/processes';
 import { waitUntil } from '../test/support/wait';
 import { Benchmark } from './run';
 import {
   bigTable,
+  buildDataset,
   childPids,
   contentSums,
+  Dataset,
   differences,
-  generate,
   MiB,
+  numberArg,
   PipeItem,
+  plainTarget,
   procStatus,
   rawPipe,
   rowCounts,
   schemaSql,
   smallTable,
   splitItems,
-  TableSpec,
-  tableSizes,
+  stringArg,
 } from './support-copy';
 
 const smallTables = 10;
 const runTimeoutMs = 60 * 60_000;
 const rssGoal = 300 * MiB;
-
-function numberArg(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-}
-
-function stringArg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
-interface Dataset {
-  source: NodeDb;
-  tables: TableSpec[];
-  sizes: Record<string, number>;
-  bytes: number;
-  // per table: count:hash on the source, to check direct's targets against
-  sums: Record<string, string>;
-  counts: Record<string, string>;
-}
 
 interface Result {
   variant: string;
@@ -85,32 +67,6 @@ let logDir: string | undefined;
 
 // Every agent this run started, for the signal handler.
 const agents = new Set<AgentProcess>();
-
-async function buildDataset(cluster: Cluster, id: string, tables: TableSpec[]): Promise<Dataset> {
-  const source = await createNodeDb(cluster, id, id, { installer: 'cli' });
-  await registerIn(source, source);
-  await query(source.url, schemaSql(tables));
-  const generating = Date.now();
-  await generate(source.url, tables);
-  const sizes = await tableSizes(source.url, tables);
-  const bytes = Object.values(sizes).reduce((a, b) => a + b, 0);
-  const names = tables.map((t) => t.name);
-  const hashing = Date.now();
-  const sums = await contentSums(source.url, names);
-  const counts = await rowCounts(source.url, names);
-  const list = tables.map((t) => `${t.name} ${(sizes[t.name] / MiB).toFixed(0)}`).join(', ');
-  console.log(
-    `dataset ${id}: ${(bytes / MiB).toFixed(0)} MB in ${tables.length} tables (MB: ${list.length > 160 ? list.slice(0, 160) + ', ...' : list}); generated in ${((hashing - generating) / 1000).toFixed(0)} s, hashed in ${((Date.now() - hashing) / 1000).toFixed(0)} s`,
-  );
-  return { source, tables, sizes, bytes, sums, counts };
-}
-
-// A plain database with the schema, for the raw pipe and native runs.
-async function plainTarget(cluster: Cluster, tag: string, data: Dataset): Promise<{ name: string; url: string }> {
-  const db = await createDatabase(cluster, tag);
-  await query(db.url, schemaSql(data.tables));
-  return db;
-}
 
 async function rawRun(data: Dataset, target: Cluster, streams: number): Promise<Result> {
   const variant = `raw pipe ${streams} stream${streams > 1 ? 's' : ''}`;

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { Cluster, removeRunSync } from '../lib/embedded-cluster';
 import { Compression } from '../lib/snapshot/manifest';
 import { startInit } from '../lib/sql/startInit';
-import { createDatabase, dropDatabase, query, startOwnClusters, withClient } from '../test/support/clusters';
+import { dropDatabase, query, startOwnClusters, withClient } from '../test/support/clusters';
 import { followInit, InitFollower } from '../test/support/init-follower';
 import { createNodeDb, dropReplicationObjects, registerPair } from '../test/support/node-pair';
 import { AgentProcess } from '../test/support/processes';
@@ -29,6 +29,7 @@ import {
   differences,
   MiB,
   numberArg,
+  plainTarget,
   rowCounts,
   schemaSql,
   smallTable,
@@ -86,13 +87,6 @@ function saveLog(agent: AgentProcess, name: string): void {
   if (!logDir) return;
   fs.mkdirSync(logDir, { recursive: true });
   fs.writeFileSync(path.join(logDir, `${name}.log`), agent.raw.join('\n') + '\n');
-}
-
-// A plain database with the schema, for the raw load.
-async function plainTarget(cluster: Cluster, tag: string, data: Dataset): Promise<{ name: string; url: string }> {
-  const db = await createDatabase(cluster, tag);
-  await query(db.url, schemaSql(data.tables));
-  return db;
 }
 
 interface Context {

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { Cluster } from '../lib/embedded-cluster';
-import { query } from '../test/support/clusters';
+import { createDatabase, query } from '../test/support/clusters';
 import { createNodeDb, NodeDb, registerIn } from '../test/support/node-pair';
 
 export const MiB = 1024 * 1024;
@@ -124,6 +124,13 @@ export async function buildDataset(cluster: Cluster, id: string, tables: TableSp
     `dataset ${id}: ${(bytes / MiB).toFixed(0)} MB in ${tables.length} tables (MB: ${list.length > 160 ? list.slice(0, 160) + ', ...' : list}); generated in ${((hashing - generating) / 1000).toFixed(0)} s, hashed in ${((Date.now() - hashing) / 1000).toFixed(0)} s`,
   );
   return { source, tables, sizes, bytes, sums, counts };
+}
+
+// A plain database with the schema, for the baselines.
+export async function plainTarget(cluster: Cluster, tag: string, data: Dataset): Promise<{ name: string; url: string }> {
+  const db = await createDatabase(cluster, tag);
+  await query(db.url, schemaSql(data.tables));
+  return db;
 }
 
 export async function tableSizes(url: string, tables: readonly TableSpec[]): Promise<Record<string, number>> {
