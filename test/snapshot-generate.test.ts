@@ -511,6 +511,18 @@ describe('snapshot generate', () => {
     expect(warned.details).toMatchObject({ slot_name: `steep_${id}`, threshold_bytes: 1, state: 'ready' });
     expect(warned.details.retained_bytes).toBeGreaterThan(1);
 
+    // with max_slot_wal_keep_size set, a slot close to being invalidated is at risk (safe_wal_size)
+    await query(gen.url, "ALTER SYSTEM SET max_slot_wal_keep_size = '10GB'");
+    try {
+      await query(gen.url, 'SELECT pg_reload_conf()');
+      await waitUntil('safe_wal_size known', async () => (await query(gen.url, 'SELECT safe_wal_size FROM pg_replication_slots WHERE slot_name = $1', [`steep_${id}`]))[0]?.safe_wal_size != null);
+      const [{ watch }] = await query(gen.url, 'SELECT steep_repl.watch_snapshot_slots($1) AS watch', [20 * 1024 ** 3]);
+      expect(watch.at_risk).toEqual(expect.arrayContaining([expect.objectContaining({ snapshot_id: id, reason: expect.stringMatching(/^only .* more WAL may be written before max_slot_wal_keep_size invalidates it/) })]));
+    } finally {
+      await query(gen.url, 'ALTER SYSTEM RESET max_slot_wal_keep_size');
+      await query(gen.url, 'SELECT pg_reload_conf()');
+    }
+
     // due now: the expiry job runs at once
     await query(gen.url, 'UPDATE steep_repl.snapshots SET expires_at = now() WHERE snapshot_id = $1', [id]);
     await query(gen.url, "SELECT graphile_worker.add_job('snapshot_expire', json_build_object('snapshot_id', $1::text), job_key => 'snapshot_expire:' || $1)", [id]);

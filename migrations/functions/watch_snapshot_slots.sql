@@ -1,7 +1,9 @@
 -- The watch over the slots of this node's live snapshots (task
 -- snapshot_watch, every STEEP_REPL_SNAPSHOT_WATCH_SECONDS): a slot that
--- retains more than p_warn_bytes of WAL, or whose wal_status is unreserved
--- (max_slot_wal_keep_size may remove WAL it needs), is warned of
+-- retains more than p_warn_bytes of WAL, whose wal_status is unreserved
+-- (max_slot_wal_keep_size may remove WAL it needs), or that may see less
+-- than p_warn_bytes more WAL written before that happens (safe_wal_size;
+-- NULL without max_slot_wal_keep_size), is warned of
 -- (snapshot.slot_at_risk), again after p_repeat; a ready snapshot whose slot
 -- is lost (invalidated) or gone can no longer be applied and fails. Returns
 -- {live, at_risk: [... warned: whether this run emitted the event],
@@ -40,6 +42,9 @@ BEGIN
       CONTINUE;
     END IF;
     v_reason := CASE WHEN r.wal_status IN ('unreserved', 'lost') THEN format('wal_status is %s', r.wal_status)
+                     WHEN r.safe_wal_size < p_warn_bytes
+                       THEN format('only %s more WAL may be written before max_slot_wal_keep_size invalidates it (safe_wal_size)',
+                                   pg_size_pretty(greatest(r.safe_wal_size, 0)))
                      WHEN r.retained_bytes > p_warn_bytes THEN format('it retains %s of WAL (over %s)', pg_size_pretty(r.retained_bytes),
                                                                       pg_size_pretty(p_warn_bytes)) END;
     IF v_reason IS NULL THEN
