@@ -9,7 +9,6 @@
 // a sum of row hashes per table) and report the agent's peak RSS. Runs on
 // clusters of its own. See docs/bench.md.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cluster, removeRunSync } from '../lib/embedded-cluster';
 import { startInit } from '../lib/sql/startInit';
@@ -19,6 +18,7 @@ import { createNodeDb, dropReplicationObjects, registerPair } from '../test/supp
 import { AgentProcess } from '../test/support/processes';
 import { waitUntil } from '../test/support/wait';
 import { Benchmark } from './run';
+import { attempt as attemptVariant, combine, errorLine, highest, median, RoundResult } from './support-rounds';
 import {
   bigTable,
   buildDataset,
@@ -43,23 +43,13 @@ const smallTables = 10;
 const runTimeoutMs = 60 * 60_000;
 const rssGoal = 300 * MiB;
 
-interface Result {
-  variant: string;
-  seconds?: number;
-  mb_per_s?: number;
+interface Result extends RoundResult {
   // direct: the agent's VmHWM at synchronized; the peak of its child
   // processes' summed VmRSS (the snapshot holder), sampled; its phases
   rss_peak_mb?: number;
   children_rss_peak_mb?: number;
   phases?: { setup: number; copy: number; finish: number };
   parts?: string;
-  check: 'ok' | 'counts ok' | 'MISMATCH' | 'error';
-  error?: string;
-  // the 1-minute load average when it ended: others' work on the 2 cores skews the times
-  load?: number;
-  // with --rounds: how many, and each one's time
-  rounds?: number;
-  all_seconds?: number[];
 }
 
 // --logs <dir>: each direct run's agent log goes to <dir>/<node id>.log
@@ -195,51 +185,27 @@ function describe(r: Result): string {
   return parts.join('  ');
 }
 
-// Runs one variant; a failure is recorded, and the others still run.
-async function attempt(variant: string, results: Result[], run: () => Promise<Result>, prefix = ''): Promise<void> {
-  let result: Result;
-  try {
-    result = await run();
-  } catch (err) {
-    result = { variant, check: 'error', error: (err as Error).message.split('\n')[0] };
-    console.error(`${variant} failed:`, err);
-  }
-  result.load = os.loadavg()[0];
-  results.push(result);
-  console.log(prefix + describe(result));
+// One variant over its rounds, with each phase's median and the highest RSS.
+function combineRounds(rounds: Result[]): Result {
+  return combine(rounds, (timed) => {
+    const phaseTimes = timed.filter((r) => r.phases).map((r) => r.phases!);
+    return {
+      phases: phaseTimes.length
+        ? { setup: median(phaseTimes.map((p) => p.setup)), copy: median(phaseTimes.map((p) => p.copy)), finish: median(phaseTimes.map((p) => p.finish)) }
+        : undefined,
+      rss_peak_mb: highest(timed, (r) => r.rss_peak_mb),
+      children_rss_peak_mb: highest(timed, (r) => r.children_rss_peak_mb),
+    };
+  });
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
-// One variant over its rounds: the median time, the highest RSS and load,
-// the worst check; each phase's median; the parts of the round nearest the median.
-function combine(rounds: Result[]): Result {
-  if (rounds.length === 1) return rounds[0];
-  const failed = rounds.find((r) => r.check === 'MISMATCH' || r.check === 'error');
-  const timed = rounds.filter((r) => r.seconds !== undefined);
-  if (failed || !timed.length) return { ...(failed ?? rounds[0]), rounds: rounds.length };
-  const seconds = median(timed.map((r) => r.seconds!));
-  const nearest = [...timed].sort((a, b) => Math.abs(a.seconds! - seconds) - Math.abs(b.seconds! - seconds))[0];
-  const phaseTimes = timed.filter((r) => r.phases).map((r) => r.phases!);
-  const phases = phaseTimes.length
-    ? { setup: median(phaseTimes.map((p) => p.setup)), copy: median(phaseTimes.map((p) => p.copy)), finish: median(phaseTimes.map((p) => p.finish)) }
-    : undefined;
-  const max = (pick: (r: Result) => number | undefined) => (timed.some((r) => pick(r) !== undefined) ? Math.max(...timed.map((r) => pick(r) ?? 0)) : undefined);
-  return {
-    ...nearest,
-    seconds,
-    phases,
-    mb_per_s: (nearest.mb_per_s! * nearest.seconds!) / seconds,
-    rss_peak_mb: max((r) => r.rss_peak_mb),
-    children_rss_peak_mb: max((r) => r.children_rss_peak_mb),
-    load: max((r) => r.load),
-    rounds: rounds.length,
-    all_seconds: rounds.map((r) => r.seconds!),
+// Runs one variant; a failure is recorded, and the others still run.
+function attempt(variant: string, results: Result[], run: () => Promise<Result>, prefix = ''): Promise<void> {
+  const failed = (err: Error): Result => {
+    console.error(`${variant} failed:`, err);
+    return { variant, check: 'error', error: errorLine(err) };
   };
+  return attemptVariant(results, run, failed, describe, prefix);
 }
 
 // raw4 only when asked for (--only): 4 streams on 2 cores, to tell the machine's limit from the engine's
@@ -329,11 +295,11 @@ const bench: Benchmark = {
       if (rounds > 1) {
         console.log('');
         for (const [, variant] of selected) {
-          const combined = combine(byVariant.get(variant)!);
+          const combined = combineRounds(byVariant.get(variant)!);
           console.log(`median of ${rounds}: ${describe(combined)}`);
         }
       }
-      results.push(...selected.map(([, variant]) => combine(byVariant.get(variant)!)));
+      results.push(...selected.map(([, variant]) => combineRounds(byVariant.get(variant)!)));
 
       if (rss4x) {
         // the agent's memory on a table 4x the big one, alone in a database of its own

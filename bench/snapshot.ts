@@ -11,7 +11,6 @@
 // synchronized, each checked (row count and a sum of row hashes per table).
 // Runs on clusters of its own. See docs/bench.md.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cluster, removeRunSync } from '../lib/embedded-cluster';
 import { Compression } from '../lib/snapshot/manifest';
@@ -21,6 +20,7 @@ import { followInit, InitFollower } from '../test/support/init-follower';
 import { createNodeDb, dropReplicationObjects, registerPair } from '../test/support/node-pair';
 import { AgentProcess } from '../test/support/processes';
 import { Benchmark } from './run';
+import { attempt as attemptVariant, combine, errorLine, RoundResult } from './support-rounds';
 import {
   bigTable,
   buildDataset,
@@ -55,24 +55,14 @@ const smallTables = 10;
 class NotThere extends Error {}
 const runTimeoutMs = 60 * 60_000;
 
-interface Result {
+interface Result extends RoundResult {
   key: string;
-  variant: string;
-  seconds?: number;
-  mb_per_s?: number;
   // dump and generate: the COPY streams' bytes, and as stored in the files
   raw_bytes?: number;
   stored_bytes?: number;
   parts?: number;
   // generate: setup / writing the parts / finishing; apply: each state reached, seconds after start_init
   phases?: string;
-  check: 'ok' | 'counts ok' | 'MISMATCH' | 'error';
-  error?: string;
-  // the 1-minute load average when it ended: others' work on the 2 cores skews the times
-  load?: number;
-  // with --rounds: how many, and each one's time
-  rounds?: number;
-  all_seconds?: number[];
 }
 
 const compressionsRun: Compression[] = ['none', 'gzip', 'zstd', 'lz4'];
@@ -247,43 +237,13 @@ function describe(r: Result): string {
 }
 
 // Runs one variant; a failure is recorded, and the others still run.
-async function attempt(key: string, variant: string, results: Result[], run: () => Promise<Result>, prefix = ''): Promise<void> {
-  let result: Result;
-  try {
-    result = await run();
-  } catch (err) {
-    result = { key, variant, check: 'error', error: (err as Error).message.split('\n')[0] };
+function attempt(key: string, variant: string, results: Result[], run: () => Promise<Result>, prefix = ''): Promise<void> {
+  const failed = (err: Error): Result => {
     // a feature not built yet, a variant that needs one that failed: the line says it
     if (!(err instanceof NotThere)) console.error(`${variant} failed:`, err);
-  }
-  result.load = os.loadavg()[0];
-  results.push(result);
-  console.log(prefix + describe(result));
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
-// One variant over its rounds: the median time, the highest load, the
-// worst check; sizes and phases of the round nearest the median.
-function combine(rounds: Result[]): Result {
-  if (rounds.length === 1) return rounds[0];
-  const failed = rounds.find((r) => r.check === 'MISMATCH' || r.check === 'error');
-  const timed = rounds.filter((r) => r.seconds !== undefined);
-  if (failed || !timed.length) return { ...(failed ?? rounds[0]), rounds: rounds.length };
-  const seconds = median(timed.map((r) => r.seconds!));
-  const nearest = [...timed].sort((a, b) => Math.abs(a.seconds! - seconds) - Math.abs(b.seconds! - seconds))[0];
-  return {
-    ...nearest,
-    seconds,
-    mb_per_s: (nearest.mb_per_s! * nearest.seconds!) / seconds,
-    load: Math.max(...timed.map((r) => r.load ?? 0)),
-    rounds: rounds.length,
-    all_seconds: rounds.map((r) => r.seconds!),
+    return { key, variant, check: 'error', error: errorLine(err) };
   };
+  return attemptVariant(results, run, failed, describe, prefix);
 }
 
 // Between rounds, untimed: the round's snapshots deleted (slot and
