@@ -22,7 +22,7 @@ import type { InitRun } from '../init/runner';
 import { pollMs } from '../init/runner';
 import { withoutReplicating } from '../replication/origin';
 import { ident, qualified } from '../replication/quoting';
-import { createSubscription, findSubscription } from '../replication/subscription';
+import { createSubscription, findSubscription, SubscriptionRow } from '../replication/subscription';
 import { maxWorkerErrors, pollSubscription } from '../replication/table-sync';
 
 export async function handOver(run: InitRun, resync: TableName[]): Promise<void> {
@@ -32,24 +32,7 @@ export async function handOver(run: InitRun, resync: TableName[]): Promise<void>
   if (toSync.length) await emptyTables(run.target, toSync);
   if (!subscription) {
     if (resync.length) await run.withSource((s) => setPublished(s, run.name, resync, false));
-    subscription = await createSubscription(run.target, {
-      name: run.name,
-      conninfo: run.sourceConninfo(),
-      publication: run.name,
-      slotName: run.state.slot_name ?? run.name,
-      copyData: false,
-      createSlot: false,
-      origin: run.state.origin,
-    });
-    await run.record({ subscription_oid: subscription.oid });
-    run.log('info', 'init.subscription_created', {
-      subscription: run.name,
-      copy_data: false,
-      slot_name: run.state.slot_name,
-      consistent_lsn: run.state.consistent_lsn,
-      origin: run.state.origin,
-      resync: resync.map(tableLabel),
-    });
+    subscription = await subscribeFromSlot(run, run.name, { resync: resync.map(tableLabel) });
   }
   if (resync.length) {
     await run.withSource((s) => setPublished(s, run.name, resync, true));
@@ -59,6 +42,31 @@ export async function handOver(run: InitRun, resync: TableName[]): Promise<void>
   }
   const planned = (await run.refresh()).tables;
   await run.report(planned.map((t) => ({ schema_name: t.schema_name, table_name: t.table_name, state: 'done', rows_copied: t.rows_copied })));
+}
+
+// The subscription from the init's slot, which starts at its consistent
+// point: nothing copied (the parts hold the snapshot's rows), no slot made.
+export async function subscribeFromSlot(run: InitRun, publication: string, logFields: Record<string, unknown> = {}): Promise<SubscriptionRow> {
+  const subscription = await createSubscription(run.target, {
+    name: run.name,
+    conninfo: run.sourceConninfo(),
+    publication,
+    slotName: run.state.slot_name ?? run.name,
+    copyData: false,
+    createSlot: false,
+    origin: run.state.origin,
+  });
+  await run.record({ subscription_oid: subscription.oid });
+  run.log('info', 'init.subscription_created', {
+    subscription: run.name,
+    copy_data: false,
+    slot_name: run.state.slot_name,
+    consistent_lsn: run.state.consistent_lsn,
+    publication,
+    origin: run.state.origin,
+    ...logFields,
+  });
+  return subscription;
 }
 
 // Without replicating, as an apply worker writes (no triggers, no

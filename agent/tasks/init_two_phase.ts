@@ -27,7 +27,8 @@ import { InitMethod, InitRun, initTask, pollMs } from '../init/runner';
 import { preparedSlotConsumed } from '../init/reverse-slot';
 import { ident } from '../replication/quoting';
 import { currentLsn, dropSlot, findSlots } from '../replication/slot';
-import { createSubscription, findSubscription, SubscriptionRow } from '../replication/subscription';
+import { findSubscription, SubscriptionRow } from '../replication/subscription';
+import { subscribeFromSlot } from '../copy/handover';
 import { isReverseOfPair, publicationTables, readSourceSelf } from '../replication/topology';
 import { checkTargetColumns, fileReader, manifestParts, setSnapshotSequences } from '../snapshot/load';
 import { partFileProblems, readManifest, SnapshotRefused, verifySnapshot, VerifiedSnapshot } from '../snapshot/verify';
@@ -99,7 +100,8 @@ const twoPhase: InitMethod = {
     if (!subscription) {
       await copySnapshotSlot(run, manifest);
       await load(run, dir, manifest);
-      subscription = await subscribe(run, manifest);
+      // the snapshot's publication, made before its slot: every change since the consistent point resolves to it
+      subscription = await subscribeFromSlot(run, manifest.publication);
     }
     await switchPublication(run, manifest, subscription);
     await preparedSlotConsumed(run, run.state.slot_name ?? run.name);
@@ -248,30 +250,6 @@ async function load(run: InitRun, dir: string, manifest: Manifest): Promise<void
   if (left.length) throw new SteepError(`${left.length} part(s) of snapshot ${manifest.snapshot_id} were not loaded`);
   const sequences = await setSnapshotSequences(run.target, dir, manifest);
   run.log('info', 'init.sequences_set', { from: 'snapshot', set: sequences.set.length, missing: sequences.missing });
-}
-
-// From the copied slot, streaming the snapshot's publication (made before
-// the slot: every change since the consistent point resolves to it).
-async function subscribe(run: InitRun, manifest: Manifest): Promise<SubscriptionRow> {
-  const subscription = await createSubscription(run.target, {
-    name: run.name,
-    conninfo: run.sourceConninfo(),
-    publication: manifest.publication,
-    slotName: run.state.slot_name ?? run.name,
-    copyData: false,
-    createSlot: false,
-    origin: run.state.origin,
-  });
-  await run.record({ subscription_oid: subscription.oid });
-  run.log('info', 'init.subscription_created', {
-    subscription: run.name,
-    copy_data: false,
-    slot_name: run.state.slot_name,
-    consistent_lsn: run.state.consistent_lsn,
-    publication: manifest.publication,
-    origin: run.state.origin,
-  });
-  return subscription;
 }
 
 // The pair's publication P was made after the slot's consistent point, so
