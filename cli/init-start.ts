@@ -1,7 +1,8 @@
-// What node start and snapshot apply share once they have the init's
-// options: the manual schema check before the start, the word about a
-// missing agent, and following the started init to its end with Ctrl+C
-// cancelling it, the last lines and the exit code (SPEC §4.8).
+// What node start and snapshot apply share: the flags every init takes and
+// the options they give, the manual schema check before the start, the
+// word about a missing agent, and following the started init to its end
+// with Ctrl+C cancelling it, the last lines and the exit code (SPEC §4.8).
+import { Flags } from '@oclif/core';
 import { Client, ClientConfig } from 'pg';
 import { connectToNode } from '../lib/connection';
 import { ExitCode } from '../lib/errors';
@@ -11,8 +12,43 @@ import { InitStatus } from '../lib/sql/getInitStatus';
 import { getLeftBehind } from '../lib/sql/getLeftBehind';
 import { getNode } from '../lib/sql/getNode';
 import { getNodeOverview } from '../lib/sql/listNodes';
+import { jsonFlag } from './base-command';
 import { askToProceed } from './confirm';
 import { cancelOnInterrupt, describeCancelled, exitCodeForInit, followInit, progressRenderer } from './init-follow';
+
+// The flags of every init command besides its own (--from, --parallel, --schema-sync, --resume, ...).
+export const initFlags = {
+  force: Flags.boolean({ description: 'empty target tables that already hold rows (on this node only, not replicated)' }),
+  timeout: Flags.string({ description: 'fail the init if not synchronized within this (seconds, or an interval like "2 hours")' }),
+  'reverse-slot-ttl': Flags.string({
+    description: 'once synchronized, keep a slot for the reverse direction this long (seconds or an interval; default 1 day; 0: none)',
+  }),
+  wait: Flags.boolean({ description: 'follow the init until it ends (--no-wait: queue it and return; follow it with node progress)', default: true, allowNo: true }),
+  yes: Flags.boolean({ char: 'y', description: 'schema sync manual: proceed without asking (for scripts)' }),
+  json: jsonFlag,
+};
+
+// Only what was given: start_init completes the defaults, and a resume
+// keeps what the failed init had. Values as typed (init_options reads and
+// range-checks them), whole seconds as numbers.
+export function initOptions(flags: {
+  'schema-sync'?: string;
+  parallel?: number;
+  force?: boolean;
+  resume?: boolean;
+  timeout?: string;
+  'reverse-slot-ttl'?: string;
+}): Record<string, unknown> {
+  const seconds = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);
+  const options: Record<string, unknown> = {};
+  if (flags['schema-sync'] !== undefined) options.schema_sync = flags['schema-sync'];
+  if (flags.parallel !== undefined) options.parallel = flags.parallel;
+  if (flags.force) options.force = true;
+  if (flags.resume) options.resume = true;
+  if (flags.timeout !== undefined) options.timeout = seconds(flags.timeout);
+  if (flags['reverse-slot-ttl'] !== undefined) options.reverse_slot_ttl = seconds(flags['reverse-slot-ttl']);
+  return options;
+}
 
 // The agent heartbeats its node every few seconds; without one the work
 // waits, which deserves a word rather than a still bar. node_overview

@@ -27,6 +27,3 @@ export function expiresOption(value: string): string | number {
   }
   return text;
 }
-
-// Seconds as a number, anything else as typed (an interval): as node start passes --timeout.
-export const secondsOrInterval = (value: string): string | number => (/^\d+$/.test(value) ? Number(value) : value);

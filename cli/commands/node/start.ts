@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand, jsonFlag } from '../../base-command';
+import { BaseCommand } from '../../base-command';
 import { shellWord } from '../../../lib/format';
 import { schemaSyncModes } from '../../../lib/schema-sync';
 import { startInit } from '../../../lib/sql/startInit';
-import { confirmSchemaManually, followToEnd, warnIfNoAgent } from '../../init-start';
+import { confirmSchemaManually, followToEnd, initFlags, initOptions, warnIfNoAgent } from '../../init-start';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeStart extends BaseCommand<typeof NodeStart> {
@@ -35,32 +35,17 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
       description: "schema check before the copy (default strict; with --resume the failed init's)",
       options: [...schemaSyncModes],
     }),
-    force: Flags.boolean({ description: 'empty target tables that already hold rows (on this node only, not replicated)' }),
-    timeout: Flags.string({ description: 'fail the init if not synchronized within this (seconds, or an interval like "2 hours")' }),
     resume: Flags.boolean({ description: 'resume a failed init from where it stopped' }),
-    'reverse-slot-ttl': Flags.string({
-      description: 'once synchronized, keep a slot for the reverse direction this long (seconds or an interval; default 1 day; 0: none)',
-    }),
-    wait: Flags.boolean({ description: 'follow the init until it ends (--no-wait: queue it and return; follow it with node progress)', default: true, allowNo: true }),
-    yes: Flags.boolean({ char: 'y', description: 'schema sync manual: proceed without asking (for scripts)' }),
-    json: jsonFlag,
+    ...initFlags,
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeStart);
-    // Only what was given: start_init completes the defaults, and a resume keeps what the failed init had.
-    const options: Record<string, unknown> = {};
-    if (flags['schema-sync'] !== undefined) options.schema_sync = flags['schema-sync'];
-    if (flags.parallel !== undefined) options.parallel = flags.parallel;
+    const options = initOptions(flags);
     // As typed: init_options reads sizes (pg_size_bytes) and checks every range,
     // and refuses both for a method that does not take them.
     if (flags['large-table-threshold'] !== undefined) options.split_tables_larger_than = flags['large-table-threshold'];
     if (flags['max-parts'] !== undefined) options.max_parts = flags['max-parts'];
-    if (flags.force) options.force = true;
-    if (flags.resume) options.resume = true;
-    const seconds = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);
-    if (flags.timeout !== undefined) options.timeout = seconds(flags.timeout);
-    if (flags['reverse-slot-ttl'] !== undefined) options.reverse_slot_ttl = seconds(flags['reverse-slot-ttl']);
 
     const { client, config } = await connectToNodeDatabase(flags.db, args.target, 'steep-repl node start');
     try {

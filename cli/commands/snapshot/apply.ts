@@ -1,14 +1,13 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand, jsonFlag } from '../../base-command';
+import { BaseCommand } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { bytes, shellWord } from '../../../lib/format';
 import { schemaSyncModes } from '../../../lib/schema-sync';
 import { getInitStatus } from '../../../lib/sql/getInitStatus';
 import { startInit } from '../../../lib/sql/startInit';
-import { confirmSchemaManually, followToEnd, warnIfNoAgent } from '../../init-start';
+import { confirmSchemaManually, followToEnd, initFlags, initOptions, warnIfNoAgent } from '../../init-start';
 import { connectToNodeDatabase } from '../../node-connection';
 import { describeInput, readSnapshotInput, SnapshotInput } from '../../snapshot-input';
-import { secondsOrInterval } from '../../snapshot-options';
 
 export default class SnapshotApply extends BaseCommand<typeof SnapshotApply> {
   static description =
@@ -36,15 +35,8 @@ export default class SnapshotApply extends BaseCommand<typeof SnapshotApply> {
       description: "schema check before the load (default strict; with --resume the failed init's)",
       options: [...schemaSyncModes],
     }),
-    force: Flags.boolean({ description: 'empty target tables that already hold rows (on this node only, not replicated)' }),
-    timeout: Flags.string({ description: 'fail the init if not synchronized within this (seconds, or an interval like "2 hours")' }),
     resume: Flags.boolean({ description: 'resume a failed apply: parts already loaded and verified are kept' }),
-    'reverse-slot-ttl': Flags.string({
-      description: 'once synchronized, keep a slot for the reverse direction this long (seconds or an interval; default 1 day; 0: none)',
-    }),
-    wait: Flags.boolean({ description: 'follow the init until it ends (--no-wait: queue it and return; follow it with node progress)', default: true, allowNo: true }),
-    yes: Flags.boolean({ char: 'y', description: 'schema sync manual: proceed without asking (for scripts)' }),
-    json: jsonFlag,
+    ...initFlags,
   };
 
   async run(): Promise<void> {
@@ -63,16 +55,9 @@ export default class SnapshotApply extends BaseCommand<typeof SnapshotApply> {
       process.stderr.write(`warning: ${input!.dir}/manifest.json names source ${manifestSource}; applying from ${flags.from} as --from says (the agent checks the source's identity)\n`);
     }
 
-    // Only what was given: start_init completes the defaults, and a resume keeps what the failed init had.
-    const options: Record<string, unknown> = {};
+    const options = initOptions(flags);
     if (input) options.snapshot = input.dir;
     if (flags.snapshot !== undefined) options.snapshot = flags.snapshot;
-    if (flags['schema-sync'] !== undefined) options.schema_sync = flags['schema-sync'];
-    if (flags.parallel !== undefined) options.parallel = flags.parallel;
-    if (flags.force) options.force = true;
-    if (flags.resume) options.resume = true;
-    if (flags.timeout !== undefined) options.timeout = secondsOrInterval(flags.timeout);
-    if (flags['reverse-slot-ttl'] !== undefined) options.reverse_slot_ttl = secondsOrInterval(flags['reverse-slot-ttl']);
 
     const { client, config } = await connectToNodeDatabase(flags.db, args.target, 'steep-repl snapshot apply');
     try {
