@@ -11,6 +11,7 @@ import { Cluster, startCluster, stopCluster } from '../lib/embedded-cluster';
 import { clusterA, clusterB, OwnClusters, query, startOwnClusters } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, waitCaughtUp } from './support/init-pair';
 import { AgentProcess, LogLine, processRunning, stopAllAgents } from './support/processes';
+import { brief, partKey, PartRow, partsOf } from './support/init-parts';
 import { waitUntil } from './support/wait';
 import { startWriter, Writer } from './support/writer';
 
@@ -20,32 +21,6 @@ jest.setTimeout(180000);
 // about 1 MB takes some 3 s.
 const slowCopy = { STEEP_REPL_COPY_MAX_RATE: '300000' };
 const options = '{"parallel": 2, "split_tables_larger_than": "1MB", "max_parts": 4}';
-
-interface PartRow {
-  table: string;
-  leaf_name: string;
-  part_no: number;
-  part_count: number;
-  split: string;
-  state: string;
-  copies: number;
-  rows_copied: number;
-  rows_estimate: number;
-}
-
-const partKey = (p: PartRow) => `${p.leaf_name}#${p.part_no}`;
-// One line for the test's output: leaf#part state×copies rows.
-const brief = (parts: PartRow[]) => parts.map((p) => `${partKey(p)} ${p.state}×${p.copies} ${p.rows_copied}`).join(', ');
-
-async function partsOf(pair: InitPair): Promise<PartRow[]> {
-  return query<PartRow>(
-    pair.target.url,
-    `SELECT quote_ident(schema_name) || '.' || quote_ident(table_name) AS table, leaf_name, part_no, part_count, split, state, copies, rows_copied::float8 AS rows_copied,
-            rows_estimate::float8 AS rows_estimate
-     FROM steep_repl.init_parts WHERE node_id = $1 ORDER BY schema_name, table_name, leaf_name, part_no`,
-    [pair.target.id],
-  );
-}
 
 // Holders the agents of this file started: ended here if a test failed before they did.
 const holderPids = new Set<number>();

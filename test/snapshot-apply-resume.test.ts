@@ -14,6 +14,7 @@ import { clusterA, clusterB, query } from './support/clusters';
 import { contentHashes, createInitPair, InitPair, initStatus, sourceWrites, waitCaughtUp } from './support/init-pair';
 import { AgentProcess, stopAllAgents } from './support/processes';
 import { generateSnapshot, startApply, waitSynchronized } from './support/snapshot-apply';
+import { brief, partKey, PartRow, partsOf } from './support/init-parts';
 import { waitUntil } from './support/wait';
 import { startWriter, Writer } from './support/writer';
 
@@ -22,26 +23,6 @@ jest.setTimeout(180000);
 const rows = 40000;
 // Bytes per second per load worker: a part of about 1 MB takes some 3 s.
 const slowLoad = { STEEP_REPL_COPY_MAX_RATE: '300000' };
-
-interface PartRow {
-  leaf_name: string;
-  part_no: number;
-  state: string;
-  copies: number;
-  rows_copied: number;
-  rows_estimate: number;
-}
-const partKey = (p: PartRow) => `${p.leaf_name}#${p.part_no}`;
-const brief = (parts: PartRow[]) => parts.map((p) => `${partKey(p)} ${p.state}×${p.copies} ${p.rows_copied}`).join(', ');
-
-async function partsOf(pair: InitPair): Promise<PartRow[]> {
-  return query<PartRow>(
-    pair.target.url,
-    `SELECT leaf_name, part_no, state, copies, rows_copied::float8 AS rows_copied, rows_estimate::float8 AS rows_estimate
-     FROM steep_repl.init_parts WHERE node_id = $1 ORDER BY leaf_schema, leaf_name, part_no`,
-    [pair.target.id],
-  );
-}
 
 // A part loaded, and one loading with rows in it, well short of its end.
 async function waitMidLoad(pair: InitPair, agent: AgentProcess): Promise<PartRow[]> {
