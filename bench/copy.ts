@@ -10,15 +10,15 @@
 // clusters of its own. See docs/bench.md.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Cluster, removeRunSync } from '../lib/embedded-cluster';
+import { Cluster } from '../lib/embedded-cluster';
 import { startInit } from '../lib/sql/startInit';
-import { dropDatabase, query, startOwnClusters, withClient } from '../test/support/clusters';
+import { dropDatabase, query, withClient } from '../test/support/clusters';
 import { followInit, InitFollower } from '../test/support/init-follower';
 import { createNodeDb, dropReplicationObjects, registerPair } from '../test/support/node-pair';
 import { AgentProcess } from '../test/support/processes';
 import { waitUntil } from '../test/support/wait';
 import { Benchmark } from './run';
-import { attempt as attemptVariant, combine, errorLine, highest, median, RoundResult } from './support-rounds';
+import { attempt as attemptVariant, selectedVariants, withBenchClusters, combine, errorLine, highest, median, RoundResult } from './support-run';
 import {
   bigTable,
   buildDataset,
@@ -222,29 +222,11 @@ const bench: Benchmark = {
     // direct's threshold in the split runs: the big table is well above it
     const splitThreshold = `${numberArg(args, 'split-mb', 64)}MB`;
     logDir = stringArg(args, 'logs');
-    const only = stringArg(args, 'only')?.split(',') ?? allVariants.filter((v) => v !== 'raw4');
-    const unknown = only.filter((v) => !(allVariants as readonly string[]).includes(v));
-    if (unknown.length) throw new Error(`unknown variants ${unknown.join(', ')}; known: ${allVariants.join(', ')}`);
+    const only = selectedVariants(stringArg(args, 'only'), allVariants, allVariants.filter((v) => v !== 'raw4'));
 
-    const own = await startOwnClusters('bench-copy', ['source', 'target']);
-    // Ctrl+C or a kill: no agent and no server outlives the run.
-    const onSignal = (signal: NodeJS.Signals) => {
-      for (const agent of agents) {
-        try {
-          process.kill(agent.pid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
-      removeRunSync(own.runDir);
-      console.error(`\n${signal}: stopped the agents and the benchmark's clusters`);
-      process.exit(130);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const results: Result[] = [];
-    let rss4xResult: (Result & { table_mb: number }) | undefined;
-    try {
+    await withBenchClusters('copy', agents, async (own) => {
+      const results: Result[] = [];
+      let rss4xResult: (Result & { table_mb: number }) | undefined;
       const { target } = own.clusters;
       // ~90% in one table with an integer key, the rest in small tables
       const tables = [
@@ -365,12 +347,7 @@ const bench: Benchmark = {
         }),
       );
       if (failed.length) throw new Error(`copy bench FAILED: ${failed.map((r) => `${r.variant} (${r.check}${r.error ? `: ${r.error}` : ''})`).join('; ')}`);
-    } finally {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-      for (const agent of agents) await agent.stop('SIGKILL');
-      await own.remove();
-    }
+    });
   },
 };
 

@@ -12,15 +12,15 @@
 // Runs on clusters of its own. See docs/bench.md.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Cluster, removeRunSync } from '../lib/embedded-cluster';
+import { Cluster } from '../lib/embedded-cluster';
 import { Compression } from '../lib/snapshot/manifest';
 import { startInit } from '../lib/sql/startInit';
-import { dropDatabase, query, startOwnClusters, withClient } from '../test/support/clusters';
+import { dropDatabase, query, withClient } from '../test/support/clusters';
 import { followInit, InitFollower } from '../test/support/init-follower';
 import { createNodeDb, dropReplicationObjects, registerPair } from '../test/support/node-pair';
 import { AgentProcess } from '../test/support/processes';
 import { Benchmark } from './run';
-import { attempt as attemptVariant, combine, errorLine, RoundResult } from './support-rounds';
+import { attempt as attemptVariant, selectedVariants, withBenchClusters, combine, errorLine, RoundResult } from './support-run';
 import {
   bigTable,
   buildDataset,
@@ -272,28 +272,10 @@ const bench: Benchmark = {
     const maxParts = numberArg(args, 'max-parts', 32);
     const rounds = Math.max(1, numberArg(args, 'rounds', 1));
     logDir = stringArg(args, 'logs');
-    const only = stringArg(args, 'only')?.split(',') ?? [...allVariants];
-    const unknown = only.filter((v) => !(allVariants as readonly string[]).includes(v));
-    if (unknown.length) throw new Error(`unknown variants ${unknown.join(', ')}; known: ${allVariants.join(', ')}`);
+    const only = selectedVariants(stringArg(args, 'only'), allVariants, allVariants);
 
-    const own = await startOwnClusters('bench-snapshot', ['source', 'target']);
-    // Ctrl+C or a kill: no agent, no server and no file of the run outlives it.
-    const onSignal = (signal: NodeJS.Signals) => {
-      for (const agent of agents) {
-        try {
-          process.kill(agent.pid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
-      removeRunSync(own.runDir);
-      console.error(`\n${signal}: stopped the agents and the benchmark's clusters, removed its files`);
-      process.exit(130);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const results: Result[] = [];
-    try {
+    await withBenchClusters('snapshot', agents, async (own) => {
+      const results: Result[] = [];
       // ~90% in one table with an integer key, the rest in small tables (as bench copy)
       const tables = [
         bigTable('big', megabytes * 0.9),
@@ -425,12 +407,7 @@ const bench: Benchmark = {
         }),
       );
       if (failed.length) throw new Error(`snapshot bench FAILED: ${failed.map((r) => `${r.variant} (${r.check}${r.error ? `: ${r.error}` : ''})`).join('; ')}`);
-    } finally {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-      for (const agent of agents) await agent.stop('SIGKILL');
-      await own.remove();
-    }
+    });
   },
 };
 

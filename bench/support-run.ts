@@ -1,7 +1,47 @@
-// What every benchmark does with its variants: run one and record a failure
-// without stopping the others, and fold --rounds into one result (the
-// median time, the worst check, the highest load).
+// What the benchmarks that compare variants share: clusters of their own
+// that no Ctrl+C leaves behind, the variants --only names, running one and
+// recording a failure without stopping the others, and folding --rounds
+// into one result (the median time, the worst check, the highest load).
 import * as os from 'node:os';
+import { removeRunSync } from '../lib/embedded-cluster';
+import { OwnClusters, startOwnClusters } from '../test/support/clusters';
+import { AgentProcess } from '../test/support/processes';
+
+// A source and a target cluster for run, removed afterwards with every
+// agent of agents; on Ctrl+C or a kill as well (exit 130).
+export async function withBenchClusters<T>(name: string, agents: Set<AgentProcess>, run: (own: OwnClusters<'source' | 'target'>) => Promise<T>): Promise<T> {
+  const own = await startOwnClusters(`bench-${name}`, ['source', 'target']);
+  const onSignal = (signal: NodeJS.Signals) => {
+    for (const agent of agents) {
+      try {
+        process.kill(agent.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    removeRunSync(own.runDir);
+    console.error(`\n${signal}: stopped the agents and removed the benchmark's clusters and what it wrote beside them`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await run(own);
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    for (const agent of agents) await agent.stop('SIGKILL');
+    await own.remove();
+  }
+}
+
+// --only a,b,...: those variants, each one known; else byDefault.
+export function selectedVariants(only: string | undefined, all: readonly string[], byDefault: readonly string[]): string[] {
+  const named = only?.split(',') ?? [...byDefault];
+  const unknown = named.filter((v) => !all.includes(v));
+  if (unknown.length) throw new Error(`unknown variants ${unknown.join(', ')}; known: ${all.join(', ')}`);
+  return named;
+}
 
 export interface RoundResult {
   variant: string;
