@@ -16,12 +16,8 @@ BEGIN
     RETURN false;
   END IF;
   PERFORM graphile_worker.remove_job('prepared_slot:' || p_slot_name);
-  IF v_row.purpose = 'two-phase' AND v_row.publication IS NOT NULL
-     AND NOT EXISTS (SELECT 1 FROM steep_repl.init_slots WHERE publication = v_row.publication)
-     AND NOT EXISTS (SELECT 1 FROM steep_repl.snapshots WHERE publication = v_row.publication AND state IN ('generating', 'ready'))
-     AND EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = v_row.publication) THEN
-    EXECUTE format('DROP PUBLICATION %I', v_row.publication);
-    v_publication_dropped := true;
+  IF v_row.purpose = 'two-phase' THEN
+    v_publication_dropped := steep_repl.release_slot_publication(v_row.publication);
   END IF;
   PERFORM steep_repl.emit_event('slot.consumed', steep_repl.local_node_id(), jsonb_build_object(
     'slot_name', p_slot_name, 'for_node', v_row.for_node, 'purpose', v_row.purpose,
