@@ -82,6 +82,10 @@ export function isSnapshotGone(err: unknown): boolean {
   return snapshotGone.includes((err as { code?: string }).code ?? '');
 }
 
+// Connection options of a session that reads on an exported snapshot: no
+// timeout may end it while it waits or copies.
+export const readerOptions = '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c idle_session_timeout=0';
+
 // Opens the transaction every reader of the snapshot works in.
 export async function importSnapshot(source: Client, snapshotName: string): Promise<void> {
   await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');

@@ -10,7 +10,7 @@ import { Part } from '../../lib/sql/initParts';
 import type { InitRun } from '../init/runner';
 import { ident } from '../replication/quoting';
 import { ColumnPlan, columnPlan, PartReader, PartSource } from './copy-part';
-import { importSnapshot, isSnapshotGone } from './holder';
+import { importSnapshot, isSnapshotGone, readerOptions } from './holder';
 import { rangeCondition } from './parts';
 
 // The snapshot can no longer be imported (its holder is gone).
@@ -21,7 +21,6 @@ export class SnapshotLost extends SteepError {
   }
 }
 
-const noTimeouts = '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c idle_session_timeout=0';
 
 export function snapshotReader(run: InitRun, snapshotName: string): PartReader {
   return {
@@ -29,7 +28,7 @@ export function snapshotReader(run: InitRun, snapshotName: string): PartReader {
     async open(_worker, signal) {
       const node = run.sourceNode;
       const where = `node ${node.node_id} at ${node.host}:${node.port}/${node.dbname}`;
-      const source = await connect({ ...nodeClientConfig(node, 'steep-repl copy'), options: noTimeouts }, where, signal);
+      const source = await connect({ ...nodeClientConfig(node, 'steep-repl copy'), options: readerOptions }, where, signal);
       try {
         await importSnapshot(source, snapshotName);
       } catch (err) {

@@ -55,10 +55,11 @@ import {
   SnapshotStatus,
   startSnapshotPart,
 } from '../../lib/sql/snapshots';
-import { HeldSnapshot, holdSeconds, importSnapshot, isSnapshotGone, startHolder } from '../copy/holder';
+import { HeldSnapshot, holdSeconds, importSnapshot, isSnapshotGone, readerOptions, startHolder } from '../copy/holder';
 import { partLabel, planParts } from '../copy/parts';
 import { runLanes } from '../copy/lanes';
 import { RateMeter } from '../init/rate-meter';
+import { pollMs } from '../init/runner';
 import { isConnectionError } from '../init/failure';
 import { dropPublication, ensurePublication } from '../replication/publication';
 import { dropSlot, findSlots } from '../replication/slot';
@@ -66,8 +67,6 @@ import { TaskContext } from '../task';
 import { prepareOutputDir, removeSnapshotFiles, writeFileDurably } from './files';
 import { TablePlan, tablePlan, writePart } from './write-part';
 
-const reportMs = Number(process.env.STEEP_REPL_INIT_POLL_MS ?? 1000);
-const noTimeouts = '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c idle_session_timeout=0';
 // Runs of the writers that may end on a lost session while the snapshot lives.
 const writeAttempts = 3;
 
@@ -232,7 +231,7 @@ class GenerateRun {
   }
 
   private connectReader(applicationName: string, signal?: AbortSignal): Promise<Client> {
-    return connect({ ...clientConfig(this.ctx.connectionString, applicationName), options: noTimeouts }, describeTarget(this.ctx.connectionString), signal);
+    return connect({ ...clientConfig(this.ctx.connectionString, applicationName), options: readerOptions }, describeTarget(this.ctx.connectionString), signal);
   }
 
   // The tables S was made for, as its catalog rows say (not the live list,
@@ -353,7 +352,7 @@ class GenerateRun {
     };
 
     this.log('info', 'snapshot.write_started', { parts: queue.length, workers, snapshot: snapshotName });
-    await runLanes({ lanes: workers, signals: [this.ctx.cancel, this.ctx.shutdown], everyMs: reportMs, lane: worker, report });
+    await runLanes({ lanes: workers, signals: [this.ctx.cancel, this.ctx.shutdown], everyMs: pollMs, lane: worker, report });
     this.checkpoint();
     await reportSnapshotParts(this.db, this.id, [], { workers_active: 0, eta_seconds: 0 });
   }
