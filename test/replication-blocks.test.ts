@@ -10,7 +10,7 @@ import { getNode } from '../lib/sql/getNode';
 import { getSlotLag } from '../lib/sql/getSlotLag';
 import { nodeConninfo } from '../lib/connection';
 import { ensurePublication, dropPublication } from '../agent/replication/publication';
-import { createSlotWithSnapshot } from '../agent/replication/slot';
+import { createSlotWithSnapshot } from '../lib/slot-with-snapshot';
 import { createSubscription, dropSubscription, findSubscription } from '../agent/replication/subscription';
 import { prepareSlot } from '../agent/replication/topology';
 import { readSourcePublication, StreamRun, verifyStream } from '../agent/init/verify-stream';

@@ -14,7 +14,7 @@
 // reported for hold_seconds, when the source ends the connection, or on SIGTERM.
 import { Client } from 'pg';
 import { clientConfig, ConnectionTarget, describeTarget } from '../../lib/connection';
-import { createSlotWithSnapshot, createSlotWithSnapshotOn } from '../replication/slot';
+import { createSlotWithSnapshot, createSlotWithSnapshotOn } from '../../lib/slot-with-snapshot';
 
 export interface HolderConfig {
   // a direct init's holder: the init of this node, on this source
