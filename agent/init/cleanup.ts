@@ -3,7 +3,9 @@
 // slots and the publication on the source (by oid or name), and the rows it
 // copied (emptied without replicating); for two-phase, the slot copied from
 // the snapshot's and its init_slots row, never the snapshot's own slot or
-// publication. Then it looks again on both sides:
+// publication; for a manual init, its prepared slot (ending node prepare's
+// snapshot holder), the publication and the init_slots row, but never the
+// rows: they are the DBA's restored copy. Then it looks again on both sides:
 // what it reports as left is what it found there afterwards, and a source it
 // could not reach is said to be unchecked. Safe to run again after a
 // partial earlier run.
@@ -55,6 +57,9 @@ export async function cleanupInit(options: {
       if (state.snapshot_id && (await releaseCopiedSlot(source, state.slot_name ?? state.replication_name))) {
         removed.push(`slot ${state.slot_name ?? state.replication_name}`);
       }
+      if (state.backup && (await releaseManualSlot(source, state.slot_name ?? state.replication_name))) {
+        removed.push(`prepared slot ${state.slot_name ?? state.replication_name}`);
+      }
       kept = await keepPreparedSlot(source, state.slot_name ?? state.replication_name, !!subscription);
       const { names, like } = slotPatterns(state, subscriptionOid, subscription?.slot_name);
       for (const slot of (await findSlots(source, names, like)).filter((s) => !kept.includes(s.slot_name))) {
@@ -77,8 +82,10 @@ export async function cleanupInit(options: {
     }
   }
 
-  // The reverse of a pair copied nothing: its tables hold the node's own rows.
-  if (state.copy_data !== false && options.tables.length) {
+  // The reverse of a pair copied nothing: its tables hold the node's own
+  // rows; a manual init's hold the DBA's restore (copy_data is not yet
+  // recorded while it waits for node complete).
+  if (state.copy_data !== false && !state.backup && options.tables.length) {
     await truncateWithoutReplicating(target, options.tables);
     removed.push(`rows of ${options.tables.length} table(s)`);
   }
@@ -115,6 +122,21 @@ async function releaseCopiedSlot(source: Client, slotName: string): Promise<bool
   const { rows } = await source.query("SELECT to_regclass('steep_repl.init_slots') IS NOT NULL AS installed");
   if (!rows[0].installed) return false;
   const mine = await source.query("UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1 AND purpose = 'two-phase' RETURNING slot_name", [slotName]);
+  if (!mine.rows.length) return false;
+  const existed = (await findSlots(source, [slotName])).length > 0;
+  const { rows: done } = await source.query('SELECT steep_repl.expire_prepared_slot($1) AS outcome', [slotName]);
+  return existed && done[0].outcome === 'expired';
+}
+
+// Manual: the prepared slot is this init's (node prepare made it for this
+// node). Expired now: node prepare's snapshot holder is ended and the slot,
+// its publication and the row go (expire_prepared_slot.sql); a slot a
+// subscription streams from is left to the loop in cleanupInit. Returns
+// whether the slot was dropped here.
+async function releaseManualSlot(source: Client, slotName: string): Promise<boolean> {
+  const { rows } = await source.query("SELECT to_regclass('steep_repl.init_slots') IS NOT NULL AS installed");
+  if (!rows[0].installed) return false;
+  const mine = await source.query("UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1 AND purpose = 'manual' RETURNING slot_name", [slotName]);
   if (!mine.rows.length) return false;
   const existed = (await findSlots(source, [slotName])).length > 0;
   const { rows: done } = await source.query('SELECT steep_repl.expire_prepared_slot($1) AS outcome', [slotName]);

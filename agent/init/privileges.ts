@@ -9,7 +9,9 @@
 // in pg_create_subscription plus CREATE on the database; a method whose
 // agent writes the rows itself (direct) also needs what an apply worker
 // has: SET of session_replication_role, the replication-origin functions,
-// and INSERT, DELETE and TRUNCATE on the tables.
+// and INSERT, DELETE and TRUNCATE on the tables. A method that starts the
+// subscription at a given LSN (manual) sets its origin's position: EXECUTE
+// on pg_replication_origin_advance and pg_replication_origin_progress.
 // Superusers pass every check, as PostgreSQL lets them.
 import { Client } from 'pg';
 import { SteepError } from '../../lib/errors';
@@ -32,11 +34,13 @@ export async function checkInitPrivileges(options: {
   // the pair's publication: an existing one needs no CREATE again
   publication: string;
   agentCopies?: boolean;
+  advancesOrigin?: boolean;
 }): Promise<void> {
   const missing = [
     ...(await sourceGaps(options.source, options.tables, options.publication)),
     ...(await targetGaps(options.target)),
     ...(options.agentCopies ? await copyGaps(options.target, options.tables) : []),
+    ...(options.advancesOrigin ? await originGaps(options.target) : []),
   ];
   if (!missing.length) return;
   const where = (m: MissingPrivilege) => (m.side === 'source' ? `source node ${options.sourceNodeId}` : `target node ${options.targetNodeId}`);
@@ -177,4 +181,26 @@ async function copyGaps(target: Client, tables: TableName[]): Promise<MissingPri
     });
   }
   return gaps;
+}
+
+// Setting where a subscription starts (manual: its origin advanced to the
+// handover point before it is enabled).
+async function originGaps(target: Client): Promise<MissingPrivilege[]> {
+  const { rows } = await target.query(
+    `SELECT current_user AS role, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super,
+            (SELECT coalesce(json_agg(f ORDER BY f), '[]')
+               FROM unnest(ARRAY['pg_replication_origin_advance(text,pg_lsn)', 'pg_replication_origin_progress(text,boolean)']) f
+              WHERE NOT has_function_privilege(f, 'EXECUTE')) AS functions`,
+  );
+  const t = rows[0];
+  if (t.super || !t.functions.length) return [];
+  const role = ident(t.role);
+  return [
+    {
+      side: 'target',
+      role,
+      privilege: `EXECUTE on ${t.functions.join(', ')} (the subscription starts at the handover point: its origin is set there)`,
+      grant: t.functions.map((f: string) => `GRANT EXECUTE ON FUNCTION ${f} TO ${role};`).join(' '),
+    },
+  ];
 }

@@ -110,14 +110,14 @@ export async function preparedSlotToUse(run: InitRun, source: Client, tables: Re
 // expiry go (a cancel from here on drops the slot with the subscription).
 // The slot must still be there: an expiry that won the race leaves a
 // subscription with nothing to stream from.
-export async function preparedSlotConsumed(run: InitRun, slotName: string): Promise<void> {
+export async function preparedSlotConsumed(run: InitRun, slotName: string, hint?: string): Promise<void> {
   await run.withSource((s) => consumePreparedSlot(s, slotName));
   const lag = await run.withSource((s) => getSlotLag(s, slotName));
   if (!lag.slot_exists) {
     throw new SteepError(
       `the prepared slot ${slotName} on source node ${run.sourceNode.node_id} was dropped (expired?) just as the subscription was made`,
       undefined,
-      `cancel this init (steep-repl node cancel ${shellWord(run.nodeId)}) and start it again with --force for a full copy`,
+      hint ?? `cancel this init (steep-repl node cancel ${shellWord(run.nodeId)}) and start it again with --force for a full copy`,
     );
   }
   run.log('info', 'init.prepared_slot_used', { slot_name: slotName, source_node: run.sourceNode.node_id });

@@ -7,6 +7,7 @@
 import { Client } from 'pg';
 import { clientConfig, connect, ConnectionError, connectToNode, describeTarget, nodeConninfo, redactSecrets } from '../../lib/connection';
 import { SteepError } from '../../lib/errors';
+import { shellWord } from '../../lib/format';
 import { backoff } from '../../lib/notifications';
 import { finishInit } from '../../lib/sql/finishInit';
 import { getInitStatus, InitOptions, InitStatus, MethodState } from '../../lib/sql/getInitStatus';
@@ -21,13 +22,14 @@ import { setInitPhase } from '../../lib/sql/setInitPhase';
 import { transitionNode } from '../../lib/sql/transitionNode';
 import { isServerAway } from '../../lib/worker-pool';
 import { truncateWithoutReplicating } from '../replication/origin';
-import { ensurePublication } from '../replication/publication';
+import { ensurePublication, publicationExists } from '../replication/publication';
 import { copySequences } from '../replication/sequences';
 import { currentLsn } from '../replication/slot';
 import {
   decideTopology,
   downstreamSlots,
   isReverseOfPair,
+  publicationTables,
   readSourceSelf,
   readUpstreams,
   refuseIncompleteSource,
@@ -75,6 +77,12 @@ export interface InitMethod {
   // The agent writes the copied rows itself (direct, two-phase): the plan
   // checks its role on the target may do what an apply worker does.
   agentCopies?: boolean;
+  // The DBA copied the data (manual: their own pg_dump or base backup, taken
+  // at the prepared slot's point): the plan copies nothing and leaves the
+  // target's rows alone, and the publication must be the one made before
+  // that slot (a new one would miss what was written since). The rest of the
+  // plan (topology, identity, privileges, the schema step) runs as for any.
+  restoresData?: boolean;
   // First of the plan, before the schema step and before anything is
   // created on either side: throws to refuse the init (two-phase verifies
   // its snapshot here), leaving both nodes as they were.
@@ -249,8 +257,9 @@ export class InitRun {
         'add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX), on the source, then start again',
       );
     }
-    await this.withSource((source) => checkInitPrivileges({ source, target: this.target, sourceNodeId: this.sourceNode.node_id, targetNodeId: this.nodeId, tables, publication: this.name, agentCopies: method.agentCopies }));
-    const preparedSlot = reverse ? await this.withSource((s) => preparedSlotToUse(this, s, tables)) : undefined;
+    await this.withSource((source) => checkInitPrivileges({ source, target: this.target, sourceNodeId: this.sourceNode.node_id, targetNodeId: this.nodeId, tables, publication: this.name, agentCopies: method.agentCopies, advancesOrigin: method.restoresData }));
+    // a manual init streams from the slot it prepared for its backup
+    const preparedSlot = reverse && !method.restoresData ? await this.withSource((s) => preparedSlotToUse(this, s, tables)) : undefined;
     this.checkpoint();
 
     await this.phase('schema_sync');
@@ -266,8 +275,10 @@ export class InitRun {
     );
     this.checkpoint();
 
-    const copyData = !preparedSlot;
-    if (copyData) {
+    const copyData = !preparedSlot && !method.restoresData;
+    if (method.restoresData) {
+      this.log('info', 'init.data_restored', { reason: `the tables on ${this.nodeId} hold the DBA's copy of ${this.sourceNode.node_id}: nothing is copied and no rows are emptied` });
+    } else if (copyData) {
       const withRows = await tablesWithRows(this.target, tables);
       if (withRows.length && !this.options.force) {
         throw new SteepError(
@@ -293,7 +304,8 @@ export class InitRun {
       ...(preparedSlot ? { slot_name: preparedSlot } : {}),
     });
     await this.report(tables.map((t) => ({ ...t, state: 'pending', rows_copied: 0 })));
-    await this.withSource((s) => ensurePublication(s, this.name, tables));
+    if (method.restoresData) await this.withSource((s) => requirePreparedPublication(s, this.name, tables, this.sourceNode.node_id, this.nodeId));
+    else await this.withSource((s) => ensurePublication(s, this.name, tables));
     await this.rememberPublication();
     // Transactions older than the publication may still commit changes
     // pgoutput cannot match to it (it resolves publications with the
@@ -564,6 +576,30 @@ export class InitRun {
 
   log(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {
     this.ctx.logger.log(level, event, { node_id: this.nodeId, job_id: this.ctx.jobId, ...fields });
+  }
+}
+
+// The publication a restored copy streams through was made before the slot
+// the copy was taken at (node prepare): it must still be there, covering
+// what the source replicates now. It is never made here: one made now would
+// not carry the changes written since the slot.
+async function requirePreparedPublication(source: Client, name: string, tables: ReplicatedTable[], sourceId: string, targetId: string): Promise<void> {
+  const again = `cancel this init (steep-repl node cancel ${shellWord(targetId)}), then prepare again and take a new backup`;
+  if (!(await publicationExists(source, name))) {
+    throw new SteepError(
+      `the publication ${name} that node prepare made on source node ${sourceId} no longer exists: one made now would not carry the changes written since the prepared slot`,
+      undefined,
+      again,
+    );
+  }
+  const published = await publicationTables(source, name);
+  const planned = tables.map((t) => t.label).sort();
+  if (published.join('\n') !== planned.join('\n')) {
+    throw new SteepError(
+      `the publication ${name} on source node ${sourceId} covers ${published.join(', ') || 'no tables'}, but ${sourceId} now replicates ${planned.join(', ') || 'no tables'} (a table was added, removed or changed its identity since node prepare)`,
+      undefined,
+      again,
+    );
   }
 }
 

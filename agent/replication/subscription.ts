@@ -39,6 +39,9 @@ export interface SubscriptionSpec {
   // cascade); null: the option left out (PostgreSQL 15 has none, and sends
   // everything)
   origin?: 'none' | 'any' | null;
+  // false: made disabled, so its origin can be set before it streams (a
+  // manual init's handover point); it connects once enabled
+  enabled?: boolean;
 }
 
 // streaming = parallel (16+) applies large source transactions with parallel
@@ -50,7 +53,7 @@ export async function createSubscription(target: Client, spec: SubscriptionSpec)
   await target.query(
     `CREATE SUBSCRIPTION ${ident(spec.name)} CONNECTION ${literal(spec.conninfo)} PUBLICATION ${ident(spec.publication)}
      WITH (copy_data = ${spec.copyData}, create_slot = ${spec.createSlot}, slot_name = ${literal(spec.slotName)},
-           ${origin ? `origin = ${origin}, ` : ''}streaming = ${version >= 160000 ? 'parallel' : 'on'})`,
+           ${origin ? `origin = ${origin}, ` : ''}${spec.enabled === false ? 'enabled = false, ' : ''}streaming = ${version >= 160000 ? 'parallel' : 'on'})`,
   );
   return (await findSubscription(target, spec.name))!;
 }

@@ -1,3 +1,4 @@
+import type { RecoveryEnd } from '../manual/handover';
 import { LabelledTable, Queryable } from './queryable';
 
 // steep_repl.init_status: the one shape of an init every client reads. It
@@ -74,6 +75,14 @@ export interface MethodState {
   // to that publication once every transaction below it has ended
   snapshot_id?: string | null;
   publication_xmax?: string | null;
+  // manual: the DBA's backup, the prepared slot's expiry, when node complete
+  // asked, the handover point used (H) and, for a base backup, the copy's
+  // steep_repl.recovery_end() as complete read it
+  backup?: 'pg_dump' | 'pg_basebackup' | null;
+  expires_at?: string | null;
+  complete_requested_at?: string | null;
+  source_lsn?: string | null;
+  recovery_end?: RecoveryEnd | null;
   updated_at: string;
 }
 
