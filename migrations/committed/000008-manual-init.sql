@@ -1,5 +1,5 @@
 --! Previous: sha1:c422b3a182b96fb57f21c09e13ddd857794dee10
---! Hash: sha1:5b0d07222697ef053fdc175164f91ae97e8dc084
+--! Hash: sha1:289f5202f4f2015b0f3854902ac6a67cac3129fd
 --! Message: manual init
 
 -- Manual init (SPEC 4.4, issue 12): the DBA copies the source with their
@@ -42,3 +42,10 @@ UPDATE steep_repl.init_methods
        options = ARRAY['schema_sync', 'timeout', 'lag_threshold_bytes', 'reverse_slot_ttl', 'backup', 'expires', 'source_lsn'],
        required = ARRAY['backup']
  WHERE method = 'manual';
+
+-- prepared_slots() tells a manual prepare's backup, snapshot and timeline
+-- too: a new result type, so it and the view reading it are made again
+-- (migrations/functions, migrations/views; a fresh install makes neither
+-- before its routines).
+DROP VIEW IF EXISTS steep_repl.node_overview;
+DROP FUNCTION IF EXISTS steep_repl.prepared_slots();

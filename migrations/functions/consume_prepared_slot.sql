@@ -4,7 +4,9 @@
 -- from a snapshot's) names the snapshot's publication, kept while an apply
 -- streams through it: the last such row going drops it, unless the
 -- snapshot is still generating or ready (then the snapshot's expiry or
--- delete drops it). Returns whether there was a row.
+-- delete drops it). A manual prepare's publication is the pair's own,
+-- which the subscription goes on streaming: it stays. Returns whether
+-- there was a row.
 CREATE OR REPLACE FUNCTION steep_repl.consume_prepared_slot(p_slot_name text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE

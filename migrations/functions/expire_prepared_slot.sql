@@ -5,7 +5,10 @@
 -- names it and no generating or ready snapshot owns it (a two-phase row
 -- names its snapshot's), deletes the row and emits slot.expired. A row
 -- whose expires_at was moved later (UPDATE steep_repl.init_slots SET
--- expires_at = ...) is queued again for then.
+-- expires_at = ...) is queued again for then. A manual prepare's slot held
+-- by node prepare's snapshot holder is not in use: the holder is ended and
+-- the slot and publication go (node complete would refuse the expired
+-- prepare anyway).
 -- Returns what it did: gone, rescheduled, in_use, expired.
 CREATE OR REPLACE FUNCTION steep_repl.expire_prepared_slot(p_slot_name text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -23,6 +26,9 @@ BEGIN
     PERFORM graphile_worker.add_job('expire_prepared_slot', json_build_object('slot_name', p_slot_name),
                                     run_at => v_row.expires_at, job_key => 'prepared_slot:' || p_slot_name, max_attempts => 5);
     RETURN 'rescheduled';
+  END IF;
+  IF v_row.purpose = 'manual' THEN
+    PERFORM steep_repl.terminate_prepare_holder(p_slot_name);
   END IF;
   SELECT s.slot_name, s.active, s.restart_lsn INTO v_slot
     FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = p_slot_name AND s.database = current_database();

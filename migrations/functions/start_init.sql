@@ -110,9 +110,17 @@ BEGIN
   VALUES (p_target, v_name, v_name)
   ON CONFLICT (node_id) DO NOTHING;
 
-  v_job := steep_repl.enqueue(v_method.task, jsonb_build_object('node_id', p_target, 'source_node_id', p_source),
-                              'init:' || p_target, 25);
-  UPDATE steep_repl.init_progress SET job_id = v_job WHERE node_id = p_target;
+  -- manual: the node waits in preparing for the DBA's restore; its job
+  -- comes with complete_init
+  IF v_method.method = 'manual' THEN
+    UPDATE steep_repl.init_method_state
+       SET backup = v_opts ->> 'backup', expires_at = now() + make_interval(secs => (v_opts ->> 'expires')::bigint), updated_at = now()
+     WHERE node_id = p_target;
+  ELSE
+    v_job := steep_repl.enqueue(v_method.task, jsonb_build_object('node_id', p_target, 'source_node_id', p_source),
+                                'init:' || p_target, 25);
+    UPDATE steep_repl.init_progress SET job_id = v_job WHERE node_id = p_target;
+  END IF;
 
   PERFORM steep_repl.emit_event('init.started', p_target, jsonb_build_object(
     'source_node', p_source, 'method', v_method.method, 'options', v_opts, 'job_id', v_job, 'resume', v_resume));
