@@ -11,6 +11,7 @@
 // partial earlier run.
 import { Client } from 'pg';
 import { redactSecrets } from '../../lib/connection';
+import { findPrepareHolder } from '../../lib/manual/handover';
 import { MethodState } from '../../lib/sql/getInitStatus';
 import { TableName } from '../../lib/sql/queryable';
 import { truncateWithoutReplicating } from '../replication/origin';
@@ -136,8 +137,11 @@ async function releaseCopiedSlot(source: Client, slotName: string): Promise<bool
 async function releaseManualSlot(source: Client, slotName: string): Promise<boolean> {
   const { rows } = await source.query("SELECT to_regclass('steep_repl.init_slots') IS NOT NULL AS installed");
   if (!rows[0].installed) return false;
-  const mine = await source.query("UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1 AND purpose = 'manual' RETURNING slot_name", [slotName]);
+  const mine = await source.query("UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1 AND purpose = 'manual' RETURNING snapshot_name", [slotName]);
   if (!mine.rows.length) return false;
+  // the holder does not make the slot active: found by its snapshot
+  const holder = mine.rows[0].snapshot_name ? await findPrepareHolder(source, mine.rows[0].snapshot_name) : null;
+  if (holder) await source.query('SELECT pg_terminate_backend($1, 5000)', [holder]);
   const existed = (await findSlots(source, [slotName])).length > 0;
   const { rows: done } = await source.query('SELECT steep_repl.expire_prepared_slot($1) AS outcome', [slotName]);
   return existed && done[0].outcome === 'expired';

@@ -20,7 +20,7 @@
 // starts before L (and a slot that confirmed past L is refused).
 import { SteepError } from '../../lib/errors';
 import { shellWord } from '../../lib/format';
-import { Backup, handoverProblems, numberedProblems } from '../../lib/manual/handover';
+import { Backup, findPrepareHolder, handoverProblems, numberedProblems } from '../../lib/manual/handover';
 import { InitMethod, InitRun, initTask } from '../init/runner';
 import { preparedSlotConsumed } from '../init/reverse-slot';
 import { createSubscription, findSubscription, setSubscriptionEnabled, SubscriptionRow } from '../replication/subscription';
@@ -130,15 +130,31 @@ async function checkHandover(run: InitRun, what: string) {
   return h;
 }
 
-// pg_dump: node prepare's replication connection still holds the slot and
-// its exported snapshot. The dump was restored here, so it is taken: the
-// holder is ended (its prepare says "released by node complete") and the
-// slot is free for the subscription. A slot held by anything else was
-// refused by the check.
+// pg_dump: node prepare's replication connection that made the slot still
+// holds its exported snapshot (the slot is not active meanwhile: the
+// holder is found by the snapshot's name). The dump was restored here, so
+// it is taken: the holder is ended (its prepare says "released by node
+// complete"), which lets the source's vacuum go on. A slot held by
+// anything else was refused by the check.
 async function releaseHolder(run: InitRun): Promise<void> {
   const slotName = slotOf(run);
-  const pid = await run.withSource(async (s) => (await s.query('SELECT steep_repl.terminate_prepare_holder($1) AS pid', [slotName])).rows[0].pid as number | null);
-  if (pid) run.log('info', 'init.snapshot_released', { slot_name: slotName, holder_pid: pid, reason: 'the dump was restored: node prepare holds the snapshot no longer' });
+  const pid = await run.withSource(async (source) => {
+    const { rows } = await source.query('SELECT snapshot_name FROM steep_repl.init_slots WHERE slot_name = $1', [slotName]);
+    const holder = rows[0]?.snapshot_name ? await findPrepareHolder(source, rows[0].snapshot_name) : null;
+    if (!holder) return null;
+    await source.query('SELECT pg_terminate_backend($1, 5000)', [holder]);
+    return holder;
+  });
+  if (!pid) return;
+  for (const deadline = Date.now() + 10_000; ; ) {
+    const alive = await run.withSource(async (s) => (await s.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length > 0);
+    if (!alive) break;
+    if (Date.now() > deadline) {
+      throw new SteepError(`node prepare's snapshot holder (process ${pid}) on source node ${run.sourceNode.node_id} did not end within 10 seconds`, undefined, `end it (SELECT pg_terminate_backend(${pid}) there), then resume`);
+    }
+    await run.pause(100);
+  }
+  run.log('info', 'init.snapshot_released', { slot_name: slotName, holder_pid: pid, reason: 'the dump was restored here: node prepare need not hold the snapshot any longer' });
 }
 
 // The subscription starts at H: its origin (pg_<oid>) says where, and the

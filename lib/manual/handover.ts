@@ -65,7 +65,10 @@ export interface ManualSlot {
   retained_bytes: number | null;
   active_pid: number | null;
   active_application: string | null;
-  // active only by the prepare's snapshot holder (pg_dump), which the agent ends
+  // pg_dump: node prepare's replication connection that made the slot and
+  // still holds its exported snapshot (found by the snapshot's name; the
+  // slot itself is not active while it does), which the agent ends
+  holder_pid: number | null;
   held_by_prepare: boolean;
 }
 
@@ -146,7 +149,7 @@ export async function handoverProblems(source: Queryable, target: Queryable, p: 
         `${prepareAgain}; raise max_slot_wal_keep_size on ${sourceId} (or complete sooner) if the copy takes long`,
       );
     }
-    if (s.active_pid && !s.held_by_prepare) {
+    if (s.active_pid && s.active_application !== prepareHolderApplication) {
       refuse(
         `the slot ${p.slotName} ${onSource} is in use by process ${s.active_pid} (application_name ${quoted(s.active_application)}), not by node prepare's snapshot holder`,
         `stop what streams from it (SELECT pg_terminate_backend(${s.active_pid}) on ${sourceId}; a subscription elsewhere must be disabled first), then complete again`,
@@ -268,8 +271,11 @@ async function readManualSlot(source: Queryable, slotName: string): Promise<Slot
     retained_bytes: r?.retained_bytes ?? null,
     active_pid: r?.active_pid ?? null,
     active_application: r?.application_name ?? null,
-    held_by_prepare: !!r?.active_pid && r.application_name === prepareHolderApplication,
+    holder_pid: null,
+    held_by_prepare: false,
   };
+  manual.holder_pid = manual.snapshot_name ? await findPrepareHolder(source, manual.snapshot_name) : null;
+  manual.held_by_prepare = !!manual.holder_pid;
   return {
     row,
     manual,
@@ -280,6 +286,24 @@ async function readManualSlot(source: Queryable, slotName: string): Promise<Slot
     slotType: r?.slot_type ?? null,
     plugin: r?.plugin ?? null,
   };
+}
+
+// The session holding an exported snapshot: its name is the exporting
+// transaction's virtual xid, "<proc number>-<local xid>-<n>" in hexadecimal
+// (snapmgr.c ExportSnapshot), which pg_locks shows as "<proc>/<lxid>" in
+// decimal. Only node prepare's own holder counts (application_name
+// 'steep-repl prepare', a walsender): null when there is none.
+export async function findPrepareHolder(db: Queryable, snapshotName: string): Promise<number | null> {
+  const m = /^([0-9A-Fa-f]{8})-([0-9A-Fa-f]{8})-\d+$/.exec(snapshotName);
+  if (!m) return null;
+  const vxid = `${parseInt(m[1], 16)}/${parseInt(m[2], 16)}`;
+  const { rows } = await db.query(
+    `SELECT l.pid FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'virtualxid' AND l.virtualxid = $1 AND l.granted
+       AND a.application_name = $2 AND a.backend_type = 'walsender'`,
+    [vxid, prepareHolderApplication],
+  );
+  return rows[0]?.pid ?? null;
 }
 
 interface Compared {
