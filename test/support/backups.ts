@@ -124,6 +124,8 @@ export interface RestoreOptions {
   signal?: 'standby' | 'recovery';
   // false: only prepared, not started
   start?: boolean;
+  // the port to listen on (one the registry names already); default a free one
+  port?: number;
 }
 
 const quoteSetting = (v: string | number) => (typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
@@ -140,7 +142,7 @@ export async function restoreBaseBackup(backup: string, dataDir: string, options
     execFile('/bin/cp', ['-a', backup, dataDir], (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout: String(stdout), stderr: String(stderr) })),
   );
   if (copy.code !== 0) throw new Error(`cp -a ${backup} ${dataDir} exited ${copy.code}: ${copy.stderr}`);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const handle = clusterHandle(dataDir, port);
   const logFile = path.join(dataDir, 'server.log');
   const cluster: RestoredCluster = {
