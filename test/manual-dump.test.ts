@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { backupDir, printedCommand, runPrintedOk } from './support/backups';
 import { OwnClusters, query, startOwnClusters } from './support/clusters';
 import { contentHashes, InitPair, initStatus, sourceDataSql, sourceWrites, userSchemaSql, waitCaughtUp } from './support/init-pair';
-import { manualState, preparedSlot, workerErrors } from './support/manual';
+import { manualState, preparedSlot, snapshotHolders, workerErrors } from './support/manual';
 import { createNodeDb, NodeDb, registerPair } from './support/node-pair';
 import { AgentProcess, CliRun, runCli, startCli, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
@@ -82,8 +82,9 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     prepare = startCli(['node', 'prepare', target.id, '--from', source.id, '--for', 'pg_dump', '--dump-dir', dumpDir, '--jobs', '2', '--db', target.url]);
     const printed = await preparedOutput(prepare);
 
-    // the slot, held by prepare's replication connection with its exported snapshot
-    expect(await preparedSlot(source, pair.replicationName)).toMatchObject({ active: true, application_name: 'steep-repl prepare' });
+    // the slot, made by prepare's replication connection, which holds its exported snapshot
+    expect(await preparedSlot(source, pair.replicationName)).toMatchObject({ active: false });
+    expect(await snapshotHolders(source)).toHaveLength(1);
     const [row] = await query(source.url, 'SELECT for_node, purpose, backup, lsn::text AS lsn, snapshot_name, timeline FROM steep_repl.init_slots WHERE slot_name = $1', [
       pair.replicationName,
     ]);
@@ -108,12 +109,12 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     const shown = await runCli(['node', 'status', target.id, '--json', '--db', target.url]);
     expect(shown.code).toBe(0);
     const json = JSON.stringify(JSON.parse(shown.stdout));
-    for (const fact of ['pg_dump', pair.replicationName, row.lsn, 'retained']) expect(json).toContain(fact);
+    for (const fact of ['pg_dump', pair.replicationName, row.lsn, 'retained_bytes', '"snapshot_held":true']) expect(json).toContain(fact);
     const human = await runCli(['node', 'status', target.id, '--db', target.url]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/pg_dump/);
-    expect(human.stdout).toMatch(/WAL retained/i);
-    expect(human.stdout).toMatch(/snapshot held/i);
+    expect(human.stdout).toMatch(/retains \S+ of WAL/);
+    expect(human.stdout).toContain(`snapshot ${row.snapshot_name} held`);
 
     // the DBA's part, while the source keeps being written
     const before = writer.counts.transactions;
@@ -131,7 +132,7 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
 
   it('node complete refuses a malformed LSN, an LSN behind the slot, an expired prepare and a schema mismatch, changing nothing', async () => {
     const before = await manualState(source, target, pair.replicationName);
-    expect(before.source.slot).toMatchObject({ active: true, application_name: 'steep-repl prepare' });
+    expect(before.source.holders).toBe(1);
 
     const malformed = await runCli(['node', 'complete', target.id, '--source-lsn', '16-B374D848', '--db', target.url]);
     expect(malformed.code).toBe(2);
@@ -213,12 +214,14 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     const name = await replicationName(source, source.id, spare.id);
     const run = startCli(['node', 'prepare', spare.id, '--from', source.id, '--for', 'pg_dump', '--dump-dir', path.join(work, 'dump zwei'), '--db', spare.url]);
     await preparedOutput(run);
-    expect(await preparedSlot(source, name)).toMatchObject({ active: true, application_name: 'steep-repl prepare' });
+    expect(await preparedSlot(source, name)).toMatchObject({ active: false });
+    expect(await snapshotHolders(source)).toHaveLength(1);
     expect((await query(source.url, 'SELECT pubname FROM pg_publication')).map((r) => r.pubname)).toContain(name);
 
     const cancel = await runCli(['node', 'cancel', spare.id, '--db', spare.url]);
     expect(cancel.code).toBe(0);
     await waitUntil('the slot dropped', async () => !(await preparedSlot(source, name)));
+    await waitUntil('the snapshot holder ended', async () => (await snapshotHolders(source)).length === 0);
     const ended = await Promise.race([run.result, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20000))]);
     expect(ended).toBeDefined();
     expect((await query(source.url, 'SELECT pubname FROM pg_publication')).map((r) => r.pubname)).not.toContain(name);
@@ -236,7 +239,9 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     run.child.kill('SIGTERM');
     const ended = await run.result;
     expect(ended.code).toBe(0);
+    expect(ended.stderr).toMatch(/released snapshot \S+ \(SIGTERM\)/);
     expect(await preparedSlot(source, name)).toMatchObject({ active: false });
+    expect(await snapshotHolders(source)).toEqual([]);
     await query(source.url, 'SELECT pg_drop_replication_slot($1)', [name]);
     // the schema as the restore would have made it, so that only the slot is missing
     await query(spare.url, userSchemaSql);

@@ -18,6 +18,8 @@ export interface ManualState {
   source: {
     row: unknown;
     slot: unknown;
+    // node prepare's snapshot holders (pg_dump)
+    holders: number;
     publications: string[];
     audit: number;
   };
@@ -48,6 +50,7 @@ export async function manualState(source: NodeDb, target: { url: string }, slotN
     source: {
       row: (await query(source.url, 'SELECT to_jsonb(i) AS row FROM steep_repl.init_slots i WHERE slot_name = $1', [slotName]))[0]?.row ?? null,
       slot: (await preparedSlot(source, slotName)) ?? null,
+      holders: (await snapshotHolders(source)).length,
       publications: (await query(source.url, 'SELECT pubname FROM pg_publication ORDER BY 1')).map((r) => r.pubname),
       audit: (await query(source.url, 'SELECT count(*)::int AS n FROM steep_repl.audit_log'))[0].n,
     },
@@ -72,15 +75,23 @@ export async function preparedSlot(source: NodeDb, slotName: string): Promise<Sl
   return slot;
 }
 
-// The settings lines of node prepare's output (`  name = value`) that a
-// restore as a standby of the source takes: the recovery target, the
+// node prepare's replication connections holding an exported snapshot
+// (the slot itself is not active meanwhile: the walsender released it).
+export async function snapshotHolders(source: NodeDb): Promise<number[]> {
+  return (await query(source.url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'steep-repl prepare' AND datname = current_database() ORDER BY pid")).map(
+    (r) => r.pid,
+  );
+}
+
+// The indented settings lines of node prepare's output (`  name = value`)
+// that a restore as a standby of the source takes: the recovery target, the
 // apply workers' setting, primary_conninfo (not the archive's restore_command).
 export function standbySettings(printed: string): string {
-  const lines = printed
+  return printed
     .split('\n')
+    .filter((l) => /^\s+(recovery_target\w*|max_logical_replication_workers|primary_conninfo) = \S/.test(l))
     .map((l) => l.trim())
-    .filter((l) => /^(recovery_target\w*|max_logical_replication_workers|primary_conninfo)\s*=\s*\S/.test(l));
-  return lines.join('\n');
+    .join('\n');
 }
 
 // a < b, compared as pg_lsn on the server
