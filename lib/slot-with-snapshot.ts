@@ -32,14 +32,21 @@ export async function createSlotWithSnapshot(
   node: ConnectionTarget & { node_id?: string },
   slotName: string,
   applicationName = 'steep-repl snapshot holder',
+  options: SlotOptions = {},
 ): Promise<ExportedSlot> {
   const where = `${node.node_id ? `node ${node.node_id} at ` : ''}${node.host}:${node.port}/${node.dbname}`;
-  return createSlotWithSnapshotOn(nodeClientConfig(node, applicationName), where, slotName);
+  return createSlotWithSnapshotOn(nodeClientConfig(node, applicationName), where, slotName, options);
+}
+
+export interface SlotOptions {
+  // the holder's backend pid once connected, before the slot is made (which
+  // waits for the transactions running on the server): one to cancel it by
+  onConnected?(pid: number): void;
 }
 
 // The same on a database given by its client settings (a two-phase
 // snapshot's source is the agent's own database, reached as the agent reaches it).
-export async function createSlotWithSnapshotOn(settings: ClientConfig, where: string, slotName: string): Promise<ExportedSlot> {
+export async function createSlotWithSnapshotOn(settings: ClientConfig, where: string, slotName: string, options: SlotOptions = {}): Promise<ExportedSlot> {
   const config = {
     ...settings,
     replication: 'database',
@@ -54,13 +61,15 @@ export async function createSlotWithSnapshotOn(settings: ClientConfig, where: st
       resolve(err);
     });
   });
+  const holderPid = (holder as unknown as { processID: number }).processID;
+  options.onConnected?.(holderPid);
   try {
     const { rows } = await holder.query(`CREATE_REPLICATION_SLOT ${escapeIdentifier(slotName)} LOGICAL pgoutput (SNAPSHOT 'export')`);
     return {
       slotName: rows[0].slot_name,
       consistentLsn: rows[0].consistent_point,
       snapshotName: rows[0].snapshot_name,
-      holderPid: (holder as unknown as { processID: number }).processID,
+      holderPid,
       release: () => holder.end().catch(() => undefined),
       closed,
     };
