@@ -185,6 +185,12 @@ export async function handoverProblems(source: Queryable, target: Queryable, p: 
     });
     extra.handoverLsn = cmp.h;
     const h = cmp.h;
+    if (sourceLsn && cmp.pastCurrent) {
+      refuse(
+        `--source-lsn ${h} is past source node ${sourceId}'s current WAL position ${cmp.current}: no backup can have been made there`,
+        `give the LSN the backup was made at (for a pg_basebackup restore, the recovery_target_lsn it stopped at), or none to use the slot's ${s.lsn ?? 'LSN'}`,
+      );
+    }
     if (s.slot_exists && cmp.confirmedPast) {
       refuse(
         `the slot ${p.slotName} ${onSource} has confirmed ${s.confirmed_flush_lsn}, past the handover point ${h}${sourceLsn ? ' (--source-lsn)' : " (the slot's LSN)"}: the changes between ${h} and ${s.confirmed_flush_lsn} are gone from it`,
@@ -308,6 +314,9 @@ export async function findPrepareHolder(db: Queryable, snapshotName: string): Pr
 
 interface Compared {
   h: string;
+  // the source's WAL insert position, and whether H lies beyond it
+  current: string;
+  pastCurrent: boolean;
   confirmedPast: boolean;
   stopBeforeH: boolean | null;
   switchPastH: boolean | null;
@@ -316,12 +325,13 @@ interface Compared {
 // Every comparison in SQL, as pg_lsn.
 async function compareLsns(db: Queryable, v: { h: string; confirmed: string | null; stop: string | null; switchpoint: string | null }): Promise<Compared> {
   const { rows } = await db.query(
-    `SELECT h::text AS h, coalesce(c > h, false) AS confirmed_past, y < h AS stop_before_h, sp > h AS switch_past_h
-     FROM (SELECT $1::pg_lsn AS h, $2::pg_lsn AS c, $3::pg_lsn AS y, $4::pg_lsn AS sp) v`,
+    `SELECT h::text AS h, w::text AS current, h > w AS past_current, coalesce(c > h, false) AS confirmed_past,
+            y < h AS stop_before_h, sp > h AS switch_past_h
+     FROM (SELECT $1::pg_lsn AS h, pg_catalog.pg_current_wal_insert_lsn() AS w, $2::pg_lsn AS c, $3::pg_lsn AS y, $4::pg_lsn AS sp) v`,
     [v.h, v.confirmed, v.stop, v.switchpoint],
   );
   const r = rows[0];
-  return { h: r.h, confirmedPast: r.confirmed_past, stopBeforeH: r.stop_before_h, switchPastH: r.switch_past_h };
+  return { h: r.h, current: r.current, pastCurrent: r.past_current, confirmedPast: r.confirmed_past, stopBeforeH: r.stop_before_h, switchPastH: r.switch_past_h };
 }
 
 function recoveryProblems(
