@@ -15,7 +15,7 @@ import { findPrepareHolder } from '../../lib/manual/handover';
 import { MethodState } from '../../lib/sql/getInitStatus';
 import { TableName } from '../../lib/sql/queryable';
 import { truncateWithoutReplicating } from '../replication/origin';
-import { dropPublication } from '../replication/publication';
+import { dropPublication, publicationExists } from '../replication/publication';
 import { dropSlot, findSlots } from '../replication/slot';
 import { dropSubscription, findSubscription } from '../replication/subscription';
 import { keepPreparedSlot } from '../replication/topology';
@@ -58,8 +58,10 @@ export async function cleanupInit(options: {
       if (state.snapshot_id && (await releaseCopiedSlot(source, state.slot_name ?? state.replication_name))) {
         removed.push(`slot ${state.slot_name ?? state.replication_name}`);
       }
-      if (state.backup && (await releaseManualSlot(source, state.slot_name ?? state.replication_name))) {
-        removed.push(`prepared slot ${state.slot_name ?? state.replication_name}`);
+      if (state.backup) {
+        const publication = (await publicationExists(source, state.replication_name)) ? state.replication_name : undefined;
+        if (await releaseManualSlot(source, state.slot_name ?? state.replication_name)) removed.push(`slot ${state.slot_name ?? state.replication_name}`);
+        if (publication && !(await publicationExists(source, publication))) removed.push(`publication ${publication}`);
       }
       kept = await keepPreparedSlot(source, state.slot_name ?? state.replication_name, !!subscription);
       const { names, like } = slotPatterns(state, subscriptionOid, subscription?.slot_name);

@@ -324,7 +324,7 @@ export class InitRun {
   private async catchUp(): Promise<void> {
     const status = await this.refresh();
     if (status.state !== 'catching_up') {
-      await this.transition('catching_up', 'every table copied');
+      await this.transition('catching_up', this.state.copy_data === false ? 'nothing to copy: streaming from the slot' : 'every table copied');
       await this.phase('catching_up');
     }
     await this.rememberPublication();
