@@ -4,13 +4,18 @@
 // into one result (the median time, the worst check, the highest load).
 import * as os from 'node:os';
 import { removeRunSync } from '../lib/embedded-cluster';
-import { OwnClusters, startOwnClusters } from '../test/support/clusters';
+import { OwnClusterOptions, OwnClusters, startOwnClusters } from '../test/support/clusters';
 import { AgentProcess } from '../test/support/processes';
 
 // A source and a target cluster for run, removed afterwards with every
 // agent of agents; on Ctrl+C or a kill as well (exit 130).
-export async function withBenchClusters<T>(name: string, agents: Set<AgentProcess>, run: (own: OwnClusters<'source' | 'target'>) => Promise<T>): Promise<T> {
-  const own = await startOwnClusters(`bench-${name}`, ['source', 'target']);
+export async function withBenchClusters<T>(
+  name: string,
+  agents: Set<AgentProcess>,
+  run: (own: OwnClusters<'source' | 'target'>) => Promise<T>,
+  options: OwnClusterOptions<'source' | 'target'> = {},
+): Promise<T> {
+  const own = await startOwnClusters(`bench-${name}`, ['source', 'target'], options);
   const onSignal = (signal: NodeJS.Signals) => {
     for (const agent of agents) {
       try {
