@@ -166,14 +166,18 @@ describe('manual init from pg_basebackup (PostgreSQL 15)', () => {
 
     const before = await manualState(source, copyNode, pair.replicationName);
     expect(before.target.subscriptions).toEqual(['from_up']);
-    const [{ l: past }] = await query(source.url, 'SELECT ($1::pg_lsn + 1048576)::text AS l', [lsn]);
+    // past the copy's end, within the source's WAL (the writer wrote on); only the LSN is wrong: a bad argument
+    const past = await waitUntil('the source past the copy', async () => {
+      const [{ l }] = await query(source.url, 'SELECT pg_current_wal_lsn()::text AS l');
+      return (await lsnCompare(source.url, l, stop)) > 0 && l;
+    });
     const pastRefused = await runCli(['node', 'complete', copyNode.id, '--source-lsn', past, '--db', copyNode.url]);
-    expect(pastRefused.code).toBe(1);
+    expect(pastRefused.code).toBe(2);
     expect(pastRefused.stderr).toContain(`which is before the handover point ${past}`);
     expect(await manualState(source, copyNode, pair.replicationName)).toEqual(before);
 
     const behind = await runCli(['node', 'complete', copyNode.id, '--source-lsn', '0/1', '--db', copyNode.url]);
-    expect(behind.code).toBe(1);
+    expect(behind.code).toBe(2);
     expect(behind.stderr).toMatch(/the changes between 0\/1 and \S+ are gone from it/);
     expect(await manualState(source, copyNode, pair.replicationName)).toEqual(before);
   });

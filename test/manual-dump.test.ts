@@ -74,7 +74,7 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     }
   });
 
-  it('prepare holds the snapshot; the printed pg_dump and pg_restore run as printed under writes; node status shows the WAL retained', async () => {
+  it('prepare holds the snapshot; the printed pg_dump and pg_restore run as printed under writes', async () => {
     writer = startWriter(source.url, sourceWrites(rows));
     await waitUntil('writes on the source', () => writer!.counts.transactions > 20 || writer!.error);
     // a directory name the shell must be given quoted
@@ -105,17 +105,6 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     expect(restore).toContain('--exit-on-error');
     expect(printed).toContain(`steep-repl node complete`);
 
-    // node status while preparing: backup, slot, LSN, expiry, snapshot held, WAL retained
-    const shown = await runCli(['node', 'status', target.id, '--json', '--db', target.url]);
-    expect(shown.code).toBe(0);
-    const json = JSON.stringify(JSON.parse(shown.stdout));
-    for (const fact of ['pg_dump', pair.replicationName, row.lsn, 'retained_bytes', '"snapshot_held":true']) expect(json).toContain(fact);
-    const human = await runCli(['node', 'status', target.id, '--db', target.url]);
-    expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/pg_dump/);
-    expect(human.stdout).toMatch(/retains \S+ of WAL/);
-    expect(human.stdout).toContain(`snapshot ${row.snapshot_name} held`);
-
     // the DBA's part, while the source keeps being written
     const before = writer.counts.transactions;
     await runPrintedOk(dump, work);
@@ -130,6 +119,19 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     expect(prepare.child.exitCode).toBeNull();
   });
 
+  it('node status while preparing shows the backup, the slot, its LSN, the snapshot held and the WAL retained', async () => {
+    const [row] = await query(source.url, 'SELECT lsn::text AS lsn, snapshot_name FROM steep_repl.init_slots WHERE slot_name = $1', [pair.replicationName]);
+    const shown = await runCli(['node', 'status', target.id, '--json', '--db', target.url]);
+    expect(shown.code).toBe(0);
+    const json = JSON.stringify(JSON.parse(shown.stdout));
+    for (const fact of ['pg_dump', pair.replicationName, row.lsn, 'retained_bytes', '"snapshot_held":true']) expect(json).toContain(fact);
+    const human = await runCli(['node', 'status', target.id, '--db', target.url]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/pg_dump/);
+    expect(human.stdout).toMatch(/retains \S+ of WAL/);
+    expect(human.stdout).toContain(`snapshot ${row.snapshot_name} held`);
+  });
+
   it('node complete refuses a malformed LSN, an LSN behind the slot, an expired prepare and a schema mismatch, changing nothing', async () => {
     const before = await manualState(source, target, pair.replicationName);
     expect(before.source.holders).toBe(1);
@@ -139,13 +141,14 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     expect(malformed.stderr).toContain('an LSN such as 16/B374D848');
     expect(await manualState(source, target, pair.replicationName)).toEqual(before);
 
+    // only the LSN is wrong: a bad argument
     const behind = await runCli(['node', 'complete', target.id, '--source-lsn', '0/1', '--db', target.url]);
-    expect(behind.code).toBe(1);
+    expect(behind.code).toBe(2);
     expect(behind.stderr).toMatch(/past the handover point 0\/1 \(--source-lsn\): the changes between 0\/1 and \S+ are gone/);
     expect(await manualState(source, target, pair.replicationName)).toEqual(before);
 
     // expired (its expiry job has not run yet: no agent on the source)
-    const [{ expires_at: expires }] = await query(source.url, 'SELECT expires_at FROM steep_repl.init_slots WHERE slot_name = $1', [pair.replicationName]);
+    const [{ expires }] = await query(source.url, 'SELECT expires_at::text AS expires FROM steep_repl.init_slots WHERE slot_name = $1', [pair.replicationName]);
     await query(source.url, "UPDATE steep_repl.init_slots SET expires_at = now() - interval '1 minute' WHERE slot_name = $1", [pair.replicationName]);
     try {
       const expired = await runCli(['node', 'complete', target.id, '--db', target.url]);
@@ -153,7 +156,7 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
       expect(expired.stderr).toMatch(/expired at/);
       expect(expired.stderr).toMatch(/node prepare/);
     } finally {
-      await query(source.url, 'UPDATE steep_repl.init_slots SET expires_at = $2 WHERE slot_name = $1', [pair.replicationName, expires]);
+      await query(source.url, 'UPDATE steep_repl.init_slots SET expires_at = $2::timestamptz WHERE slot_name = $1', [pair.replicationName, expires]);
     }
     expect(await manualState(source, target, pair.replicationName)).toEqual(before);
 
