@@ -197,7 +197,7 @@ export async function readManualPrepare(client: Client, nodeId: string): Promise
     try {
       const [slot] = await listPreparedSlots(source, view.slot_name);
       view.source = slot
-        ? { ...slot, snapshot_held: slot.snapshot_holder_pid !== null }
+        ? { ...slot, snapshot_held: slot.holder_pid !== null }
         : { unknown: `${status.source_node_id} holds no prepared slot ${view.slot_name} (cancelled or expired)` };
     } finally {
       await source.end().catch(() => undefined);
@@ -218,21 +218,30 @@ export function manualWaitText(backup: string | null): string {
 // The slot line: where it is, the snapshot, what it retains, its expiry.
 export function manualSlotText(v: ManualPrepareView): string {
   const where = `${v.slot_name ?? '-'} on ${v.source_node_id ?? '-'} at LSN ${v.lsn ?? '-'}`;
-  if (!v.source) return `${where}, expires ${v.expires_at ?? '-'}`;
-  if ('unknown' in v.source) return `${where}, expires ${v.expires_at ?? '-'}: unknown: ${v.source.unknown}`;
-  return `${where}: ${slotStateText(v.source)}`;
+  if (!v.source) return `${where}, expires ${v.expires_at ? new Date(v.expires_at).toISOString() : '-'}`;
+  if ('unknown' in v.source) return `${where}: WAL retained unknown: ${v.source.unknown}`;
+  return `${where} ${preparedSlotText(v.source)}`;
 }
 
-// "snapshot 0000-1 held (pid 123), retains 12MB of WAL, expires ..."
-export function slotStateText(s: PreparedSlot): string {
-  const parts: string[] = [];
-  if (!s.slot_exists) parts.push('slot missing');
-  else if (s.wal_status === 'lost') parts.push('invalidated (wal_status lost)');
-  else if (s.active) parts.push('in use');
-  if (s.backup === 'pg_dump') {
-    parts.push(s.snapshot_holder_pid !== null ? `snapshot ${s.snapshot_name} held (pid ${s.snapshot_holder_pid})` : `snapshot ${s.snapshot_name ?? '-'} released`);
+// "(manual pg_dump, snapshot 00000003-0000001B-1 held (pid 123)): retains 12MB of WAL, expires ..."
+export function preparedSlotText(s: PreparedSlot): string {
+  const state = !s.slot_exists
+    ? 'slot missing'
+    : s.wal_status === 'lost'
+      ? 'invalidated'
+      : s.active
+        ? 'in use'
+        : s.holder_pid !== null
+          ? `snapshot ${s.snapshot_name} held (pid ${s.holder_pid})`
+          : 'waiting';
+  const retains = s.slot_exists ? `retains ${bytes(s.retained_bytes)} of WAL` : 'retains no WAL';
+  return `(${s.purpose}${s.backup ? ` ${s.backup}` : ''}, ${state}): ${retains}, expires ${new Date(s.expires_at).toISOString()}`;
+}
+
+// What to do about a prepared slot that keeps much WAL.
+export function preparedSlotAdvice(s: PreparedSlot, local: string): string {
+  if (s.purpose === 'manual') {
+    return `complete the manual init of ${s.for_node} (steep-repl node complete ${shellWord(s.for_node)}) soon, or cancel it (steep-repl node cancel ${shellWord(s.for_node)})`;
   }
-  if (s.slot_exists) parts.push(`retains ${bytes(s.retained_bytes)} of WAL`);
-  parts.push(`expires ${new Date(s.expires_at).toISOString()}`);
-  return parts.join(', ');
+  return `start the init of ${s.for_node} from ${local} soon, or drop it: SELECT pg_drop_replication_slot('${s.slot_name}'); DELETE FROM steep_repl.init_slots WHERE slot_name = '${s.slot_name}'`;
 }

@@ -20,26 +20,16 @@ export interface PreparedSlot {
   snapshot_name: string | null;
   timeline: number | null;
   // the session holding snapshot_name open (node prepare's replication
-  // connection), null once it let go
-  snapshot_holder_pid: number | null;
+  // connection; the slot is not active meanwhile), null once it let go
+  holder_pid: number | null;
 }
 
-// The snapshot's holder: a slot made with an exported snapshot is not
-// active while its walsender holds the snapshot (idle in transaction), so
-// the holder is found by its transaction: an exported snapshot's name is
-// <proc number>-<local xid>-<n> in hex, and the holder holds the lock on
-// its own virtual transaction id <proc number>/<local xid>.
 export async function listPreparedSlots(db: Queryable, slotName?: string): Promise<PreparedSlot[]> {
   const { rows } = await db.query(
-    `SELECT p.slot_name, p.for_node, p.purpose, p.publication, p.lsn::text, p.created_at, p.expires_at, p.slot_exists, p.active,
-            p.wal_status, p.retained_bytes::float8 AS retained_bytes, p.backup, p.snapshot_name, p.timeline,
-            (SELECT l.pid FROM pg_catalog.pg_locks l
-              WHERE l.locktype = 'virtualxid'
-                AND l.virtualxid = (SELECT ('x' || lpad(m[1], 16, '0'))::bit(64)::bigint || '/' || ('x' || lpad(m[2], 16, '0'))::bit(64)::bigint
-                                      FROM regexp_match(p.snapshot_name, '^([0-9A-F]{8})-([0-9A-F]{8})-[0-9]+$') m)
-              LIMIT 1) AS snapshot_holder_pid
-     FROM steep_repl.prepared_slots() p
-     WHERE $1::text IS NULL OR p.slot_name = $1`,
+    `SELECT slot_name, for_node, purpose, publication, lsn::text, created_at, expires_at, slot_exists, active, wal_status,
+            retained_bytes::float8 AS retained_bytes, backup, snapshot_name, timeline, holder_pid
+     FROM steep_repl.prepared_slots()
+     WHERE $1::text IS NULL OR slot_name = $1`,
     [slotName ?? null],
   );
   return rows;

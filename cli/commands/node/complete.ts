@@ -82,21 +82,26 @@ export default class NodeComplete extends BaseCommand<typeof NodeComplete> {
     if (!plan) return; // complete_init says what is wrong, changing nothing
     const source = await connectToNode(await getNode(client, plan.sourceNodeId), 'steep-repl node complete');
     try {
-      const check = await handoverProblems(source, client, {
+      const input = {
         targetNodeId: target,
         slotName: plan.slotName,
         backup: plan.backup,
         sourceLsn: sourceLsn ?? plan.sourceLsn,
         recoveryEnd: plan.recoveryEnd,
         sourceNodeId: plan.sourceNodeId,
-      });
+      };
       // On the copy, complete_init removes what came along first and then
       // says to reset max_logical_replication_workers (set to 0 for that).
-      const problems = found.copy ? check.problems.filter((p) => !p.startsWith('max_logical_replication_workers is 0')) : check.problems;
-      if (problems.length) {
-        const lsnOnly = sourceLsn !== undefined && problems.every((p) => p.includes(sourceLsn) || p.includes('--source-lsn'));
+      const problemsOf = async (p: typeof input) => {
+        const check = await handoverProblems(source, client, p);
+        return { ...check, problems: found.copy ? check.problems.filter((x) => !x.startsWith('max_logical_replication_workers is 0')) : check.problems };
+      };
+      const check = await problemsOf(input);
+      if (check.problems.length) {
+        // only --source-lsn is wrong when the prepared slot's LSN would do: a bad argument
+        const lsnOnly = sourceLsn !== undefined && (await problemsOf({ ...input, sourceLsn: null })).problems.length === 0;
         throw new SteepError(
-          `node complete of ${target} refused (nothing was changed):\n${numberedProblems(problems)}`,
+          `node complete of ${target} refused (nothing was changed):\n${numberedProblems(check.problems)}`,
           lsnOnly ? ExitCode.badArguments : ExitCode.error,
           check.hint || undefined,
         );

@@ -3,16 +3,23 @@ import { table } from '../../render';
 import { formatInit } from '../../node-format';
 import { ago } from '../../../lib/format';
 import { listNodes } from '../../../lib/sql/listNodes';
+import { manualSlotText, manualWaitText, readManualPrepare, waitsForBackup } from '../../manual-prepare';
 
 export default class NodeList extends BaseCommand<typeof NodeList> {
-  static description = 'List the registered nodes with their state and health (* marks the local node)';
+  static description =
+    'List the registered nodes with their state and health (* marks the local node); a manual init waiting for its backup shows its prepared slot as the source sees it';
   static examples = ['<%= config.bin %> node list --db postgres://admin@db1/app', '<%= config.bin %> node list --json'];
   static flags = { json: jsonFlag };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(NodeList);
-    const nodes = await this.withClient(flags.db, listNodes);
-    if (flags.json) return this.printJson(nodes);
+    const { nodes, manual } = await this.withClient(flags.db, async (client) => {
+      const nodes = await listNodes(client);
+      // only the local node's init is read here: its method state and its source's slot
+      const waiting = nodes.find(waitsForBackup);
+      return { nodes, manual: waiting ? { nodeId: waiting.node_id, view: await readManualPrepare(client, waiting.node_id) } : undefined };
+    });
+    if (flags.json) return this.printJson(nodes.map((n) => (n.node_id === manual?.nodeId ? { ...n, manual: manual.view } : n)));
     if (nodes.length === 0) return this.log('no nodes registered (steep-repl node register <id> ...)');
     this.log(
       table(
@@ -21,12 +28,13 @@ export default class NodeList extends BaseCommand<typeof NodeList> {
           n.is_local ? `${n.node_id} *` : n.node_id,
           `${n.host}:${n.port}/${n.dbname}`,
           n.init_state,
-          formatInit(n),
+          n.node_id === manual?.nodeId ? `manual ${manual.view.backup ?? ''} from ${n.init_source_node}`.replace('  ', ' ') : formatInit(n),
           n.health,
           ago(n.last_seen),
           n.priority,
         ]),
       ).trimEnd(),
     );
+    if (manual) this.log(`${manual.nodeId}: ${manualWaitText(manual.view.backup)}; slot ${manualSlotText(manual.view)}`);
   }
 }

@@ -4,9 +4,10 @@ import { ExitCode, SteepError } from '../../../lib/errors';
 import { ago, bytes } from '../../../lib/format';
 import { getNode } from '../../../lib/sql/getNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
+import { listPreparedSlots } from '../../../lib/sql/listPreparedSlots';
 import { localNodeId } from '../../../lib/sql/localNodeId';
 import { formatInit } from '../../node-format';
-import { listPreparedSlots } from '../../../lib/sql/listPreparedSlots';
+import { manualSlotText, manualWaitText, preparedSlotAdvice, preparedSlotText, readManualPrepare, waitsForBackup } from '../../manual-prepare';
 
 // WAL kept by a prepared slot above this is warned about (STEEP_REPL_SLOT_WARN_BYTES, 1 GiB).
 const retentionWarningBytes = Number(process.env.STEEP_REPL_SLOT_WARN_BYTES ?? 1024 ** 3);
@@ -19,15 +20,22 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeStatus);
-    const { node, slots } = await this.withClient(flags.db, async (client) => {
-      const id = args.id ?? (await localNodeId(client));
+    const { node, slots, manual, local } = await this.withClient(flags.db, async (client) => {
+      const local = await localNodeId(client);
+      const id = args.id ?? local;
       if (!id) throw new SteepError('no local node is registered in this database; name a node id', ExitCode.badArguments);
       // raises SR001 naming the registered nodes when the id is unknown
       await getNode(client, id);
       const overview = (await getNodeOverview(client, id))!;
-      return { node: overview, slots: overview.is_local ? await listPreparedSlots(client) : [] };
+      return {
+        node: overview,
+        // the local node's prepared slots; for a peer, those held here for it (a base backup's prepare)
+        slots: (await listPreparedSlots(client)).filter((s) => overview.is_local || s.for_node === id),
+        manual: waitsForBackup(overview) ? await readManualPrepare(client, id) : undefined,
+        local,
+      };
     });
-    if (flags.json) return this.printJson({ ...node, prepared: slots });
+    if (flags.json) return this.printJson({ ...node, ...(manual ? { manual } : {}), prepared: slots });
     const lines: Array<[string, unknown]> = [
       ['node', `${node.node_id}${node.is_local ? ' (local)' : ''}`],
       ['name', node.node_name],
@@ -35,24 +43,20 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
       ['priority', node.priority],
       ['health', `${node.health} (last seen ${ago(node.last_seen)})`],
       ['init state', node.init_state],
-      ['init', formatInit(node)],
+      ['init', manual ? manualWaitText(manual.backup) : formatInit(node)],
       ['source node', node.init_source_node ?? '-'],
       ['init started', node.init_started_at?.toISOString() ?? '-'],
       ['init completed', node.init_completed_at?.toISOString() ?? '-'],
     ];
     if (node.error) lines.push(['error', node.error]);
+    // the manual init's slot, as its source sees it now
+    if (manual) lines.push(['manual slot', manualSlotText(manual)]);
     // A prepared slot keeps WAL on this server until an init uses it or it expires.
-    for (const slot of slots) {
-      const state = !slot.slot_exists ? 'slot missing' : slot.wal_status === 'lost' ? 'invalidated' : slot.active ? 'in use' : 'waiting';
-      lines.push([
-        'prepared slot',
-        `${slot.slot_name} for ${slot.for_node} (${slot.purpose}, ${state}): retains ${bytes(slot.retained_bytes)} of WAL, expires ${slot.expires_at.toISOString()}`,
-      ]);
-    }
+    for (const slot of slots) lines.push(['prepared slot', `${slot.slot_name} for ${slot.for_node} ${preparedSlotText(slot)}`]);
     for (const [label, value] of lines) this.log(`${label.padEnd(15)} ${value}`);
     for (const slot of slots.filter((s) => Number(s.retained_bytes ?? 0) >= retentionWarningBytes)) {
       this.warn(
-        `prepared slot ${slot.slot_name} retains ${bytes(slot.retained_bytes)} of WAL on this server; start the init of ${slot.for_node} from ${node.node_id} soon, or drop it: SELECT pg_drop_replication_slot('${slot.slot_name}'); DELETE FROM steep_repl.init_slots WHERE slot_name = '${slot.slot_name}'`,
+        `prepared slot ${slot.slot_name} retains ${bytes(slot.retained_bytes)} of WAL on this server; ${preparedSlotAdvice(slot, local ?? 'this node')}`,
       );
     }
   }
