@@ -227,19 +227,23 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     say(`reading the init methods of ${nodeId}…`);
     try {
       let methods = (await watch.initMethods(nodeId)).map((m) => m.method);
+      // manual starts with the DBA's backup, on the command line: node prepare prints the steps
+      let note: string | undefined = methods.includes('manual') ? `manual: steep-repl node prepare ${nodeId} --from ${source} --for pg_dump|pg_basebackup` : undefined;
+      methods = methods.filter((m) => m !== 'manual');
       // two-phase loads a snapshot the source holds ready: offered with them, else said why not
       let snapshots: SnapshotOverview[] = [];
-      let note: string | undefined;
       if (methods.includes('two-phase')) {
+        let why: string | undefined;
         try {
           snapshots = (await watch.readySnapshots(source)).slice(0, 9);
         } catch (err) {
-          note = `two-phase: cannot read the snapshots of ${source}: ${describeError(err).replace(/\n/g, ' ')}`;
+          why = `two-phase: cannot read the snapshots of ${source}: ${describeError(err).replace(/\n/g, ' ')}`;
         }
         if (snapshots.length === 0) {
           methods = methods.filter((m) => m !== 'two-phase');
-          note ??= `two-phase: no ready snapshot on ${source}`;
+          why ??= `two-phase: no ready snapshot on ${source}`;
         }
+        if (why) note = note ? `${why} · ${note}` : why;
       }
       methods = methods.slice(0, 9);
       if (methods.length === 0) return refuse(`${nodeId} offers no init method: none is marked available in steep_repl.init_methods${note ? `; ${note}` : ''}`);

@@ -9,9 +9,18 @@ interface Column {
   cell(node: NodeView, now: Date): [string, Attr?];
 }
 
+// A manual init in preparing waits for the DBA's backup and node complete.
+const waitsForBackup = (node: NodeView): boolean => node.state?.method === 'manual' && node.state.init_state === 'preparing';
+
+function manualWaitText(node: NodeView): string {
+  const backup = node.methodState?.backup;
+  return `manual: waiting for ${backup === 'pg_dump' ? 'pg_dump' : backup === 'pg_basebackup' ? 'the base backup' : 'the backup'}, then node complete`;
+}
+
 export function initText(node: NodeView): string {
   const s = node.state;
   if (!s) return '-';
+  if (waitsForBackup(node)) return 'manual: waiting';
   if (s.init_in_progress) return initPercentAndEta(s.overall_percent, s.eta_seconds);
   // a source writing a snapshot: the newest one's progress
   const snapshot = node.generating?.[0];
@@ -105,7 +114,8 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
   if (s) {
     const parts = [`${node.id}: ${s.init_state}`];
     if (s.init_source_node) parts.push(`source ${s.init_source_node}`);
-    if (s.phase && s.init_in_progress) parts.push(`phase ${s.phase}`);
+    if (waitsForBackup(node)) parts.push(manualWaitText(node));
+    else if (s.phase && s.init_in_progress) parts.push(`phase ${s.phase}`);
     if (s.tables_total) parts.push(`tables ${s.tables_done ?? 0}/${s.tables_total}`);
     lines.push([parts.join(' · '), {}]);
     if (s.error) lines.push([`error: ${s.error}`, { color: 'red' }]);
