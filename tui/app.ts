@@ -7,7 +7,7 @@ import { describeError } from '../lib/errors';
 import { cancelInit } from '../lib/sql/cancelInit';
 import { Queryable } from '../lib/sql/queryable';
 import { startInit } from '../lib/sql/startInit';
-import { ago, bytes } from '../lib/format';
+import { ago, bytes, shellWord } from '../lib/format';
 import type { SnapshotOverview } from '../lib/sql/snapshots';
 import { ClusterWatch, NodeView } from './cluster-watch';
 import { Attr, fit, painterFor } from './draw';
@@ -228,7 +228,7 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     try {
       let methods = (await watch.initMethods(nodeId)).map((m) => m.method);
       // manual starts with the DBA's backup, on the command line: node prepare prints the steps
-      let note: string | undefined = methods.includes('manual') ? `manual: steep-repl node prepare ${nodeId} --from ${source} --for pg_dump|pg_basebackup` : undefined;
+      let note: string | undefined = methods.includes('manual') ? `manual: steep-repl node prepare ${shellWord(nodeId)} --from ${shellWord(source)} --for pg_dump|pg_basebackup` : undefined;
       methods = methods.filter((m) => m !== 'manual');
       // two-phase loads a snapshot the source holds ready: offered with them, else said why not
       let snapshots: SnapshotOverview[] = [];
