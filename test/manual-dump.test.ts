@@ -225,7 +225,9 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     expect(cancel.code).toBe(0);
     await waitUntil('the slot dropped', async () => !(await preparedSlot(source, name)));
     await waitUntil('the snapshot holder ended', async () => (await snapshotHolders(source)).length === 0);
-    const ended = await Promise.race([run.result, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([run.result, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 20000)))]);
+    clearTimeout(timer);
     expect(ended).toBeDefined();
     expect((await query(source.url, 'SELECT pubname FROM pg_publication')).map((r) => r.pubname)).not.toContain(name);
     expect(await query(source.url, 'SELECT slot_name FROM steep_repl.init_slots WHERE slot_name = $1', [name])).toEqual([]);
