@@ -8,15 +8,19 @@
 // they appear. A pg_basebackup copy's reset needs a promoted copy: here only
 // its refusals on a database that is none (the source itself); the reset
 // runs end to end in test/manual-basebackup.test.ts.
+import * as path from 'node:path';
 import { DatabaseError } from 'pg';
+import { freePort } from '../lib/embedded-cluster';
 import { createSlotWithSnapshotOn, ExportedSlot } from '../lib/slot-with-snapshot';
 import { cancelManualPrepare } from '../lib/sql/cancelManualPrepare';
 import { completeInit } from '../lib/sql/completeInit';
 import { prepareManualSlot } from '../lib/sql/prepareManualSlot';
 import { recordManualSlot } from '../lib/sql/recordManualSlot';
 import { recoveryEnd } from '../lib/sql/recoveryEnd';
-import { clusterA, clusterB, query, withClient } from './support/clusters';
+import { backupDir, baseBackup, removeRestored, restoreBaseBackup } from './support/backups';
+import { clusterA, clusterB, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
 import { createInitPair, InitPair } from './support/init-pair';
+import { createNodeDb, NodeDb, registerIn } from './support/node-pair';
 import { waitUntil } from './support/wait';
 
 jest.setTimeout(60000);
@@ -370,23 +374,149 @@ describe('manual init SQL', () => {
     it('complete_init never resets the source: on the database holding the pg_basebackup prepare it refuses, changing nothing', async () => {
       await withClient(src, (c) => prepareManualSlot(c, pair.target.id, 'pg_basebackup'));
       try {
-        // before the slot exists: the source is on timeline 1, never promoted
-        const beforeSlot = await stateOf(src);
-        const early = await refusal(src, 'SELECT steep_repl.complete_init($1)', [pair.target.id]);
-        expect(early).toMatchObject({ code: 'SR004', message: "this copy did not end its recovery just before the slot's LSN: it is on timeline 1, never promoted at a recovery target" });
-        expect(await stateOf(src)).toEqual(beforeSlot);
-
         const [{ lsn }] = await query(src, "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [name]);
         await withClient(src, (c) => recordManualSlot(c, name, lsn));
         const before = await stateOf(src);
+        // never promoted (a source that was is refused for holding the slot: test/manual-sql's PostgreSQL 15 copy)
         for (const options of [{}, { source_lsn: lsn }]) {
           const err = await refusal(src, 'SELECT steep_repl.complete_init($1, $2)', [pair.target.id, options]);
-          expect(err).toMatchObject({ code: 'SR004', message: `this database is the source of the prepare for node "manual Tgt ü", not a restored copy of it: it holds slot ${name}` });
-          expect(err.hint).toBe("run it on the copy restored from the base backup: steep-repl node complete 'manual Tgt ü' --db <the copy>");
+          expect(err).toMatchObject({ code: 'SR004', message: "this copy did not end its recovery just before the slot's LSN: it is on timeline 1, never promoted at a recovery target" });
         }
         expect(await stateOf(src)).toEqual(before);
       } finally {
         await withClient(src, (c) => cancelManualPrepare(c, pair.target.id));
+      }
+    });
+  });
+
+  // complete_init on a real copy: PostgreSQL 15's pg_basebackup of an own
+  // PostgreSQL 15 source (Debian's binaries), restored as a standby.
+  describe('on a pg_basebackup copy (PostgreSQL 15)', () => {
+    let own: OwnClusters<'source'>;
+    let source: NodeDb;
+    let backup: string;
+    let copyPort: number;
+    let slotLsn: string;
+    let copyName: string;
+    const copyId = 'Copy "Tgt" ü';
+    const rowsBefore = 300;
+
+    beforeAll(async () => {
+      own = await startOwnClusters('test-manual-sql', ['source'] as const, { versions: { source: 15 } });
+      const cluster = own.clusters.source;
+      source = await createNodeDb(cluster, 'manual_sql_bb', 'Src "15" Ä');
+      await registerIn(source, source);
+      // the copy will be the same database on a server of its own
+      copyPort = await freePort();
+      await registerIn(source, { id: copyId, cluster: { ...cluster, port: copyPort }, name: source.name, url: 'elsewhere' });
+      await query(source.url, `CREATE TABLE "Sales ünit" ("Id" int PRIMARY KEY, v text);
+        INSERT INTO "Sales ünit" SELECT g, 'before' FROM generate_series(1, ${rowsBefore}) g;
+        CREATE PUBLICATION "Their Pub" FOR TABLE "Sales ünit";
+        CREATE SUBSCRIPTION "Own ""Sub""" CONNECTION 'host=127.0.0.1 port=1 dbname=nowhere' PUBLICATION p WITH (connect = false)`);
+      await query(cluster.url(), 'CREATE DATABASE "Other Db"');
+      await query(cluster.url('Other Db'), "CREATE SUBSCRIPTION other_sub CONNECTION 'host=127.0.0.1 port=1 dbname=nowhere' PUBLICATION p WITH (connect = false)");
+      // the backup first, the prepare after it
+      backup = path.join(backupDir(own.runDir), 'base');
+      await baseBackup(cluster, backup);
+      const row = await withClient(source.url, (c) => prepareManualSlot(c, copyId, 'pg_basebackup'));
+      copyName = row.slot_name;
+      [{ lsn: slotLsn }] = await query(source.url, "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [copyName]);
+      await withClient(source.url, (c) => recordManualSlot(c, copyName, slotLsn));
+      await query(source.url, "INSERT INTO \"Sales ünit\" SELECT g, 'after' FROM generate_series(1001, 1100) g");
+    }, 120000);
+    afterAll(async () => {
+      await removeRestored();
+      await own?.remove();
+    });
+
+    const standby = (extra = '') => `primary_conninfo = 'host=127.0.0.1 port=${own.clusters.source.port} user=postgres'\n${extra}`;
+
+    it('a copy that replayed past the slot (no recovery target) is refused, changing nothing', async () => {
+      const copy = await restoreBaseBackup(backup, path.join(own.runDir, 'copy-past'), { signal: 'standby', conf: standby(), settings: { max_logical_replication_workers: 0 }, port: copyPort });
+      try {
+        const url = copy.url(source.name);
+        await waitUntil('the standby to replay the rows after the slot', async () => (await query(url, 'SELECT count(*)::int AS n FROM "Sales ünit"'))[0].n === rowsBefore + 100);
+        const inRecovery = await refusal(url, 'SELECT steep_repl.complete_init($1)', [copyId]);
+        expect(inRecovery).toMatchObject({ code: 'SR004', message: 'this copy is still in recovery' });
+        await query(url, 'SELECT pg_promote()');
+        await copy.waitPromoted();
+        expect(await withClient(url, recoveryEnd)).toMatchObject({ in_recovery: false, timeline: 2, parent_timeline: 1, stop: null, stop_lsn: null, reason: 'no recovery target specified' });
+        const before = await stateOf(url);
+        const err = await refusal(url, 'SELECT steep_repl.complete_init($1)', [copyId]);
+        expect(err).toMatchObject({ code: 'SR004', message: "this copy did not end its recovery just before the slot's LSN: timeline 2, no recovery target specified" });
+        expect(await stateOf(url)).toEqual(before);
+      } finally {
+        await copy.remove();
+      }
+    });
+
+    it('a copy stopped just before the slot is reset and its init recorded; no job while max_logical_replication_workers is 0', async () => {
+      const copy = await restoreBaseBackup(backup, path.join(own.runDir, 'copy-exact'), {
+        signal: 'standby',
+        conf: standby(`recovery_target_lsn = '${slotLsn}'\nrecovery_target_inclusive = off\nrecovery_target_action = promote\nrecovery_target_timeline = 'current'`),
+        settings: { max_logical_replication_workers: 0 },
+        port: copyPort,
+      });
+      try {
+        await copy.waitPromoted();
+        const url = copy.url(source.name);
+        const end = await withClient(url, recoveryEnd);
+        expect(end).toMatchObject({ in_recovery: false, timeline: 2, parent_timeline: 1, stop: 'before', stop_lsn: slotLsn, reason: `before LSN ${slotLsn}` });
+        expect(end.system_identifier).toBe((await query(source.url, 'SELECT system_identifier::text AS s FROM pg_control_system()'))[0].s);
+        expect((await query(url, 'SELECT count(*)::int AS n FROM "Sales ünit"'))[0].n).toBe(rowsBefore);
+
+        // bad input, a source_lsn the recovery did not stop at, and a database that holds the slot (as the source does) change nothing
+        const before = await stateOf(url);
+        const cases: Array<[unknown[], Partial<DatabaseError>]> = [
+          [[copyId, { source_lsn: 'x/y' }], { code: 'SR004', message: 'option source_lsn must be an LSN such as 16/B374D848, got "x/y"' }],
+          [[copyId, { source_lsn: '0/10' }], { code: 'SR004', message: `this copy's recovery ended at ${end.switchpoint} (before LSN ${slotLsn}), not just before source_lsn 0/10` }],
+          [[copyId, { backup: 'pg_dump' }], { code: 'SR004', message: "option 'backup' is given to node prepare, not to node complete" }],
+        ];
+        for (const [params, expected] of cases) {
+          expect({ params, error: await refusal(url, 'SELECT steep_repl.complete_init($1, $2)', params) }).toMatchObject({ params, error: expected });
+        }
+        await query(url, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [copyName]);
+        const holding = await stateOf(url);
+        const sourceLike = await refusal(url, 'SELECT steep_repl.complete_init($1)', [copyId]);
+        expect(sourceLike).toMatchObject({ code: 'SR004', message: `this database is the source of the prepare for node "Copy ""Tgt"" ü", not a restored copy of it: it holds slot ${copyName}` });
+        expect(await stateOf(url)).toEqual(holding);
+        await query(url, 'SELECT pg_drop_replication_slot($1)', [copyName]);
+        expect(await stateOf(url)).toEqual(before);
+
+        const reset = await withClient(url, (c) => completeInit(c, copyId));
+        expect(reset).toMatchObject({
+          node_id: copyId, source_node_id: source.id, job_id: null, backup: 'pg_basebackup', restart_required: true,
+          hint: 'ALTER SYSTEM RESET max_logical_replication_workers (or set it above 0), restart the server, then run node complete again',
+          removed: ['subscription "Own ""Sub"""', 'publication "Their Pub"', `publication ${copyName}`, '1 row(s) of steep_repl.init_slots', '1 job(s) of graphile_worker'],
+          other_databases: [{ database: 'Other Db', subscription: 'other_sub', enabled: false, statements: ['ALTER SUBSCRIPTION other_sub DISABLE', 'ALTER SUBSCRIPTION other_sub SET (slot_name = NONE)', 'DROP SUBSCRIPTION other_sub'] }],
+          recovery_end: end,
+        });
+        const after: any = await stateOf(url);
+        expect(after).toMatchObject({ init_slots: [], publications: [], subscriptions: [], slots: [], job_count: 0 });
+        expect(after.nodes.map((n: any) => [n.node_id, n.is_local, n.init_state, n.init_source_node])).toEqual([
+          [copyId, true, 'preparing', source.id],
+          [source.id, false, 'uninitialized', null],
+        ]);
+        expect(after.method_state).toMatchObject([{ node_id: copyId, slot_name: copyName, backup: 'pg_basebackup', recovery_end: end, complete_requested_at: null }]);
+        expect((await lastEvent(url, 'node.copy_reset')).details).toMatchObject({ source_node: source.id, removed: reset.removed, other_databases: reset.other_databases });
+        // nothing of the source changed
+        expect((await query(source.cluster.url(), 'SELECT count(*)::int AS n FROM pg_subscription'))[0].n).toBe(2);
+        expect((await query(source.url, 'SELECT count(*)::int AS n FROM steep_repl.init_slots'))[0].n).toBe(1);
+
+        // the setting still 0: the next complete is refused, changing nothing
+        const refused = await refusal(url, 'SELECT steep_repl.complete_init($1)', [copyId]);
+        expect(refused).toMatchObject({ code: 'SR004', message: 'max_logical_replication_workers is 0 on this server: the subscription could not start' });
+        expect(await stateOf(url)).toEqual(after);
+
+        await query(url, 'ALTER SYSTEM RESET max_logical_replication_workers');
+        await copy.stop();
+        await copy.start();
+        const queued = await withClient(url, (c) => completeInit(c, copyId));
+        expect(queued).toMatchObject({ node_id: copyId, job_id: expect.any(Number), backup: 'pg_basebackup', restart_required: false, removed: [] });
+        const [facts] = await query(url, 'SELECT complete_requested_at IS NOT NULL AS requested, recovery_end FROM steep_repl.init_method_state');
+        expect(facts).toEqual({ requested: true, recovery_end: end });
+      } finally {
+        await copy.remove();
       }
     });
   });

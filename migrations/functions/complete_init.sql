@@ -67,19 +67,6 @@ BEGIN
               HINT = format('connect to %s:%s/%s (the target''s database, or the restored copy of a pg_basebackup prepare) and run it there',
                             v_node.host, v_node.port, v_node.dbname);
     END IF;
-    -- Never reset the source itself (complete run on the wrong database):
-    -- a base backup carries no slot, and stops before the row got its LSN
-    -- (record_manual_slot wrote it after the slot's point).
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = v_prepare.slot_name)
-       OR (v_prepare.lsn IS NOT NULL AND v_lsn IS NULL) THEN
-      RAISE EXCEPTION 'this database is the source of the prepare for node %, not a restored copy of it: %', quote_ident(p_node),
-        CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = v_prepare.slot_name)
-             THEN format('it holds slot %s', v_prepare.slot_name)
-             ELSE format('its prepare row has the slot''s LSN %s (a copy stopped before it has none)', v_prepare.lsn) END
-        USING ERRCODE = 'SR004',
-              HINT = format('run it on the copy restored from the base backup: steep-repl node complete %s --db <the copy>',
-                            steep_repl.shell_word(p_node));
-    END IF;
     IF pg_catalog.pg_is_in_recovery() THEN
       RAISE EXCEPTION 'this copy is still in recovery' USING ERRCODE = 'SR004',
         HINT = 'restore it with the recovery settings node prepare printed (recovery_target_lsn, recovery_target_inclusive = off, recovery_target_action = promote) and let it promote';
@@ -95,6 +82,21 @@ BEGIN
     IF v_lsn IS NOT NULL AND ((v_end ->> 'stop_lsn')::pg_lsn < v_lsn OR (v_end ->> 'switchpoint')::pg_lsn > v_lsn) THEN
       RAISE EXCEPTION 'this copy''s recovery ended at % (%), not just before source_lsn %', v_end ->> 'switchpoint', v_end ->> 'reason', v_lsn
         USING ERRCODE = 'SR004', HINT = format('restore it with recovery_target_lsn = ''%s'' and recovery_target_inclusive = off', v_lsn);
+    END IF;
+
+    -- Never reset the source itself (complete run on the wrong database, a
+    -- source once promoted at a recovery target): a base backup carries no
+    -- slot, and stops before the row got its LSN (record_manual_slot wrote
+    -- it after the slot's point).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = v_prepare.slot_name)
+       OR (v_prepare.lsn IS NOT NULL AND v_lsn IS NULL) THEN
+      RAISE EXCEPTION 'this database is the source of the prepare for node %, not a restored copy of it: %', quote_ident(p_node),
+        CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = v_prepare.slot_name)
+             THEN format('it holds slot %s', v_prepare.slot_name)
+             ELSE format('its prepare row has the slot''s LSN %s (a copy stopped before it has none)', v_prepare.lsn) END
+        USING ERRCODE = 'SR004',
+              HINT = format('run it on the copy restored from the base backup: steep-repl node complete %s --db <the copy>',
+                            steep_repl.shell_word(p_node));
     END IF;
 
     -- what came along from the source: first the subscriptions, so no
