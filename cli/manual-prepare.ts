@@ -126,7 +126,12 @@ export async function describeHoldEnd(end: HoldEnd, c: HoldContext): Promise<{ m
     };
   }
   const reason = end.error ? describeError(end.error).replace(/\n/g, ' ') : 'the connection closed';
-  const seen = await whoEnded(c).catch((err) => ({ kind: 'unknown' as const, why: describeError(err).replace(/\n/g, ' ') }));
+  // a cancel or an expiry ends the holder before its own transaction commits: give that a moment to show
+  let seen: Awaited<ReturnType<typeof whoEnded>> | { kind: 'unknown'; why: string } = { kind: 'lost' };
+  for (let attempt = 0; attempt < 6 && seen.kind === 'lost'; attempt++) {
+    if (attempt) await new Promise((resolve) => setTimeout(resolve, 500));
+    seen = await whoEnded(c).catch((err) => ({ kind: 'unknown' as const, why: describeError(err).replace(/\n/g, ' ') }));
+  }
   if (seen.kind === 'complete') return { message: `snapshot ${c.snapshotName} released by node complete: ${c.target} subscribes from the slot now`, exitCode: ExitCode.ok };
   if (seen.kind === 'cancelled') {
     return { message: `snapshot ${c.snapshotName} released: the prepare of ${c.target} was cancelled or expired (${seen.why}); the slot is gone`, exitCode: ExitCode.cancelled };
@@ -146,6 +151,7 @@ async function whoEnded(c: HoldContext): Promise<{ kind: 'complete' | 'cancelled
     const status = await getInitStatus(target, c.target);
     if (status.method_state?.complete_requested_at || ['catching_up', 'synchronized'].includes(status.state)) return { kind: 'complete' };
     if (!status.in_progress || status.state === 'uninitialized') return { kind: 'cancelled', why: `${c.target} is ${status.state}` };
+    if (status.progress?.cancel_requested_at) return { kind: 'cancelled', why: `node cancel ${c.target}` };
   } finally {
     await target.end().catch(() => undefined);
   }
