@@ -8,6 +8,7 @@
 // they appear. A pg_basebackup copy's reset needs a promoted copy: here only
 // its refusals on a database that is none (the source itself); the reset
 // runs end to end in test/manual-basebackup.test.ts.
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { DatabaseError } from 'pg';
 import { freePort } from '../lib/embedded-cluster';
@@ -17,7 +18,7 @@ import { completeInit } from '../lib/sql/completeInit';
 import { prepareManualSlot } from '../lib/sql/prepareManualSlot';
 import { recordManualSlot } from '../lib/sql/recordManualSlot';
 import { recoveryEnd } from '../lib/sql/recoveryEnd';
-import { backupDir, baseBackup, removeRestored, restoreBaseBackup } from './support/backups';
+import { backupBinDir, backupDir, baseBackup, removeRestored, restoreBaseBackup } from './support/backups';
 import { clusterA, clusterB, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
 import { createInitPair, InitPair } from './support/init-pair';
 import { createNodeDb, NodeDb, registerIn } from './support/node-pair';
@@ -430,6 +431,28 @@ describe('manual init SQL', () => {
     });
 
     const standby = (extra = '') => `primary_conninfo = 'host=127.0.0.1 port=${own.clusters.source.port} user=postgres'\n${extra}`;
+
+    it('prepare for pg_basebackup refuses while a base backup of the source runs (it must end before the slot)', async () => {
+      await registerIn(source, { id: 'Later "T"', cluster: own.clusters.source, name: 'later', url: 'elsewhere' });
+      const dir = path.join(backupDir(own.runDir), 'slow');
+      // a client, so root may run it: throttled so that it is still running when prepare asks
+      const slow = spawn(path.join(backupBinDir, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(own.clusters.source.port), '-U', 'postgres', '-D', dir, '--max-rate=32k', '-X', 'none'], { stdio: 'ignore' });
+      const ended = new Promise((resolve) => slow.once('exit', resolve));
+      try {
+        await waitUntil('the base backup to run', async () => (await query(source.url, 'SELECT count(*)::int AS n FROM pg_stat_progress_basebackup'))[0].n > 0);
+        const before = await stateOf(source.url);
+        const err = await refusal(source.url, 'SELECT steep_repl.prepare_manual_slot($1, $2)', ['Later "T"', 'pg_basebackup']);
+        expect(err).toMatchObject({
+          code: 'SR004',
+          message: 'a base backup of this server is running',
+          hint: "take the base backup first and prepare after it finished: recovery can only stop at the slot's LSN if the backup ended before it",
+        });
+        expect(await stateOf(source.url)).toEqual(before);
+      } finally {
+        slow.kill('SIGTERM');
+        await ended;
+      }
+    });
 
     it('a copy that replayed past the slot (no recovery target) is refused, changing nothing', async () => {
       const copy = await restoreBaseBackup(backup, path.join(own.runDir, 'copy-past'), { signal: 'standby', conf: standby(), settings: { max_logical_replication_workers: 0 }, port: copyPort });
