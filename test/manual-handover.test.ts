@@ -327,6 +327,19 @@ describe('handover check: pg_basebackup', () => {
     expect(text(otherServer)).toContain(`system identifier 1234567890123456789, source node ${source.id}'s ${systemId}: it is not a base backup of that server`);
   });
 
+  it("refuses a copy holding the source's prepared transactions, with the statements that roll them back", async () => {
+    const p = await prepare({ backup: 'pg_basebackup' });
+    // (the shared clusters have max_prepared_transactions = 0: the copy's list is given)
+    const copy = withRows(targetClient, /pg_prepared_xacts/, [{ gid: "tx 'one'", prepared: '2026-01-01 00:00:00+00' }, { gid: 'two', prepared: '2026-01-01 00:00:01+00' }]);
+    const h = await check({ backup: 'pg_basebackup', recoveryEnd: recoveredAt(p.lsn, p) }, { target: copy });
+    expect(h.problems).toHaveLength(1);
+    expect(text(h)).toContain(`this copy holds 2 prepared transaction(s) of source node ${source.id} ('tx 'one'', 'two')`);
+    expect(h.hint).toContain(`ROLLBACK PREPARED 'tx ''one''';`);
+    expect(h.hint).toContain(`ROLLBACK PREPARED 'two';`);
+    // a pg_dump target is not asked: a dump holds no prepared transactions
+    expect((await check({}, { target: copy })).problems).toEqual([`the slot ${name} on source node ${source.id} was prepared for pg_basebackup, not pg_dump`]);
+  });
+
   it('checks the end of recovery against --source-lsn when given', async () => {
     const p = await prepare({ backup: 'pg_basebackup' });
     await write(2000, 'z');
@@ -342,6 +355,11 @@ async function resetPrepare(): Promise<void> {
   await query(source.url, 'SELECT pg_drop_replication_slot($1)', [name]);
   await query(source.url, 'DELETE FROM steep_repl.init_slots');
   await query(source.url, `DROP PUBLICATION IF EXISTS ${ident(name)}`);
+}
+
+// The target as the check sees it, with the rows of one query given.
+function withRows(db: Client, sql: RegExp, rows: unknown[]): Queryable {
+  return { query: (text: string, values?: unknown[]) => (sql.test(text) ? Promise.resolve({ rows }) : db.query(text, values)) };
 }
 
 // The target as the check sees it, with one setting answered otherwise

@@ -215,6 +215,24 @@ export async function handoverProblems(source: Queryable, target: Queryable, p: 
     }
   }
 
+  // A transaction the source had prepared (PREPARE TRANSACTION) before H and
+  // not yet finished is in the copy as prepared: it holds its locks there,
+  // and the stream brings it whole once the source commits it. It is not
+  // the copy's to commit. (ROLLBACK PREPARED cannot run in complete_init's
+  // transaction, so the DBA runs it.)
+  if (p.backup === 'pg_basebackup') {
+    const { rows: prepared } = await target.query(
+      'SELECT gid, prepared::text AS prepared FROM pg_catalog.pg_prepared_xacts WHERE database = current_database() ORDER BY prepared, gid',
+    );
+    if (prepared.length) {
+      const gids = prepared.map((x: { gid: string }) => x.gid);
+      refuse(
+        `this copy holds ${prepared.length} prepared transaction(s) of source node ${sourceId} (${gids.map((g: string) => quoted(g)).join(', ')}): they lock rows here, and the stream brings each one once ${sourceId} commits it`,
+        `roll them back on this copy (${gids.map((g: string) => `ROLLBACK PREPARED ${sqlLiteral(g)};`).join(' ')}), then run node complete again`,
+      );
+    }
+  }
+
   // The subscription's apply worker needs one.
   const workers = await setting(target, 'max_logical_replication_workers');
   if (workers !== null && Number(workers) === 0) {
@@ -420,3 +438,4 @@ async function localNodeId(db: Queryable): Promise<string | undefined> {
 }
 
 const quoted = (v: string | null) => (v === null ? 'none' : `'${v}'`);
+const sqlLiteral = (v: string) => `'${v.replace(/'/g, "''")}'`;
