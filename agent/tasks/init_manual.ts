@@ -40,13 +40,14 @@ const manual: InitMethod = {
   restoresData: true,
 
   async check(run) {
+    const given = sourceLsnOf(run);
     const h = await checkHandover(run, 'the handover');
     run.log('info', 'init.handover_checked', {
       backup: backupOf(run),
       slot_name: slotOf(run),
       consistent_lsn: h.slot?.lsn,
       handover_lsn: h.handoverLsn,
-      source_lsn: sourceLsnOf(run) ?? null,
+      source_lsn: given ?? null,
       snapshot_held: h.slot?.held_by_prepare ?? false,
       retained_bytes: h.slot?.retained_bytes,
     });
