@@ -312,20 +312,14 @@ async function readManualSlot(source: Queryable, slotName: string): Promise<Slot
   };
 }
 
-// The session holding an exported snapshot: its name is the exporting
-// transaction's virtual xid, "<proc number>-<local xid>-<n>" in hexadecimal
-// (snapmgr.c ExportSnapshot), which pg_locks shows as "<proc>/<lxid>" in
-// decimal. Only node prepare's own holder counts (application_name
-// 'steep-repl prepare', a walsender): null when there is none.
+// Node prepare's replication connection holding the exported snapshot
+// (steep_repl.snapshot_holder: the exporting transaction's virtual xid
+// lock, as the slot itself is not active meanwhile); only node prepare's
+// own holder counts (application_name 'steep-repl prepare'). null: none.
 export async function findPrepareHolder(db: Queryable, snapshotName: string): Promise<number | null> {
-  const m = /^([0-9A-Fa-f]{8})-([0-9A-Fa-f]{8})-\d+$/.exec(snapshotName);
-  if (!m) return null;
-  const vxid = `${parseInt(m[1], 16)}/${parseInt(m[2], 16)}`;
   const { rows } = await db.query(
-    `SELECT l.pid FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-     WHERE l.locktype = 'virtualxid' AND l.virtualxid = $1 AND l.granted
-       AND a.application_name = $2 AND a.backend_type = 'walsender'`,
-    [vxid, prepareHolderApplication],
+    'SELECT a.pid FROM pg_catalog.pg_stat_activity a WHERE a.pid = steep_repl.snapshot_holder($1) AND a.application_name = $2',
+    [snapshotName, prepareHolderApplication],
   );
   return rows[0]?.pid ?? null;
 }
