@@ -8,12 +8,16 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { packageRoot } from '../lib/paths';
 import { clusterA, clusterB, dropDatabase, query } from './support/clusters';
 import { sourceDataSql, userSchemaSql } from './support/init-pair';
 import { createNodeDb, dropReplicationObjects, NodeDb, registerIn, registerPair } from './support/node-pair';
 import { AgentProcess, CliRun, runCli, startCli, stopAllAgents } from './support/processes';
 import { registryState } from './support/registry-state';
+import { TmuxSession } from './support/tmux';
 import { waitUntil } from './support/wait';
+
+const runJs = path.join(packageRoot, 'bin', 'run.js');
 
 jest.setTimeout(120000);
 
@@ -213,6 +217,31 @@ describe('node prepare, complete, cancel, status and list for manual inits', () 
       // the source's own status: the slot it holds for the target
       const onSource = await runCli(['node', 'status', '--db', source.url]);
       expect(onSource.stdout).toMatch(new RegExp(`^prepared slot\\s+${slotName} for ziel m \\(manual pg_dump, snapshot ${row.snapshot_name} held \\(pid \\d+\\)\\): retains \\S+ of WAL, expires `, 'm'));
+    });
+
+    it('the live view shows the init waiting for its backup and leaves manual out of the I key, naming node prepare', async () => {
+      const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+      const tui = new TmuxSession(
+        'man-tui',
+        `${shellQuote(process.execPath)} ${shellQuote(runJs)} tui --db ${shellQuote(target.url)} --node ${shellQuote(target.id)}; sleep 600`,
+        200,
+        30,
+      );
+      try {
+        const row = (screen: string, id: string) => screen.split('\n').find((l) => l.slice(1).startsWith(id)) ?? '';
+        await tui.waitFor((screen) => /PREPARING.*manual: waiting/.test(row(screen, target.id)), 20000, 'the target waiting for its backup');
+        await tui.waitFor(/ziel m: preparing · source Quelle "M" · manual: waiting for (pg_dump|the backup), then node complete/, 10000, 'what it waits for');
+        tui.sendKeys('k');
+        await tui.waitFor(/^›Quelle "M"/m, 10000, 'the source selected');
+        tui.sendKeys('i');
+        await tui.waitFor(/from: \[1\] ziel m/, 10000);
+        tui.sendKeys('1');
+        const screen = await tui.waitFor(/method: .*\(Esc: no\)/, 10000, 'the methods offered');
+        expect(screen).toMatch(/method: \[1\] snapshot  \[2\] direct  \(Esc: no\)  · two-phase: no ready snapshot on ziel m · manual: steep-repl node prepare 'Quelle "M"' --from 'ziel m' --for pg_dump/);
+        tui.sendKeys('Escape');
+      } finally {
+        tui.kill();
+      }
     });
 
     it('a second prepare for the same target is refused while the first holds, changing nothing', async () => {
