@@ -50,6 +50,8 @@ describe('node prepare, complete, cancel, status and list for manual inits', () 
   let source: NodeDb;
   let target: NodeDb;
   let spare: NodeDb;
+  // knows the source, which does not know it
+  let lone: NodeDb;
   // a pg_basebackup target: registered in the source's registry only (its database would be the copy's)
   let copy: NodeDb;
   let work: string;
@@ -63,6 +65,9 @@ describe('node prepare, complete, cancel, status and list for manual inits', () 
     spare = await createNodeDb(clusterB(), 'man_cli_spare', 'Ersatz m');
     await registerPair(source, target);
     await registerPair(source, spare);
+    lone = await createNodeDb(clusterB(), 'man_cli_lone', 'Einsam m');
+    await registerIn(lone, lone);
+    await registerIn(lone, source);
     await query(source.url, userSchemaSql);
     await query(source.url, sourceDataSql(2000));
     copy = { id: 'Kopie m', cluster: clusterB(), name: source.name, url: clusterB().url(source.name) };
@@ -78,7 +83,7 @@ describe('node prepare, complete, cancel, status and list for manual inits', () 
   afterAll(async () => {
     await stopAllAgents();
     await dropReplicationObjects([target, spare, source]);
-    for (const db of [target, spare]) await dropDatabase(db.cluster, db.name).catch(() => undefined);
+    for (const db of [target, spare, lone]) await dropDatabase(db.cluster, db.name).catch(() => undefined);
     await dropDatabase(source.cluster, source.name).catch(() => undefined);
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
@@ -99,7 +104,7 @@ describe('node prepare, complete, cancel, status and list for manual inits', () 
       // heartbeats move last_seen meanwhile
       return { audit_rows, nodes: (nodes as Array<Record<string, unknown>>).map(({ last_seen: _seen, ...row }) => row), ...counts };
     };
-    return { source: await side(source), target: await side(target), spare: await side(spare), files: fs.readdirSync(work).sort() };
+    return { source: await side(source), target: await side(target), spare: await side(spare), lone: await side(lone), files: fs.readdirSync(work).sort() };
   }
 
   describe('bad input: exit 2, a clear message, nothing changed', () => {
@@ -126,6 +131,12 @@ describe('node prepare, complete, cancel, status and list for manual inits', () 
         () => ['node', 'prepare', 'Kopie unbekannt', '--from', source.id, '--for', 'pg_basebackup'],
         () => source.url,
         /node Kopie unbekannt is not registered in the registry of Quelle "M"[\s\S]*steep-repl node register 'Kopie unbekannt' --host/,
+      ],
+      [
+        'prepare: a target the source does not know',
+        () => ['node', 'prepare', lone.id, '--from', source.id, '--for', 'pg_dump', '--dump-dir', path.join(work, 'lone')],
+        () => lone.url,
+        /node Einsam m is not registered in the registry of Quelle "M"; nothing was prepared\nhint: register it there first: steep-repl node register 'Einsam m' --host 127\.0\.0\.1 --port \d+ --dbname man_cli_lone\w+ --user \w+ --db /,
       ],
       ['complete: a malformed --source-lsn', () => ['node', 'complete', target.id, '--source-lsn', '16-B374D848'], () => target.url, /is not an LSN such as 16\/B374D848/],
       ['complete: a node without a manual init', () => ['node', 'complete', target.id], () => target.url, /has no manual initialization waiting for complete/],

@@ -126,7 +126,10 @@ export default class NodePrepare extends BaseCommand<typeof NodePrepare> {
       source = await connectToNode(sourceNode, app);
       interrupts.watch(source);
       interrupts.check();
-      row = await prepareManualSlot(source, p.target, 'pg_dump', p.options);
+      row = await prepareManualSlot(source, p.target, 'pg_dump', p.options).catch((err) => {
+        if ((err as { code?: string }).code === 'SR001') throw notInSourceRegistry(p.target, targetNode, sourceNode);
+        throw err;
+      });
       prepared = true;
       interrupts.check();
       slot = await createSlotWithSnapshot(sourceNode, row.slot_name, holderApplication, { onConnected: (pid) => interrupts!.watch(pid) });
@@ -306,6 +309,15 @@ export default class NodePrepare extends BaseCommand<typeof NodePrepare> {
       await here.end().catch(() => undefined);
     }
   }
+}
+
+// The source's registry must know the target too: the source's prepare
+// is recorded for it, and the agent reaches it from there.
+function notInSourceRegistry(targetId: string, target: RegisteredNode, source: RegisteredNode): SteepError {
+  const register = ['steep-repl', 'node', 'register', shellWord(targetId), '--host', shellWord(target.host), '--port', String(target.port),
+    '--dbname', shellWord(target.dbname), ...(target.user ? ['--user', shellWord(target.user)] : []), '--db', shellWord(nodeUrl(source))].join(' ');
+  return new SteepError(`node ${targetId} is not registered in the registry of ${source.node_id}; nothing was prepared`, ExitCode.badArguments,
+    `register it there first: ${register}`);
 }
 
 // A prepare that failed after the source recorded it: its slot,
