@@ -389,8 +389,12 @@ describe('node prepare, complete, cancel, status and list for manual inits', () 
       const status = await runCli(['node', 'status', copy.id, '--db', source.url]);
       expect(status.stdout).toMatch(new RegExp(`^prepared slot\\s+${copySlot} for Kopie m \\(manual pg_basebackup, waiting\\): retains \\S+ of WAL, expires `, 'm'));
 
-      // a second prepare for it is refused, changing nothing
+      // a second prepare for it is refused, and complete on the source itself (not its copy), changing nothing
       const before = await stateOf();
+      const onSource = await runCli(['node', 'complete', copy.id, '--db', source.url]);
+      expect(onSource.code).toBe(2);
+      expect(onSource.stderr).toContain(`this database is source node Quelle "M", which holds the prepared slot ${copySlot}: node complete runs on the copy restored from its base backup`);
+      expect(onSource.stderr).toContain(`hint: give --db of the promoted copy: steep-repl node complete 'Kopie m' --db ${copy.url}`);
       const again = await runCli(['node', 'prepare', copy.id, '--from', source.id, '--for', 'pg_basebackup', '--json', '--db', source.url]);
       expect(again.code).toBe(1);
       expect(again.stderr).toMatch(/is prepared for node "Kopie m" already[\s\S]*hint: complete it .* or cancel it/);

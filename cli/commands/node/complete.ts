@@ -159,6 +159,16 @@ async function findCompleteDatabase(db: string | undefined, target: string, app:
       [target],
     );
     if (rows.length && local) {
+      // a base backup carries no slots: where the prepare's slot exists, this is the source itself
+      const { rows: slots } = await client.query('SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND database = current_database()', [rows[0].slot_name]);
+      if (slots.length) {
+        const copy = await getNode(client, target);
+        throw new SteepError(
+          `this database is source node ${local}, which holds the prepared slot ${rows[0].slot_name}: node complete runs on the copy restored from its base backup`,
+          ExitCode.badArguments,
+          `give --db of the promoted copy: steep-repl node complete ${shellWord(target)} --db ${shellWord(nodeUrl(copy))}`,
+        );
+      }
       return { client, config: clientConfig(db, app), copy: { sourceNodeId: local, slotName: rows[0].slot_name, backup: 'pg_basebackup', recoveryEnd: await recoveryEnd(client).catch(() => undefined) } };
     }
     const node = await getNode(client, target);

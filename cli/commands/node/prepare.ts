@@ -207,7 +207,9 @@ export default class NodePrepare extends BaseCommand<typeof NodePrepare> {
       `holding snapshot ${slot.snapshotName} until ${new Date(Date.now() + holdMs).toISOString()}: keep this running until pg_dump has started ` +
         `(all its --jobs connected), then press Enter or Ctrl+C to release it; node complete releases it too. The slot stays either way.\n`,
     );
-    const end = await holdSnapshot(slot, holdMs);
+    // a Ctrl+C that came just as the prepare was done ends the hold at once
+    const lateSignal = interrupts?.signal;
+    const end = lateSignal ? { kind: 'signal' as const, signal: lateSignal } : await holdSnapshot(slot, holdMs);
     await slot.release();
     const outcome = await describeHoldEnd(end, { target: p.target, targetNode, sourceNode, slotName: row.slot_name, expiresAt, snapshotName: slot.snapshotName });
     process.stderr.write(`${outcome.message}\n`);
