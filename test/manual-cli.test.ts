@@ -123,6 +123,7 @@ describe('node prepare, complete, cancel, status and list for manual inits', () 
       ['prepare: --hold soon', () => ['node', 'prepare', target.id, '--from', source.id, '--for', 'pg_dump', '--hold', 'soon'], () => target.url, /--hold "soon" is not a duration/],
       ['prepare: a --dump-dir that holds files', () => ['node', 'prepare', target.id, '--from', source.id, '--for', 'pg_dump', '--dump-dir', full()], () => target.url, /is not empty/],
       ['prepare: --dump-dir with pg_basebackup', () => ['node', 'prepare', copy.id, '--from', source.id, '--for', 'pg_basebackup', '--dump-dir', work], () => source.url, /--dump-dir is for --for pg_dump only/],
+      ['prepare: --jobs with pg_basebackup', () => ['node', 'prepare', copy.id, '--from', source.id, '--for', 'pg_basebackup', '--jobs', '2'], () => source.url, /--jobs is for --for pg_dump only/],
       ['prepare: from itself', () => ['node', 'prepare', target.id, '--from', target.id, '--for', 'pg_dump'], () => target.url, /cannot be initialized from itself/],
       ['prepare: an unknown source', () => ['node', 'prepare', target.id, '--from', 'nobody', '--for', 'pg_dump'], () => target.url, /unknown node .*nobody/],
       ['prepare: an unknown target', () => ['node', 'prepare', 'nobody', '--from', source.id, '--for', 'pg_dump'], () => target.url, /unknown node .*nobody/],

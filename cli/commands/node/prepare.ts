@@ -53,7 +53,7 @@ export default class NodePrepare extends BaseCommand<typeof NodePrepare> {
     'dump-dir': Flags.string({
       description: 'pg_dump: the directory pg_dump --format=directory writes (made absolute here; must not exist or be empty; default ./<target>.dump)',
     }),
-    jobs: Flags.integer({ description: 'pg_dump: --jobs of the printed pg_dump and pg_restore (1-64)', min: 1, max: 64, default: 4 }),
+    jobs: Flags.integer({ description: 'pg_dump: --jobs of the printed pg_dump and pg_restore (1-64; default 4)', min: 1, max: 64 }),
     hold: Flags.string({
       description: "pg_dump: release the snapshot after this long at the latest: seconds, or 90m, 6h, 2d (default: until the slot expires)",
     }),
@@ -70,7 +70,7 @@ export default class NodePrepare extends BaseCommand<typeof NodePrepare> {
     const options: Record<string, unknown> = {};
     if (flags.expires !== undefined) options.expires = expiresOption(flags.expires);
     if (backup === 'pg_basebackup') {
-      const dumpOnly = (['dump-dir', 'hold'] as const).filter((f) => flags[f] !== undefined);
+      const dumpOnly = (['dump-dir', 'jobs', 'hold'] as const).filter((f) => flags[f] !== undefined);
       if (dumpOnly.length) {
         throw new SteepError(`--${dumpOnly[0]} is for --for pg_dump only`, ExitCode.badArguments, 'a base backup is taken before the prepare; nothing is held for it');
       }
@@ -86,7 +86,7 @@ export default class NodePrepare extends BaseCommand<typeof NodePrepare> {
     }
     const dumpDir = path.resolve(flags['dump-dir'] ?? `${args.target.replace(/[^A-Za-z0-9_.-]+/g, '_')}.dump`);
     checkDumpDir(dumpDir);
-    return this.prepareDump({ target: args.target, source: flags.from, options, db: flags.db, json: flags.json, dumpDir, jobs: flags.jobs, holdMs });
+    return this.prepareDump({ target: args.target, source: flags.from, options, db: flags.db, json: flags.json, dumpDir, jobs: flags.jobs ?? 4, holdMs });
   }
 
   // On the target's database, where the init is recorded and waits in
