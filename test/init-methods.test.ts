@@ -1,7 +1,8 @@
 // Init methods are rows of steep_repl.init_methods: start_init refuses an
 // unknown method, one marked unavailable and an option of another method
 // (SR004, naming what is allowed, nothing changed), from psql and from
-// node start; the live view offers exactly the methods the node marks available.
+// node start; the live view reads the methods the node marks available
+// (it offers them but manual, which starts with node prepare: tui.test.ts).
 import { DatabaseError } from 'pg';
 import { ClusterWatch } from '../tui/cluster-watch';
 import { clusterA, clusterB, query } from './support/clusters';
@@ -49,18 +50,29 @@ describe('init methods', () => {
     await pair?.drop();
   });
 
-  it('lists snapshot, direct and two-phase as the available methods of this release', () => {
-    expect(available).toEqual(['snapshot', 'direct', 'two-phase']);
+  it('lists snapshot, direct, two-phase and manual as the available methods of this release', () => {
+    expect(available).toEqual(['snapshot', 'direct', 'two-phase', 'manual']);
   });
 
   it('start_init refuses an unknown method, an unavailable one and an option of another method with SR004, changing nothing', async () => {
     const before = await stateOf(pair);
     const start = 'SELECT steep_repl.start_init($1, $2, $3, $4)';
     const unknown = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'bogus', {}]);
-    expect(unknown).toMatchObject({ code: 'SR004', message: "unknown init method 'bogus'", hint: 'methods: snapshot, direct, two-phase' });
+    expect(unknown).toMatchObject({ code: 'SR004', message: "unknown init method 'bogus'", hint: 'methods: snapshot, direct, two-phase, manual' });
 
-    const unavailable = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'manual', {}]);
-    expect(unavailable).toMatchObject({ code: 'SR004', message: "init method 'manual' is not available yet", hint: 'methods: snapshot, direct, two-phase' });
+    // marked unavailable on this node only (as a method of a later release would be)
+    await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = false WHERE method = 'two-phase'");
+    try {
+      const unavailable = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'two-phase', { snapshot: '/nowhere' }]);
+      expect(unavailable).toMatchObject({ code: 'SR004', message: "init method 'two-phase' is not available yet", hint: 'methods: snapshot, direct, manual' });
+    } finally {
+      await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = true WHERE method = 'two-phase'");
+    }
+
+    // manual needs its backup named: the init waits for the DBA's restore of it
+    const noBackup = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'manual', {}]);
+    expect(noBackup.code).toBe('SR004');
+    expect(noBackup.message).toMatch(/^method manual needs option backup/);
 
     const foreign = await refusal(pair.target.url, start, [pair.target.id, pair.source.id, 'snapshot', { split_tables_larger_than: '1GB' }]);
     expect(foreign.code).toBe('SR004');
@@ -78,31 +90,35 @@ describe('init methods', () => {
     expect(await stateOf(pair)).toEqual(before);
   });
 
-  it('node start refuses an unknown and an unavailable method with exit 2 and the available ones, changing nothing', async () => {
+  it('node start refuses an unknown method with exit 2 and the available ones, and manual with the commands it takes, changing nothing', async () => {
     const before = await stateOf(pair);
-    for (const method of ['bogus', 'manual', 'Snapshot']) {
+    for (const method of ['bogus', 'Snapshot']) {
       const result = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--method', method, '--db', pair.target.url]);
       expect({ method, code: result.code, stdout: result.stdout }).toEqual({ method, code: 2, stdout: '' });
       expect(result.stderr).toMatch(new RegExp(`init method '${method}'`));
-      expect(result.stderr).toMatch(/hint: methods: snapshot, direct, two-phase/);
+      expect(result.stderr).toMatch(/hint: methods: snapshot, direct, two-phase, manual/);
     }
+    const manual = await runCli(['node', 'start', pair.target.id, '--from', pair.source.id, '--method', 'manual', '--db', pair.target.url]);
+    expect({ code: manual.code, stdout: manual.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(manual.stderr).toMatch(/steep-repl node prepare/);
+    expect(manual.stderr).toMatch(/node complete/);
     expect(await stateOf(pair)).toEqual(before);
   });
 
-  it("the live view's method question offers exactly the methods the node marks available, read from the node", async () => {
+  it("the live view's method question reads the methods the node marks available from the node", async () => {
     const watch = new ClusterWatch({ db: pair.target.url, applicationName: 'steep-repl test methods' });
     await watch.start();
     try {
       const offered = async () => (await watch.initMethods(pair.target.id)).map((m) => m.method);
       expect(await offered()).toEqual(available);
-      // Marked available on this node only, it is offered at once: no list of its own in the view.
-      await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = true WHERE method = 'manual'");
+      // Marked unavailable on this node only, it is no longer offered: no list of its own in the view.
+      await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = false WHERE method = 'direct'");
       try {
-        expect(await offered()).toEqual(['snapshot', 'direct', 'two-phase', 'manual']);
+        expect(await offered()).toEqual(['snapshot', 'two-phase', 'manual']);
       } finally {
-        await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = false WHERE method = 'manual'");
+        await query(pair.target.url, "UPDATE steep_repl.init_methods SET available = true WHERE method = 'direct'");
       }
-      expect(await offered()).toEqual(['snapshot', 'direct', 'two-phase']);
+      expect(await offered()).toEqual(available);
     } finally {
       await watch.stop();
     }

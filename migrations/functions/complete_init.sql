@@ -200,10 +200,10 @@ BEGIN
          SET phase = 'preparing', error = NULL, failure_kind = NULL, cancel_requested_at = NULL, updated_at = now()
        WHERE node_id = p_node;
     END IF;
-    UPDATE steep_repl.init_progress SET options = options || v_given, updated_at = now() WHERE node_id = p_node;
-    IF v_lsn IS NOT NULL THEN
-      PERFORM steep_repl.record_method_state(p_node, jsonb_build_object('source_lsn', v_lsn));
-    END IF;
+    -- each request names its own handover point: a --source-lsn refused
+    -- before is not used by a complete that gives none
+    UPDATE steep_repl.init_progress SET options = (options - 'source_lsn') || v_given, updated_at = now() WHERE node_id = p_node;
+    PERFORM steep_repl.record_method_state(p_node, jsonb_build_object('source_lsn', v_lsn));
   END IF;
 
   -- both: the request, and the job that subscribes

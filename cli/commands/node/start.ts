@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command';
+import { ExitCode, SteepError } from '../../../lib/errors';
 import { shellWord } from '../../../lib/format';
 import { schemaSyncModes } from '../../../lib/schema-sync';
 import { startInit } from '../../../lib/sql/startInit';
@@ -41,6 +42,14 @@ export default class NodeStart extends BaseCommand<typeof NodeStart> {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeStart);
+    // Checked before connecting: a manual init waits for the DBA's own backup.
+    if (flags.method === 'manual') {
+      throw new SteepError(
+        `method manual starts with steep-repl node prepare ${shellWord(args.target)} --from ${shellWord(flags.from)} --for pg_dump|pg_basebackup and ends with node complete`,
+        ExitCode.badArguments,
+        'see docs/manual-init.md',
+      );
+    }
     const options = initOptions(flags);
     // As typed: init_options reads sizes (pg_size_bytes) and checks every range,
     // and refuses both for a method that does not take them.
