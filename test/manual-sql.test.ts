@@ -363,11 +363,14 @@ describe('manual init SQL', () => {
       expect(twice).toMatchObject({ code: 'SR006', message: 'an initialization of node "manual Tgt ü" is already queued or running' });
       expect(await stateOf(tgt)).toEqual(queued);
 
-      // the job's run failed: complete again resumes it
+      // the job's run failed: complete again resumes it, with the handover
+      // point it names now (a --source-lsn refused before is not kept)
       await query(tgt, 'SELECT graphile_worker.remove_job($1)', [`init:${pair.target.id}`]);
       await query(tgt, "SELECT steep_repl.finish_init($1, 'failed', '{\"error\": \"the slot was lost\"}')", [pair.target.id]);
       const resumed = await withClient(tgt, (c) => completeInit(c, pair.target.id));
-      expect(resumed).toMatchObject({ resumed: true, source_lsn: '0/1A2B3C4', job_id: expect.any(Number) });
+      expect(resumed).toMatchObject({ resumed: true, source_lsn: null, job_id: expect.any(Number) });
+      const [options] = await query(tgt, "SELECT options ? 'source_lsn' AS kept FROM steep_repl.init_progress WHERE node_id = $1", [pair.target.id]);
+      expect(options).toEqual({ kept: false });
       const [node] = await query(tgt, 'SELECT n.init_state, p.phase, p.error FROM steep_repl.nodes n JOIN steep_repl.init_progress p USING (node_id) WHERE node_id = $1', [pair.target.id]);
       expect(node).toEqual({ init_state: 'preparing', phase: 'preparing', error: null });
     });

@@ -19,20 +19,11 @@
 // numbers; the hint says what to do. Nothing here changes anything.
 import { shellWord as word } from '../format';
 import { Queryable } from '../sql/queryable';
+import type { RecoveryEnd } from '../sql/recoveryEnd';
+
+export type { RecoveryEnd };
 
 export type Backup = 'pg_dump' | 'pg_basebackup';
-
-// steep_repl.recovery_end() of a promoted copy.
-export interface RecoveryEnd {
-  in_recovery: boolean;
-  timeline: number | null;
-  parent_timeline: number | null;
-  switchpoint: string | null;
-  stop: 'before' | 'after' | null;
-  stop_lsn: string | null;
-  reason: string | null;
-  system_identifier: string | null;
-}
 
 export interface HandoverInput {
   targetNodeId: string;

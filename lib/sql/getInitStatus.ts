@@ -1,4 +1,4 @@
-import type { RecoveryEnd } from '../manual/handover';
+import type { RecoveryEnd } from './recoveryEnd';
 import { LabelledTable, Queryable } from './queryable';
 
 // steep_repl.init_status: the one shape of an init every client reads. It
