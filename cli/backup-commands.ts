@@ -36,6 +36,9 @@ export interface DumpCommandInput {
   dir: string;
   // schemas of the source that are steep-repl's own (steep_repl, graphile_worker, ...): the target has its own
   ownSchemas: string[];
+  // steep_repl installed as an extension there (PostgreSQL 18): --exclude-schema
+  // would keep CREATE EXTENSION and its configuration tables' rows (the source's registry) in
+  extension: boolean;
   source: ConnectionTarget;
 }
 
@@ -51,6 +54,7 @@ export function pgDumpCommand(d: DumpCommandInput): string {
     `--jobs=${d.jobs}`,
     `--file=${shellWord(d.dir)}`,
     ...d.ownSchemas.map((s) => shellWord(`--exclude-schema=${schemaPattern(s)}`)),
+    ...(d.extension ? ['--exclude-extension=steep_repl'] : []),
     '--no-publications',
     '--no-subscriptions',
     shellWord(conninfo(d.source)),

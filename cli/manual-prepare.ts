@@ -20,6 +20,8 @@ export const holderApplication = 'steep-repl prepare';
 export interface PrepareFacts {
   // steep-repl's own schemas on the source (is_user_schema false): the dump leaves them out
   ownSchemas: string[];
+  // steep_repl is an extension there, not a plain schema
+  extension: boolean;
   serverVersion: string;
   serverMajor: number;
   enabledSubscriptions: number;
@@ -32,6 +34,7 @@ export async function prepareFacts(source: Queryable, target?: Queryable): Promi
     `SELECT ARRAY(SELECT nspname::text FROM pg_catalog.pg_namespace
                   WHERE NOT steep_repl.is_user_schema(nspname) AND nspname !~ '^pg_' AND nspname <> 'information_schema'
                   ORDER BY nspname) AS own_schemas,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'steep_repl') AS extension,
             current_setting('server_version') AS server_version,
             current_setting('server_version_num')::int / 10000 AS server_major,
             (SELECT count(*)::int FROM pg_catalog.pg_subscription WHERE subenabled) AS enabled_subscriptions`,
@@ -47,6 +50,7 @@ export async function prepareFacts(source: Queryable, target?: Queryable): Promi
   const r = rows[0];
   return {
     ownSchemas: r.own_schemas,
+    extension: r.extension,
     serverVersion: r.server_version,
     serverMajor: r.server_major,
     enabledSubscriptions: r.enabled_subscriptions,

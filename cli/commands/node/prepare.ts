@@ -161,7 +161,7 @@ export default class NodePrepare extends BaseCommand<typeof NodePrepare> {
 
     const expiresAt = new Date(row.expires_at);
     const commands = {
-      pg_dump: pgDumpCommand({ snapshotName: slot.snapshotName, jobs: p.jobs, dir: p.dumpDir, ownSchemas: facts.ownSchemas, source: sourceNode }),
+      pg_dump: pgDumpCommand({ snapshotName: slot.snapshotName, jobs: p.jobs, dir: p.dumpDir, ownSchemas: facts.ownSchemas, extension: facts.extension, source: sourceNode }),
       pg_restore: pgRestoreCommand({ jobs: p.jobs, dir: p.dumpDir, target: targetNode }),
       complete: completeCommand(p.target, targetNode),
       cancel: `steep-repl node cancel ${shellWord(p.target)} --db ${shellWord(nodeUrl(targetNode))}`,
