@@ -6,7 +6,8 @@
 // at the snapshot's point: synchronized, identical, nothing twice, nothing
 // missing. Bad input to node complete is refused with nothing changed on
 // either side; a cancel drops the slot; a slot dropped behind steep-repl's
-// back is refused.
+// back is refused, and so is one the source invalidated
+// (max_slot_wal_keep_size).
 import * as path from 'node:path';
 import { backupDir, printedCommand, runPrintedOk } from './support/backups';
 import { OwnClusters, query, startOwnClusters } from './support/clusters';
@@ -262,6 +263,82 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     const cancel = await runCli(['node', 'cancel', spare.id, '--db', spare.url]);
     expect(cancel.code).toBe(0);
     await waitUntil('the spare uninitialized', async () => (await initStatus(spare)).state === 'uninitialized');
+    expect((await query(source.url, 'SELECT pubname FROM pg_publication')).map((r) => r.pubname)).not.toContain(name);
+    expect(await query(source.url, 'SELECT slot_name FROM steep_repl.init_slots WHERE slot_name = $1', [name])).toEqual([]);
+  });
+  it('node complete refuses a prepared slot the source invalidated (max_slot_wal_keep_size), changing nothing; cancel then cleans up', async () => {
+    // a node of its own, so that no earlier test's leftovers matter
+    const lost = await createNodeDb(own.clusters.target, 'man_dump_lost', 'Nöde verloren', { installer: 'cli' });
+    await registerPair(source, lost);
+    agents.lost = await AgentProcess.start(lost.url);
+    const name = await replicationName(source, source.id, lost.id);
+    const run = startCli(['node', 'prepare', lost.id, '--from', source.id, '--for', 'pg_dump', '--dump-dir', path.join(work, 'dump vier'), '--db', lost.url]);
+    await preparedOutput(run);
+    run.child.kill('SIGTERM');
+    expect((await run.result).code).toBe(0);
+    expect(await snapshotHolders(source)).toEqual([]);
+    const [{ lsn }] = await query(source.url, 'SELECT lsn::text AS lsn FROM steep_repl.init_slots WHERE slot_name = $1', [name]);
+    // the schema as the restore would have made it, so that only the slot is wrong
+    await query(lost.url, userSchemaSql);
+
+    // The source's other slots (the first pair's, when it streams) must
+    // survive: the WAL moves on into new segments first, with no limit, and
+    // their restart points follow it (a checkpoint logs the running
+    // transactions they restart from); then a limit of under one segment,
+    // and the next checkpoint invalidates the prepared slot, which nothing
+    // moves on, alone.
+    const others = async () =>
+      query(source.url, "SELECT slot_name, active, restart_lsn::text AS restart_lsn, wal_status FROM pg_replication_slots WHERE slot_name <> $1 AND wal_status IS DISTINCT FROM 'lost' ORDER BY 1", [name]);
+    const kept = (await others()).map((s) => s.slot_name);
+    for (let i = 0; i < 3; i++) {
+      await query(source.url, "SELECT pg_logical_emit_message(false, 'steep-repl test', 'a little WAL')");
+      await query(source.url, 'SELECT pg_switch_wal()');
+    }
+    const [{ mark }] = await query(source.url, 'SELECT pg_current_wal_insert_lsn()::text AS mark');
+    await query(source.url, 'CHECKPOINT');
+    await waitUntil(
+      "the source's active slots to restart past the new segments",
+      async () => (await query(source.url, 'SELECT NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE active AND slot_name <> $1 AND restart_lsn < $2::pg_lsn) AS ok', [name, mark]))[0].ok,
+      60000,
+      500,
+    );
+    try {
+      await query(source.url, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+      await query(source.url, 'SELECT pg_reload_conf()');
+      // PostgreSQL 15 invalidates at checkpoint time
+      await waitUntil(
+        'the prepared slot invalidated',
+        async () => {
+          await query(source.url, 'CHECKPOINT');
+          return (await preparedSlot(source, name))?.wal_status === 'lost';
+        },
+        30000,
+        500,
+      );
+    } finally {
+      await query(source.url, 'ALTER SYSTEM RESET max_slot_wal_keep_size');
+      await query(source.url, 'SELECT pg_reload_conf()');
+    }
+    expect((await others()).map((s) => s.slot_name)).toEqual(kept);
+
+    const before = await manualState(source, lost, name);
+    expect(before.source.slot).toMatchObject({ wal_status: 'lost' });
+    expect(before.source.row).not.toBeNull();
+    const refused = await runCli(['node', 'complete', lost.id, '--db', lost.url]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`node complete of ${lost.id} refused (nothing was changed)`);
+    expect(refused.stderr).toContain(
+      `the slot ${name} on source node ${source.id} was invalidated (wal_status lost): the server removed WAL it still needed (max_slot_wal_keep_size), so the changes since ${lsn} are gone`,
+    );
+    expect(refused.stderr).toMatch(/prepare again/);
+    expect(refused.stderr).toMatch(/raise max_slot_wal_keep_size/);
+    expect(await manualState(source, lost, name)).toEqual(before);
+    expect((await initStatus(lost)).state).toBe('preparing');
+
+    const cancel = await runCli(['node', 'cancel', lost.id, '--db', lost.url]);
+    expect(cancel.code).toBe(0);
+    await waitUntil('the lost node uninitialized', async () => (await initStatus(lost)).state === 'uninitialized');
+    await waitUntil('the invalidated slot dropped', async () => !(await preparedSlot(source, name)));
     expect((await query(source.url, 'SELECT pubname FROM pg_publication')).map((r) => r.pubname)).not.toContain(name);
     expect(await query(source.url, 'SELECT slot_name FROM steep_repl.init_slots WHERE slot_name = $1', [name])).toEqual([]);
   });
