@@ -12,7 +12,7 @@ import { getNode } from '../../../lib/sql/getNode';
 import { localNodeId } from '../../../lib/sql/localNodeId';
 import { recoveryEnd } from '../../../lib/sql/recoveryEnd';
 import { nodeUrl } from '../../backup-commands';
-import { followToEnd, initFlags, warnIfNoAgent } from '../../init-start';
+import { followToEnd, initFlags, initOptions, warnIfNoAgent } from '../../init-start';
 
 export default class NodeComplete extends BaseCommand<typeof NodeComplete> {
   static description =
@@ -44,11 +44,8 @@ export default class NodeComplete extends BaseCommand<typeof NodeComplete> {
       throw new SteepError(`--source-lsn ${JSON.stringify(sourceLsn)} is not an LSN such as 16/B374D848`, ExitCode.badArguments,
         'give the LSN the backup was made at as PostgreSQL prints it (two hexadecimal numbers with a slash), or none for the prepared slot\'s');
     }
-    const seconds = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);
-    const options: CompleteOptions = {};
+    const options: CompleteOptions = initOptions({ timeout: flags.timeout, 'reverse-slot-ttl': flags['reverse-slot-ttl'] });
     if (sourceLsn !== undefined) options.source_lsn = sourceLsn;
-    if (flags.timeout !== undefined) options.timeout = seconds(flags.timeout);
-    if (flags['reverse-slot-ttl'] !== undefined) options.reverse_slot_ttl = seconds(flags['reverse-slot-ttl']);
 
     const app = 'steep-repl node complete';
     const found = await findCompleteDatabase(flags.db, args.target, app);
