@@ -38,11 +38,18 @@ Jobs wait in the database while no agent runs. A job that was running when an ag
     let stopOnError: ((reason: string) => void) | undefined;
     let stopping = () => false;
     process.on('unhandledRejection', (reason) => {
-      // A job interrupted by a stop while the database is away: graphile-worker
-      // cannot record that (its failJob is not awaited). Its row stays locked by
-      // this agent's worker id, and the next agent frees it and runs it again.
-      if (stopping() && isConnectionFailure(reason as Error)) {
-        logger.log('warn', 'agent.outcome_not_recorded', { ...errorFields(reason), hint: 'the interrupted job runs again when an agent starts' });
+      // A job that ended (interrupted by a stop, or failed) while the
+      // database went away: graphile-worker cannot record that (its failJob
+      // is not awaited). Its row stays locked by this agent's worker id; the
+      // next agent frees it and runs it again. The agent itself rides out the
+      // outage (or exits 6 after --reconnect-timeout), so this is no reason to stop.
+      if (isConnectionFailure(reason as Error)) {
+        logger.log('warn', 'agent.outcome_not_recorded', {
+          ...errorFields(reason),
+          hint: stopping()
+            ? 'the interrupted job runs again when an agent starts'
+            : 'the job stays locked by this agent until an agent starts again (graphile-worker frees a lock after 4 hours)',
+        });
         return;
       }
       logger.log('error', 'agent.unhandled_rejection', errorFields(reason));
