@@ -11,7 +11,6 @@
 // partial earlier run.
 import { Client } from 'pg';
 import { redactSecrets } from '../../lib/connection';
-import { findPrepareHolder } from '../../lib/manual/handover';
 import { MethodState } from '../../lib/sql/getInitStatus';
 import { TableName } from '../../lib/sql/queryable';
 import { truncateWithoutReplicating } from '../replication/origin';
@@ -54,13 +53,12 @@ export async function cleanupInit(options: {
   let kept: string[] = [];
   if (source) {
     try {
-      // only a two-phase init has one (and only it may need to write steep_repl's tables on the source)
-      if (state.snapshot_id && (await releaseCopiedSlot(source, state.slot_name ?? state.replication_name))) {
-        removed.push(`slot ${state.slot_name ?? state.replication_name}`);
-      }
+      // only a two-phase or a manual init has one (and only they may need to write steep_repl's tables on the source)
+      const slotName = state.slot_name ?? state.replication_name;
+      if (state.snapshot_id && (await releasePreparedSlot(source, slotName, 'two-phase'))) removed.push(`slot ${slotName}`);
       if (state.backup) {
         const publication = (await publicationExists(source, state.replication_name)) ? state.replication_name : undefined;
-        if (await releaseManualSlot(source, state.slot_name ?? state.replication_name)) removed.push(`slot ${state.slot_name ?? state.replication_name}`);
+        if (await releasePreparedSlot(source, slotName, 'manual')) removed.push(`slot ${slotName}`);
         if (publication && !(await publicationExists(source, publication))) removed.push(`publication ${publication}`);
       }
       kept = await keepPreparedSlot(source, state.slot_name ?? state.replication_name, !!subscription);
@@ -114,36 +112,19 @@ export async function cleanupInit(options: {
   };
 }
 
-// Two-phase: the slot copied from the snapshot's is this init's (its
-// init_slots row, purpose two-phase, only keeps the snapshot's publication
-// while the apply streams through it). Expired now: the slot goes unless a
-// walsender still holds it (then the loop above drops it), and the
-// snapshot's publication only once no live snapshot or other apply needs
-// it (expire_prepared_slot.sql). The snapshot's own slot is never touched.
-// Returns whether the slot was dropped here.
-async function releaseCopiedSlot(source: Client, slotName: string): Promise<boolean> {
+// The init's own prepared slot, expired now (expire_prepared_slot.sql): the
+// slot goes unless a walsender streams from it (then the loop in
+// cleanupInit drops it). Two-phase: the slot copied from the snapshot's;
+// the snapshot's publication goes only once no live snapshot or other apply
+// needs it, and the snapshot's own slot is never touched. Manual: the slot
+// node prepare made for this node; node prepare's snapshot holder is ended
+// and the pair's publication goes with it. Returns whether the slot was
+// dropped here.
+async function releasePreparedSlot(source: Client, slotName: string, purpose: 'two-phase' | 'manual'): Promise<boolean> {
   const { rows } = await source.query("SELECT to_regclass('steep_repl.init_slots') IS NOT NULL AS installed");
   if (!rows[0].installed) return false;
-  const mine = await source.query("UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1 AND purpose = 'two-phase' RETURNING slot_name", [slotName]);
+  const mine = await source.query('UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1 AND purpose = $2 RETURNING slot_name', [slotName, purpose]);
   if (!mine.rows.length) return false;
-  const existed = (await findSlots(source, [slotName])).length > 0;
-  const { rows: done } = await source.query('SELECT steep_repl.expire_prepared_slot($1) AS outcome', [slotName]);
-  return existed && done[0].outcome === 'expired';
-}
-
-// Manual: the prepared slot is this init's (node prepare made it for this
-// node). Expired now: node prepare's snapshot holder is ended and the slot,
-// its publication and the row go (expire_prepared_slot.sql); a slot a
-// subscription streams from is left to the loop in cleanupInit. Returns
-// whether the slot was dropped here.
-async function releaseManualSlot(source: Client, slotName: string): Promise<boolean> {
-  const { rows } = await source.query("SELECT to_regclass('steep_repl.init_slots') IS NOT NULL AS installed");
-  if (!rows[0].installed) return false;
-  const mine = await source.query("UPDATE steep_repl.init_slots SET expires_at = now() WHERE slot_name = $1 AND purpose = 'manual' RETURNING snapshot_name", [slotName]);
-  if (!mine.rows.length) return false;
-  // the holder does not make the slot active: found by its snapshot
-  const holder = mine.rows[0].snapshot_name ? await findPrepareHolder(source, mine.rows[0].snapshot_name) : null;
-  if (holder) await source.query('SELECT pg_terminate_backend($1, 5000)', [holder]);
   const existed = (await findSlots(source, [slotName])).length > 0;
   const { rows: done } = await source.query('SELECT steep_repl.expire_prepared_slot($1) AS outcome', [slotName]);
   return existed && done[0].outcome === 'expired';

@@ -20,7 +20,7 @@
 // starts before L (and a slot that confirmed past L is refused).
 import { SteepError } from '../../lib/errors';
 import { shellWord } from '../../lib/format';
-import { Backup, findPrepareHolder, handoverProblems, numberedProblems } from '../../lib/manual/handover';
+import { Backup, handoverProblems, numberedProblems } from '../../lib/manual/handover';
 import { InitMethod, InitRun, initTask } from '../init/runner';
 import { preparedSlotConsumed } from '../init/reverse-slot';
 import { createSubscription, findSubscription, setSubscriptionEnabled, SubscriptionRow } from '../replication/subscription';
@@ -102,11 +102,10 @@ const manual: InitMethod = {
 
 const backupOf = (run: InitRun): Backup => (run.state.backup ?? run.options.backup) as Backup;
 const slotOf = (run: InitRun): string => run.state.slot_name ?? run.name;
-// the option node complete was given (--source-lsn); complete_init may keep it in the state
+// the option node complete was given (--source-lsn): complete_init records each request's own
 function sourceLsnOf(run: InitRun): string | undefined {
   const option = run.options.source_lsn;
-  if (typeof option === 'string' && option) return option;
-  return run.state.source_lsn ?? undefined;
+  return typeof option === 'string' && option ? option : undefined;
 }
 
 // The shared check on the source and this node; refused with the numbered
@@ -139,22 +138,9 @@ async function checkHandover(run: InitRun, what: string) {
 // anything else was refused by the check.
 async function releaseHolder(run: InitRun): Promise<void> {
   const slotName = slotOf(run);
-  const pid = await run.withSource(async (source) => {
-    const { rows } = await source.query('SELECT snapshot_name FROM steep_repl.init_slots WHERE slot_name = $1', [slotName]);
-    const holder = rows[0]?.snapshot_name ? await findPrepareHolder(source, rows[0].snapshot_name) : null;
-    if (!holder) return null;
-    await source.query('SELECT pg_terminate_backend($1, 5000)', [holder]);
-    return holder;
-  });
+  // ends it and waits until its snapshot is let go (terminate_prepare_holder.sql)
+  const pid = await run.withSource(async (source) => (await source.query('SELECT steep_repl.terminate_prepare_holder($1) AS pid', [slotName])).rows[0].pid);
   if (!pid) return;
-  for (const deadline = Date.now() + 10_000; ; ) {
-    const alive = await run.withSource(async (s) => (await s.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length > 0);
-    if (!alive) break;
-    if (Date.now() > deadline) {
-      throw new SteepError(`node prepare's snapshot holder (process ${pid}) on source node ${run.sourceNode.node_id} did not end within 10 seconds`, undefined, `end it (SELECT pg_terminate_backend(${pid}) there), then resume`);
-    }
-    await run.pause(100);
-  }
   run.log('info', 'init.snapshot_released', { slot_name: slotName, holder_pid: pid, reason: 'the dump was restored here: node prepare need not hold the snapshot any longer' });
 }
 

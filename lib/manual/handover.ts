@@ -307,7 +307,7 @@ async function readManualSlot(source: Queryable, slotName: string): Promise<Slot
 // (steep_repl.snapshot_holder: the exporting transaction's virtual xid
 // lock, as the slot itself is not active meanwhile); only node prepare's
 // own holder counts (application_name 'steep-repl prepare'). null: none.
-export async function findPrepareHolder(db: Queryable, snapshotName: string): Promise<number | null> {
+async function findPrepareHolder(db: Queryable, snapshotName: string): Promise<number | null> {
   const { rows } = await db.query(
     'SELECT a.pid FROM pg_catalog.pg_stat_activity a WHERE a.pid = steep_repl.snapshot_holder($1) AND a.application_name = $2',
     [snapshotName, prepareHolderApplication],
