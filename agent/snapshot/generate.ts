@@ -40,6 +40,7 @@ import {
   schemaFile,
   sequencesFile,
 } from '../../lib/snapshot/manifest';
+import { partPlace } from '../../lib/sql/initParts';
 import { listReplicatedTables } from '../../lib/sql/listReplicatedTables';
 import { TableName } from '../../lib/sql/queryable';
 import {
@@ -392,14 +393,7 @@ class GenerateRun {
       const own = parts
         .filter((p) => p.schema_name === table.schema_name && p.table_name === table.table_name)
         .map((p) => ({
-          leaf_schema: p.leaf_schema,
-          leaf_name: p.leaf_name,
-          part_no: p.part_no,
-          part_count: p.part_count,
-          split: p.split,
-          key_column: p.key_column,
-          range_start: p.range_start,
-          range_end: p.range_end,
+          ...partPlace(p),
           rows: Number(p.rows),
           raw_bytes: Number(p.raw_bytes),
           stored_bytes: Number(p.stored_bytes),

@@ -17,7 +17,7 @@ import { SteepError } from '../../lib/errors';
 import { tableLabel } from '../../lib/identifiers';
 import { decompressor } from '../../lib/snapshot/compression';
 import { isSafeDataFile, Manifest, ManifestPart, ManifestSequence, ManifestTable, sequencesFile } from '../../lib/snapshot/manifest';
-import { Part } from '../../lib/sql/initParts';
+import { Part, partPlace } from '../../lib/sql/initParts';
 import { PartReader } from '../copy/copy-part';
 import { dataDirProblem } from './verify';
 import { qualified } from '../replication/quoting';
@@ -31,14 +31,7 @@ export function manifestParts(manifest: Manifest): Part[] {
     t.parts.map((p) => ({
       schema_name: t.schema_name,
       table_name: t.table_name,
-      leaf_schema: p.leaf_schema,
-      leaf_name: p.leaf_name,
-      part_no: p.part_no,
-      part_count: p.part_count,
-      split: p.split,
-      key_column: p.key_column,
-      range_start: p.range_start,
-      range_end: p.range_end,
+      ...partPlace(p),
       bytes_estimate: p.raw_bytes,
       rows_estimate: p.rows,
     })),

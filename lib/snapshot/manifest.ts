@@ -11,7 +11,7 @@
 // (JSON.stringify keeps the order the keys were read in), so an edit of any
 // value is found and a change of whitespace only is not one.
 import { createHash } from 'node:crypto';
-import { Split } from '../sql/initParts';
+import { PartPlace } from '../sql/initParts';
 
 export const manifestFormat = 1;
 export const manifestFile = 'manifest.json';
@@ -30,16 +30,7 @@ export interface ManifestColumn {
   builtin: boolean;
 }
 
-export interface ManifestPart {
-  leaf_schema: string;
-  leaf_name: string;
-  part_no: number;
-  part_count: number;
-  split: Split;
-  key_column: string | null;
-  // [range_start, range_end) as decimal text; null is open
-  range_start: string | null;
-  range_end: string | null;
+export interface ManifestPart extends PartPlace {
   rows: number;
   // the COPY stream's bytes before and after compression
   raw_bytes: number;

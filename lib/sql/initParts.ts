@@ -3,7 +3,9 @@ import { Queryable, TableName } from './queryable';
 // A row of steep_repl.init_parts.
 export type Split = 'whole' | 'key' | 'ctid';
 
-export interface Part extends TableName {
+// Where a part lies: the leaf it reads and its range there (an init's
+// part, a snapshot's in its manifest).
+export interface PartPlace {
   leaf_schema: string;
   leaf_name: string;
   part_no: number;
@@ -13,6 +15,21 @@ export interface Part extends TableName {
   // [range_start, range_end) as decimal text; null is open
   range_start: string | null;
   range_end: string | null;
+}
+
+// Just those fields of a row that has more, in this order.
+export const partPlace = (p: PartPlace): PartPlace => ({
+  leaf_schema: p.leaf_schema,
+  leaf_name: p.leaf_name,
+  part_no: p.part_no,
+  part_count: p.part_count,
+  split: p.split,
+  key_column: p.key_column,
+  range_start: p.range_start,
+  range_end: p.range_end,
+});
+
+export interface Part extends TableName, PartPlace {
   bytes_estimate: number;
   rows_estimate: number;
   state?: 'pending' | 'copying' | 'done' | 'resync' | 'resynced';
