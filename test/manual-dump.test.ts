@@ -7,12 +7,14 @@
 // missing. Bad input to node complete is refused with nothing changed on
 // either side; a cancel drops the slot; a slot dropped behind steep-repl's
 // back is refused, and so is one the source invalidated
-// (max_slot_wal_keep_size).
+// (max_slot_wal_keep_size). The agent SIGKILLed in the middle of node
+// complete: a new agent resumes it exactly (the origin set to the handover
+// point once, before the subscription first streams).
 import * as path from 'node:path';
 import { backupDir, printedCommand, runPrintedOk } from './support/backups';
 import { OwnClusters, query, startOwnClusters } from './support/clusters';
 import { contentHashes, InitPair, initStatus, sourceDataSql, sourceWrites, userSchemaSql, waitCaughtUp } from './support/init-pair';
-import { manualState, preparedSlot, snapshotHolders, workerErrors } from './support/manual';
+import { lsnCompare, manualState, preparedSlot, snapshotHolders, workerErrors } from './support/manual';
 import { createNodeDb, NodeDb, registerPair } from './support/node-pair';
 import { AgentProcess, CliRun, runCli, startCli, stopAllAgents } from './support/processes';
 import { waitUntil } from './support/wait';
@@ -341,5 +343,107 @@ describe('manual init from pg_dump (PostgreSQL 15)', () => {
     await waitUntil('the invalidated slot dropped', async () => !(await preparedSlot(source, name)));
     expect((await query(source.url, 'SELECT pubname FROM pg_publication')).map((r) => r.pubname)).not.toContain(name);
     expect(await query(source.url, 'SELECT slot_name FROM steep_repl.init_slots WHERE slot_name = $1', [name])).toEqual([]);
+  });
+
+  it('the agent SIGKILLed in the middle of node complete, under writes: a new agent resumes, synchronized, identical', async () => {
+    // a node of its own, so that no earlier test's leftovers matter
+    const node = await createNodeDb(own.clusters.target, 'man_dump_kill', 'Nöde getötet', { installer: 'cli' });
+    await registerPair(source, node);
+    const name = await replicationName(source, source.id, node.id);
+    const killPair: InitPair = { source, target: node, replicationName: name, drop: async () => undefined };
+    // new accounts ids above every earlier writer's
+    const [{ offset }] = await query(source.url, 'SELECT greatest(coalesce(max(id), 0) - 999999, 0)::int AS offset FROM public.accounts');
+    const writes = sourceWrites(rows);
+    const w = startWriter(source.url, (n) => writes(n + offset));
+    let run: CliRun | undefined;
+    let first: AgentProcess | undefined;
+    let second: AgentProcess | undefined;
+    // the node's client sessions of steep-repl (agents, CLI runs)
+    const sessions = async () =>
+      (
+        await query(
+          node.url,
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND application_name LIKE 'steep-repl%'",
+        )
+      )[0].n;
+    try {
+      first = await AgentProcess.start(node.url);
+      await waitUntil('writes on the source', () => w.counts.transactions > 20 || w.error);
+      run = startCli(['node', 'prepare', node.id, '--from', source.id, '--for', 'pg_dump', '--dump-dir', path.join(work, 'dump fünf'), '--jobs', '2', '--db', node.url]);
+      const printed = await preparedOutput(run);
+      const [{ lsn: h }] = await query(source.url, 'SELECT lsn::text AS lsn FROM steep_repl.init_slots WHERE slot_name = $1', [name]);
+      const before = w.counts.transactions;
+      await runPrintedOk(printedCommand(printed, 'pg_dump'), work);
+      await runPrintedOk(printedCommand(printed, 'pg_restore'), work);
+      await waitUntil('writes on the source after the restore', () => w.counts.transactions > before + 100 || w.error, 60000);
+
+      const queued = await runCli(['node', 'complete', node.id, '--no-wait', '--db', node.url]);
+      expect(queued.stderr).not.toMatch(/error/i);
+      expect(queued.code).toBe(0);
+      // the agent's own node process (AgentProcess spawns no shell)
+      const created = await first.waitFor((l) => l.event === 'init.subscription_created', 60000);
+      await first.stop('SIGKILL');
+      const held = await run.result;
+      // its backends end once they notice; until then a statement it sent may still commit
+      await waitUntil("the killed agent's sessions to end", async () => (await sessions()) === 0, 20000, 100);
+      // where the kill landed
+      const [sub] = await query(node.url, 'SELECT oid::int8::float8 AS oid, subenabled FROM pg_subscription WHERE subname = $1', [name]);
+      const [{ at }] = await query(node.url, "SELECT pg_replication_origin_progress('pg_' || $1::text, false)::text AS at", [sub.oid]);
+      const logged = first.lines
+        .slice(first.lines.indexOf(created) + 1)
+        .map((l) => l.event)
+        .filter((e) => e.startsWith('init.'));
+      const { state } = await initStatus(node);
+      console.log(`SIGKILL after init.subscription_created: node ${state}, subscription ${sub.subenabled ? 'enabled' : 'disabled'}, origin at ${at ?? 'none'} (H ${h}); logged after it: ${logged.join(' ') || 'nothing'}`);
+      expect(created).toMatchObject({ slot_name: name, copy_data: false, enabled: false, handover_lsn: h });
+      expect(['preparing', 'catching_up']).toContain(state);
+      // the snapshot holder was ended before the subscription was made
+      expect(held.code).toBe(0);
+      expect(held.stdout + held.stderr).toMatch(/released by node complete/);
+
+      second = await AgentProcess.start(node.url);
+      const reused = await second.waitForEvent('init.subscription_reused', 30000);
+      expect(reused).toMatchObject({ subscription: name, enabled: sub.subenabled, handover_lsn: h });
+      await waitUntil(
+        'the node synchronized',
+        async () => {
+          const s = await initStatus(node);
+          if (s.state === 'failed') throw new Error(`the init failed: ${JSON.stringify(s.progress?.error ?? s)}`);
+          return s.state === 'synchronized';
+        },
+        90000,
+      );
+      // The origin moved to H once, before the subscription first streamed:
+      // by the new agent unless the killed one had (its log line may not
+      // have made it out). Enabled only after that, so from H on.
+      if (sub.subenabled) expect(await lsnCompare(node.url, at, h)).toBeGreaterThanOrEqual(0);
+      else expect([null, h]).toContain(at);
+      const advanced = second.lines.filter((l) => l.event === 'init.origin_advanced');
+      if (sub.subenabled || at === h) expect(advanced).toEqual([]);
+      else expect(advanced).toEqual([expect.objectContaining({ origin: `pg_${sub.oid}`, from: null, to: h })]);
+      expect(first.lines.filter((l) => l.event === 'init.origin_advanced').length + advanced.length).toBeLessThanOrEqual(1);
+      expect(second.lines.filter((l) => l.event === 'init.subscription_created')).toEqual([]);
+      expect((await initStatus(node)).method_state).toMatchObject({ backup: 'pg_dump', source_lsn: h, copy_data: false, subscription_oid: String(sub.oid) });
+
+      // writes after the resume arrive too
+      const after = w.counts.transactions;
+      await waitUntil('writes after the resume', () => w.counts.transactions > after + 100 || w.error, 60000);
+      await w.stop();
+      await waitCaughtUp(killPair, name);
+      expect(await contentHashes(node.url)).toEqual(await contentHashes(source.url));
+      // a change applied twice would have failed on its key
+      expect(await workerErrors(node.url)).toBe(0);
+      expect(await query(node.url, 'SELECT subname, subslotname, subenabled FROM pg_subscription WHERE subname = $1', [name])).toEqual([
+        { subname: name, subslotname: name, subenabled: true },
+      ]);
+      expect(await preparedSlot(source, name)).toMatchObject({ active: true });
+      expect(await query(source.url, 'SELECT slot_name FROM steep_repl.init_slots WHERE slot_name = $1', [name])).toEqual([]);
+      expect(second.lines.filter((l) => l.level === 'error')).toEqual([]);
+    } finally {
+      await w.stop().catch(() => undefined);
+      if (run && run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+      await first?.stop('SIGKILL');
+      await second?.stop('SIGKILL');
+    }
   });
 });
