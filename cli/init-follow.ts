@@ -15,6 +15,22 @@ export interface FollowOptions {
   // Settles when the node leaves its in-progress states (or is uninitialized
   // after a cancel).
   settled?(status: InitStatus): boolean;
+  // A verify's progress on the node ({kind: 'verify', ...}: a reinit's last
+  // phase runs one), which is not the init's progress row.
+  onVerify?(progress: VerifyProgressNotification): void;
+}
+
+// steep_repl_progress from a verify job (agent/verify): not an init_progress row.
+export interface VerifyProgressNotification {
+  kind: 'verify';
+  verify_id: number;
+  node_id: string;
+  peer_node_id: string | null;
+  phase: string | null;
+  percent: number;
+  tables_done: number;
+  tables_total: number;
+  current_table: string | null;
 }
 
 export const initSettled = (s: InitStatus): boolean => !s.in_progress && s.state !== 'preparing';
@@ -71,7 +87,10 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
     },
     onNotification: (channel, payload) => {
       if ((payload as { node_id?: string }).node_id !== nodeId || !status) return;
-      if (channel === channels.progress && status.progress) {
+      if (channel === channels.progress && (payload as { kind?: string }).kind === 'verify') {
+        options.onVerify?.(payload as VerifyProgressNotification);
+        reread();
+      } else if (channel === channels.progress && status.progress) {
         // The payload is the progress row, shown at once; what it lacks (phases,
         // options) stays from the last read. The parts a method copies in
         // (planned at any time, moving with every report) are not in it: read again.
@@ -226,6 +245,21 @@ export function describeCancelled(nodeId: string, left: LeftBehind): string {
   return `initialization of ${nodeId} cancelled; ${parts.join('\n')}`;
 }
 
+// How cancelOnInterrupt names what it cancels: "the initialization of
+// node_b", what the agent does once the cancel is recorded, and the command
+// that cancels it later.
+export interface CancelWords {
+  subject: string;
+  recorded: string;
+  cancelCommand: string;
+}
+
+export const initCancelWords = (nodeId: string): CancelWords => ({
+  subject: `the initialization of ${nodeId}`,
+  recorded: `the agent finishes it and removes what the init created. Watch it: steep-repl node progress ${shellWord(nodeId)}`,
+  cancelCommand: `steep-repl node cancel ${shellWord(nodeId)}`,
+});
+
 // Ctrl+C (or SIGTERM) while an init is followed, from the first signal to
 // the command's exit:
 // - the first asks the node to cancel; following goes on until the agent
@@ -241,12 +275,15 @@ export function describeCancelled(nodeId: string, left: LeftBehind): string {
 export function cancelOnInterrupt(options: {
   nodeId: string;
   requestCancel(): Promise<unknown>;
+  // what is cancelled, for a verify or a reinit (default: the initialization)
+  words?: CancelWords;
   // ends a live progress line before a message
   beforeWrite(): void;
   write(line: string): void;
   exit(code: number): void;
 }): { settled(code: number): void } {
   const { nodeId, write } = options;
+  const words = options.words ?? initCancelWords(nodeId);
   let signals = 0;
   let settled: number | undefined;
   let lateSignals = 0;
@@ -263,7 +300,7 @@ export function cancelOnInterrupt(options: {
     }
     signals += 1;
     if (signals === 1) {
-      say(`cancelling the initialization of ${nodeId}... (Ctrl+C again to stop waiting; the agent finishes the cancel)`);
+      say(`cancelling ${words.subject}... (Ctrl+C again to stop waiting; the agent finishes the cancel)`);
       request = options.requestCancel().then(
         () => (recorded = true),
         (err: Error) => {
@@ -277,20 +314,17 @@ export function cancelOnInterrupt(options: {
       void request!.then((done) => {
         if (settled !== undefined) return;
         if (done) {
-          say(
-            `the cancel is recorded; the agent finishes it and removes what the init created. ` +
-              `Watch it: steep-repl node progress ${shellWord(nodeId)}`,
-          );
+          say(`the cancel is recorded; ${words.recorded}`);
           options.exit(ExitCode.cancelled);
         } else {
-          say(`nothing was cancelled; the initialization of ${nodeId} goes on (steep-repl node cancel ${shellWord(nodeId)} to cancel it)`);
+          say(`nothing was cancelled; ${words.subject} goes on (${words.cancelCommand} to cancel it)`);
           options.exit(130);
         }
       });
       return;
     }
     if (recorded) return options.exit(ExitCode.cancelled);
-    say(`left without waiting; the cancel request may not be recorded: steep-repl node cancel ${shellWord(nodeId)}`);
+    say(`left without waiting; the cancel request may not be recorded: ${words.cancelCommand}`);
     options.exit(130);
   };
   process.on('SIGINT', onSignal);

@@ -1,8 +1,64 @@
-import { initPercentAndEta } from '../lib/format';
-import { NodeOverview } from '../lib/sql/listNodes';
+import { ago, count, initPercentAndEta, percent, shellWord } from '../lib/format';
+import { NodeOverview, VerifySummary } from '../lib/sql/listNodes';
+import { reinitScopeText } from './reinit-follow';
 
 // "67% ETA 14m02s from node_a", or "-" when no initialization runs.
 export function formatInit(n: Pick<NodeOverview, 'init_in_progress' | 'overall_percent' | 'eta_seconds' | 'init_source_node'>): string {
   if (!n.init_in_progress) return '-';
   return `${initPercentAndEta(n.overall_percent, n.eta_seconds)}${n.init_source_node ? ` from ${n.init_source_node}` : ''}`;
+}
+
+// "diverged (2 tables)": the state with what a verify found (node list, the live view).
+export function stateText(n: Pick<NodeOverview, 'init_state' | 'diverged_tables'>): string {
+  const tables = n.diverged_tables ?? 0;
+  return n.init_state === 'diverged' && tables ? `diverged (${tables} table${tables === 1 ? '' : 's'})` : n.init_state;
+}
+
+// "verify 42% hashing" while a verify runs, else the init's cell.
+export function formatInitOrVerify(n: NodeOverview): string {
+  if (n.verify_running && n.last_verify && !n.init_in_progress) return `verify ${percent(n.last_verify.percent)}`;
+  return formatInit(n);
+}
+
+// "12 differs against node_a 3m ago: 2 of 5 tables differ", or while it runs
+// "13 running: hashing 42% 2/5 tables, on public.orders".
+export function verifyText(v: VerifySummary, now = new Date()): string {
+  const head = `${v.verify_id}${v.reason === 'reinit' ? ' (reinit)' : ''} ${v.state}${v.peer_node_id ? ` against ${v.peer_node_id}` : ''}`;
+  if (v.state === 'queued') return `${head}, waiting for the agent since ${ago(v.requested_at, now)}`;
+  if (v.state === 'running') {
+    return `${head}: ${v.phase ?? 'starting'} ${percent(v.percent)} ${v.tables_done}/${v.tables_total} tables${v.current_table ? `, on ${v.current_table}` : ''}`;
+  }
+  const tail =
+    v.state === 'failed'
+      ? `: ${v.error ?? 'no reason recorded'}`
+      : v.state === 'differs'
+        ? `: ${v.tables_differing} of ${v.tables_total} tables differ`
+        : v.state === 'equal'
+          ? `: ${v.tables_total} tables, ${count(v.rows_compared)} rows`
+          : '';
+  return `${head} ${ago(v.finished_at ?? v.requested_at, now)}${tail}`;
+}
+
+// node status's lines about verify and reinit: [label, value].
+export function divergenceLines(n: NodeOverview, now = new Date()): Array<[string, string]> {
+  const lines: Array<[string, string]> = [];
+  const divergence = n.divergence ?? [];
+  if (divergence.length) {
+    const tables = divergence.map((d) => d.label).join(',');
+    lines.push([
+      'diverged',
+      `${divergence.length} table${divergence.length === 1 ? '' : 's'} differ${divergence.length === 1 ? 's' : ''}; re-copy: steep-repl node reinit ${shellWord(n.node_id)} --tables ${shellWord(tables)}`,
+    ]);
+    for (const d of divergence) {
+      lines.push([
+        '  table',
+        `${d.label}: missing ${d.rows_missing}, extra ${d.rows_extra}, different ${d.rows_different} (verify ${d.verify_id ?? '?'}${d.peer_node_id ? ` against ${d.peer_node_id}` : ''}, ${ago(d.found_at, now)})`,
+      ]);
+    }
+  }
+  if (n.last_verify) lines.push(['last verify', verifyText(n.last_verify, now)]);
+  if (n.reinit && n.init_state === 'reinitializing') {
+    lines.push(['reinit', `${reinitScopeText(n.reinit)}: ${n.phase ?? '-'} ${percent(n.overall_percent ?? 0)}${n.reinit.step ? ` (step ${n.reinit.step})` : ''}`]);
+  }
+  return lines;
 }

@@ -1,4 +1,4 @@
-import { Numeric, Queryable } from './queryable';
+import { LabelledTable, Numeric, Queryable, TableName } from './queryable';
 import { NodeRow } from './registerNode';
 
 // A row of steep_repl.node_overview: the registry with health, the init and
@@ -24,6 +24,56 @@ export interface NodeOverview extends Omit<NodeRow, 'registered_at'> {
   prepared_slots: number | null;
   prepared_retained_bytes: Numeric;
   prepared_next_expiry: Date | null;
+  // What a verify found that persists (node_divergence in the node's own
+  // database); a node older than 0.7.0 has none of these columns.
+  diverged_tables?: number;
+  divergence?: DivergedTable[];
+  // the node's newest verify: running, or how the last one ended
+  last_verify?: VerifySummary | null;
+  verify_running?: boolean;
+  // a reinit in progress (init_progress.reinit); null for an init
+  reinit?: ReinitState | null;
+  can_verify?: boolean;
+  can_reinit?: boolean;
+}
+
+// A table a verify found different, as node_overview lists it (JSON: numbers are numbers).
+export interface DivergedTable extends LabelledTable {
+  peer_node_id: string | null;
+  verify_id: number | null;
+  rows_missing: number;
+  rows_extra: number;
+  rows_different: number;
+  found_at: string;
+}
+
+export interface VerifySummary {
+  verify_id: number;
+  peer_node_id: string | null;
+  reason: 'verify' | 'reinit';
+  state: 'queued' | 'running' | 'equal' | 'differs' | 'unsettled' | 'failed' | 'cancelled';
+  phase: string | null;
+  percent: number;
+  tables_total: number;
+  tables_done: number;
+  tables_differing: number;
+  current_table: string | null;
+  rows_compared: number;
+  error: string | null;
+  requested_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+// init_progress.reinit: what a reinit re-copies and how far it got.
+export interface ReinitState {
+  scope: 'tables' | 'schema' | 'full';
+  tables?: TableName[];
+  schema?: string;
+  previous_state?: string;
+  step?: string;
+  verify_id?: number | null;
+  [key: string]: unknown;
 }
 
 // In `node list` order: priority, then id.

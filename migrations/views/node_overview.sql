@@ -25,9 +25,43 @@ SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority
        -- how many and the WAL they keep, on the local row only (a peer's
        -- slots are in its own database).
        ps.slots AS prepared_slots, ps.retained_bytes AS prepared_retained_bytes,
-       ps.next_expiry AS prepared_next_expiry
+       ps.next_expiry AS prepared_next_expiry,
+       -- What a verify found that persists (steep_repl.node_divergence, kept
+       -- in the node's own database): the tables, their counts and the
+       -- verify that found them; 0 and [] elsewhere.
+       coalesce(dv.tables, 0) AS diverged_tables, coalesce(dv.divergence, '[]') AS divergence,
+       -- The node's newest verify (running, or how the last one ended),
+       -- with the table it is on: the live view's bar and node status.
+       lv.last_verify, coalesce(lv.last_verify ->> 'state' IN ('queued', 'running'), false) AS verify_running,
+       -- A reinit in progress: its scope, tables and step (NULL for an init).
+       p.reinit,
+       n.init_state IN ('synchronized', 'diverged') AS can_verify,
+       EXISTS (SELECT 1 FROM steep_repl.init_transitions t
+               WHERE t.from_state = n.init_state AND t.to_state = 'reinitializing') AS can_reinit
 FROM steep_repl.nodes n
 JOIN steep_repl.init_states s ON s.state = n.init_state
 LEFT JOIN steep_repl.init_progress p ON p.node_id = n.node_id
 LEFT JOIN LATERAL (SELECT count(*)::int AS slots, sum(x.retained_bytes)::bigint AS retained_bytes, min(x.expires_at) AS next_expiry
-                   FROM steep_repl.prepared_slots() x) ps ON n.is_local;
+                   FROM steep_repl.prepared_slots() x) ps ON n.is_local
+LEFT JOIN LATERAL (SELECT count(*)::int AS tables,
+                          jsonb_agg(jsonb_build_object(
+                              'schema_name', d.schema_name, 'table_name', d.table_name,
+                              'label', format('%I.%I', d.schema_name, d.table_name),
+                              'peer_node_id', d.peer_node_id, 'verify_id', d.verify_id,
+                              'rows_missing', d.rows_missing, 'rows_extra', d.rows_extra, 'rows_different', d.rows_different,
+                              'found_at', d.found_at)
+                            ORDER BY d.schema_name, d.table_name) AS divergence
+                   FROM steep_repl.node_divergence d WHERE d.node_id = n.node_id) dv ON true
+LEFT JOIN LATERAL (SELECT jsonb_build_object(
+                            'verify_id', r.verify_id, 'peer_node_id', r.peer_node_id, 'reason', r.reason,
+                            'state', r.state, 'phase', r.phase, 'percent', r.percent,
+                            'tables_total', r.tables_total, 'tables_done', r.tables_done,
+                            'tables_differing', (SELECT count(*)::int FROM steep_repl.verify_tables t
+                                                  WHERE t.verify_id = r.verify_id AND t.status = 'differs'),
+                            'current_table', (SELECT format('%I.%I', t.schema_name, t.table_name) FROM steep_repl.verify_tables t
+                                               WHERE t.verify_id = r.verify_id AND t.status IN ('hashing', 'drilling', 'rechecking')
+                                               ORDER BY t.started_at DESC NULLS LAST LIMIT 1),
+                            'rows_compared', r.rows_compared, 'error', r.error,
+                            'requested_at', r.requested_at, 'started_at', r.started_at, 'finished_at', r.finished_at) AS last_verify
+                   FROM steep_repl.verify_runs r WHERE r.node_id = n.node_id
+                  ORDER BY r.verify_id DESC LIMIT 1) lv ON true;

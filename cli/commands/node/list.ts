@@ -1,13 +1,13 @@
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { table } from '../../render';
-import { formatInit } from '../../node-format';
+import { formatInitOrVerify, stateText } from '../../node-format';
 import { ago } from '../../../lib/format';
 import { listNodes } from '../../../lib/sql/listNodes';
 import { manualSlotText, manualWaitText, readManualPrepare, waitsForBackup } from '../../manual-prepare';
 
 export default class NodeList extends BaseCommand<typeof NodeList> {
   static description =
-    'List the registered nodes with their state and health (* marks the local node); a manual init waiting for its backup shows its prepared slot as the source sees it';
+    'List the registered nodes with their state and health (* marks the local node); a diverged node shows how many tables differ, a running verify its percent; a manual init waiting for its backup shows its prepared slot as the source sees it';
   static examples = ['<%= config.bin %> node list --db postgres://admin@db1/app', '<%= config.bin %> node list --json'];
   static flags = { json: jsonFlag };
 
@@ -27,8 +27,8 @@ export default class NodeList extends BaseCommand<typeof NodeList> {
         nodes.map((n) => [
           n.is_local ? `${n.node_id} *` : n.node_id,
           `${n.host}:${n.port}/${n.dbname}`,
-          n.init_state,
-          n.node_id === manual?.nodeId ? `manual ${manual.view.backup ?? ''} from ${n.init_source_node}`.replace('  ', ' ') : formatInit(n),
+          stateText(n),
+          n.node_id === manual?.nodeId ? `manual ${manual.view.backup ?? ''} from ${n.init_source_node}`.replace('  ', ' ') : formatInitOrVerify(n),
           n.health,
           ago(n.last_seen),
           n.priority,
