@@ -13,6 +13,8 @@ import { ClusterWatch, NodeView } from './cluster-watch';
 import { Attr, fit, painterFor } from './draw';
 import { renderInitOverlay } from './init-overlay';
 import { renderNodesView } from './nodes-view';
+import { choiceText, ReinitQuestion, renderReinitConfirm } from './reinit-confirm';
+import { startReinit } from '../cli/reinit-calls';
 
 export interface LiveViewOptions {
   watch: ClusterWatch;
@@ -25,7 +27,9 @@ export interface LiveViewOptions {
 
 type Mode =
   | { kind: 'browse' }
-  | { kind: 'confirm-cancel'; nodeId: string }
+  | { kind: 'confirm-cancel'; nodeId: string; reinit: boolean }
+  // R: what to re-copy, asked in a box (renderReinitConfirm)
+  | ({ kind: 'confirm-reinit' } & ReinitQuestion)
   | { kind: 'pick-source'; nodeId: string; sources: string[] }
   // methods: what the node's init_methods marks available, read when asked;
   // two-phase only with the source's ready snapshots (note: why not)
@@ -37,7 +41,7 @@ interface StatusMessage {
   attr: Attr;
 }
 
-const keyHelp = '↑↓/jk move  D/Enter details  I init  C cancel  Esc close  q quit';
+const keyHelp = '↑↓/jk move  D/Enter details  I init  R reinit  C cancel  Esc close  q quit';
 
 export function runLiveView(options: LiveViewOptions): Promise<void> {
   const term = options.terminal ?? termkit.terminal;
@@ -99,6 +103,7 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
       const area = { x: 2, y: 1, width: width - 4, height: height - 3 };
       renderInitOverlay(painterFor(buffer, area), area, overlayNode);
     }
+    if (mode.kind === 'confirm-reinit') renderReinitConfirm(p, { x: 0, y: 1, width, height: height - 3 }, mode);
 
     const line = promptText() ?? (watch.registryProblem ? { text: `registry: ${watch.registryProblem} (retrying)`, attr: { color: 'red' } } : status);
     p.put(0, height - 2, fit(` ${line.text}`, width), line.attr);
@@ -114,7 +119,9 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     const ask = { color: 'black', bgColor: 'yellow', bold: true };
     switch (mode.kind) {
       case 'confirm-cancel':
-        return { text: `Cancel the initialization of ${mode.nodeId}? y/n`, attr: ask };
+        return { text: `Cancel the ${mode.reinit ? 'reinit' : 'initialization'} of ${mode.nodeId}? y/n`, attr: ask };
+      case 'confirm-reinit':
+        return { text: `Reinit ${mode.nodeId}: re-copy ${choiceText(mode.choices[mode.chosen], mode.method)}? y/Enter to go, Esc to abort`, attr: ask };
       case 'pick-source':
         return { text: `Init ${mode.nodeId} from: ${mode.sources.map((s, i) => `[${i + 1}] ${s}`).join('  ')}  (Esc: no)`, attr: ask };
       case 'pick-method': {
@@ -163,7 +170,22 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     if (node.reachable === false) return refuse(`${node.id} is unreachable: cannot cancel its initialization from here`);
     if (!node.state) return refuse(`${node.id} has not been read yet`);
     if (!node.state.can_cancel) return refuse(`${node.id} is ${node.state.init_state}: there is no initialization to cancel`);
-    mode = { kind: 'confirm-cancel', nodeId: node.id };
+    mode = { kind: 'confirm-cancel', nodeId: node.id, reinit: Boolean(node.state.reinit) };
+    requestDraw();
+  }
+
+  // R: a synchronized or diverged node's tables re-copied from its source;
+  // the diverged ones first (the default) when a verify found some.
+  function askReinit(node: NodeView): void {
+    if (node.reachable === false) return refuse(`${node.id} is unreachable: cannot start a reinit there`);
+    const s = node.state;
+    if (!s) return refuse(`${node.id} has not been read yet`);
+    if (s.can_reinit === undefined) return refuse(`${node.id} runs a steep_repl without reinit (before 0.7.0)`);
+    if (!s.can_reinit) return refuse(`${node.id} is ${s.init_state}: a reinit starts only from synchronized or diverged`);
+    if (!s.init_source_node) return refuse(`${node.id} has no source to copy from`);
+    const diverged = (s.divergence ?? []).map((d) => d.label);
+    const choices = [...(diverged.length ? [{ kind: 'tables' as const, tables: diverged }] : []), { kind: 'full' as const, tables: [] }];
+    mode = { kind: 'confirm-reinit', nodeId: node.id, source: s.init_source_node, method: s.method, choices, chosen: 0 };
     requestDraw();
   }
 
@@ -185,11 +207,12 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     const m = mode;
     if (m.kind === 'confirm-cancel' && (name === 'y' || name === 'Y')) {
       mode = { kind: 'browse' };
-      void act(m.nodeId, `cancelling the initialization of ${m.nodeId}`, `cancel of ${m.nodeId} requested`, (db) =>
+      void act(m.nodeId, `cancelling the ${m.reinit ? 'reinit' : 'initialization'} of ${m.nodeId}`, `cancel of ${m.nodeId} requested`, (db) =>
         cancelInit(db, m.nodeId),
       );
       return;
     }
+    if (m.kind === 'confirm-reinit') return onReinitKey(m, name);
     const choice = Number(name) - 1;
     if (m.kind === 'pick-source' && m.sources[choice]) {
       mode = { kind: 'browse' };
@@ -213,6 +236,22 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
       mode = { kind: 'browse' };
       startTwoPhase(m.nodeId, m.source, m.snapshots[choice]);
     }
+  }
+
+  function onReinitKey(m: Extract<Mode, { kind: 'confirm-reinit' }>, name: string): void {
+    const pick = Number(name) - 1;
+    if (m.choices[pick]) mode = { ...m, chosen: pick };
+    else if (name === 'UP' || name === 'k') mode = { ...m, chosen: Math.max(0, m.chosen - 1) };
+    else if (name === 'DOWN' || name === 'j' || name === 'TAB') mode = { ...m, chosen: (m.chosen + 1) % m.choices.length };
+    else if (name === 'y' || name === 'Y' || name === 'ENTER') {
+      mode = { kind: 'browse' };
+      const choice = m.choices[m.chosen];
+      const scope = choice.kind === 'full' ? { full: true as const } : { tables: choice.tables };
+      const what = choice.kind === 'full' ? 'the whole node' : choice.tables.join(', ');
+      void act(m.nodeId, `starting the reinit of ${m.nodeId} (${what})`, `reinit of ${m.nodeId} started (${what})`, (db) => startReinit(db, m.nodeId, scope));
+      return;
+    }
+    requestDraw();
   }
 
   // By id: the target's agent finds the directory in the source's record of it.
@@ -305,6 +344,9 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
         case 'c':
         case 'C':
           return node ? askCancel(node) : refuse('no node selected');
+        case 'r':
+        case 'R':
+          return node ? askReinit(node) : refuse('no node selected');
         default:
           if (name.length === 1) refuse(`key ${name} does nothing here — ${keyHelp}`);
       }

@@ -1,6 +1,8 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { stringWidth } from 'terminal-kit';
-import { bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond } from '../lib/format';
+import { ago, bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond } from '../lib/format';
+import { tableLabel } from '../lib/identifiers';
+import type { ReinitState } from '../lib/sql/listNodes';
 import type { ActivePart, TableProgress } from '../lib/sql/getInitStatus';
 import type { NodeView } from './cluster-watch';
 import { Area, Attr, bar, fit, fitRight, Painter, stateAttr, wrap } from './draw';
@@ -32,6 +34,53 @@ const partName = (a: ActivePart) => (a.leaf && a.leaf !== a.label ? `${a.label} 
 // Most recently finished first.
 const byCompletion = (a: TableProgress, b: TableProgress) => String(b.completed_at ?? '').localeCompare(String(a.completed_at ?? ''));
 
+// A reinit's phases: of tables or a schema, its own; --full, the method's
+// with the verify of every table before the end.
+export function reinitPhases(reinit: ReinitState, methodPhases: string[]): string[] {
+  if (reinit.scope !== 'full') return ['preparing', 'copying', 'verifying'];
+  const phases = methodPhases.filter((p) => p !== 'verifying');
+  const at = phases.indexOf('finalizing');
+  return at < 0 ? [...phases, 'verifying'] : [...phases.slice(0, at), 'verifying', ...phases.slice(at)];
+}
+
+const reinitScope = (r: ReinitState): string => {
+  if (r.scope === 'full') return 'every table';
+  const tables = (r.tables ?? []).map(tableLabel);
+  return r.scope === 'schema' ? `schema ${r.schema ?? ''}${tables.length ? `: ${tables.join(', ')}` : ''}` : tables.join(', ');
+};
+
+// The node's verify and what it found: a running verify's bar, the tables
+// a verify found different (diverged), or how the last verify ended.
+export function verifyLines(node: NodeView, inner: number, now = new Date()): Array<Array<[string, Attr?]>> {
+  const s = node.state;
+  const out: Array<Array<[string, Attr?]>> = [];
+  if (!s) return out;
+  const v = s.last_verify;
+  if (v && s.verify_running) {
+    const head = `Verify ${v.verify_id} `;
+    const tail = ` ${fitRight(percent(v.percent), 4)}  ${v.phase ?? v.state} ${v.tables_done}/${v.tables_total} tables${v.current_table ? `  ${v.current_table}` : ''}`;
+    const width = Math.max(10, Math.min(40, inner - head.length - tail.length - 2));
+    out.push([[head, { bold: true }], ['['], [bar(width, num(v.percent) ?? 0), { color: 'magenta' }], [']'], [tail]]);
+  }
+  const divergence = s.divergence ?? [];
+  if (divergence.length) {
+    const first = divergence[0];
+    out.push([
+      ['Diverged ', { bold: true, color: 'magenta' }],
+      [`${divergence.length} table${divergence.length === 1 ? '' : 's'} differ${divergence.length === 1 ? 's' : ''}`, { color: 'magenta' }],
+      [` (verify ${first.verify_id ?? '?'}${first.peer_node_id ? ` against ${first.peer_node_id}` : ''}, ${ago(first.found_at, now)}) · R re-copies them`],
+    ]);
+    for (const d of divergence.slice(0, 6)) {
+      out.push([['  ✗ ', { color: 'magenta' }], [d.label, { bold: true }], [`  missing ${d.rows_missing} · extra ${d.rows_extra} · different ${d.rows_different}`]]);
+    }
+    if (divergence.length > 6) out.push([[`    … ${divergence.length - 6} more`]]);
+  } else if (v && !s.verify_running) {
+    const result = v.state === 'differs' ? `${v.tables_differing} of ${v.tables_total} tables differ` : v.state === 'failed' ? `failed: ${v.error ?? ''}` : `${v.state}, ${v.tables_total} tables`;
+    out.push([['Verify   ', { bold: true }], [`${v.verify_id}${v.peer_node_id ? ` against ${v.peer_node_id}` : ''} ${ago(v.finished_at ?? v.requested_at, now)}: ${result}`, v.state === 'failed' ? { color: 'red' } : {}]]);
+  }
+  return out;
+}
+
 export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void {
   const { x, y, width, height } = area;
   const inner = width - 4;
@@ -58,6 +107,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
       `ETA ${duration(g.eta_seconds)}`,
     ].filter(Boolean).join(' · ')]);
   }
+  verifyLines(node, inner).forEach((parts) => line(...parts));
   if (!progress) {
     const nothing = progress === null ? `no initialization recorded on ${node.id}` : node.reachable === false ? 'nothing read yet' : 'reading…';
     line([nothing, { color: 'white' }]);
@@ -66,7 +116,9 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     return;
   }
 
-  const marks = phaseMarks(progress.phase, progress.phases, progress.method);
+  const reinit = progress.reinit ?? null;
+  if (reinit) line(['Reinit  ', { bold: true }], [`${reinitScope(reinit)}${reinit.step ? ` · step ${reinit.step}` : ''}`]);
+  const marks = phaseMarks(progress.phase, reinit ? reinitPhases(reinit, progress.phases) : progress.phases, progress.method);
   const phaseLine: Array<[string, Attr?]> = [['Phases  ', { bold: true }]];
   marks.forEach((m, i) => phaseLine.push(i ? [' '] : [''], m));
   line(...phaseLine);
@@ -176,7 +228,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
       p.put(x + width - 1, y + row, '│', { color: 'cyan' });
     }
     p.put(x, y + boxHeight - 1, `└${'─'.repeat(width - 2)}┘`, { color: 'cyan' });
-    const help = ' Esc close · C cancel · I init ';
+    const help = ' Esc close · C cancel · I init · R reinit ';
     p.put(x + width - 2 - help.length, y + boxHeight - 1, help, { color: 'cyan' });
     shown.forEach((parts, i) => {
       let cx = x + 2;

@@ -22,13 +22,19 @@ export function initText(node: NodeView): string {
   if (!s) return '-';
   if (waitsForBackup(node)) return 'manual: waiting';
   if (s.init_in_progress) return initPercentAndEta(s.overall_percent, s.eta_seconds);
+  // a verify running on the node: its percent
+  if (s.verify_running && s.last_verify) return `verify ${percent(s.last_verify.percent)}`;
   // a source writing a snapshot: the newest one's progress
   const snapshot = node.generating?.[0];
   if (snapshot) return `generating ${percent(snapshot.overall_percent)}`;
+  if (s.init_state === 'diverged' && s.diverged_tables) return divergedText(s.diverged_tables);
   if (s.init_state === 'synchronized') return 'done';
   if (s.init_state === 'failed') return 'failed';
   return '-';
 }
+
+// "2 tables differ": what a verify found that persists.
+export const divergedText = (tables: number): string => `${tables} table${tables === 1 ? '' : 's'} differ${tables === 1 ? 's' : ''}`;
 
 // Live from the source's slot when it can be read, else as the init last reported it.
 export function nodeLag(node: NodeView): number | undefined {
@@ -112,12 +118,21 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
   if (node.reachable === false) lines.push([`${node.id}: unreachable — ${node.problem ?? 'no answer'}; retrying`, { color: 'red' }]);
   else if (node.problem) lines.push([`${node.id}: ${node.problem}`, { color: 'yellow' }]);
   if (s) {
-    const parts = [`${node.id}: ${s.init_state}`];
+    const tables = s.diverged_tables ?? 0;
+    const parts = [`${node.id}: ${s.init_state}${s.init_state === 'diverged' && tables ? ` (${tables} table${tables === 1 ? '' : 's'})` : ''}`];
     if (s.init_source_node) parts.push(`source ${s.init_source_node}`);
     if (waitsForBackup(node)) parts.push(manualWaitText(node));
     else if (s.phase && s.init_in_progress) parts.push(`phase ${s.phase}`);
     if (s.tables_total) parts.push(`tables ${s.tables_done ?? 0}/${s.tables_total}`);
     lines.push([parts.join(' · '), {}]);
+    const divergence = s.divergence ?? [];
+    if (divergence.length) {
+      lines.push([`differ: ${divergence.map((d) => d.label).join(', ')} · R re-copies them`, { color: 'magenta' }]);
+    }
+    const v = s.last_verify;
+    if (v && s.verify_running) {
+      lines.push([`verify ${v.verify_id}: ${v.phase ?? v.state} ${percent(v.percent)} · ${v.tables_done}/${v.tables_total} tables${v.current_table ? ` · ${v.current_table}` : ''}`, { color: 'cyan' }]);
+    }
     if (s.error) lines.push([`error: ${s.error}`, { color: 'red' }]);
   }
   for (const g of node.generating ?? []) lines.push([generatingText(g), { color: 'cyan' }]);

@@ -1,3 +1,4 @@
+import type { ReinitState } from './listNodes';
 import type { RecoveryEnd } from './recoveryEnd';
 import { LabelledTable, Queryable } from './queryable';
 
@@ -32,6 +33,8 @@ export interface InitProgress {
   job_id: number | null;
   options: InitOptions;
   cancel_requested_at: string | null;
+  // a reinit (init_progress.reinit): its scope, tables and step; null for an init
+  reinit?: ReinitState | null;
   started_at: string;
   updated_at: string;
   elapsed_seconds: number;
