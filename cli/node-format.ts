@@ -59,6 +59,9 @@ export function divergenceLines(n: NodeOverview, now = new Date()): Array<[strin
   if (n.last_verify) lines.push(['last verify', verifyText(n.last_verify, now)]);
   if (n.reinit && n.init_state === 'reinitializing') {
     lines.push(['reinit', `${reinitScopeText(n.reinit)}: ${n.phase ?? '-'} ${percent(n.overall_percent ?? 0)}${n.reinit.step ? ` (step ${n.reinit.step})` : ''}`]);
+  } else if (n.reinit?.outcome) {
+    const at = typeof n.reinit.finished_at === 'string' ? ` ${ago(n.reinit.finished_at, now)}` : '';
+    lines.push(['last reinit', `${reinitScopeText(n.reinit)}: ${n.reinit.outcome}${at}`]);
   }
   return lines;
 }

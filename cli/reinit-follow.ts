@@ -9,7 +9,7 @@ import type { InitStatus } from '../lib/sql/getInitStatus';
 import type { DivergedTable, ReinitState } from '../lib/sql/listNodes';
 import { exitCodeForInit, liveRenderer, phaseText, progressLines, VerifyProgressNotification } from './init-follow';
 
-export const reinitOf = (s: InitStatus): ReinitState | null => ((s.progress as { reinit?: ReinitState | null } | null)?.reinit ?? null);
+export const reinitOf = (s: InitStatus): ReinitState | null => s.progress?.reinit ?? null;
 
 // "tables public.orders, public.lines", "schema sales", "every table"
 export function reinitScopeText(r: ReinitState | null): string {
@@ -62,41 +62,62 @@ export function reinitRenderer(stream: NodeJS.WriteStream): {
   };
 }
 
-// A cancel the DBA asked for ends the reinit as a cancel (4) whatever state
-// the node is back in: before the tables left the publication nothing
-// changed; after it they were fully re-copied (docs/verify.md, Cancel).
-export function reinitCancelled(s: InitStatus): boolean {
-  return Boolean(s.progress?.cancel_requested_at) || s.state === 'uninitialized';
-}
+// How a settled reinit ended (finish_reinit records it in the reinit):
+// unchanged (cancelled or failed before its point of no return), recopied
+// (cancelled after it: fully re-copied, not verified), or how the verify
+// of the re-copied tables ended; undefined when the node left
+// reinitializing otherwise (failed after the point of no return, or
+// uninitialized after a --full cancel).
+export const reinitOutcome = (s: InitStatus): string | undefined => (reinitOf(s)?.outcome as string | undefined) ?? undefined;
 
+// Exit codes (SPEC 4.8): 0 the re-copied tables verified equal, 1 they
+// differ, stayed unsettled, or the reinit or its verify failed, 4 cancelled.
 export function exitCodeForReinit(s: InitStatus): ExitCodeValue {
-  if (reinitCancelled(s)) return ExitCode.cancelled;
-  if (s.state === 'synchronized') return ExitCode.ok;
-  if (s.state === 'diverged') return ExitCode.error;
-  return exitCodeForInit(s);
+  const outcome = reinitOutcome(s);
+  const cancelled = Boolean(s.progress?.cancel_requested_at);
+  if (s.state === 'uninitialized' || outcome === 'recopied' || outcome === 'cancelled') return ExitCode.cancelled;
+  if (outcome === 'unchanged') return cancelled ? ExitCode.cancelled : ExitCode.error;
+  if (outcome === 'equal') return ExitCode.ok;
+  if (outcome) return ExitCode.error;
+  return s.state === 'synchronized' ? ExitCode.ok : exitCodeForInit(s);
 }
 
-// The steps after which the tables had left the publication (a cancel then re-copies them fully).
-const untouchedSteps = new Set([undefined, null, '', 'checked', 'preparing', 'started']);
-
-// What the settled reinit came to, as lines: [text, to stderr].
-export function describeReinit(s: InitStatus, nodeId: string, divergence: DivergedTable[]): Array<[string, boolean]> {
+// What the settled reinit came to, as lines: [text, to stderr]. failure:
+// why a reinit that changed nothing failed (its reinit.failed event).
+export function describeReinit(s: InitStatus, nodeId: string, divergence: DivergedTable[], failure?: string): Array<[string, boolean]> {
   const r = reinitOf(s);
   const what = reinitScopeText(r);
   const source = s.source_node_id ?? s.progress?.source_node_id ?? '?';
-  if (reinitCancelled(s)) {
-    if (s.state === 'uninitialized') return [[`reinit of ${nodeId} cancelled: the node is uninitialized (a --full reinit's cancel is an init's)`, true]];
-    if (r?.scope !== 'full' && untouchedSteps.has(r?.step as string | undefined)) {
-      return [[`reinit of ${nodeId} cancelled before anything changed; the node is ${s.state} again`, true]];
-    }
-    return [[`reinit of ${nodeId} cancelled after ${what} had left the publication: they were fully re-copied from ${source} (not verified); the node is ${s.state}`, true]];
+  const outcome = reinitOutcome(s);
+  const stillDiverged: Array<[string, boolean]> =
+    s.state === 'diverged'
+      ? [
+          ...divergence.map((d): [string, boolean] => [`  ${d.label}: missing ${d.rows_missing}, extra ${d.rows_extra}, different ${d.rows_different} (verify ${d.verify_id ?? '?'})`, true]),
+          [`re-copy them: steep-repl node reinit ${shellWord(nodeId)} --tables ${shellWord(divergence.map((d) => d.label).join(','))}`, true],
+        ]
+      : [];
+  if (s.state === 'uninitialized') return [[`reinit of ${nodeId} cancelled: the node is uninitialized (a --full reinit's cancel is an init's)`, true]];
+  switch (outcome) {
+    case 'unchanged':
+      return s.progress?.cancel_requested_at
+        ? [[`reinit of ${nodeId} cancelled before anything changed; the node is ${s.state} again`, true]]
+        : [[`error: reinit of ${nodeId} failed before anything changed${failure ? `: ${failure}` : ''}; the node is ${s.state} again`, true]];
+    case 'recopied':
+      return [[`reinit of ${nodeId} cancelled after ${what} had left the publication: they were fully re-copied from ${source}, not verified; the node is ${s.state}`, true]];
+    case 'equal':
+      if (s.state === 'diverged') {
+        return [[`${what} of ${nodeId} re-copied from ${source} and verified equal; the node stays diverged, other tables differ:`, false], ...stillDiverged.map(([l]): [string, boolean] => [l, false])];
+      }
+      return [[`${nodeId} is synchronized: ${what} re-copied from ${source} and verified equal`, false]];
+    case 'differs':
+      return [[`error: ${what} of ${nodeId} re-copied from ${source}, but the verify found differences; the node is diverged`, true], ...stillDiverged];
+    case 'unsettled':
+      return [[`error: ${what} of ${nodeId} re-copied from ${source}; the verify could not settle every row (they kept changing on ${source}); the node is ${s.state}: verify again with steep-repl node verify ${shellWord(nodeId)}`, true]];
+    case 'failed':
+      return [[`error: ${what} of ${nodeId} re-copied from ${source}; the verify failed${failure ? `: ${failure}` : ''}; the node is ${s.state}: verify again with steep-repl node verify ${shellWord(nodeId)}`, true]];
+    case 'cancelled':
+      return [[`reinit of ${nodeId} cancelled while verifying: ${what} re-copied from ${source}, not verified; the node is ${s.state}`, true], ...stillDiverged];
+    default:
+      return [[`error: reinit of ${nodeId} ${s.state}: ${s.progress?.error ?? ''}`.trimEnd(), true]];
   }
-  if (s.state === 'synchronized') return [[`${nodeId} is synchronized: ${what} re-copied from ${source} and verified equal`, false]];
-  if (s.state === 'diverged') {
-    const lines: Array<[string, boolean]> = [[`error: ${what} of ${nodeId} re-copied from ${source}, but the verify found differences; the node is diverged`, true]];
-    for (const d of divergence) lines.push([`  ${d.label}: missing ${d.rows_missing}, extra ${d.rows_extra}, different ${d.rows_different} (verify ${d.verify_id})`, true]);
-    lines.push([`see them: steep-repl node verify ${shellWord(nodeId)} --tables ${shellWord(divergence.map((d) => d.label).join(','))}`, true]);
-    return lines;
-  }
-  return [[`error: reinit of ${nodeId} ${s.state}: ${s.progress?.error ?? ''}`.trimEnd(), true]];
 }

@@ -73,6 +73,9 @@ export interface ReinitState {
   previous_state?: string;
   step?: string;
   verify_id?: number | null;
+  // once ended (finish_reinit): unchanged, recopied, or how its verify ended
+  outcome?: 'unchanged' | 'recopied' | 'equal' | 'differs' | 'unsettled' | 'failed' | 'cancelled';
+  finished_at?: string;
   [key: string]: unknown;
 }
 

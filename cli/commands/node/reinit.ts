@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import { Client } from 'pg';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { shellWord } from '../../../lib/format';
@@ -10,7 +11,7 @@ import { warnIfNoAgent } from '../../init-start';
 import { cancelOnInterrupt, followInit } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 import { startReinit } from '../../reinit-calls';
-import { describeReinit, exitCodeForReinit, reinitRenderer } from '../../reinit-follow';
+import { describeReinit, exitCodeForReinit, reinitOutcome, reinitRenderer } from '../../reinit-follow';
 import { describeScope, reinitScope, scopeFlags } from '../../verify-scope';
 
 export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
@@ -75,7 +76,7 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
       process.exitCode = exitCodeForReinit(final);
       if (flags.json) return this.printJson(final);
       const divergence = final.state === 'diverged' ? ((await getNodeOverview(client, args.node))?.divergence ?? []) : [];
-      for (const [line, toStderr] of describeReinit(final, args.node, divergence)) {
+      for (const [line, toStderr] of describeReinit(final, args.node, divergence, await failureOf(client, args.node, final))) {
         if (toStderr) process.stderr.write(`${line}\n`);
         else this.log(line);
       }
@@ -112,4 +113,21 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
     }
     return final;
   }
+}
+
+// A reinit that failed before it changed anything is back in its previous
+// state with no error on its row: the reason is in its reinit.failed
+// event; a failed verify's in the verify.
+async function failureOf(client: Client, nodeId: string, s: InitStatus): Promise<string | undefined> {
+  const outcome = reinitOutcome(s);
+  if (outcome === 'failed' && s.progress?.reinit?.verify_id) {
+    const { rows } = await client.query('SELECT error FROM steep_repl.verify_runs WHERE verify_id = $1', [s.progress.reinit.verify_id]);
+    return rows[0]?.error ?? undefined;
+  }
+  if (outcome !== 'unchanged' || s.progress?.cancel_requested_at) return undefined;
+  const { rows } = await client.query(
+    "SELECT details ->> 'error' AS error, details ->> 'hint' AS hint FROM steep_repl.audit_log WHERE node_id = $1 AND event = 'reinit.failed' ORDER BY audit_id DESC LIMIT 1",
+    [nodeId],
+  );
+  return rows[0] ? `${rows[0].error ?? 'no reason recorded'}${rows[0].hint ? ` (hint: ${rows[0].hint})` : ''}` : undefined;
 }

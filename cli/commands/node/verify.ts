@@ -55,7 +55,8 @@ export default class NodeVerify extends BaseCommand<typeof NodeVerify> {
         this.log(`see it: steep-repl node status ${shellWord(args.node)}   cancel it: steep-repl node verify ${shellWord(args.node)} --cancel`);
         return;
       }
-      if (!flags.json) process.stderr.write(`verifying ${args.node} against ${started.peer_node_id}: ${started.tables.length} tables (verify ${started.verify_id})\n`);
+      const n = started.tables.length;
+      if (!flags.json) process.stderr.write(`verifying ${args.node} against ${started.peer_node_id}: ${n} table${n === 1 ? '' : 's'} (verify ${started.verify_id})\n`);
       await warnIfNoAgent(client, args.node, 'the verify');
       const final = await this.follow(config, client, args.node, started.verify_id);
       process.exitCode = exitCodeForVerify(final);
