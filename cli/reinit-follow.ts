@@ -72,9 +72,10 @@ export const reinitOutcome = (s: InitStatus): string | undefined => (reinitOf(s)
 
 // Exit codes (SPEC 4.8): 0 the re-copied tables verified equal, 1 they
 // differ, stayed unsettled, or the reinit or its verify failed, 4 cancelled.
-export function exitCodeForReinit(s: InitStatus): ExitCodeValue {
+// cancelled: the DBA's cancel ended it (a cancel before the job started
+// leaves no cancel_requested_at: its reinit.cancelled event says so).
+export function exitCodeForReinit(s: InitStatus, cancelled = Boolean(s.progress?.cancel_requested_at)): ExitCodeValue {
   const outcome = reinitOutcome(s);
-  const cancelled = Boolean(s.progress?.cancel_requested_at);
   if (s.state === 'uninitialized' || outcome === 'recopied' || outcome === 'cancelled') return ExitCode.cancelled;
   if (outcome === 'unchanged') return cancelled ? ExitCode.cancelled : ExitCode.error;
   if (outcome === 'equal') return ExitCode.ok;
@@ -84,7 +85,13 @@ export function exitCodeForReinit(s: InitStatus): ExitCodeValue {
 
 // What the settled reinit came to, as lines: [text, to stderr]. failure:
 // why a reinit that changed nothing failed (its reinit.failed event).
-export function describeReinit(s: InitStatus, nodeId: string, divergence: DivergedTable[], failure?: string): Array<[string, boolean]> {
+export function describeReinit(
+  s: InitStatus,
+  nodeId: string,
+  divergence: DivergedTable[],
+  end: { cancelled: boolean; failure?: string } = { cancelled: Boolean(s.progress?.cancel_requested_at) },
+): Array<[string, boolean]> {
+  const failure = end.failure;
   const r = reinitOf(s);
   const what = reinitScopeText(r);
   const source = s.source_node_id ?? s.progress?.source_node_id ?? '?';
@@ -99,7 +106,7 @@ export function describeReinit(s: InitStatus, nodeId: string, divergence: Diverg
   if (s.state === 'uninitialized') return [[`reinit of ${nodeId} cancelled: the node is uninitialized (a --full reinit's cancel is an init's)`, true]];
   switch (outcome) {
     case 'unchanged':
-      return s.progress?.cancel_requested_at
+      return end.cancelled
         ? [[`reinit of ${nodeId} cancelled before anything changed; the node is ${s.state} again`, true]]
         : [[`error: reinit of ${nodeId} failed before anything changed${failure ? `: ${failure}` : ''}; the node is ${s.state} again`, true]];
     case 'recopied':

@@ -34,15 +34,6 @@ const partName = (a: ActivePart) => (a.leaf && a.leaf !== a.label ? `${a.label} 
 // Most recently finished first.
 const byCompletion = (a: TableProgress, b: TableProgress) => String(b.completed_at ?? '').localeCompare(String(a.completed_at ?? ''));
 
-// A reinit's phases: of tables or a schema, its own; --full, the method's
-// with the verify of every table before the end.
-export function reinitPhases(reinit: ReinitState, methodPhases: string[]): string[] {
-  if (reinit.scope !== 'full') return ['preparing', 'copying', 'verifying'];
-  const phases = methodPhases.filter((p) => p !== 'verifying');
-  const at = phases.indexOf('finalizing');
-  return at < 0 ? [...phases, 'verifying'] : [...phases.slice(0, at), 'verifying', ...phases.slice(at)];
-}
-
 const reinitScope = (r: ReinitState): string => {
   if (r.scope === 'full') return 'every table';
   const tables = (r.tables ?? []).map(tableLabel);
@@ -117,8 +108,9 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   }
 
   const reinit = progress.reinit ?? null;
-  if (reinit) line(['Reinit  ', { bold: true }], [`${reinitScope(reinit)}${reinit.step ? ` · step ${reinit.step}` : ''}`]);
-  const marks = phaseMarks(progress.phase, reinit ? reinitPhases(reinit, progress.phases) : progress.phases, progress.method);
+  if (reinit) line(['Reinit  ', { bold: true }], [`${reinitScope(reinit)}${reinit.outcome ? ` · ${reinit.outcome}` : reinit.step ? ` · step ${reinit.step}` : ''}`]);
+  // a reinit's phases come from init_status (steep_repl.reinit_phases)
+  const marks = phaseMarks(progress.phase, progress.phases, progress.method);
   const phaseLine: Array<[string, Attr?]> = [['Phases  ', { bold: true }]];
   marks.forEach((m, i) => phaseLine.push(i ? [' '] : [''], m));
   line(...phaseLine);

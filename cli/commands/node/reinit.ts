@@ -73,10 +73,11 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
       }
       await warnIfNoAgent(client, args.node, 'the reinit');
       const final = await this.follow(config, client, args.node);
-      process.exitCode = exitCodeForReinit(final);
+      const end = await reinitEnd(client, args.node, final);
+      process.exitCode = exitCodeForReinit(final, end.cancelled);
       if (flags.json) return this.printJson(final);
       const divergence = final.state === 'diverged' ? ((await getNodeOverview(client, args.node))?.divergence ?? []) : [];
-      for (const [line, toStderr] of describeReinit(final, args.node, divergence, await failureOf(client, args.node, final))) {
+      for (const [line, toStderr] of describeReinit(final, args.node, divergence, end)) {
         if (toStderr) process.stderr.write(`${line}\n`);
         else this.log(line);
       }
@@ -115,19 +116,25 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
   }
 }
 
-// A reinit that failed before it changed anything is back in its previous
-// state with no error on its row: the reason is in its reinit.failed
-// event; a failed verify's in the verify.
-async function failureOf(client: Client, nodeId: string, s: InitStatus): Promise<string | undefined> {
+// Whether the DBA's cancel ended the reinit, and why one that failed did.
+// A reinit that ended before it changed anything is back in its previous
+// state with no error on its row: its reinit.failed or reinit.cancelled
+// event says which and why; a failed verify's reason is in the verify.
+async function reinitEnd(client: Client, nodeId: string, s: InitStatus): Promise<{ cancelled: boolean; failure?: string }> {
   const outcome = reinitOutcome(s);
+  const cancelled = Boolean(s.progress?.cancel_requested_at);
   if (outcome === 'failed' && s.progress?.reinit?.verify_id) {
     const { rows } = await client.query('SELECT error FROM steep_repl.verify_runs WHERE verify_id = $1', [s.progress.reinit.verify_id]);
-    return rows[0]?.error ?? undefined;
+    return { cancelled, failure: rows[0]?.error ?? undefined };
   }
-  if (outcome !== 'unchanged' || s.progress?.cancel_requested_at) return undefined;
+  if (outcome !== 'unchanged') return { cancelled };
   const { rows } = await client.query(
-    "SELECT details ->> 'error' AS error, details ->> 'hint' AS hint FROM steep_repl.audit_log WHERE node_id = $1 AND event = 'reinit.failed' ORDER BY audit_id DESC LIMIT 1",
+    `SELECT event, details ->> 'error' AS error, details ->> 'hint' AS hint FROM steep_repl.audit_log
+      WHERE node_id = $1 AND event IN ('reinit.failed', 'reinit.cancelled') ORDER BY audit_id DESC LIMIT 1`,
     [nodeId],
   );
-  return rows[0] ? `${rows[0].error ?? 'no reason recorded'}${rows[0].hint ? ` (hint: ${rows[0].hint})` : ''}` : undefined;
+  const e = rows[0];
+  if (!e) return { cancelled };
+  if (e.event === 'reinit.cancelled') return { cancelled: true };
+  return { cancelled: false, failure: `${e.error ?? 'no reason recorded'}${e.hint ? ` (hint: ${e.hint})` : ''}` };
 }
