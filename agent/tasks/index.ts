@@ -7,6 +7,7 @@ import { init_manual } from './init_manual';
 import { init_snapshot } from './init_snapshot';
 import { init_two_phase } from './init_two_phase';
 import { probe_node } from './probe_node';
+import { reinit_node } from './reinit_node';
 import { snapshot_expire } from './snapshot_expire';
 import { snapshot_generate } from './snapshot_generate';
 import { snapshot_remove_files } from './snapshot_remove_files';
@@ -20,6 +21,7 @@ export const tasks: Record<string, SteepTask> = {
   init_snapshot,
   init_two_phase,
   probe_node,
+  reinit_node,
   snapshot_expire,
   snapshot_generate,
   snapshot_remove_files,
