@@ -9,9 +9,11 @@ import { clientConfig, connect, ConnectionError, connectToNode, describeTarget, 
 import { SteepError } from '../../lib/errors';
 import { shellWord } from '../../lib/format';
 import { backoff } from '../../lib/notifications';
+import { emitEvent } from '../../lib/sql/emitEvent';
 import { finishInit } from '../../lib/sql/finishInit';
 import { getInitStatus, InitOptions, InitStatus, MethodState } from '../../lib/sql/getInitStatus';
 import { getNode, RegisteredNode } from '../../lib/sql/getNode';
+import type { ReinitState } from '../../lib/sql/listNodes';
 import { getSlotLag } from '../../lib/sql/getSlotLag';
 import { listReplicatedTables, ReplicatedTable } from '../../lib/sql/listReplicatedTables';
 import { recordMethodState } from '../../lib/sql/recordMethodState';
@@ -45,8 +47,10 @@ import { readSourcePublication, verifyStream } from './verify-stream';
 import { classify, InitTimeout, isConnectionError, SourceUnreachable } from './failure';
 import { syncTargetSchema } from './schema';
 import { pause } from './wait';
+import { endFullUnchanged, removePairReplication } from '../reinit/full';
+import { verifyReinit } from '../reinit/verify';
 
-const inProgress = ['preparing', 'copying', 'catching_up'];
+const inProgress = ['preparing', 'copying', 'catching_up', 'reinitializing'];
 export const pollMs = Number(process.env.STEEP_REPL_INIT_POLL_MS ?? 1000);
 // How long the source may be unreachable before the init fails.
 const sourceGraceMs = Number(process.env.STEEP_REPL_SOURCE_GRACE_MS ?? 15000);
@@ -164,6 +168,8 @@ export class InitRun {
   sourceNode!: RegisteredNode;
   options!: InitOptions;
   state!: MethodState;
+  // node reinit --full (agent/reinit/full.ts); null for an init
+  reinit: ReinitState | null = null;
   private source?: Client;
   private startedAt = Date.now();
   readonly signals: AbortSignal[];
@@ -187,9 +193,13 @@ export class InitRun {
       return;
     }
     this.adopt(status);
-    this.startedAt = status.started_at ? new Date(status.started_at).getTime() : Date.now();
+    const since = this.reinit ? status.progress.started_at : status.started_at;
+    this.startedAt = since ? new Date(since).getTime() : Date.now();
     this.sourceNode = await getNode(this.target, status.source_node_id);
-    if (status.progress.cancel_requested_at) return this.cancel(status);
+    if (status.progress.cancel_requested_at) {
+      if (await endFullUnchanged(this, 'cancelled')) return;
+      return this.cancel(status);
+    }
     if (!inProgress.includes(status.state)) {
       this.log('warn', 'init.job_ignored', { reason: `node is ${status.state}`, state: status.state });
       return;
@@ -197,7 +207,8 @@ export class InitRun {
     this.log('info', 'init.job_started', { source_node: this.sourceNode.node_id, state: status.state, name: this.name });
     try {
       const copies = status.progress.phases.includes('copying');
-      if (status.state === 'preparing') {
+      if (this.stage(status) === 'preparing') {
+        await removePairReplication(this);
         if (await method.started(this)) await method.resume(this);
         else await method.start(this, await this.plan(method));
         if (copies) {
@@ -206,7 +217,7 @@ export class InitRun {
         }
       }
       status = await this.refresh();
-      if (status.state === 'copying') await method.copy(this);
+      if (this.stage(status) === 'copying') await method.copy(this);
       await this.catchUp();
       await this.finalize();
     } catch (err) {
@@ -215,8 +226,18 @@ export class InitRun {
         this.log('info', 'init.paused', { reason: 'agent stopping; the job resumes when an agent starts' });
         throw err;
       }
+      if (await endFullUnchanged(this, 'failed', err as Error)) return;
       await this.fail(err as Error);
     }
+  }
+
+  // Where the init stands. A reinit --full stays reinitializing from start
+  // to end (agent/reinit/full.ts): its phase tells.
+  private stage(status: InitStatus): string {
+    if (status.state !== 'reinitializing') return status.state;
+    const phase = status.progress?.phase ?? 'preparing';
+    if (phase === 'copying') return 'copying';
+    return ['catching_up', 'finalizing', 'verifying'].includes(phase) ? 'catching_up' : 'preparing';
   }
 
   async close(): Promise<void> {
@@ -247,7 +268,8 @@ export class InitRun {
         reason: `${this.sourceNode.node_id} receives changes from other nodes: subscribing with origin = ${topology.origin ?? 'any (the server default)'} so they arrive here too`,
       });
     }
-    const reverse = isReverseOfPair(self, this.sourceNode.node_id, this.nodeId);
+    // a reinit copies even where the source holds this node's data: it is there to replace it
+    const reverse = !this.reinit && isReverseOfPair(self, this.sourceNode.node_id, this.nodeId);
     const tables = await this.withSource(listReplicatedTables);
     const noIdentity = tables.filter((t) => !t.has_identity);
     if (noIdentity.length) {
@@ -323,7 +345,7 @@ export class InitRun {
   // as planned, the subscription enabled and ready, the slot in use.
   private async catchUp(): Promise<void> {
     const status = await this.refresh();
-    if (status.state !== 'catching_up') {
+    if (this.stage(status) !== 'catching_up') {
       await this.transition('catching_up', this.state.copy_data === false ? 'nothing to copy: streaming from the slot' : 'every table copied');
       await this.phase('catching_up');
     }
@@ -370,6 +392,11 @@ export class InitRun {
     const sequences = await this.withSource((s) => copySequences(s, this.target));
     if (sequences.missing.length) this.log('warn', 'init.sequences_missing', { sequences: sequences.missing });
     await this.restoreServerSettings();
+    if (this.reinit) {
+      const verifyId = await verifyReinit(this.target, this.nodeId, this.sourceNode.node_id);
+      this.log('info', 'reinit.verify_started', { verify_id: verifyId, sequences_copied: sequences.copied.length });
+      return;
+    }
     const reverseSlot = await prepareReverseSlot(this);
     await finishInit(this.target, this.nodeId, {
       outcome: 'completed',
@@ -398,6 +425,7 @@ export class InitRun {
       hint: hint && redactSecrets(hint),
       on_source: onSource,
     });
+    if (this.reinit) await emitEvent(this.target, 'reinit.failed', this.nodeId, { scope: 'full', changed: true, error: redactSecrets(err.message) });
   }
 
   private async cancel(status: InitStatus): Promise<void> {
@@ -427,6 +455,7 @@ export class InitRun {
         source_checked: result.sourceChecked,
       },
     });
+    if (this.reinit) await emitEvent(this.target, 'reinit.cancelled', this.nodeId, { scope: 'full', changed: true, state: 'uninitialized' });
   }
 
   // What of this init is on the source now, looked at once (no grace
@@ -481,6 +510,8 @@ export class InitRun {
   }
 
   private adopt(status: InitStatus): void {
+    // a reinit's record stays after it ended: only one in progress counts
+    this.reinit = status.state === 'reinitializing' ? (status.progress?.reinit ?? null) : null;
     if (status.progress) this.options = status.progress.options;
     if (status.method_state) this.state = status.method_state;
   }
@@ -523,6 +554,7 @@ export class InitRun {
   }
 
   async transition(to: string, reason: string): Promise<void> {
+    if (this.reinit) return;
     await transitionNode(this.target, this.nodeId, to, reason);
   }
 

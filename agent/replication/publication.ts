@@ -21,3 +21,26 @@ export async function ensurePublication(source: Client, name: string, tables: Ta
 export async function dropPublication(source: Client, name: string): Promise<void> {
   await source.query(`DROP PUBLICATION IF EXISTS ${ident(name)}`);
 }
+
+// The tables a publication lists itself (pg_publication_rel: roots, not
+// the partitions pg_publication_tables may show).
+export async function publicationMembers(source: Client, name: string): Promise<TableName[]> {
+  const { rows } = await source.query(
+    `SELECT n.nspname AS schema_name, c.relname AS table_name
+     FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
+     JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE p.pubname = $1 ORDER BY 1, 2`,
+    [name],
+  );
+  return rows;
+}
+
+// A reinit takes its tables out and puts them back; only those not there
+// yet (or still there) are named, so a resumed step runs again safely.
+export async function setPublicationMembership(source: Client, name: string, tables: TableName[], member: boolean): Promise<TableName[]> {
+  const now = await publicationMembers(source, name);
+  const inIt = (t: TableName) => now.some((m) => m.schema_name === t.schema_name && m.table_name === t.table_name);
+  const change = tables.filter((t) => inIt(t) !== member);
+  if (change.length) await source.query(`ALTER PUBLICATION ${ident(name)} ${member ? 'ADD' : 'DROP'} TABLE ${change.map(qualified).join(', ')}`);
+  return change;
+}

@@ -161,3 +161,11 @@ export async function restoreSyncWorkers(
     via,
   };
 }
+
+// The subscription takes the publication's tables as they are now: tables
+// that left are dropped from it (their table-sync state and origins with
+// them), new ones are added and, with copyData, copied by PostgreSQL's
+// table sync. The target's server connects to the source for the list.
+export async function refreshSubscription(target: Client, name: string, copyData: boolean): Promise<void> {
+  await target.query(`ALTER SUBSCRIPTION ${ident(name)} REFRESH PUBLICATION WITH (copy_data = ${copyData})`);
+}

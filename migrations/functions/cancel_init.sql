@@ -2,6 +2,7 @@
 -- running one is told over steep_repl_cancel; anything else (a failed init,
 -- a job waiting for its agent to come back) gets a job that cleans up,
 -- because only the agent can reach the source to drop what it created there.
+-- A reinit has its own rules (cancel_reinit).
 CREATE OR REPLACE FUNCTION steep_repl.cancel_init(p_node_id text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -14,6 +15,9 @@ BEGIN
      OR NOT EXISTS (SELECT 1 FROM steep_repl.init_progress WHERE node_id = p_node_id) THEN
     RAISE EXCEPTION 'node % is %: there is no initialization to cancel', quote_ident(p_node_id), v_node.init_state
       USING ERRCODE = 'SR003';
+  END IF;
+  IF v_node.init_state = 'reinitializing' AND (SELECT reinit FROM steep_repl.init_progress WHERE node_id = p_node_id) IS NOT NULL THEN
+    RETURN steep_repl.cancel_reinit(p_node_id);
   END IF;
   SELECT * INTO v_job FROM steep_repl.init_job(p_node_id);
 

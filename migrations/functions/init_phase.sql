@@ -13,10 +13,10 @@ BEGIN
   IF v_old = p_phase THEN
     RETURN;
   END IF;
-  SELECT m.phases INTO v_phases FROM steep_repl.init_progress p JOIN steep_repl.init_methods m USING (method)
+  SELECT steep_repl.reinit_phases(p.reinit, m.phases) INTO v_phases FROM steep_repl.init_progress p JOIN steep_repl.init_methods m USING (method)
    WHERE p.node_id = p_node_id;
   IF NOT (p_phase IN ('done', 'failed', 'cancelling') OR p_phase = ANY (v_phases)) THEN
-    RAISE EXCEPTION 'phase % is not a phase of this initialization''s method', quote_nullable(p_phase)
+    RAISE EXCEPTION 'phase % is not a phase of this initialization''s method or reinit', quote_nullable(p_phase)
       USING ERRCODE = 'SR004', HINT = 'phases: ' || array_to_string(v_phases, ', ');
   END IF;
   UPDATE steep_repl.init_progress SET phase = p_phase, updated_at = now() WHERE node_id = p_node_id;

@@ -16,7 +16,7 @@ BEGIN
     'started_at', v_node.init_started_at,
     'completed_at', v_node.init_completed_at,
     'progress', (SELECT to_jsonb(p) || jsonb_build_object(
-                          'phases', to_jsonb(m.phases),
+                          'phases', to_jsonb(steep_repl.reinit_phases(p.reinit, m.phases)),
                           'elapsed_seconds', extract(epoch FROM coalesce(CASE WHEN p.phase IN ('done', 'failed') THEN p.updated_at END,
                                                                           clock_timestamp()) - p.started_at)::float8)
                    FROM steep_repl.init_progress p JOIN steep_repl.init_methods m USING (method)

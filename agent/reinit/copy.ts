@@ -1,0 +1,63 @@
+// Step 7: PostgreSQL's table sync copies the reinit's tables; their
+// progress goes to init_table_progress and init_progress as an init's does
+// (the live bar, node progress), against the source's totals. Ends once
+// every table is ready, then the sequences follow.
+import { listReplicatedTables } from '../../lib/sql/listReplicatedTables';
+import { reportInitProgress } from '../../lib/sql/reportInitProgress';
+import { setInitPhase } from '../../lib/sql/setInitPhase';
+import { pollMs } from '../init/runner';
+import { RateMeter } from '../init/rate-meter';
+import { copySequences } from '../replication/sequences';
+import { pollSubscription } from '../replication/table-sync';
+import { ReinitRun } from './run';
+import { pairSubscription } from './steps';
+
+export async function followCopy(run: ReinitRun): Promise<void> {
+  await setInitPhase(run.target, run.nodeId, 'copying');
+  const subscription = await pairSubscription(run);
+  const mine = <T extends { schema_name: string; table_name: string }>(rows: T[]) =>
+    rows.filter((r) => run.tables.some((t) => t.schema_name === r.schema_name && t.table_name === r.table_name));
+  const totals = mine(await run.withSource(listReplicatedTables));
+  const meter = new RateMeter();
+  let stats: Record<string, number | null> = {};
+  let reportedAt = 0;
+  let reportedStates = '';
+  let errorsSeen: number | undefined;
+  for (;;) {
+    run.checkShutdown();
+    const sync = await pollSubscription(run.target, subscription.name, subscription.oid);
+    const tables = mine(sync.tables).map((t) => {
+      const total = totals.find((s) => s.schema_name === t.schema_name && s.table_name === t.table_name);
+      return { ...t, rows_total: total?.rows_total, bytes_total: total?.bytes_total };
+    });
+    // a table that cannot be copied makes its worker fail and retry by itself
+    // forever: said once per new failure, and the reinit waits (it cannot be
+    // left half-copied)
+    errorsSeen ??= sync.workerErrors;
+    if (sync.workerErrors > errorsSeen) {
+      run.log('warn', 'reinit.sync_worker_errors', {
+        errors: sync.workerErrors - errorsSeen,
+        tables: tables.filter((t) => t.state !== 'done').map((t) => t.label),
+        hint: "the reason is in the node server's log (logical replication worker errors); PostgreSQL retries the copy by itself",
+      });
+      errorsSeen = sync.workerErrors;
+    }
+    const finished = tables.length === run.tables.length && tables.every((t) => t.state === 'done');
+    const states = tables.map((t) => t.state).join();
+    if (finished || states !== reportedStates || Date.now() - reportedAt >= pollMs) {
+      const progress = await reportInitProgress(run.target, run.nodeId, tables, { ...stats, workers_active: sync.workersActive });
+      if (finished) break;
+      reportedAt = Date.now();
+      reportedStates = states;
+      meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
+      stats = {
+        rows_per_second: Math.round(meter.rowsPerSecond),
+        bytes_per_second: Math.round(meter.bytesPerSecond),
+        eta_seconds: meter.eta(Number(progress.bytes_total ?? 0) - Number(progress.bytes_copied)),
+      };
+    }
+    await run.pause(Math.min(250, pollMs));
+  }
+  const sequences = await run.withSource((s) => copySequences(s, run.target));
+  run.log('info', 'reinit.copied', { tables: run.labels, sequences_copied: sequences.copied.length, sequences_missing: sequences.missing });
+}

@@ -1,0 +1,184 @@
+// node reinit --tables and --schema on real servers: a pair A → B and a
+// peer C subscribed to B with origin = none. B diverges by hand on a table;
+// that table alone is emptied and copied again while a writer keeps
+// writing another table on A, whose rows reach B during the reinit; the
+// final verify leaves B synchronized, equal to A; nothing of the reinit
+// reaches C (no truncate, no copied row). Then the same for a schema with
+// an odd name, and the refusals, which change nothing.
+import { escapeIdentifier } from 'pg';
+import { clusterA, clusterB, query } from './support/clusters';
+import {
+  createReinitNodes,
+  divergeSql,
+  events,
+  hashes,
+  oddSchema,
+  oddTables,
+  peerApplyErrors,
+  reinitOf,
+  ReinitNodes,
+  settle,
+  waitState,
+} from './support/reinit-nodes';
+import { waitUntil } from './support/wait';
+import { startWriter } from './support/writer';
+
+jest.setTimeout(90000);
+
+describe('reinit of tables and schemas', () => {
+  let nodes: ReinitNodes;
+  const startReinit = (scope: unknown, options: unknown = {}) =>
+    query(nodes.b.url, 'SELECT steep_repl.start_reinit($1, $2, $3) AS r', [nodes.b.id, scope, options]).then((r) => r[0].r);
+  // rows written to t2 on A from id 1,000,000 on, in small transactions
+  const t2Writer = () => startWriter(nodes.a.url, (n) => [{ text: 'INSERT INTO public.t2 VALUES ($1, $2)', values: [1_000_000 + n, `w${n}`] }]);
+
+  beforeAll(async () => {
+    nodes = await createReinitNodes({ tag: 'reinit', clusterA: clusterA(), clusterB: clusterB(), slowMsPerRow: 2 });
+  });
+  afterAll(async () => {
+    await nodes?.drop();
+  });
+
+  // The reinit of `scope` while t2 is written on A: its rows arrive on B
+  // while the re-copied tables are still out of the subscription or copying.
+  async function reinitUnderWrites(scope: unknown, recopied: string[]): Promise<{ c: Record<string, string> }> {
+    await settle(nodes);
+    const cBefore = await hashes(nodes.c.url);
+    const writer = t2Writer();
+    try {
+      await waitUntil('writes on A', () => writer.counts.transactions > 20);
+      const started = await startReinit(scope);
+      expect(started).toMatchObject({ node_id: nodes.b.id, source_node_id: nodes.a.id, state: 'reinitializing', tables: recopied });
+
+      // once the tables left the publication, t2 keeps arriving on B
+      await waitUntil('the tables out of the publication', async () => ['emptied', 'added'].includes((await reinitOf(nodes.b)).reinit?.step), 30000, 50);
+      const [{ max }] = await query(nodes.a.url, 'SELECT max(id)::int AS max FROM public.t2');
+      await waitUntil('a row written on A mid-reinit to reach B', async () => (await query(nodes.b.url, 'SELECT 1 FROM public.t2 WHERE id = $1', [max])).length > 0, 20000, 50);
+      const during = await reinitOf(nodes.b);
+      expect(during.state).toBe('reinitializing');
+      expect(during.reinit.step).not.toBe('copied');
+      expect(during.reinit.step).not.toBe('verifying');
+    } finally {
+      await writer.stop();
+    }
+    expect(await waitState(nodes.b, ['synchronized', 'diverged'])).toBe('synchronized');
+    await settle(nodes);
+    expect(await hashes(nodes.b.url)).toEqual(await hashes(nodes.a.url));
+    // C: nothing of the reinit, and its apply never failed
+    expect(await hashes(nodes.c.url)).toEqual(cBefore);
+    expect(await peerApplyErrors(nodes.c)).toBe(0);
+    return { c: cBefore };
+  }
+
+  it('--tables t1: only t1 re-copied while t2 keeps replicating; verified, synchronized; C untouched', async () => {
+    await query(nodes.b.url, divergeSql('public.t1'));
+    await settle(nodes);
+    // C received B's own changes (the divergence): its link to B works
+    expect((await query(nodes.c.url, 'SELECT v FROM public.t1 WHERE id = 100001'))[0]).toEqual({ v: 'only on B' });
+    const verify = await query(nodes.b.url, 'SELECT steep_repl.start_verify($1) AS v', [nodes.b.id]);
+    expect(verify[0].v.verify_id).toBeGreaterThan(0);
+    expect(await waitState(nodes.b, ['diverged'])).toBe('diverged');
+
+    await reinitUnderWrites({ tables: ['t1'] }, ['public.t1']);
+
+    const status = await reinitOf(nodes.b);
+    expect(status.reinit).toMatchObject({ scope: 'tables', previous_state: 'diverged', outcome: 'equal', changed: true, state: 'synchronized' });
+    expect(await query(nodes.b.url, 'SELECT * FROM steep_repl.node_divergence')).toEqual([]);
+    const [run] = await query(nodes.b.url, "SELECT state, tables_total FROM steep_repl.verify_runs WHERE reason = 'reinit' ORDER BY verify_id DESC LIMIT 1");
+    expect(run).toEqual({ state: 'equal', tables_total: 1 });
+    expect((await events(nodes.b)).map((e) => e.event)).toEqual([
+      'reinit.started',
+      'reinit.tables_removed',
+      'reinit.tables_emptied',
+      'reinit.copy_started',
+      'reinit.completed',
+    ]);
+    const progress = await query(nodes.b.url, 'SELECT schema_name, table_name, state, percent::float8 AS percent FROM steep_repl.init_table_progress');
+    expect(progress).toEqual([{ schema_name: 'public', table_name: 't1', state: 'done', percent: 100 }]);
+    // the pair's publication has every table again
+    const published = await query(nodes.a.url, 'SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = $1', [nodes.pairName]);
+    expect(published[0].n).toBe(6);
+
+    // and C still receives what B itself writes
+    await query(nodes.b.url, "SET session_replication_role = replica; UPDATE public.t1 SET v = 'after' WHERE id = 1");
+    await waitUntil('C to receive B\'s own change', async () => (await query(nodes.c.url, 'SELECT v FROM public.t1 WHERE id = 1'))[0].v === 'after');
+    await query(nodes.b.url, "SET session_replication_role = replica; UPDATE public.t1 SET v = 'v1' WHERE id = 1");
+    await settle(nodes);
+  });
+
+  it('--schema with an odd name: both of its tables re-copied, the others untouched, synchronized; C untouched', async () => {
+    await query(nodes.b.url, divergeSql(oddTables[0]));
+    const t1Before = (await hashes(nodes.b.url, ['public.t1']))['public.t1'];
+    await reinitUnderWrites({ schema: oddSchema }, oddTables);
+    expect((await reinitOf(nodes.b)).reinit).toMatchObject({ scope: 'schema', schema: oddSchema, previous_state: 'synchronized', outcome: 'equal' });
+    // t1 was not touched by this reinit
+    expect((await hashes(nodes.b.url, ['public.t1']))['public.t1']).toBe(t1Before);
+    const [started] = (await events(nodes.b)).filter((e) => e.event === 'reinit.started').slice(-1);
+    expect(started.details).toMatchObject({ scope: 'schema', schema: oddSchema, tables: oddTables });
+  });
+
+  it('refusals: a foreign key into a kept table, unknown tables and schemas, wrong --from, wrong node, wrong state — nothing changed', async () => {
+    const snapshot = async () => ({
+      node: await reinitOf(nodes.b),
+      audit: (await query(nodes.b.url, 'SELECT count(*)::int AS n FROM steep_repl.audit_log'))[0].n,
+      jobs: (await query(nodes.b.url, 'SELECT count(*)::int AS n FROM graphile_worker._private_jobs'))[0].n,
+      published: (await query(nodes.a.url, 'SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = $1', [nodes.pairName]))[0].n,
+    });
+    const before = await snapshot();
+    const refused = (scope: unknown, options: unknown = {}) => startReinit(scope, options).then(() => undefined, (err) => err);
+
+    const fk = await refused({ tables: ['public.parent'] });
+    expect(fk).toMatchObject({ code: 'SR004' });
+    expect(fk.message).toContain('foreign key "child → parent" of public.child references public.parent');
+    expect(fk.hint).toContain('add public.child to the reinit');
+    // named together they are fine: emptied in one TRUNCATE
+    await query(nodes.b.url, "SELECT steep_repl.reinit_foreign_keys($1, ARRAY['public.parent'::regclass, 'public.child'::regclass]::oid[])", [nodes.b.id]);
+
+    const unknown = await refused({ tables: ['public.t1', 'public.nope'] });
+    expect(unknown).toMatchObject({ code: 'SR004' });
+    expect(unknown.message).toMatch(/public\.nope/);
+    expect(await refused({ schema: 'no such schema' })).toMatchObject({ code: 'SR004' });
+    expect(await refused({ tables: [] })).toMatchObject({ code: 'SR004' });
+    expect(await refused({ tables: ['t1'], schema: 'public' })).toMatchObject({ code: 'SR004' });
+    expect(await refused({ full: false })).toMatchObject({ code: 'SR004' });
+    expect(await refused({ tables: ['t1'] }, { colour: 'red' })).toMatchObject({ code: 'SR004' });
+
+    const from = await refused({ tables: ['t1'] }, { from: 'Somebody else' });
+    expect(from).toMatchObject({ code: 'SR004' });
+    expect(from.message).toBe(`node "Nöde ""B""" copies from node "Nöde A", not from "Somebody else"`);
+    expect((await refused({ tables: ['t1'] }, { from: nodes.b.id })).message).toMatch(/cannot be reinitialized from itself/);
+
+    // on another database than the node's
+    await expect(query(nodes.a.url, 'SELECT steep_repl.start_reinit($1, $2)', [nodes.b.id, { tables: ['t1'] }])).rejects.toMatchObject({ code: 'SR004' });
+    // the source itself: not synchronized, and a copy of nobody
+    const source = await query(nodes.a.url, 'SELECT steep_repl.start_reinit($1, $2)', [nodes.a.id, { tables: ['t1'] }]).catch((e) => e);
+    expect(source).toMatchObject({ code: 'SR003' });
+    expect(source.message).toMatch(/is uninitialized: only a synchronized or diverged node can be reinitialized/);
+
+    // --full of a node initialized by hand (manual) is refused
+    const manual = await query(
+      nodes.b.url,
+      `BEGIN; UPDATE steep_repl.init_progress SET method = 'manual'; SELECT steep_repl.start_reinit('${nodes.b.id.replace(/'/g, "''")}', '{"full": true}');`,
+    ).catch((e) => e);
+    expect(manual).toMatchObject({ code: 'SR004' });
+    expect(manual.message).toMatch(/initialized with method manual/);
+
+    expect(await snapshot()).toEqual(before);
+
+    // wrong state: a second reinit while one is queued (the agent stopped, so it stays queued)
+    await nodes.agent.stop('SIGTERM');
+    try {
+      await startReinit({ tables: ['t1'] });
+      const second = await refused({ tables: [escapeIdentifier('public') + '.t2'] });
+      expect(second).toMatchObject({ code: 'SR006' });
+      const start = await query(nodes.b.url, 'SELECT steep_repl.start_init($1, $2)', [nodes.b.id, nodes.a.id]).catch((e) => e);
+      expect(start).toMatchObject({ code: 'SR006' });
+      // queued, not started: the cancel ends it at once, back to synchronized
+      const [{ r: cancelled }] = await query(nodes.b.url, 'SELECT steep_repl.cancel_init($1) AS r', [nodes.b.id]);
+      expect(cancelled).toMatchObject({ cancelled: true, changed: false, state: 'synchronized' });
+      expect((await reinitOf(nodes.b)).reinit).toMatchObject({ outcome: 'unchanged', step: 'queued', changed: false });
+    } finally {
+      await nodes.restartAgent();
+    }
+  });
+});
