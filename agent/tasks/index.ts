@@ -12,6 +12,7 @@ import { snapshot_expire } from './snapshot_expire';
 import { snapshot_generate } from './snapshot_generate';
 import { snapshot_remove_files } from './snapshot_remove_files';
 import { snapshot_watch } from './snapshot_watch';
+import { verify_node } from './verify_node';
 
 export const tasks: Record<string, SteepTask> = {
   detach_node,
@@ -26,4 +27,5 @@ export const tasks: Record<string, SteepTask> = {
   snapshot_generate,
   snapshot_remove_files,
   snapshot_watch,
+  verify_node,
 };
