@@ -29,8 +29,12 @@ describe('reinit of tables and schemas', () => {
   let nodes: ReinitNodes;
   const startReinit = (scope: unknown, options: unknown = {}) =>
     query(nodes.b.url, 'SELECT steep_repl.start_reinit($1, $2, $3) AS r', [nodes.b.id, scope, options]).then((r) => r[0].r);
-  // rows written to t2 on A from id 1,000,000 on, in small transactions
-  const t2Writer = () => startWriter(nodes.a.url, (n) => [{ text: 'INSERT INTO public.t2 VALUES ($1, $2)', values: [1_000_000 + n, `w${n}`] }]);
+  // rows written to t2 on A in small transactions, from id 1,000,000 on (2,000,000 the next time, ...)
+  let writers = 0;
+  const t2Writer = () => {
+    const base = ++writers * 1_000_000;
+    return startWriter(nodes.a.url, (n) => [{ text: 'INSERT INTO public.t2 VALUES ($1, $2)', values: [base + n, `w${n}`] }]);
+  };
 
   beforeAll(async () => {
     nodes = await createReinitNodes({ tag: 'reinit', clusterA: clusterA(), clusterB: clusterB(), slowMsPerRow: 2 });
