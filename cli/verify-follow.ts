@@ -9,7 +9,7 @@ import { ExitCode, ExitCodeValue } from '../lib/errors';
 import { count, percent, shellWord } from '../lib/format';
 import { tableLabel } from '../lib/identifiers';
 import { channels, listen } from '../lib/notifications';
-import { getVerifyStatus, VerifyStatus, VerifyTable } from './verify-calls';
+import { getVerifyStatus, VerifyStatus, VerifyTableStatusRow as VerifyTable } from '../lib/sql/getVerifyStatus';
 import { table } from './render';
 import { oneReadAtATime } from './one-read-at-a-time';
 

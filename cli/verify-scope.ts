@@ -5,6 +5,7 @@
 // start_reinit parse each with parse_ident and say which one is unknown.
 import { Flags } from '@oclif/core';
 import { ExitCode, SteepError } from '../lib/errors';
+import type { ReinitScope } from '../lib/sql/startReinit';
 
 export const scopeFlags = {
   tables: Flags.string({
@@ -14,7 +15,7 @@ export const scopeFlags = {
   schema: Flags.string({ description: 'every table of this schema that the node receives' }),
 };
 
-export type Scope = { tables: string[] } | { schema: string } | { full: true };
+export type Scope = ReinitScope;
 
 // Splits at the commas outside double quotes; "" inside quotes is a quote.
 // Spaces around a name are dropped; an empty name or an open quote is refused.

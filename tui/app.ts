@@ -14,7 +14,7 @@ import { Attr, fit, painterFor } from './draw';
 import { renderInitOverlay } from './init-overlay';
 import { renderNodesView } from './nodes-view';
 import { choiceText, ReinitQuestion, renderReinitConfirm } from './reinit-confirm';
-import { startReinit } from '../cli/reinit-calls';
+import { startReinit } from '../lib/sql/startReinit';
 
 export interface LiveViewOptions {
   watch: ClusterWatch;

@@ -10,7 +10,7 @@ import { confirmAction } from '../../confirm';
 import { warnIfNoAgent } from '../../init-start';
 import { cancelOnInterrupt, followInit } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
-import { startReinit } from '../../reinit-calls';
+import { startReinit } from '../../../lib/sql/startReinit';
 import { describeReinit, exitCodeForReinit, reinitOutcome, reinitRenderer } from '../../reinit-follow';
 import { describeScope, reinitScope, scopeFlags } from '../../verify-scope';
 

@@ -5,7 +5,9 @@ import { shellWord } from '../../../lib/format';
 import { warnIfNoAgent } from '../../init-start';
 import { cancelOnInterrupt, liveRenderer } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
-import { cancelVerify, getVerifyStatus, startVerify, VerifyStatus } from '../../verify-calls';
+import { cancelVerify } from '../../../lib/sql/cancelVerify';
+import { getVerifyStatus, VerifyStatus } from '../../../lib/sql/getVerifyStatus';
+import { startVerify } from '../../../lib/sql/startVerify';
 import { describeVerify, exitCodeForVerify, followVerify, verifyLine } from '../../verify-follow';
 import { scopeFlags, verifyScope } from '../../verify-scope';
 
@@ -48,7 +50,7 @@ export default class NodeVerify extends BaseCommand<typeof NodeVerify> {
         return this.log(`cancel of the verify of ${args.node} requested`);
       }
       const options = { ...scope, ...(flags['key-limit'] !== undefined ? { key_limit: flags['key-limit'] } : {}) };
-      const started = await startVerify(client, args.node, flags.from ?? null, options);
+      const started = await startVerify(client, { node: args.node, peer: flags.from ?? null, ...options });
       if (!flags.wait) {
         if (flags.json) return this.printJson(started);
         this.log(`verify ${started.verify_id} of ${args.node} against ${started.peer_node_id} queued as job ${started.job_id} (${started.tables.length} tables)`);
