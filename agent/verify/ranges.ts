@@ -24,9 +24,12 @@ export async function sampleBounds(reference: Side, sql: TableSql, rowsEstimate:
   const ranges = rangeCount(rowsEstimate);
   if (ranges === 1) return [];
   signal?.throwIfAborted();
-  const percent = Math.min(100, (100 * ranges * samplesPerRange) / rowsEstimate!);
-  const { rows } = await reference.client.query(sql.sample(percent));
-  const values: string[] = rows.map((r) => r.v);
+  // SYSTEM samples whole pages: a small table may give too few, then more is read
+  let values: string[] = [];
+  for (let percent = Math.min(100, (100 * ranges * samplesPerRange) / rowsEstimate!); ; percent = Math.min(100, percent * 4)) {
+    values = (await reference.client.query(sql.sample(percent))).rows.map((r) => r.v);
+    if (values.length >= ranges * 2 || percent >= 100) break;
+  }
   const bounds: string[] = [];
   for (let i = 1; i < ranges; i++) {
     const v = values[Math.floor((i * values.length) / ranges)];

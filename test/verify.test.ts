@@ -1,0 +1,210 @@
+// node verify end to end on a PostgreSQL 18 pair, the node's agent running
+// the job: a pair under continuous writes verifies equal five times in a
+// row (lag-aware rechecks); differences made by hand on the node (with
+// session_replication_role = replica, so they do not replicate) are each
+// found with their key and kind and the node goes diverged with those
+// tables; repaired, a later verify brings it back to synchronized.
+// 3000.00 and 3000.0 are equal numerics; text, composite and no keys; an
+// empty table; rows beyond either end of the peer's keys. Ranges are small
+// here (STEEP_REPL_VERIFY_ROWS_PER_RANGE) so that a few thousand rows make
+// many ranges to sample, bucket, split and drill.
+import { clusterA, clusterB, query, withClient } from './support/clusters';
+import { ChannelRecorder } from './support/notifications';
+import { createInitPair, InitPair, sourceWrites, waitCaughtUp } from './support/init-pair';
+import { AgentProcess, stopAllAgents } from './support/processes';
+import { replicatePair } from './support/verify-pair';
+import { waitUntil } from './support/wait';
+import { startWriter } from './support/writer';
+
+jest.setTimeout(60000);
+
+const rows = 3000;
+
+// made on both nodes before the pair replicates
+const extraSchemaSql = `
+  CREATE TABLE public.words (w text PRIMARY KEY, n int NOT NULL);
+  CREATE TABLE public.pairs (a int, b text, v numeric, PRIMARY KEY (a, b));
+  CREATE TABLE public."No Key ☹" (v text, n numeric, at timestamptz);
+  ALTER TABLE public."No Key ☹" REPLICA IDENTITY FULL;
+  CREATE TABLE public.empty (id int PRIMARY KEY);
+  CREATE TABLE public.amounts (id int PRIMARY KEY, amount numeric NOT NULL, j json, p point);
+`;
+const extraDataSql = `
+  INSERT INTO public.words SELECT 'w' || md5(g::text), g FROM generate_series(1, 1500) g;
+  INSERT INTO public.pairs SELECT g % 37, 'b' || g, g * 0.5 FROM generate_series(1, 1200) g;
+  INSERT INTO public."No Key ☹" SELECT 'row ' || (g % 400), g % 3, '2024-01-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 900) g;
+  INSERT INTO public.amounts SELECT g, 3000.00, '{"a": 1}', point(g, 0.1) FROM generate_series(1, 50) g;
+`;
+
+describe('verify', () => {
+  let pair: InitPair;
+  let agent: AgentProcess;
+  let node: string;
+  let peer: string;
+
+  beforeAll(async () => {
+    pair = await createInitPair({
+      tag: 'verify',
+      sourceCluster: clusterA(),
+      targetCluster: clusterB(),
+      sourceId: 'Vérif "Peer" A',
+      targetId: 'verif node B ü',
+      rows,
+    });
+    await query(pair.source.url, extraSchemaSql);
+    await query(pair.target.url, extraSchemaSql);
+    await query(pair.source.url, extraDataSql);
+    await query(pair.source.url, 'ANALYZE');
+    await replicatePair(pair);
+    await query(pair.target.url, 'ANALYZE');
+    node = pair.target.id;
+    peer = pair.source.id;
+    agent = await AgentProcess.start(pair.target.url, [], { STEEP_REPL_VERIFY_ROWS_PER_RANGE: '100', STEEP_REPL_VERIFY_WAIT_MS: '5000' });
+  });
+  afterAll(async () => {
+    await stopAllAgents();
+    await pair?.drop();
+  });
+
+  const status = async (verifyId: number): Promise<any> => (await query(pair.target.url, 'SELECT steep_repl.verify_status($1) AS r', [verifyId]))[0].r;
+  const nodeState = async (): Promise<string> => (await query(pair.target.url, 'SELECT init_state FROM steep_repl.nodes WHERE node_id = $1', [node]))[0].init_state;
+
+  // A verify from SQL, followed to its end.
+  async function verify(options: Record<string, unknown> = {}): Promise<any> {
+    const [{ r: started }] = await query(pair.target.url, 'SELECT steep_repl.start_verify($1, NULL, $2) AS r', [node, options]);
+    return waitUntil(
+      `verify ${started.verify_id} to end`,
+      async () => {
+        const s = await status(started.verify_id);
+        return !['queued', 'running'].includes(s.state) && s;
+      },
+      45000,
+      100,
+    );
+  }
+
+  const table = (s: any, label: string) => s.tables.find((t: any) => t.label === label);
+
+  it('a pair under continuous writes verifies equal five times in a row, announcing its progress', async () => {
+    const recorder = await ChannelRecorder.listen(pair.target.url, ['steep_repl_progress', 'steep_repl_events']);
+    const writer = startWriter(pair.source.url, sourceWrites(rows), { pauseMs: 2 });
+    try {
+      await waitUntil('writes on the peer', () => writer.counts.transactions > 20);
+      for (let i = 0; i < 5; i++) {
+        const s = await verify();
+        expect({ i, state: s.state, error: s.error, tables: s.tables.filter((t: any) => t.status !== 'equal').map((t: any) => t.label) }).toEqual({
+          i,
+          state: 'equal',
+          error: null,
+          tables: [],
+        });
+        expect(s.tables_done).toBe(s.tables_total);
+        expect(Number(s.percent)).toBe(100);
+      }
+    } finally {
+      await writer.stop();
+    }
+    if (process.env.VERIFY_DEBUG) console.log(agent.lines.filter((l) => l.event === 'verify.table_compared' && (l.recheck_rounds as number) > 0).map((l) => JSON.stringify(l)).join('\n'));
+    expect(writer.counts.transactions).toBeGreaterThan(100);
+    expect(await nodeState()).toBe('synchronized');
+
+    await withClient(pair.target.url, (c) => recorder.fence(c));
+    const progress = recorder.received.filter((r) => r.channel === 'steep_repl_progress').map((r) => JSON.parse(r.payload));
+    expect(progress.length).toBeGreaterThan(10);
+    expect(progress.every((p) => p.kind === 'verify' && p.node_id === node && p.peer_node_id === peer)).toBe(true);
+    expect(progress.some((p) => p.state === 'running' && p.phase === 'hashing' && typeof p.current_table === 'string')).toBe(true);
+    const events = recorder.received.filter((r) => r.channel === 'steep_repl_events').map((r) => JSON.parse(r.payload).event);
+    expect(events.filter((e) => e === 'verify.started')).toHaveLength(5);
+    expect(events.filter((e) => e === 'verify.completed')).toHaveLength(5);
+    await recorder.close();
+    // the job's own log lines, one per table compared
+    expect(agent.lines.some((l) => l.event === 'verify.table_compared' && l.table === 'public.accounts' && l.status === 'equal')).toBe(true);
+  });
+
+  it('finds each hand-made difference with its key and kind; the node goes diverged with those tables', async () => {
+    await waitCaughtUp(pair);
+    await query(
+      pair.target.url,
+      `SET session_replication_role = replica;
+       DELETE FROM public.accounts WHERE id = 5;
+       INSERT INTO public.accounts VALUES (-7, 1, 'before the smallest key'), (99999999, 2, 'beyond the largest key');
+       UPDATE public.accounts SET note = 'changed on the node' WHERE id = 10;
+       DELETE FROM public.words WHERE n = 3;
+       UPDATE public.pairs SET v = v + 1 WHERE a = 2 AND b = 'b39';
+       INSERT INTO public."No Key ☹" VALUES ('row 1', 1, '2024-01-01 01:00:00+00');
+       UPDATE public.amounts SET amount = 3000.0 WHERE id = 1;
+       UPDATE public.events SET payload = 'changed' WHERE id = 12 AND region = 1 + 12 % 4;`,
+    );
+    const [{ w }] = await query(pair.source.url, 'SELECT w FROM public.words WHERE n = 3');
+    const recorder = await ChannelRecorder.listen(pair.target.url, ['steep_repl_state']);
+    const s = await verify({ key_limit: 10 });
+    if (process.env.VERIFY_DEBUG) console.log(agent.lines.filter((l) => l.event === 'verify.table_compared').slice(-12).map((l) => JSON.stringify(l)).join('\n'));
+    expect(s.state).toBe('differs');
+    expect(s.tables.filter((t: any) => t.status === 'differs').map((t: any) => t.label)).toEqual([
+      'public."No Key ☹"',
+      'public.accounts',
+      'public.events',
+      'public.pairs',
+      'public.words',
+    ]);
+    expect(table(s, 'public.accounts')).toMatchObject({ compared: 'key_ranges', rows_missing: 1, rows_extra: 2, rows_different: 1, rows_unsettled: 0 });
+    expect(table(s, 'public.accounts').differences).toEqual([
+      { key: { id: 10 }, kind: 'different' },
+      { key: { id: -7 }, kind: 'extra' },
+      { key: { id: 99999999 }, kind: 'extra' },
+      { key: { id: 5 }, kind: 'missing' },
+    ]);
+    expect(table(s, 'public.words').differences).toEqual([{ key: { w }, kind: 'missing' }]);
+    expect(table(s, 'public.pairs').differences).toEqual([{ key: { a: 2, b: 'b39' }, kind: 'different' }]);
+    expect(table(s, 'public.events').differences).toEqual([{ key: { id: 12, region: 1 }, kind: 'different' }]);
+    expect(table(s, 'public."No Key ☹"')).toMatchObject({ compared: 'whole_table', note: 'no primary key: compared whole', rows_extra: 1, rows_missing: 0 });
+    expect(table(s, 'public."No Key ☹"').differences).toEqual([{ key: { v: 'row 1', n: 1, at: '2024-01-01T01:00:00+00:00' }, kind: 'extra' }]);
+    // 3000.0 on the node, 3000.00 on the peer: the same numeric
+    expect(table(s, 'public.amounts')).toMatchObject({ status: 'equal', rows_compared: 50 });
+    expect(table(s, 'public.empty')).toMatchObject({ status: 'equal', rows_compared: 0 });
+
+    expect(await nodeState()).toBe('diverged');
+    expect(await query(pair.target.url, 'SELECT schema_name, table_name, verify_id::int, rows_missing::int, rows_extra::int, rows_different::int FROM steep_repl.node_divergence ORDER BY 1, 2')).toEqual([
+      { schema_name: 'public', table_name: 'No Key ☹', verify_id: s.verify_id, rows_missing: 0, rows_extra: 1, rows_different: 0 },
+      { schema_name: 'public', table_name: 'accounts', verify_id: s.verify_id, rows_missing: 1, rows_extra: 2, rows_different: 1 },
+      { schema_name: 'public', table_name: 'events', verify_id: s.verify_id, rows_missing: 0, rows_extra: 0, rows_different: 1 },
+      { schema_name: 'public', table_name: 'pairs', verify_id: s.verify_id, rows_missing: 0, rows_extra: 0, rows_different: 1 },
+      { schema_name: 'public', table_name: 'words', verify_id: s.verify_id, rows_missing: 1, rows_extra: 0, rows_different: 0 },
+    ]);
+    await withClient(pair.target.url, (c) => recorder.fence(c));
+    const transitions = recorder.received.map((r) => JSON.parse(r.payload));
+    expect(transitions).toEqual([expect.objectContaining({ node_id: node, from: 'synchronized', to: 'diverged' })]);
+    await recorder.close();
+    const [event] = await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'verify.completed' ORDER BY audit_id DESC LIMIT 1");
+    expect(event.details).toMatchObject({ verify_id: s.verify_id, outcome: 'differs', state: 'diverged', rows_missing: 2, rows_extra: 3, rows_different: 3 });
+  });
+
+  it('after the repair, a verify of the differing tables finds them equal and the node synchronized again', async () => {
+    await query(
+      pair.target.url,
+      `SET session_replication_role = replica;
+       DELETE FROM public.accounts WHERE id IN (-7, 99999999);
+       DELETE FROM public."No Key ☹" WHERE ctid = (SELECT max(ctid) FROM public."No Key ☹" WHERE v = 'row 1' AND n = 1);`,
+    );
+    for (const t of ['public.accounts', 'public.words', 'public.pairs', 'public.events']) {
+      const rowsOf = await query(pair.source.url, `SELECT * FROM ${t}`);
+      const columns = Object.keys(rowsOf[0]);
+      await withClient(pair.target.url, async (c) => {
+        await c.query('SET session_replication_role = replica');
+        await c.query(
+          `INSERT INTO ${t} SELECT * FROM jsonb_populate_recordset(NULL::${t}, $1)
+           ON CONFLICT (${t === 'public.accounts' ? 'id' : t === 'public.words' ? 'w' : t === 'public.pairs' ? 'a, b' : 'id, region'})
+           DO UPDATE SET ${columns.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
+          [JSON.stringify(rowsOf)],
+        );
+      });
+    }
+    const some = await verify({ tables: ['public.accounts', 'words'] });
+    expect(some.state).toBe('equal');
+    expect(await nodeState()).toBe('diverged');
+    const rest = await verify({ schema: 'public' });
+    expect(rest.state).toBe('equal');
+    expect(await nodeState()).toBe('synchronized');
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.node_divergence')).toEqual([{ n: 0 }]);
+  });
+});
