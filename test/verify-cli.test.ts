@@ -8,7 +8,8 @@ import { clusterA, clusterB } from './support/clusters';
 import { contentHashes } from './support/content-hash';
 import { createSyncedPair, divergeItemsSql, nodeState, pairTables, SyncedPair } from './support/diverged-pair';
 import { query } from './support/clusters';
-import { runCli } from './support/processes';
+import { runCli, startCli } from './support/processes';
+import { waitUntil } from './support/wait';
 
 jest.setTimeout(90000);
 
@@ -107,5 +108,22 @@ describe('node verify and node reinit', () => {
     const node = JSON.parse((await cli('node', 'status', targetId, '--json')).stdout);
     expect(node).toMatchObject({ init_state: 'synchronized', diverged_tables: 0, divergence: [] });
     expect(await contentHashes(pair.target.url, pairTables)).toEqual(await contentHashes(pair.source.url, pairTables));
+  });
+
+  it("Ctrl+C cancels the verify on the node: exit 4, the node's state unchanged", async () => {
+    // without the target's agent the verify waits in the queue: the cancel is certain to come first
+    await pair.agents[1].stop('SIGKILL');
+    const before = await nodeState(pair.target);
+    const run = startCli(['node', 'verify', targetId, '--db', pair.target.url]);
+    await waitUntil('the verify started', async () => /verifying Ziel v against Quelle "V": 3 tables \(verify \d+\)/.test(run.stderr), 20000, 100);
+    run.child.kill('SIGINT');
+    const result = await run.result;
+    expect(result.stderr).toMatch(/cancelling the verify of Ziel v\.\.\. \(Ctrl\+C again to stop waiting; the agent finishes the cancel\)/);
+    expect(result.code).toBe(4);
+    expect(result.stdout).toMatch(/^verify \d+ of Ziel v against Quelle "V": cancelled; the node's state is unchanged$/m);
+    const [last] = await query(pair.target.url, 'SELECT state FROM steep_repl.verify_runs ORDER BY verify_id DESC LIMIT 1');
+    expect(last.state).toBe('cancelled');
+    const after = (await nodeState(pair.target)) as { verify_runs: number };
+    expect({ ...after, verify_runs: after.verify_runs - 1 }).toEqual(before);
   });
 });

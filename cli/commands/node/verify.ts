@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import { Client, ClientConfig } from 'pg';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode } from '../../../lib/errors';
 import { shellWord } from '../../../lib/format';
@@ -57,10 +58,10 @@ export default class NodeVerify extends BaseCommand<typeof NodeVerify> {
         this.log(`see it: steep-repl node status ${shellWord(args.node)}   cancel it: steep-repl node verify ${shellWord(args.node)} --cancel`);
         return;
       }
-      const n = started.tables.length;
-      if (!flags.json) process.stderr.write(`verifying ${args.node} against ${started.peer_node_id}: ${n} table${n === 1 ? '' : 's'} (verify ${started.verify_id})\n`);
       await warnIfNoAgent(client, args.node, 'the verify');
-      const final = await this.follow(config, client, args.node, started.verify_id);
+      const n = started.tables.length;
+      const header = flags.json ? undefined : `verifying ${args.node} against ${started.peer_node_id}: ${n} table${n === 1 ? '' : 's'} (verify ${started.verify_id})`;
+      const final = await this.follow(config, client, args.node, started.verify_id, header);
       process.exitCode = exitCodeForVerify(final);
       if (flags.json) return this.printJson(final);
       const lines = describeVerify(final, args.node);
@@ -72,7 +73,8 @@ export default class NodeVerify extends BaseCommand<typeof NodeVerify> {
   }
 
   // Live on stderr until the verify ends; Ctrl+C asks the node to cancel it and keeps following.
-  private async follow(config: Parameters<typeof followVerify>[0], client: Parameters<typeof followVerify>[1], nodeId: string, verifyId: number): Promise<VerifyStatus> {
+  // header: written once Ctrl+C is ours (a script that reads it may signal at once).
+  private async follow(config: ClientConfig, client: Client, nodeId: string, verifyId: number, header?: string): Promise<VerifyStatus> {
     const renderer = liveRenderer<VerifyStatus>(process.stderr, (s) => [verifyLine(s)], (s) => `${s.state} ${s.phase ?? ''}`);
     const following = followVerify(config, client, verifyId, { render: (s) => renderer.render(s) });
     const interrupts = cancelOnInterrupt({
@@ -87,6 +89,7 @@ export default class NodeVerify extends BaseCommand<typeof NodeVerify> {
       write: (line) => process.stderr.write(line),
       exit: (code) => process.exit(code),
     });
+    if (header) process.stderr.write(`${header}\n`);
     let final: VerifyStatus | undefined;
     try {
       final = await following.done;
