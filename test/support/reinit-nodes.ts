@@ -119,11 +119,13 @@ export const hashes = (url: string, which: readonly string[] = tables) => conten
 
 // One row missing (5), one extra (100001), one different (7) on B, made as
 // replication would (session_replication_role = replica: no triggers fire).
-export const divergeSql = (table: string) => `
+// C receives them as B's own changes: a later divergence of the same table
+// takes other keys (shift), or C's apply would stop on the extra row's key.
+export const divergeSql = (table: string, shift = 0) => `
   SET session_replication_role = replica;
-  DELETE FROM ${table} WHERE id = 5;
-  INSERT INTO ${table} (id, v) VALUES (100001, 'only on B');
-  UPDATE ${table} SET v = 'changed on B' WHERE id = 7;
+  DELETE FROM ${table} WHERE id = ${5 + shift};
+  INSERT INTO ${table} (id, v) VALUES (${100001 + shift}, 'only on B');
+  UPDATE ${table} SET v = 'changed on B' WHERE id = ${7 + shift};
   RESET session_replication_role;
 `;
 
