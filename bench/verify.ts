@@ -1,19 +1,25 @@
-// npm run bench -- verify [--mb 1100] [--rounds 1] [--only count,md5,hashsum,verify]
-// [--rows-per-range N] [--no-changed] [--logs DIR]: steep-repl's verify of a
-// node against its peer, side by side on the same pair and data with
-// count(*) of the same tables on both nodes at once (the baseline: one scan
-// of each table on each node), a whole-table md5(string_agg(t::text, ''
-// ORDER BY id)) on both nodes at once, and sum(hash_record_extended(t, 0))
-// on both at once (one scan hashing every row: the floor of any row-hash
-// comparison). Then one row changed on the target (session_replication_role
-// = replica, so it does not replicate) and verify again: the time to find it
-// beyond the equal case. The pair: a source with the dataset and a target
-// synchronized through a direct init, its agent running (verify is a job on
-// it). Goals: verify ≤ 2× count(*), the changed row found < 2 s beyond
-// the equal verify.
+// npm run bench -- verify [--mb 1100] [--rounds 1] [--only count,count-heap,md5,hashsum,verify]
+// [--rows-per-range N] [--no-changed] [--explain] [--logs DIR]: steep-repl's
+// verify of a node against its peer, side by side on the same pair and data
+// with count(*) of the same tables on both nodes at once (the baseline; as
+// planned, which after VACUUM is an index-only scan of the primary key, and
+// as a heap scan), a whole-table md5(string_agg(t::text, '' ORDER BY id)) on
+// both nodes at once, and sum(hash_record_extended(t, 0)) on both at once
+// (one scan hashing every row: the floor of any row-hash comparison). Each
+// round then changes one row of big on the target (session_replication_role
+// = replica, so it does not replicate), verifies again (it must find that
+// key alone, the node diverged) and puts the row back: the next round's
+// equal verify takes the node back to synchronized. The time to find the
+// row beyond the equal case is the difference of the medians. The pair: a
+// source with the dataset and a target synchronized through a direct init,
+// its agent running (verify is a job on it). --explain: one more verify,
+// untimed, with auto_explain in its sessions; its statements over 50 ms and
+// their plans. Goals: verify ≤ 2× count(*), the changed row found < 2 s
+// beyond the equal verify.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Client } from 'pg';
+import { Client, escapeLiteral } from 'pg';
+import { Cluster } from '../lib/embedded-cluster';
 import { query } from '../test/support/clusters';
 import { NodeDb } from '../test/support/node-pair';
 import { AgentProcess } from '../test/support/processes';
@@ -184,6 +190,76 @@ function describe(r: Result): string {
   return parts.join('  ');
 }
 
+export interface ExplainedStatement {
+  server: string;
+  ms: number;
+  query: string;
+  plan: string;
+}
+
+const autoExplain: Array<[string, string]> = [
+  ['session_preload_libraries', 'auto_explain'],
+  ['auto_explain.log_min_duration', '50ms'],
+  ['auto_explain.log_analyze', 'on'],
+  ['auto_explain.log_buffers', 'on'],
+  ['auto_explain.log_timing', 'off'],
+];
+
+// auto_explain for new sessions of both servers, one verify, its plans out
+// of the servers' logs, the settings reset.
+async function explainedVerify(node: NodeDb, clusters: Record<'source' | 'target', Cluster>, logDir: string | undefined): Promise<ExplainedStatement[]> {
+  const sizes: Record<string, number> = {};
+  for (const [name, cluster] of Object.entries(clusters)) {
+    sizes[name] = fs.statSync(path.join(cluster.dataDir, 'server.log')).size;
+    for (const [k, v] of autoExplain) await query(cluster.url(), `ALTER SYSTEM SET ${k} = '${v}'`);
+    await query(cluster.url(), 'SELECT pg_reload_conf()');
+  }
+  let outcome: VerifyOutcome | undefined;
+  try {
+    outcome = await runVerify('steep-repl verify (auto_explain, untimed)', node);
+  } finally {
+    for (const cluster of Object.values(clusters)) {
+      for (const [k] of autoExplain) await query(cluster.url(), `ALTER SYSTEM RESET ${k}`);
+      await query(cluster.url(), 'SELECT pg_reload_conf()');
+    }
+  }
+  const statements: ExplainedStatement[] = [];
+  for (const [name, cluster] of Object.entries(clusters)) {
+    const fd = fs.openSync(path.join(cluster.dataDir, 'server.log'), 'r');
+    const size = fs.fstatSync(fd).size - sizes[name];
+    const buffer = Buffer.alloc(Math.max(0, size));
+    fs.readSync(fd, buffer, 0, buffer.length, sizes[name]);
+    fs.closeSync(fd);
+    const text = buffer.toString();
+    if (logDir) {
+      fs.mkdirSync(logDir, { recursive: true });
+      fs.writeFileSync(path.join(logDir, `explain-${name}.log`), text);
+    }
+    // LOG:  duration: 123.4 ms  plan:\n\tQuery Text: ...\n\t<plan lines>
+    for (const m of text.matchAll(/LOG:  duration: ([\d.]+) ms  plan:\n((?:\t.*\n?)+)/g)) {
+      const lines = m[2].split('\n').map((l) => l.replace(/^\t/, ''));
+      const queryEnd = lines.findIndex((l, i) => i > 0 && /^\S/.test(l) && !/^Query Text:/.test(l) && /\(cost=|\(actual/.test(l));
+      statements.push({
+        server: name,
+        ms: Number(m[1]),
+        query: lines.slice(0, queryEnd).join(' ').replace(/^Query Text: /, '').replace(/\s+/g, ' ').slice(0, 200),
+        plan: lines
+          .slice(queryEnd)
+          .filter((l) => /\(cost=|Sort Method|Disk:|Batches|Workers Launched/.test(l))
+          .map((l) => l.replace(/  \(cost=[^)]*\)/, '').replace(/\(actual /, '(').trimEnd())
+          .join('\n'),
+      });
+    }
+  }
+  console.log('');
+  console.log(`auto_explain of one more verify (untimed, ${outcome?.result.seconds?.toFixed(2)} s, state ${outcome?.result.state}): statements over 50 ms`);
+  for (const s of statements.sort((a, b) => b.ms - a.ms)) {
+    console.log(`- ${s.server} ${s.ms.toFixed(0)} ms: ${s.query}`);
+    console.log(s.plan.replace(/^/gm, '    '));
+  }
+  return statements;
+}
+
 const allVariants = ['count', 'count-heap', 'md5', 'hashsum', 'verify'] as const;
 
 // count(*) as a scan of the table itself: an all-visible table (vacuumed)
@@ -220,6 +296,7 @@ const bench: Benchmark = {
     const rowsPerRange = stringArg(args, 'rows-per-range');
     const changed = !args.includes('--no-changed');
     const logDir = stringArg(args, 'logs');
+    const explain = args.includes('--explain');
 
     await withBenchClusters('verify', agents, async (own) => {
       const tables = [bigTable('big', megabytes * 0.9), ...Array.from({ length: smallTables }, (_, i) => smallTable(`small_${i}`, (megabytes * 0.1) / smallTables))];
@@ -248,7 +325,16 @@ const bench: Benchmark = {
             async () =>
               compared('sum(row hash) both nodes', await bothNodes(urls, () => tables.map((t) => `SELECT count(*)::text || ':' || coalesce(sum(hash_record_extended(t, 0)), 0)::text FROM "${t.name}" t`))),
           ],
-          ['verify', 'steep-repl verify (equal)', async () => (await runVerify('steep-repl verify (equal)', target)).result],
+          [
+            'verify',
+            'steep-repl verify (equal)',
+            async () => {
+              const { result } = await runVerify('steep-repl verify (equal)', target);
+              // equal: synchronized, also after a round that left it diverged
+              const state = await nodeState(target);
+              return state === 'synchronized' || result.check !== 'ok' ? result : { ...result, check: 'MISMATCH', error: `equal, but the node is ${state}` };
+            },
+          ],
         ];
         const selected = plan.filter(([key]) => only.includes(key) && (key !== 'verify' || verifyAvailable));
 
@@ -263,53 +349,61 @@ const bench: Benchmark = {
         console.log(`warm-up (count(*) on both nodes, untimed): ${secondsSince(warming).toFixed(1)} s`);
         console.log('');
 
-        const byVariant = new Map<string, Result[]>(selected.map(([, v]) => [v, []]));
+        // One row of big changed on the target only (not replicated), and back.
+        const changedId = Math.floor(Number(data.counts.big) / 2);
+        const [{ payload: original }] = await query(target.url, 'SELECT payload FROM big WHERE id = $1', [changedId]);
+        const setPayload = (payload: string) =>
+          query(target.url, `BEGIN; SET LOCAL session_replication_role = replica; UPDATE big SET payload = ${escapeLiteral(payload)} WHERE id = ${changedId}; COMMIT`);
+        const changedVariant = 'steep-repl verify (1 row changed)';
+        let changedTables: any[] = [];
+        const changedRun = async (): Promise<Result> => {
+          await setPayload('changed on the target only');
+          try {
+            const outcome = await runVerify(changedVariant, target);
+            changedTables = outcome.tables;
+            const foundIt = outcome.differences.some((d) => d.table_name === 'big' && String(d.key?.id) === String(changedId) && d.kind === 'different');
+            const onlyIt = outcome.differences.length === 1;
+            const r = outcome.result;
+            const state = await nodeState(target);
+            const good = r.state === 'differs' && foundIt && onlyIt && state === 'diverged';
+            return {
+              ...r,
+              check: good ? 'ok' : 'MISMATCH',
+              error: good ? undefined : `expected differs with big {"id": ${changedId}} different alone and the node diverged; got ${r.state}, node ${state}${r.error ? `: ${r.error}` : ''}`,
+            };
+          } finally {
+            await setPayload(original);
+          }
+        };
+
+        const byVariant = new Map<string, Result[]>([...selected.map(([, v]): [string, Result[]] => [v, []]), [changedVariant, []]]);
         for (let round = 1; round <= rounds; round++) {
+          const prefix = rounds > 1 ? `round ${round}  ` : '';
           for (const [, variant, run] of round % 2 ? selected : [...selected].reverse()) {
-            await attempt(
-              byVariant.get(variant)!,
-              run,
-              (err) => ({ variant, check: 'error', error: errorLine(err) }),
-              describe,
-              rounds > 1 ? `round ${round}  ` : '',
-            );
+            await attempt(byVariant.get(variant)!, run, (err) => ({ variant, check: 'error', error: errorLine(err) }), describe, prefix);
+          }
+          // the next round's equal verify runs on the node this one left diverged
+          if (changed && verifyAvailable) {
+            await attempt(byVariant.get(changedVariant)!, changedRun, (err) => ({ variant: changedVariant, check: 'error', error: errorLine(err) }), describe, prefix);
           }
         }
         const medianOf = (variant: string) => {
           const times = (byVariant.get(variant) ?? []).filter((r) => r.check === 'ok' && r.seconds !== undefined).map((r) => r.seconds!);
           return times.length ? median(times) : undefined;
         };
+        const changedSeconds = medianOf(changedVariant);
+        const changedResult = byVariant.get(changedVariant)!.slice(-1)[0];
 
-        // One row changed on the target only; verify must name its key.
-        let changedResult: Result | undefined;
-        let changedTables: any[] = [];
-        const changedId = Math.floor(Number(data.counts.big) / 2);
-        if (changed && verifyAvailable) {
-          await query(
-            target.url,
-            `BEGIN; SET LOCAL session_replication_role = replica; UPDATE big SET payload = 'changed on the target only' WHERE id = ${changedId}; COMMIT`,
-          );
-          const results: Result[] = [];
-          await attempt(
-            results,
-            async () => {
-              const outcome = await runVerify('steep-repl verify (1 row changed)', target);
-              changedTables = outcome.tables;
-              const foundIt = outcome.differences.some((d) => d.table_name === 'big' && String(d.key?.id) === String(changedId) && d.kind === 'different');
-              const onlyIt = outcome.differences.length === 1;
-              const r = outcome.result;
-              const state = await nodeState(target);
-              const good = r.state === 'differs' && foundIt && onlyIt && state === 'diverged';
-              return {
-                ...r,
-                check: good ? 'ok' : 'MISMATCH',
-                error: good ? undefined : `expected differs with big {"id": ${changedId}} different alone and the node diverged; got ${r.state}, node ${state}${r.error ? `: ${r.error}` : ''}`,
-              };
-            },
-            (err) => ({ variant: 'steep-repl verify (1 row changed)', check: 'error', error: errorLine(err) }),
-            describe,
-          );
-          changedResult = results[0];
+        // Untimed, last: one more verify, the row changed, with auto_explain
+        // in its sessions on both servers: where its time goes, statement by statement.
+        let plans: ExplainedStatement[] = [];
+        if (explain && verifyAvailable) {
+          await setPayload('changed on the target only');
+          try {
+            plans = await explainedVerify(target, own.clusters, logDir);
+          } finally {
+            await setPayload(original);
+          }
         }
 
         const count = medianOf('count(*) both nodes');
@@ -320,7 +414,7 @@ const bench: Benchmark = {
         const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? a / b : undefined);
         const fmt = (v: number | undefined, goal?: (v: number) => boolean) => (v === undefined ? '–' : `${v.toFixed(2)}×${goal ? (goal(v) ? ' ✓' : ' ✗') : ''}`);
         const verifyOverCount = ratio(verify, count);
-        const beyond = changedResult?.check === 'ok' && verify !== undefined ? changedResult.seconds! - verify : undefined;
+        const beyond = changedSeconds !== undefined && verify !== undefined ? changedSeconds - verify : undefined;
 
         console.log('');
         console.log(`dataset: ${(data.bytes / MiB).toFixed(0)} MB on each node (pg_table_size of ${tables.length} tables; big: ${(data.sizes.big / MiB).toFixed(0)} MB, ${data.counts.big} rows)${rounds > 1 ? `; medians of ${rounds} rounds` : ''}`);
@@ -335,8 +429,9 @@ const bench: Benchmark = {
           );
         }
         if (changedResult) {
+          const signed = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)} s`;
           console.log(
-            `| steep-repl verify, 1 row changed | ${changedResult.seconds?.toFixed(2) ?? '–'} s | ${beyond !== undefined ? `+${beyond.toFixed(2)} s beyond equal (goal < 2 s) ${beyond < 2 ? '✓' : '✗'}` : ''} | ${changedResult.check}${changedResult.found ? ` (found ${changedResult.found})` : ''}${changedResult.error ? `: ${changedResult.error}` : ''} |`,
+            `| steep-repl verify, 1 row changed | ${changedSeconds?.toFixed(2) ?? '–'} s | ${beyond !== undefined ? `${signed(beyond)} beyond equal (goal < 2 s) ${beyond < 2 ? '✓' : '✗'}` : ''} | ${changedResult.check}${changedResult.found ? ` (found ${changedResult.found})` : ''}${changedResult.error ? `: ${changedResult.error}` : ''} |`,
           );
           const big = changedTables.find((t) => t.table_name === 'big');
           if (big) console.log(`  big in the changed run: ${big.ranges_total} ranges, ${big.ranges_differing} differing, ${big.seconds?.toFixed(2)} s`);
@@ -346,7 +441,7 @@ const bench: Benchmark = {
           fs.mkdirSync(logDir, { recursive: true });
           fs.writeFileSync(path.join(logDir, 'target-agent.log'), pair.agent.raw.join('\n') + '\n');
         }
-        const all = [...[...byVariant.values()].flat(), ...(changedResult ? [changedResult] : [])];
+        const all = [...byVariant.values()].flat();
         const failed = all.filter((r) => r.check === 'MISMATCH' || r.check === 'error');
         console.log(
           JSON.stringify({
@@ -356,6 +451,7 @@ const bench: Benchmark = {
             big_rows: Number(data.counts.big),
             init_seconds: pair.synchronized,
             results: all,
+            explained: plans.length ? plans : undefined,
             ratios: { verify_over_count: verifyOverCount ?? null, verify_over_count_heap: ratio(verify, countHeap) ?? null, verify_over_md5: ratio(verify, md5) ?? null, verify_over_hashsum: ratio(verify, hashsum) ?? null },
             changed_beyond_equal_seconds: beyond ?? null,
             failed: failed.map((r) => r.variant),
