@@ -7,6 +7,7 @@
 // an odd name, and the refusals, which change nothing.
 import { escapeIdentifier } from 'pg';
 import { clusterA, clusterB, query } from './support/clusters';
+import { followInit } from './support/init-follower';
 import {
   createReinitNodes,
   divergeSql,
@@ -48,6 +49,7 @@ describe('reinit of tables and schemas', () => {
   async function reinitUnderWrites(scope: unknown, recopied: string[]): Promise<{ c: Record<string, string> }> {
     await settle(nodes);
     const cBefore = await hashes(nodes.c.url);
+    const following = await followInit(nodes.b.url, nodes.b.id);
     const writer = t2Writer();
     try {
       await waitUntil('writes on A', () => writer.counts.transactions > 20);
@@ -66,6 +68,11 @@ describe('reinit of tables and schemas', () => {
       await writer.stop();
     }
     expect(await waitState(nodes.b, ['synchronized', 'diverged'])).toBe('synchronized');
+    await following.close();
+    // the live bar: the copy's progress announced as an init's, then the verify phase
+    const copying = following.progress.filter((p) => p.payload.phase === 'copying').map((p) => Number(p.payload.overall_percent));
+    expect(copying.some((p) => p > 0 && p < 100)).toBe(true);
+    expect(following.progress.map((p) => p.payload.phase)).toContain('verifying');
     await settle(nodes);
     expect(await hashes(nodes.b.url)).toEqual(await hashes(nodes.a.url));
     // C: nothing of the reinit, and its apply never failed
@@ -181,8 +188,22 @@ describe('reinit of tables and schemas', () => {
       const [{ r: cancelled }] = await query(nodes.b.url, 'SELECT steep_repl.cancel_init($1) AS r', [nodes.b.id]);
       expect(cancelled).toMatchObject({ cancelled: true, changed: false, state: 'synchronized' });
       expect((await reinitOf(nodes.b)).reinit).toMatchObject({ outcome: 'unchanged', step: 'queued', changed: false });
+
+      // the job checks again before it changes anything: a key into t2 made
+      // while the reinit waited fails it, and the node is as it was
+      await startReinit({ tables: ['public.t2'] });
+      await query(nodes.b.url, 'ALTER TABLE public.child ADD CONSTRAINT "late key" FOREIGN KEY (id) REFERENCES public.t2 (id)');
     } finally {
       await nodes.restartAgent();
+    }
+    try {
+      expect(await waitState(nodes.b, ['synchronized'])).toBe('synchronized');
+      const [failed] = (await events(nodes.b)).slice(-1);
+      expect(failed).toMatchObject({ event: 'reinit.failed', details: { changed: false, outcome: 'unchanged', state: 'synchronized' } });
+      expect(failed.details.error).toContain('foreign key "late key" of public.child references public.t2');
+      expect(await snapshot().then((s) => s.published)).toBe(before.published);
+    } finally {
+      await query(nodes.b.url, 'ALTER TABLE public.child DROP CONSTRAINT "late key"');
     }
   });
 });

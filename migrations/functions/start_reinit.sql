@@ -61,7 +61,8 @@ BEGIN
     RAISE EXCEPTION 'an initialization or reinit of node % is already queued or running', quote_ident(p_node)
       USING ERRCODE = 'SR006', HINT = 'follow it with steep-repl node progress, or stop it with steep-repl node cancel';
   END IF;
-  IF EXISTS (SELECT 1 FROM steep_repl.verify_runs r WHERE r.node_id = p_node AND r.state IN ('queued', 'running')) THEN
+  -- as start_verify counts one: its job is running or will run
+  IF EXISTS (SELECT 1 FROM steep_repl.verify_job(p_node) j WHERE j.locked_at IS NOT NULL OR j.attempts < j.max_attempts) THEN
     RAISE EXCEPTION 'a verify of node % is queued or running', quote_ident(p_node)
       USING ERRCODE = 'SR006', HINT = format('wait for it, or cancel it: SELECT steep_repl.cancel_verify(%L)', p_node);
   END IF;
