@@ -12,6 +12,7 @@ export const rowsPerRange = (): number => {
 export const maxRanges = 4096;
 // sampled keys per range: enough that bounds fall near the quantiles
 const samplesPerRange = 20;
+const pagesPerRange = 8;
 
 export function rangeCount(rowsEstimate: number | null, perRange = rowsPerRange()): number {
   // never analyzed, or small: one range (a differing one is split by its rows)
@@ -19,23 +20,26 @@ export function rangeCount(rowsEstimate: number | null, perRange = rowsPerRange(
   return Math.min(maxRanges, Math.ceil(rowsEstimate / perRange));
 }
 
-// Sorted distinct bounds, one fewer than the ranges they make; none for one range.
-export async function sampleBounds(reference: Side, sql: TableSql, rowsEstimate: number | null, signal?: AbortSignal): Promise<string[]> {
-  const ranges = rangeCount(rowsEstimate);
+// Sorted distinct bounds, one fewer than the ranges they make; none for one
+// range. SYSTEM samples whole pages, and a page holds neighbouring keys
+// when the table is in key order: the sample takes pagesPerRange pages a
+// range at least, so that quantiles do not fall in a few pages' clusters.
+export async function sampleBounds(reference: Side, sql: TableSql, shape: { rowsEstimate: number | null; pages: number }, signal?: AbortSignal): Promise<string[]> {
+  const ranges = rangeCount(shape.rowsEstimate);
   if (ranges === 1) return [];
   signal?.throwIfAborted();
-  // SYSTEM samples whole pages: a small table may give too few, then more is read
-  let values: string[] = [];
-  for (let percent = Math.min(100, (100 * ranges * samplesPerRange) / rowsEstimate!); ; percent = Math.min(100, percent * 4)) {
-    values = (await reference.client.query(sql.sample(percent))).rows.map((r) => r.v);
-    if (values.length >= ranges * 2 || percent >= 100) break;
+  const fractions = Array.from({ length: ranges - 1 }, (_, i) => (i + 1) / ranges);
+  let percent = Math.min(100, Math.max((100 * ranges * pagesPerRange) / Math.max(shape.pages, 1), (100 * ranges * samplesPerRange) / shape.rowsEstimate!));
+  for (;;) {
+    const { rows } = await reference.client.query(sql.sampleQuantiles(percent, fractions));
+    // a small table may give too few: read more of it
+    if (Number(rows[0].n) >= ranges * 2 || percent >= 100) {
+      const bounds: string[] = [];
+      for (const v of (rows[0].bounds ?? []) as string[]) if (v !== bounds[bounds.length - 1]) bounds.push(v);
+      return bounds;
+    }
+    percent = Math.min(100, percent * 4);
   }
-  const bounds: string[] = [];
-  for (let i = 1; i < ranges; i++) {
-    const v = values[Math.floor((i * values.length) / ranges)];
-    if (v !== undefined && v !== bounds[bounds.length - 1]) bounds.push(v);
-  }
-  return bounds;
 }
 
 // Bounds that cut the signed 64-bit hash values into `ranges` equal parts.

@@ -32,6 +32,8 @@ export interface TableShape extends TableName {
   keyKind: 'primary key' | 'replica identity index' | null;
   // pg_class.reltuples (of the leaves, for a partitioned table); null when never analyzed
   rowsEstimate: number | null;
+  // pg_class.relpages, likewise
+  pages: number;
 }
 
 const regTypes = [
@@ -103,11 +105,13 @@ const shapeSql = `
                     FROM pg_catalog.pg_collation co WHERE co.oid = c.attcollation) END AS collation,
          (SELECT kind FROM ident) AS key_kind,
          (SELECT relkind = 'p' FROM rel) AS partitioned,
-         (SELECT CASE WHEN bool_or(lc.reltuples < 0) THEN NULL ELSE sum(lc.reltuples) END::float8
-            FROM rel JOIN LATERAL (SELECT rel.oid AS relid WHERE rel.relkind = 'r'
-                                   UNION ALL SELECT pt.relid FROM pg_catalog.pg_partition_tree(rel.oid) pt WHERE rel.relkind = 'p' AND pt.isleaf) l ON true
-            JOIN pg_catalog.pg_class lc ON lc.oid = l.relid) AS rows_estimate
+         l.rows_estimate, l.pages
   FROM cols c
+  CROSS JOIN (SELECT CASE WHEN bool_or(lc.reltuples < 0) THEN NULL ELSE sum(lc.reltuples) END::float8 AS rows_estimate,
+                     coalesce(sum(lc.relpages), 0)::float8 AS pages
+              FROM rel JOIN LATERAL (SELECT rel.oid AS relid WHERE rel.relkind = 'r'
+                                     UNION ALL SELECT pt.relid FROM pg_catalog.pg_partition_tree(rel.oid) pt WHERE rel.relkind = 'p' AND pt.isleaf) lv ON true
+              JOIN pg_catalog.pg_class lc ON lc.oid = lv.relid) l
   JOIN verdict v ON v.root = c.atttypid
   JOIN base b ON b.root = c.atttypid JOIN pg_catalog.pg_type bt ON bt.oid = b.t AND bt.typtype <> 'd'
   ORDER BY c.attnum`;
@@ -149,6 +153,7 @@ export async function readTableShape(client: Client, table: TableName, serverVer
     key,
     keyKind: rows[0].key_kind,
     rowsEstimate: rows[0].rows_estimate === null ? null : Number(rows[0].rows_estimate),
+    pages: Number(rows[0].pages),
   };
 }
 

@@ -160,11 +160,14 @@ export class TableSql {
     };
   }
 
-  // A sample of the first key column for pass 1's bounds, in order.
-  sample(percent: number): { text: string; values: unknown[] } {
+  // Pass 1's bounds from a sample of the first key column: its quantiles at
+  // these fractions, computed by the server (the sample stays there), and
+  // how many rows the sample had.
+  sampleQuantiles(percent: number, fractions: number[]): { text: string; values: unknown[] } {
     return {
-      text: `SELECT t.${ident(this.key[0].name)}::text AS v FROM ${this.from} TABLESAMPLE SYSTEM ($1) ORDER BY ${this.keyColumn(0)}`,
-      values: [percent],
+      text: `SELECT count(*)::int8 AS n, percentile_disc($2::float8[]) WITHIN GROUP (ORDER BY ${this.keyColumn(0)})::text[] AS bounds
+             FROM ${this.from} TABLESAMPLE SYSTEM ($1)`,
+      values: [percent, fractions],
     };
   }
 }

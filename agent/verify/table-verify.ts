@@ -47,7 +47,7 @@ export async function verifyTable(target: AppliedTarget, sql: TableSql, shape: T
   let rechecks = 0;
 
   if (shape.key.length) {
-    const bounds = await sampleBounds(peer, sql, shape.rowsEstimate, options.signal);
+    const bounds = await sampleBounds(peer, sql, shape, options.signal);
     await options.onStep('hashing', { rangesTotal: bounds.length + 1 }, 0);
     const found = await compareByKey(peer, node, sql, bounds, { keep, signal: options.signal, onProgress });
     progress = found.progress;
