@@ -94,7 +94,10 @@ export function followInit(config: ClientConfig, client: Client, nodeId: string,
         // The payload is the progress row, shown at once; what it lacks (phases,
         // options) stays from the last read. The parts a method copies in
         // (planned at any time, moving with every report) are not in it: read again.
-        update({ ...status, progress: { ...status.progress, ...(payload as ProgressNotification) } });
+        // A payload older than what a read already showed (it was on its way
+        // during the read) is not shown: the phase would step back for a moment.
+        const row = payload as ProgressNotification;
+        if (!(Date.parse(row.updated_at) < Date.parse(status.progress.updated_at))) update({ ...status, progress: { ...status.progress, ...row } });
         reread();
       } else if (channel === channels.progress) {
         reread();
@@ -128,7 +131,8 @@ export function progressLine(s: InitStatus, width = 24): string {
     `${p.tables_done}/${p.tables_total} tables`,
   ];
   if (s.parts) parts.push(`${s.parts.done}/${s.parts.total} parts`);
-  if (['done', 'failed', 'cancelling'].includes(p.phase)) return parts.join('  ');
+  // a reinit's verify has a line of its own (reinitRenderer)
+  if (['done', 'failed', 'cancelling', 'verifying'].includes(p.phase)) return parts.join('  ');
   // with parts, the tables being copied are on the part lines
   if (p.current_table && !s.parts?.active.length) parts.push(`${p.current_table} ${percent(p.current_table_percent ?? 0)}`);
   if (p.rows_per_second != null) parts.push(rowsPerSecond(p.rows_per_second));

@@ -34,7 +34,7 @@ export function verifyText(v: VerifySummary, now = new Date()): string {
       : v.state === 'differs'
         ? `: ${v.tables_differing} of ${v.tables_total} tables differ`
         : v.state === 'equal'
-          ? `: ${v.tables_total} tables, ${count(v.rows_compared)} rows`
+          ? `: ${v.tables_total} table${v.tables_total === 1 ? '' : 's'}, ${count(v.rows_compared)} rows`
           : '';
   return `${head} ${ago(v.finished_at ?? v.requested_at, now)}${tail}`;
 }

@@ -102,7 +102,8 @@ export function verifyLine(s: VerifyStatus, width = 24): string {
     `${s.tables_done ?? 0}/${s.tables_total ?? 0} tables`,
   ];
   const current = currentTable(s);
-  if (s.state === 'running' && current) parts.push(`${labelOf(current)} ${current.status}`);
+  // the table, and what it is at when that is not the run's phase
+  if (s.state === 'running' && current) parts.push(current.status === s.phase ? labelOf(current) : `${labelOf(current)} ${current.status}`);
   if (Number(s.rows_compared)) parts.push(`${count(s.rows_compared)} rows compared`);
   return parts.join('  ');
 }
