@@ -128,6 +128,33 @@ describe('reinit of tables and schemas', () => {
     expect(started.details).toMatchObject({ scope: 'schema', schema: oddSchema, tables: oddTables });
   });
 
+  it('tables re-copied that still differ (a trigger on B changes a row as it arrives): the verify finds it, B diverged', async () => {
+    await query(
+      nodes.b.url,
+      `CREATE FUNCTION public.mangle() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id = 3 THEN NEW.v := 'mangled'; END IF; RETURN NEW; END $$;
+       CREATE TRIGGER mangle BEFORE INSERT ON public.parent FOR EACH ROW EXECUTE FUNCTION public.mangle();
+       ALTER TABLE public.parent ENABLE ALWAYS TRIGGER mangle;`,
+    );
+    try {
+      // a table referenced by another goes with it
+      const started = await startReinit({ tables: ['public.child', 'parent'] });
+      expect(started.tables).toEqual(['public.child', 'public.parent']);
+      expect(await waitState(nodes.b, ['synchronized', 'diverged'])).toBe('diverged');
+    } finally {
+      await query(nodes.b.url, 'DROP TRIGGER mangle ON public.parent; DROP FUNCTION public.mangle()');
+    }
+    const status = await reinitOf(nodes.b);
+    expect(status.reinit).toMatchObject({ outcome: 'differs', state: 'diverged', previous_state: 'synchronized' });
+    const divergence = await query(nodes.b.url, 'SELECT schema_name, table_name, rows_different::int, verify_id::int FROM steep_repl.node_divergence');
+    expect(divergence).toEqual([{ schema_name: 'public', table_name: 'parent', rows_different: 1, verify_id: status.reinit.verify_id }]);
+    const [completed] = (await events(nodes.b)).slice(-1);
+    expect(completed).toMatchObject({ event: 'reinit.completed', details: { outcome: 'differs', state: 'diverged', verified: true } });
+    // set right again for the tests after: the row as A has it, and a verify that finds it equal
+    await query(nodes.b.url, "SET session_replication_role = replica; UPDATE public.parent SET v = 'p3' WHERE id = 3");
+    await query(nodes.b.url, "SELECT steep_repl.start_verify($1, NULL, '{\"tables\": [\"public.parent\"]}')", [nodes.b.id]);
+    expect(await waitState(nodes.b, ['synchronized'])).toBe('synchronized');
+  });
+
   it('refusals: a foreign key into a kept table, unknown tables and schemas, wrong --from, wrong node, wrong state — nothing changed', async () => {
     const snapshot = async () => ({
       node: await reinitOf(nodes.b),
