@@ -11,6 +11,7 @@
 // (agent/init/runner.ts).
 import { connectTo, redactSecrets } from '../../lib/connection';
 import { finishReinit } from '../../lib/sql/finishReinit';
+import { ReinitStep } from '../../lib/sql/recordReinitStep';
 import { SteepError } from '../../lib/errors';
 import { classify } from '../init/failure';
 import { followCopy } from '../reinit/copy';
@@ -55,7 +56,7 @@ async function execute(run: ReinitRun): Promise<void> {
     }
     // Past the point of no return: recorded for node status, then the job
     // fails so graphile-worker runs it again from the step it reached.
-    await run.record(run.reinit.step as 'removed', { error, error_hint: hint ?? null }).catch(() => undefined);
+    await run.record(run.reinit.step as ReinitStep, { error, error_hint: hint ?? null }).catch(() => undefined);
     run.log('error', 'reinit.step_failed', { step: run.reinit.step, error, hint, retrying: true, tables: run.labels });
     throw err;
   }
@@ -82,22 +83,25 @@ async function endUnchanged(run: ReinitRun): Promise<false> {
   return false;
 }
 
+// a step that succeeds clears what a failed attempt recorded
+const noError = { error: null, error_hint: null };
+
 async function recopy(run: ReinitRun): Promise<void> {
   if (!run.reached('removed')) {
     const lsn = await removeFromPublication(run);
-    await run.record('removed', { source_lsn: lsn, error: null });
+    await run.record('removed', { source_lsn: lsn, ...noError });
   }
   if (!run.reached('emptied')) {
     await emptyTables(run, String(run.reinit.source_lsn));
-    await run.record('emptied', { error: null });
+    await run.record('emptied', noError);
   }
   if (!run.reached('added')) {
     await addBack(run);
-    await run.record('added', { error: null });
+    await run.record('added', noError);
   }
   if (!run.reached('copied')) {
     await followCopy(run);
-    await run.record('copied', { error: null });
+    await run.record('copied', noError);
   }
   // The tables are whole again: a cancel now only skips the verify.
   if (await run.cancelRequested()) {

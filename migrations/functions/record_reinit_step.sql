@@ -26,7 +26,7 @@ BEGIN
     RAISE EXCEPTION 'unknown reinit step %', quote_nullable(p_step) USING ERRCODE = 'SR004';
   END IF;
   v_old := v_progress.reinit ->> 'step';
-  IF p_step = 'removing' AND v_progress.cancel_requested_at IS NOT NULL AND NOT (v_progress.reinit ->> 'changed')::boolean THEN
+  IF p_step = 'removing' AND v_progress.cancel_requested_at IS NOT NULL AND NOT coalesce((v_progress.reinit ->> 'changed')::boolean, false) THEN
     RETURN v_progress.reinit || jsonb_build_object('cancel_requested', true);
   END IF;
   v_reinit := v_progress.reinit || coalesce(p_facts, '{}') || jsonb_build_object('step', p_step)
