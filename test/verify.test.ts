@@ -53,7 +53,11 @@ describe('verify', () => {
     });
     await query(pair.source.url, extraSchemaSql);
     await query(pair.target.url, extraSchemaSql);
+    // ordered one way on the peer and another on the node
+    await query(pair.source.url, 'CREATE TABLE public.names (n text COLLATE "en-x-icu" PRIMARY KEY)');
+    await query(pair.target.url, 'CREATE TABLE public.names (n text COLLATE "C" PRIMARY KEY)');
     await query(pair.source.url, extraDataSql);
+    await query(pair.source.url, "INSERT INTO public.names SELECT CASE WHEN g % 2 = 0 THEN 'a' ELSE 'B' END || g FROM generate_series(1, 1000) g");
     await query(pair.source.url, 'ANALYZE');
     await replicatePair(pair);
     await query(pair.target.url, 'ANALYZE');
@@ -104,9 +108,16 @@ describe('verify', () => {
     } finally {
       await writer.stop();
     }
-    if (process.env.VERIFY_DEBUG) console.log(agent.lines.filter((l) => l.event === 'verify.table_compared' && (l.recheck_rounds as number) > 0).map((l) => JSON.stringify(l)).join('\n'));
     expect(writer.counts.transactions).toBeGreaterThan(100);
     expect(await nodeState()).toBe('synchronized');
+    // in-flight changes were seen and resolved by the rechecks, not missed
+    const compared = agent.lines.filter((l) => l.event === 'verify.table_compared');
+    expect(compared.some((l) => (l.ranges_differing as number) > 0 && (l.recheck_rounds as number) > 0 && l.status === 'equal')).toBe(true);
+    expect(compared.find((l) => l.table === 'public.names')).toMatchObject({
+      status: 'equal',
+      ranges: 10,
+      note: 'key column(s) "n" ordered by COLLATE "C": their collations differ between the nodes or are not deterministic',
+    });
 
     await withClient(pair.target.url, (c) => recorder.fence(c));
     const progress = recorder.received.filter((r) => r.channel === 'steep_repl_progress').map((r) => JSON.parse(r.payload));
@@ -138,7 +149,6 @@ describe('verify', () => {
     const [{ w }] = await query(pair.source.url, 'SELECT w FROM public.words WHERE n = 3');
     const recorder = await ChannelRecorder.listen(pair.target.url, ['steep_repl_state']);
     const s = await verify({ key_limit: 10 });
-    if (process.env.VERIFY_DEBUG) console.log(agent.lines.filter((l) => l.event === 'verify.table_compared').slice(-12).map((l) => JSON.stringify(l)).join('\n'));
     expect(s.state).toBe('differs');
     expect(s.tables.filter((t: any) => t.status === 'differs').map((t: any) => t.label)).toEqual([
       'public."No Key ☹"',
@@ -206,5 +216,68 @@ describe('verify', () => {
     expect(rest.state).toBe('equal');
     expect(await nodeState()).toBe('synchronized');
     expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.node_divergence')).toEqual([{ n: 0 }]);
+  });
+
+  const runOf = async (verifyId: number) => (await query(pair.target.url, 'SELECT state, phase FROM steep_repl.verify_runs WHERE verify_id = $1', [verifyId]))[0];
+  const begin = async (options: Record<string, unknown> = {}) =>
+    (await query(pair.target.url, 'SELECT steep_repl.start_verify($1, NULL, $2) AS r', [node, options]))[0].r.verify_id as number;
+  const subscription = (enabled: boolean) => query(pair.target.url, `ALTER SUBSCRIPTION ${pair.replicationName} ${enabled ? 'ENABLE' : 'DISABLE'}`);
+
+  it('a stalled node fails the verify (never diverged); a cancel mid-run ends it cancelled; a killed agent\'s verify runs again', async () => {
+    await waitCaughtUp(pair);
+    // the node stops applying; the peer gets a row the node cannot have
+    await subscription(false);
+    await query(pair.source.url, "INSERT INTO public.accounts VALUES (77777777, 1, 'not applied yet')");
+
+    // cancelled while it waits for the node in its recheck
+    const cancelled = await begin({ tables: ['public.accounts'] });
+    await waitUntil('the recheck', async () => (await runOf(cancelled)).phase === 'rechecking', 20000, 25);
+    const asked = Date.now();
+    expect((await query(pair.target.url, 'SELECT steep_repl.cancel_verify($1) AS r', [node]))[0].r).toMatchObject({ cancel_requested: true });
+    await waitUntil('the cancel', async () => (await runOf(cancelled)).state === 'cancelled', 10000, 25);
+    expect(Date.now() - asked).toBeLessThan(3000);
+    expect(await nodeState()).toBe('synchronized');
+
+    // the agent killed in the same place; the next one runs the job again, from the start
+    const killed = await begin({ tables: ['public.accounts'] });
+    await waitUntil('the recheck', async () => (await runOf(killed)).phase === 'rechecking', 20000, 25);
+    await agent.stop('SIGKILL');
+    await subscription(true);
+    agent = await AgentProcess.start(pair.target.url, [], { STEEP_REPL_VERIFY_ROWS_PER_RANGE: '100', STEEP_REPL_VERIFY_WAIT_MS: '5000' });
+    const again = await waitUntil('the verify run again', async () => {
+      const s = await status(killed);
+      return !['queued', 'running'].includes(s.state) && s;
+    }, 30000, 100);
+    expect({ state: again.state, rows: table(again, 'public.accounts').rows_compared > 3000 }).toEqual({ state: 'equal', rows: true });
+    expect(agent.lines.some((l) => l.event === 'verify.job_started' && l.verify_id === killed)).toBe(true);
+
+    // stalled past STEEP_REPL_VERIFY_WAIT_MS: failed, saying why, nothing diverged
+    await waitCaughtUp(pair);
+    await subscription(false);
+    await query(pair.source.url, "INSERT INTO public.accounts VALUES (77777778, 1, 'not applied yet')");
+    const failed = await verify({ tables: ['public.accounts'] });
+    await subscription(true);
+    expect(failed.state).toBe('failed');
+    expect(failed.error).toMatch(/^node "verif node B ü" has not applied past node "Vérif ""Peer"" A"'s position [0-9A-F]+\/[0-9A-F]+ within 5 s \(its slot .* confirmed .*\): subscription .* is disabled$/);
+    expect(failed.hint).toMatch(/ALTER SUBSCRIPTION .* ENABLE/);
+    expect(table(failed, 'public.accounts').status).not.toBe('differs');
+    expect(await nodeState()).toBe('synchronized');
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.node_divergence')).toEqual([{ n: 0 }]);
+    const [event] = await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'verify.failed' ORDER BY audit_id DESC LIMIT 1");
+    expect(event.details).toMatchObject({ verify_id: failed.verify_id, state: 'synchronized' });
+  });
+
+  it('a table defined differently on the two nodes fails the run naming it, before anything is compared', async () => {
+    await query(pair.target.url, 'ALTER TABLE public.docs ADD COLUMN "Extra" int');
+    try {
+      const failed = await verify();
+      expect(failed.state).toBe('failed');
+      expect(failed.error).toBe('table public.docs is defined differently on the two nodes, so its rows cannot be compared: column "Extra" is only on node "verif node B ü"');
+      expect(failed.hint).toMatch(/steep-repl schema compare/);
+      expect(failed.tables.every((t: any) => t.status === 'pending')).toBe(true);
+      expect(await nodeState()).toBe('synchronized');
+    } finally {
+      await query(pair.target.url, 'ALTER TABLE public.docs DROP COLUMN "Extra"');
+    }
   });
 });

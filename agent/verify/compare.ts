@@ -6,6 +6,7 @@
 // and cut again until a piece holds at most rowsPerRange rows a side, whose
 // (key, row hash) pairs are then compared here: memory stays within one
 // piece. A table without a key is compared as a multiset of row hashes.
+import { VerifyError } from './errors';
 import { Side } from './session';
 import { hashBounds, rangeCount, rowsPerRange } from './ranges';
 import { KeyRange, TableSql } from './table-sql';
@@ -60,6 +61,7 @@ const none: Aggregate = { n: 0, s: '0' };
 const same = (a: Aggregate, b: Aggregate) => a.n === b.n && (a.n === 0 || a.s === b.s);
 // at most this many pieces a differing range is cut into at a time
 const maxPieces = 64;
+const maxDepth = 48;
 
 async function bucketAggregates(side: Side, query: { text: string; values: unknown[] }): Promise<Map<number, Aggregate>> {
   const { rows } = await side.client.query(query);
@@ -106,8 +108,15 @@ export async function compareByKey(reference: Side, other: Side, sql: TableSql, 
   progress.phase = 'drilling';
   options.onProgress?.({ ...progress });
 
-  const drill = async (range: KeyRange, a: Aggregate, b: Aggregate): Promise<void> => {
+  const drill = async (range: KeyRange, a: Aggregate, b: Aggregate, depth = 0): Promise<void> => {
     check();
+    // pieces shrink at every level when both sides order the keys alike
+    if (depth > maxDepth) {
+      throw new VerifyError(
+        `the key ranges of ${sql.shape.label} do not narrow down: ${reference.name} and ${other.name} seem to order its key differently`,
+        'report it with the key\'s type and collation on both nodes',
+      );
+    }
     if (Math.max(a.n, b.n) <= perRange) return compareRows(range);
     // cut at the quantiles of the side with more rows in it
     const [splitter, n] = a.n >= b.n ? [reference, a.n] : [other, b.n];
@@ -120,7 +129,7 @@ export async function compareByKey(reference: Side, other: Side, sql: TableSql, 
     for (let i = 0; i + 1 < edges.length; i++) {
       const piece = { lo: edges[i], hi: edges[i + 1] };
       const [pa, pb] = await Promise.all([aggregate(reference, sql, piece), aggregate(other, sql, piece)]);
-      if (!same(pa, pb)) await drill(piece, pa, pb);
+      if (!same(pa, pb)) await drill(piece, pa, pb, depth + 1);
     }
   };
   const compareRows = async (range: KeyRange): Promise<void> => {

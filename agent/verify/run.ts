@@ -152,7 +152,7 @@ class VerifyJob {
         );
       }
       const order = keyOrder(onPeer, onNode);
-      planned.push({ table, shape: { ...onPeer, label: table.label }, sql: new TableSql(onPeer, order.collateC), note: order.note });
+      planned.push({ table, shape: onPeer, sql: new TableSql(onPeer, order.collateC), note: order.note });
     }
     this.progress.plan(planned.map((p) => ({ ...p.table, rowsEstimate: p.shape.rowsEstimate })));
 

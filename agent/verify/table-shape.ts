@@ -4,6 +4,7 @@
 // replica identity index; none: compared whole) and what each text key
 // column is ordered by.
 import { Client } from 'pg';
+import { tableLabel } from '../../lib/identifiers';
 import { TableName } from '../../lib/sql/queryable';
 
 export interface ShapeColumn {
@@ -146,8 +147,9 @@ export async function readTableShape(client: Client, table: TableName, serverVer
   }));
   const key = columns.filter((c) => c.keyPosition !== null).sort((a, b) => a.keyPosition! - b.keyPosition!);
   return {
-    ...table,
-    label: '',
+    schema_name: table.schema_name,
+    table_name: table.table_name,
+    label: tableLabel(table),
     partitioned: rows[0].partitioned,
     columns,
     key,
