@@ -214,7 +214,9 @@ describe('reinit of tables and schemas', () => {
       // queued, not started: the cancel ends it at once, back to synchronized
       const [{ r: cancelled }] = await query(nodes.b.url, 'SELECT steep_repl.cancel_init($1) AS r', [nodes.b.id]);
       expect(cancelled).toMatchObject({ cancelled: true, changed: false, state: 'synchronized' });
-      expect((await reinitOf(nodes.b)).reinit).toMatchObject({ outcome: 'unchanged', step: 'queued', changed: false });
+      const ended = await reinitOf(nodes.b);
+      expect(ended.reinit).toMatchObject({ outcome: 'unchanged', reason: 'cancelled', step: 'queued', changed: false });
+      expect(ended.cancel_requested_at).not.toBeNull();
 
       // the job checks again before it changes anything: a key into t2 made
       // while the reinit waited fails it, and the node is as it was
@@ -228,6 +230,7 @@ describe('reinit of tables and schemas', () => {
       const [failed] = (await events(nodes.b)).slice(-1);
       expect(failed).toMatchObject({ event: 'reinit.failed', details: { changed: false, outcome: 'unchanged', state: 'synchronized' } });
       expect(failed.details.error).toContain('foreign key "late key" of public.child references public.t2');
+      expect((await reinitOf(nodes.b)).reinit).toMatchObject({ outcome: 'unchanged', reason: 'failed', error: failed.details.error });
       expect(await snapshot().then((s) => s.published)).toBe(before.published);
     } finally {
       await query(nodes.b.url, 'ALTER TABLE public.child DROP CONSTRAINT "late key"');

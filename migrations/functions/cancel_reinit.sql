@@ -27,6 +27,7 @@ BEGIN
 
   IF v_job.job_id IS NOT NULL AND v_job.locked_at IS NULL AND v_job.attempts = 0 AND v_reinit ->> 'step' = 'queued' THEN
     PERFORM graphile_worker.remove_job('init:' || p_node);
+    UPDATE steep_repl.init_progress SET cancel_requested_at = now() WHERE node_id = p_node;
     v_node := steep_repl.finish_reinit(p_node, 'unchanged', jsonb_build_object('reason', 'cancelled', 'note', 'cancelled before the job started'));
     RETURN jsonb_build_object('node_id', p_node, 'cancelled', true, 'changed', false, 'state', v_node.init_state);
   END IF;

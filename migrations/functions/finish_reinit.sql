@@ -63,7 +63,12 @@ BEGIN
     END IF;
   END IF;
 
-  v_reinit := v_reinit || jsonb_build_object('outcome', p_outcome, 'finished_at', now(), 'state', v_to)
+  -- how it ended, for clients that read the row: reason cancelled, failed
+  -- (with the error) or verify (its verify decided)
+  v_reinit := v_reinit || jsonb_build_object('outcome', p_outcome, 'finished_at', now(), 'state', v_to,
+                                             'reason', CASE WHEN p_outcome = 'unchanged' THEN coalesce(v_details ->> 'reason', 'cancelled')
+                                                            WHEN p_outcome = 'recopied' THEN 'cancelled' ELSE 'verify' END,
+                                             'error', v_details ->> 'error', 'error_hint', v_details ->> 'hint')
               || CASE WHEN v_verify_id IS NOT NULL THEN jsonb_build_object('verify_id', v_verify_id) ELSE '{}' END;
   v_node := steep_repl.transition(p_node, v_to, jsonb_build_object('reason', v_reason, 'outcome', p_outcome, 'verify_id', v_verify_id));
   UPDATE steep_repl.init_progress

@@ -181,6 +181,7 @@ BEGIN
   IF v_kind <> 'full' THEN
     INSERT INTO steep_repl.init_table_progress (node_id, schema_name, table_name, state)
     SELECT p_node, t ->> 'schema_name', t ->> 'table_name', 'pending' FROM jsonb_array_elements(v_tables) t;
+    UPDATE steep_repl.init_progress SET tables_total = jsonb_array_length(v_tables) WHERE node_id = p_node;
   END IF;
 
   v_job := steep_repl.enqueue(CASE WHEN v_kind = 'full' THEN v_method.task ELSE 'reinit_node' END,
