@@ -12,6 +12,7 @@ import { clusterA, clusterB, query, withClient } from './support/clusters';
 import { ChannelRecorder } from './support/notifications';
 import { createInitPair, InitPair, sourceWrites, waitCaughtUp } from './support/init-pair';
 import { AgentProcess, stopAllAgents } from './support/processes';
+import { recheck } from '../agent/verify/recheck';
 import { replicatePair } from './support/verify-pair';
 import { waitUntil } from './support/wait';
 import { startWriter } from './support/writer';
@@ -187,6 +188,12 @@ describe('verify', () => {
     await recorder.close();
     const [event] = await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'verify.completed' ORDER BY audit_id DESC LIMIT 1");
     expect(event.details).toMatchObject({ verify_id: s.verify_id, outcome: 'differs', state: 'diverged', rows_missing: 2, rows_extra: 3, rows_different: 3 });
+
+    // a key limit keeps that many keys and counts them all
+    const limited = await verify({ tables: ['public.accounts'], key_limit: 2 });
+    expect(table(limited, 'public.accounts')).toMatchObject({ rows_missing: 1, rows_extra: 2, rows_different: 1 });
+    expect(table(limited, 'public.accounts').differences).toHaveLength(2);
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.verify_differences WHERE verify_id = $1', [limited.verify_id])).toEqual([{ n: 2 }]);
   });
 
   it('after the repair, a verify of the differing tables finds them equal and the node synchronized again', async () => {
@@ -279,5 +286,30 @@ describe('verify', () => {
     } finally {
       await query(pair.target.url, 'ALTER TABLE public.docs DROP COLUMN "Extra"');
     }
+  });
+
+  it('recheck rounds tell resolved, persistent and unsettled differences apart', async () => {
+    const peerSide = { client: undefined as never, name: 'peer' };
+    const nodeSide = { client: undefined as never, name: 'node' };
+    let peerReads = 0;
+    let settled = 0;
+    // a: the node had not applied it yet; b: differs for good; c: changes on the peer all the time;
+    // d: the peer changed it back in the meantime (w = v2); e: gone on the node, not on the peer
+    const read = async (side: { name: string }, keys: string[]) => {
+      const n = side.name === 'peer' ? ++peerReads : 0;
+      const values: Record<string, string | undefined> =
+        side.name === 'peer'
+          ? { a: '1', b: '1', c: String(n), d: n % 2 ? '1' : '2', e: '1' }
+          : { a: settled ? '1' : '0', b: '2', c: '0', d: '2' };
+      return new Map(keys.filter((k) => values[k] !== undefined).map((k) => [k, values[k]!]));
+    };
+    const result = await recheck(peerSide, nodeSide, ['a', 'b', 'c', 'd', 'e'], read, { settle: async () => void (settled += 1) });
+    expect(result.rounds).toBe(5);
+    expect([...result.persistent]).toEqual([
+      ['b', { peer: '1', node: '2' }],
+      ['e', { peer: '1', node: undefined }],
+    ]);
+    expect(result.unsettled).toEqual(['c']);
+    expect(settled).toBe(5);
   });
 });

@@ -28,7 +28,7 @@ export interface TableVerdict {
 
 // keys a round reads per statement
 const keysPerRead = 1000;
-const hashesPerRead = 10000;
+const hashesPerRead = 50000;
 
 export async function verifyTable(target: AppliedTarget, sql: TableSql, shape: TableShape, options: TableVerifyOptions): Promise<TableVerdict> {
   const { peer, node } = target;

@@ -8,6 +8,14 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_run steep_repl.verify_runs;
 BEGIN
+  SELECT * INTO v_run FROM steep_repl.verify_runs WHERE verify_id = p_verify_id;
+  IF NOT FOUND THEN
+    PERFORM steep_repl.verify_status(p_verify_id);
+  END IF;
+  -- a report that arrives after the end changes nothing
+  IF v_run.state NOT IN ('queued', 'running') THEN
+    RETURN jsonb_build_object('state', v_run.state, 'cancel_requested_at', v_run.cancel_requested_at);
+  END IF;
   UPDATE steep_repl.verify_tables t
      SET status = coalesce(r ->> 'status', t.status),
          compared = coalesce(r ->> 'compared', t.compared),
@@ -27,10 +35,7 @@ BEGIN
          rows_compared = coalesce((p_run ->> 'rows_compared')::bigint, rows_compared),
          peer_lsn = coalesce((p_run ->> 'peer_lsn')::pg_lsn, peer_lsn),
          updated_at = now()
-   WHERE verify_id = p_verify_id
+   WHERE verify_id = p_verify_id AND state IN ('queued', 'running')
   RETURNING * INTO v_run;
-  IF NOT FOUND THEN
-    PERFORM steep_repl.verify_status(p_verify_id);
-  END IF;
   RETURN jsonb_build_object('state', v_run.state, 'cancel_requested_at', v_run.cancel_requested_at);
 END $$;
