@@ -55,18 +55,17 @@ BEGIN
       (SELECT method FROM steep_repl.init_progress WHERE node_id = p_target), v_method.method
       USING ERRCODE = 'SR004', HINT = 'resume it with its own method, or cancel it and start again';
   END IF;
-  -- A synchronized node is initialized again by detaching it first (its
-  -- subscription, the source's publication and slot go; its rows stay), then
-  -- a start that empties its tables. node reinit will do it in one step.
+  -- A synchronized node is initialized again by node reinit --full (or by
+  -- detaching it first, then a start that empties its tables).
   IF v_target.init_state IN ('synchronized', 'diverged') THEN
     RAISE EXCEPTION 'node % is already % (initialized from %)', quote_ident(p_target), v_target.init_state,
       coalesce(quote_ident(v_target.init_source_node), 'a node no longer registered')
       USING ERRCODE = 'SR003',
-            HINT = format('to initialize it again: steep-repl node detach %s (SQL: SELECT steep_repl.detach_node(%L)) removes its '
-                          || 'subscription and the publication and slot on its source and keeps its rows; then '
-                          || 'steep-repl node start %s --from %s --force empties its tables on this node only and copies them again '
-                          || '(node reinit does not exist yet)',
-                          steep_repl.shell_word(p_target), p_target, steep_repl.shell_word(p_target), steep_repl.shell_word(p_source));
+            HINT = format('to copy it again: steep-repl node reinit %s --full (SQL: SELECT steep_repl.start_reinit(%L, ''{"full": true}'')) '
+                          || 'with its method, or --tables a,b for some tables while the others keep replicating; to start over from '
+                          || 'another node: steep-repl node detach %s, then steep-repl node start %s --from %s --force',
+                          steep_repl.shell_word(p_target), p_target, steep_repl.shell_word(p_target), steep_repl.shell_word(p_target),
+                          steep_repl.shell_word(p_source));
   END IF;
   IF v_target.init_state = 'failed' AND NOT v_resume THEN
     RAISE EXCEPTION 'the last initialization of node % failed', quote_ident(p_target)
