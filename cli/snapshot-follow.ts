@@ -1,13 +1,10 @@
 // Follows one snapshot's generate on its source until it is no longer
-// generating: the agent's progress and events arrive by NOTIFY (keyed on
-// snapshot_id), and the whole status is re-read on each, after every
-// (re)connect (notifications sent meanwhile are lost) and every few
-// seconds (an agent that died sends none).
+// generating (followStatus: its progress and events are keyed on
+// snapshot_id), and the lines it shows meanwhile.
 import { Client, ClientConfig } from 'pg';
 import { bytes, bytesPerSecond, eta, percent, shellWord } from '../lib/format';
-import { channels, listen } from '../lib/notifications';
 import { getSnapshotStatus, SnapshotStatus } from '../lib/sql/snapshots';
-import { oneReadAtATime } from './one-read-at-a-time';
+import { followStatus, StatusFollower } from './follow-status';
 
 export const snapshotSettled = (s: SnapshotStatus): boolean => s.state !== 'generating';
 
@@ -16,69 +13,13 @@ export function followSnapshot(
   client: Client,
   snapshotId: string,
   options: { render(s: SnapshotStatus): void; pollMs?: number },
-): { done: Promise<SnapshotStatus>; stop(): Promise<void> } {
-  let finish!: (s: SnapshotStatus) => void;
-  let fail!: (err: Error) => void;
-  const done = new Promise<SnapshotStatus>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
+): StatusFollower<SnapshotStatus> {
+  return followStatus(config, client, {
+    read: (reader) => getSnapshotStatus(reader, snapshotId),
+    ended: snapshotSettled,
+    matches: (payload) => (payload as { snapshot_id?: unknown } | null)?.snapshot_id === snapshotId,
+    ...options,
   });
-  let finished = false;
-  let stopped = false;
-  const update = (next: SnapshotStatus) => {
-    if (finished || stopped) return;
-    options.render(next);
-    if (snapshotSettled(next)) {
-      finished = true;
-      finish(next);
-    }
-  };
-  // A server restart ends the caller's session with the listener's: after
-  // the link drops, a read that fails runs again on a session of its own.
-  let reader = client;
-  let ownReader: Client | undefined;
-  let linkDropped = false;
-  const newReader = async (): Promise<Client> => {
-    await ownReader?.end().catch(() => undefined);
-    ownReader = new Client(config);
-    ownReader.on('error', () => undefined);
-    await ownReader.connect();
-    return (reader = ownReader);
-  };
-  const readOnce = () =>
-    getSnapshotStatus(reader, snapshotId)
-      .catch(async (err) => {
-        if (!linkDropped) throw err;
-        return getSnapshotStatus(await newReader(), snapshotId);
-      })
-      .then(update, (err) => {
-        // a link still down: the next connect or tick reads again
-        if (!stopped && !linkDropped) fail(err);
-      });
-  const reread = oneReadAtATime(readOnce, () => stopped);
-  const listener = listen(config, [channels.progress, channels.events], {
-    onConnected: () => {
-      linkDropped = false;
-      reread();
-    },
-    onDisconnected: () => {
-      linkDropped = true;
-    },
-    onNotification: (_channel, payload) => {
-      if ((payload as { snapshot_id?: unknown } | null)?.snapshot_id === snapshotId) reread();
-    },
-  });
-  const ticker = setInterval(reread, options.pollMs ?? 3000);
-  return {
-    done,
-    stop: async () => {
-      stopped = true;
-      clearInterval(ticker);
-      await listener.close();
-      await reread.current()?.catch(() => undefined);
-      await ownReader?.end().catch(() => undefined);
-    },
-  };
 }
 
 // "2.9x": raw bytes per stored byte, the compression's gain.

@@ -1,17 +1,14 @@
-// Follows one verify on its node until it has ended: the agent's progress
-// ({kind: 'verify', verify_id, ...} on steep_repl_progress) and its events
-// (verify.* on steep_repl_events) arrive by NOTIFY; the whole status
-// (verify_status) is re-read on each, after every (re)connect
-// (notifications sent meanwhile are lost) and every few seconds (an agent
-// that died sends none). Then the result as a DBA reads it.
+// Follows one verify on its node until it has ended (followStatus: the
+// agent's progress, {kind: 'verify', verify_id, ...} on steep_repl_progress,
+// and its verify.* events; verify_status re-read on each), the live line,
+// then the result as a DBA reads it.
 import { Client, ClientConfig } from 'pg';
 import { ExitCode, ExitCodeValue } from '../lib/errors';
 import { count, percent, shellWord } from '../lib/format';
 import { tableLabel } from '../lib/identifiers';
-import { channels, listen } from '../lib/notifications';
 import { getVerifyStatus, VerifyStatus, VerifyTableStatusRow as VerifyTable } from '../lib/sql/getVerifyStatus';
 import { table } from './render';
-import { oneReadAtATime } from './one-read-at-a-time';
+import { followStatus, StatusFollower } from './follow-status';
 
 export const verifyEnded = (s: VerifyStatus): boolean => !['queued', 'running'].includes(s.state);
 
@@ -20,69 +17,17 @@ export function followVerify(
   client: Client,
   verifyId: number,
   options: { render(s: VerifyStatus): void; pollMs?: number },
-): { done: Promise<VerifyStatus>; stop(): Promise<void> } {
-  let finish!: (s: VerifyStatus) => void;
-  let fail!: (err: Error) => void;
-  const done = new Promise<VerifyStatus>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
-  });
-  let finished = false;
-  let stopped = false;
-  const update = (next: VerifyStatus) => {
-    if (finished || stopped) return;
-    options.render(next);
-    if (verifyEnded(next)) {
-      finished = true;
-      finish(next);
-    }
-  };
-  // A server restart ends the caller's session with the listener's: after
-  // the link drops, a read that fails runs again on a session of its own.
-  let reader = client;
-  let ownReader: Client | undefined;
-  let linkDropped = false;
-  const newReader = async (): Promise<Client> => {
-    await ownReader?.end().catch(() => undefined);
-    ownReader = new Client(config);
-    ownReader.on('error', () => undefined);
-    await ownReader.connect();
-    return (reader = ownReader);
-  };
-  const readOnce = () =>
-    getVerifyStatus(reader, verifyId)
-      .catch(async (err) => {
-        if (!linkDropped) throw err;
-        return getVerifyStatus(await newReader(), verifyId);
-      })
-      .then(update, (err) => {
-        if (!stopped && !linkDropped) fail(err);
-      });
-  const reread = oneReadAtATime(readOnce, () => stopped);
-  const listener = listen(config, [channels.progress, channels.events], {
-    onConnected: () => {
-      linkDropped = false;
-      reread();
-    },
-    onDisconnected: () => {
-      linkDropped = true;
-    },
-    onNotification: (_channel, payload) => {
+): StatusFollower<VerifyStatus> {
+  return followStatus(config, client, {
+    read: (reader) => getVerifyStatus(reader, verifyId),
+    ended: verifyEnded,
+    // progress carries verify_id, events carry it in their details
+    matches: (payload) => {
       const p = payload as { verify_id?: unknown; details?: { verify_id?: unknown } } | null;
-      if (Number(p?.verify_id ?? p?.details?.verify_id) === verifyId) reread();
+      return Number(p?.verify_id ?? p?.details?.verify_id) === verifyId;
     },
+    ...options,
   });
-  const ticker = setInterval(reread, options.pollMs ?? 3000);
-  return {
-    done,
-    stop: async () => {
-      stopped = true;
-      clearInterval(ticker);
-      await listener.close();
-      await reread.current()?.catch(() => undefined);
-      await ownReader?.end().catch(() => undefined);
-    },
-  };
 }
 
 export const labelOf = (t: VerifyTable): string => t.label ?? tableLabel(t);
