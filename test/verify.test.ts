@@ -3,16 +3,20 @@
 // row (lag-aware rechecks); differences made by hand on the node (with
 // session_replication_role = replica, so they do not replicate) are each
 // found with their key and kind and the node goes diverged with those
-// tables; repaired, a later verify brings it back to synchronized.
+// tables; repaired, a later verify brings it back to synchronized. A
+// difference still in flight is resolved by the rechecks; a key that keeps
+// changing on the peer and that the node never holds as the peer had it is
+// unsettled (the node stays synchronized), and differs once it stops.
 // 3000.00 and 3000.0 are equal numerics; text, composite and no keys; an
 // empty table; rows beyond either end of the peer's keys. Ranges are small
 // here (STEEP_REPL_VERIFY_ROWS_PER_RANGE) so that a few thousand rows make
 // many ranges to sample, bucket, split and drill.
+import { escapeLiteral } from 'pg';
+import { nodeConninfo } from '../lib/connection';
 import { clusterA, clusterB, query, withClient } from './support/clusters';
 import { ChannelRecorder } from './support/notifications';
 import { createInitPair, InitPair, sourceWrites, waitCaughtUp } from './support/init-pair';
 import { AgentProcess, stopAllAgents } from './support/processes';
-import { recheck } from '../agent/verify/recheck';
 import { replicatePair } from './support/verify-pair';
 import { waitUntil } from './support/wait';
 import { startWriter } from './support/writer';
@@ -288,28 +292,120 @@ describe('verify', () => {
     }
   });
 
-  it('recheck rounds tell resolved, persistent and unsettled differences apart', async () => {
-    const peerSide = { client: undefined as never, name: 'peer' };
-    const nodeSide = { client: undefined as never, name: 'node' };
-    let peerReads = 0;
-    let settled = 0;
-    // a: the node had not applied it yet; b: differs for good; c: changes on the peer all the time;
-    // d: the peer changed it back in the meantime (w = v2); e: gone on the node, not on the peer
-    const read = async (side: { name: string }, keys: string[]) => {
-      const n = side.name === 'peer' ? ++peerReads : 0;
-      const values: Record<string, string | undefined> =
-        side.name === 'peer'
-          ? { a: '1', b: '1', c: String(n), d: n % 2 ? '1' : '2', e: '1' }
-          : { a: settled ? '1' : '0', b: '2', c: '0', d: '2' };
-      return new Map(keys.filter((k) => values[k] !== undefined).map((k) => [k, values[k]!]));
-    };
-    const result = await recheck(peerSide, nodeSide, ['a', 'b', 'c', 'd', 'e'], read, { settle: async () => void (settled += 1) });
-    expect(result.rounds).toBe(5);
-    expect([...result.persistent]).toEqual([
-      ['b', { peer: '1', node: '2' }],
-      ['e', { peer: '1', node: undefined }],
-    ]);
-    expect(result.unsettled).toEqual(['c']);
-    expect(settled).toBe(5);
+  it('a difference still in flight when compared is resolved by the rechecks: equal, nothing diverged', async () => {
+    await waitCaughtUp(pair);
+    // the peer gets a row the node applies only once the verify found it missing and rechecks it
+    await subscription(false);
+    let id: number;
+    try {
+      await query(pair.source.url, "INSERT INTO public.accounts VALUES (66666666, 1, 'in flight')");
+      id = await begin({ tables: ['public.accounts'] });
+      await waitUntil('the recheck', async () => (await runOf(id)).phase === 'rechecking', 20000, 25);
+    } finally {
+      await subscription(true);
+    }
+    const s = await waitUntil('the verify to end', async () => {
+      const r = await status(id);
+      return !['queued', 'running'].includes(r.state) && r;
+    }, 30000, 100);
+    expect({ state: s.state, error: s.error }).toEqual({ state: 'equal', error: null });
+    expect(table(s, 'public.accounts')).toMatchObject({ status: 'equal', rows_missing: 0, rows_unsettled: 0, differences: [] });
+    // found in the first pass, resolved by the first round
+    expect(agent.lines.find((l) => l.event === 'verify.table_compared' && l.verify_id === id)).toMatchObject({ status: 'equal', ranges_differing: 1, recheck_rounds: 1 });
+    expect(await nodeState()).toBe('synchronized');
+    await query(pair.source.url, 'DELETE FROM public.accounts WHERE id = 66666666');
+  });
+
+  it('a key that keeps changing on the peer, which the node never holds as the peer had it, is unsettled (not diverged); once it stops changing it differs', async () => {
+    // A writer driven by the apply itself: on the node, a trigger that fires in the apply worker
+    // (ENABLE ALWAYS) changes the hot key's note as it arrives, so the node never holds a value
+    // the peer had, and commits the peer's next value of that key (dblink) before the change it
+    // applies is committed. So when a round's first read of the peer sees a value, the node has
+    // not finished applying it; the round waits until the node applied past the peer's position,
+    // so past that value, whose successor is committed by then: the round's second read of the
+    // peer sees another value, in every round, however short. (A writer on a timer can miss a
+    // short round, which would make the key persistent.) The apply worker's search_path is
+    // empty: public.dblink_*.
+    const hot = 424242;
+    const balance = async () => Number((await query(pair.source.url, 'SELECT balance FROM public.accounts WHERE id = $1', [hot]))[0].balance);
+    const appName = 'steep-repl verify test: hot key';
+    const conninfo = `${nodeConninfo({ host: pair.source.cluster.host, port: pair.source.cluster.port, dbname: pair.source.name, user: pair.source.cluster.user })} application_name='${appName}'`;
+    const onArrival = (next: boolean) => `
+      CREATE OR REPLACE FUNCTION public.hot_key() RETURNS trigger LANGUAGE plpgsql AS $f$
+      BEGIN
+        IF NEW.id = ${hot} THEN
+          NEW.note := NEW.note || ' (changed on arrival)';
+          ${next ? `IF NOT coalesce('hot' = ANY (public.dblink_get_connections()), false) THEN PERFORM public.dblink_connect('hot', ${escapeLiteral(conninfo)}); END IF;
+          PERFORM public.dblink_exec('hot', 'UPDATE public.accounts SET balance = balance + 1 WHERE id = ${hot}');` : ''}
+        END IF;
+        RETURN NEW;
+      END $f$`;
+    // the apply worker's session on the peer
+    const endPeerSession = () => query(pair.source.url, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [appName]);
+    const differences = (verifyId: number) =>
+      query(pair.target.url, 'SELECT key, kind FROM steep_repl.verify_differences WHERE verify_id = $1 ORDER BY kind', [verifyId]);
+    const compared = (verifyId: number) => agent.lines.find((l) => l.event === 'verify.table_compared' && l.verify_id === verifyId);
+    const lastCompleted = async () =>
+      (await query(pair.target.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'verify.completed' ORDER BY audit_id DESC LIMIT 1"))[0].details;
+
+    await waitCaughtUp(pair);
+    await query(
+      pair.target.url,
+      `CREATE EXTENSION dblink;
+       ${onArrival(true)};
+       CREATE TRIGGER hot_key BEFORE INSERT OR UPDATE ON public.accounts FOR EACH ROW EXECUTE FUNCTION public.hot_key();
+       ALTER TABLE public.accounts ENABLE ALWAYS TRIGGER hot_key;`,
+    );
+    try {
+      try {
+        // its arrival on the node starts the writes
+        await query(pair.source.url, "INSERT INTO public.accounts VALUES ($1, 0, 'hot')", [hot]);
+        await waitUntil('the hot key to change on the peer', async () => (await balance()) >= 3, 20000, 50);
+
+        const before = await balance();
+        const unsettled = await verify({ tables: ['public.accounts'] });
+        expect(await balance()).toBeGreaterThan(before);
+        expect({ state: unsettled.state, error: unsettled.error, node_state: unsettled.node_state }).toEqual({ state: 'unsettled', error: null, node_state: 'synchronized' });
+        expect(table(unsettled, 'public.accounts')).toMatchObject({ status: 'unsettled', rows_missing: 0, rows_extra: 0, rows_different: 0, rows_unsettled: 1 });
+        expect(await differences(unsettled.verify_id)).toEqual([{ key: { id: hot }, kind: 'unsettled' }]);
+        expect(compared(unsettled.verify_id)).toMatchObject({ status: 'unsettled', ranges_differing: 1, recheck_rounds: 5 });
+        expect(await nodeState()).toBe('synchronized');
+        expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.node_divergence')).toEqual([{ n: 0 }]);
+        expect(await lastCompleted()).toMatchObject({ verify_id: unsettled.verify_id, outcome: 'unsettled', state: 'synchronized', tables_unsettled: ['public.accounts'], tables_differing: [], rows_unsettled: 1 });
+      } finally {
+        // the writes stop: the trigger only changes the key as it arrives. The change being applied
+        // when the function was replaced may still commit one more value on the peer: applied too
+        // once the node caught up twice.
+        await query(pair.target.url, onArrival(false));
+        await waitCaughtUp(pair);
+        await waitCaughtUp(pair);
+        await endPeerSession();
+      }
+      const stopped = await balance();
+      await waitCaughtUp(pair);
+      expect(await balance()).toBe(stopped);
+
+      // the peer's value stays, the node's is still not it: persistent
+      const differs = await verify({ tables: ['public.accounts'] });
+      expect({ state: differs.state, node_state: differs.node_state }).toEqual({ state: 'differs', node_state: 'diverged' });
+      expect(table(differs, 'public.accounts')).toMatchObject({ status: 'differs', rows_different: 1, rows_unsettled: 0 });
+      expect(await differences(differs.verify_id)).toEqual([{ key: { id: hot }, kind: 'different' }]);
+      expect(compared(differs.verify_id)).toMatchObject({ status: 'differs', recheck_rounds: 1 });
+      expect(await query(pair.target.url, 'SELECT table_name, verify_id::int, rows_different::int FROM steep_repl.node_divergence')).toEqual([
+        { table_name: 'accounts', verify_id: differs.verify_id, rows_different: 1 },
+      ]);
+    } finally {
+      await query(pair.target.url, 'DROP TRIGGER IF EXISTS hot_key ON public.accounts; DROP FUNCTION IF EXISTS public.hot_key(); DROP EXTENSION IF EXISTS dblink');
+      await endPeerSession();
+    }
+
+    // the next change of the key arrives as it is
+    await query(pair.source.url, "UPDATE public.accounts SET note = 'hot, repaired' WHERE id = $1", [hot]);
+    await waitCaughtUp(pair);
+    const repaired = await verify({ tables: ['public.accounts'] });
+    expect({ state: repaired.state, node_state: repaired.node_state }).toEqual({ state: 'equal', node_state: 'synchronized' });
+    expect(await nodeState()).toBe('synchronized');
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.node_divergence')).toEqual([{ n: 0 }]);
+    await query(pair.source.url, 'DELETE FROM public.accounts WHERE id = $1', [hot]);
   });
 });
