@@ -7,6 +7,7 @@ import { channels, listen, ProgressNotification, StateNotification } from '../li
 import { bytes, bytesPerSecond, eta, percent, rowsPerSecond, shellWord } from '../lib/format';
 import { getInitStatus, InitStatus } from '../lib/sql/getInitStatus';
 import type { LeftBehind } from '../lib/sql/getLeftBehind';
+import type { StatusFollower } from './follow-status';
 import { oneReadAtATime } from './one-read-at-a-time';
 
 export interface FollowOptions {
@@ -35,7 +36,7 @@ export interface VerifyProgressNotification {
 
 export const initSettled = (s: InitStatus): boolean => !s.in_progress && s.state !== 'preparing';
 
-export function followInit(config: ClientConfig, client: Client, nodeId: string, options: FollowOptions): { done: Promise<InitStatus>; stop(): Promise<void> } {
+export function followInit(config: ClientConfig, client: Client, nodeId: string, options: FollowOptions): StatusFollower<InitStatus> {
   let status: InitStatus | undefined;
   let finish!: (s: InitStatus) => void;
   let fail!: (err: Error) => void;
@@ -344,4 +345,33 @@ export function cancelOnInterrupt(options: {
       process.once('beforeExit', () => process.exit(process.exitCode ?? code));
     },
   };
+}
+
+// Waits for a follow drawn live on stderr to end, Ctrl+C cancelling what it
+// follows (cancelOnInterrupt, which exits a late signal with exitCode of
+// what it ended as). header: written once Ctrl+C is handled (a script that
+// reads it may signal at once).
+export async function followWithCancel<T>(
+  following: StatusFollower<T>,
+  renderer: { end(): void },
+  cancel: { nodeId: string; requestCancel(): Promise<unknown>; words?: CancelWords; exitCode(s: T): ExitCodeValue; header?: string },
+): Promise<T> {
+  const interrupts = cancelOnInterrupt({
+    nodeId: cancel.nodeId,
+    requestCancel: cancel.requestCancel,
+    words: cancel.words,
+    beforeWrite: () => renderer.end(),
+    write: (line) => process.stderr.write(line),
+    exit: (code) => process.exit(code),
+  });
+  if (cancel.header) process.stderr.write(`${cancel.header}\n`);
+  let final: T | undefined;
+  try {
+    final = await following.done;
+    renderer.end();
+  } finally {
+    interrupts.settled(final !== undefined ? cancel.exitCode(final) : ExitCode.error);
+    await following.stop();
+  }
+  return final;
 }

@@ -5,7 +5,6 @@
 import { Flags } from '@oclif/core';
 import { Client, ClientConfig } from 'pg';
 import { connectToNode } from '../lib/connection';
-import { ExitCode } from '../lib/errors';
 import { syncSchema } from '../lib/schema-sync';
 import { cancelInit } from '../lib/sql/cancelInit';
 import { InitStatus } from '../lib/sql/getInitStatus';
@@ -14,7 +13,7 @@ import { getNode } from '../lib/sql/getNode';
 import { getNodeOverview } from '../lib/sql/listNodes';
 import { jsonFlag } from './base-command';
 import { askToProceed } from './confirm';
-import { cancelOnInterrupt, describeCancelled, exitCodeForInit, followInit, progressRenderer } from './init-follow';
+import { describeCancelled, exitCodeForInit, followInit, followWithCancel, progressRenderer } from './init-follow';
 
 // The flags of every init command besides its own (--from, --parallel, --schema-sync, --resume, ...).
 export const initFlags = {
@@ -94,22 +93,11 @@ export async function followToEnd(
   log: (line: string) => void,
 ): Promise<InitStatus> {
   const renderer = progressRenderer(process.stderr);
-  const following = followInit(config, client, targetId, { render: (s) => renderer.render(s) });
-  const interrupts = cancelOnInterrupt({
+  const final = await followWithCancel(followInit(config, client, targetId, { render: (s) => renderer.render(s) }), renderer, {
     nodeId: targetId,
     requestCancel: () => cancelInit(client, targetId),
-    beforeWrite: () => renderer.end(),
-    write: (line) => process.stderr.write(line),
-    exit: (code) => process.exit(code),
+    exitCode: exitCodeForInit,
   });
-  let final: InitStatus | undefined;
-  try {
-    final = await following.done;
-    renderer.end();
-  } finally {
-    interrupts.settled(final ? exitCodeForInit(final) : ExitCode.error);
-    await following.stop();
-  }
   if (json) process.stdout.write(`${JSON.stringify(final, null, 2)}\n`);
   process.exitCode = exitCodeForInit(final);
   if (final.state === 'synchronized') {

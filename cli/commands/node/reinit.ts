@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { Client } from 'pg';
+import { Client, ClientConfig } from 'pg';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { shellWord } from '../../../lib/format';
@@ -8,7 +8,7 @@ import { InitStatus } from '../../../lib/sql/getInitStatus';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { confirmAction } from '../../confirm';
 import { warnIfNoAgent } from '../../init-start';
-import { cancelOnInterrupt, followInit } from '../../init-follow';
+import { followInit, followWithCancel } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 import { startReinit } from '../../../lib/sql/startReinit';
 import { describeReinit, exitCodeForReinit, reinitOutcome, reinitRenderer } from '../../reinit-follow';
@@ -87,10 +87,10 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
   }
 
   // Live on stderr until the node leaves reinitializing; Ctrl+C asks the node to cancel.
-  private async follow(config: Parameters<typeof followInit>[0], client: Parameters<typeof followInit>[1], nodeId: string): Promise<InitStatus> {
+  private async follow(config: ClientConfig, client: Client, nodeId: string): Promise<InitStatus> {
     const renderer = reinitRenderer(process.stderr);
     const following = followInit(config, client, nodeId, { render: (s) => renderer.render(s), onVerify: (v) => renderer.verify(v) });
-    const interrupts = cancelOnInterrupt({
+    return followWithCancel(following, renderer, {
       nodeId,
       requestCancel: () => cancelInit(client, nodeId),
       words: {
@@ -100,19 +100,8 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
           `Watch it: steep-repl node progress ${shellWord(nodeId)} --follow`,
         cancelCommand: `steep-repl node cancel ${shellWord(nodeId)}`,
       },
-      beforeWrite: () => renderer.end(),
-      write: (line) => process.stderr.write(line),
-      exit: (code) => process.exit(code),
+      exitCode: exitCodeForReinit,
     });
-    let final: InitStatus | undefined;
-    try {
-      final = await following.done;
-      renderer.end();
-    } finally {
-      interrupts.settled(final ? exitCodeForReinit(final) : ExitCode.error);
-      await following.stop();
-    }
-    return final;
   }
 }
 

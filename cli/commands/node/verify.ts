@@ -1,10 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { Client, ClientConfig } from 'pg';
 import { BaseCommand, jsonFlag } from '../../base-command';
-import { ExitCode } from '../../../lib/errors';
 import { shellWord } from '../../../lib/format';
 import { warnIfNoAgent } from '../../init-start';
-import { cancelOnInterrupt, liveRenderer } from '../../init-follow';
+import { followWithCancel, liveRenderer } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 import { cancelVerify } from '../../../lib/sql/cancelVerify';
 import { getVerifyStatus, VerifyStatus } from '../../../lib/sql/getVerifyStatus';
@@ -73,11 +72,10 @@ export default class NodeVerify extends BaseCommand<typeof NodeVerify> {
   }
 
   // Live on stderr until the verify ends; Ctrl+C asks the node to cancel it and keeps following.
-  // header: written once Ctrl+C is ours (a script that reads it may signal at once).
   private async follow(config: ClientConfig, client: Client, nodeId: string, verifyId: number, header?: string): Promise<VerifyStatus> {
     const renderer = liveRenderer<VerifyStatus>(process.stderr, (s) => [verifyLine(s)], (s) => `${s.state} ${s.phase ?? ''}`);
     const following = followVerify(config, client, verifyId, { render: (s) => renderer.render(s) });
-    const interrupts = cancelOnInterrupt({
+    const final = await followWithCancel(following, renderer, {
       nodeId,
       requestCancel: () => cancelVerify(client, nodeId),
       words: {
@@ -85,20 +83,10 @@ export default class NodeVerify extends BaseCommand<typeof NodeVerify> {
         recorded: `the agent stops it; the node's state is unchanged. See it: steep-repl node status ${shellWord(nodeId)}`,
         cancelCommand: `steep-repl node verify ${shellWord(nodeId)} --cancel`,
       },
-      beforeWrite: () => renderer.end(),
-      write: (line) => process.stderr.write(line),
-      exit: (code) => process.exit(code),
+      exitCode: exitCodeForVerify,
+      header,
     });
-    if (header) process.stderr.write(`${header}\n`);
-    let final: VerifyStatus | undefined;
-    try {
-      final = await following.done;
-      renderer.end();
-    } finally {
-      interrupts.settled(final ? exitCodeForVerify(final) : ExitCode.error);
-      await following.stop();
-    }
     // the status as it ended, differences included
-    return getVerifyStatus(client, verifyId).catch(() => final!);
+    return getVerifyStatus(client, verifyId).catch(() => final);
   }
 }
