@@ -6,7 +6,7 @@ import { listReplicatedTables } from '../../lib/sql/listReplicatedTables';
 import { reportInitProgress } from '../../lib/sql/reportInitProgress';
 import { setInitPhase } from '../../lib/sql/setInitPhase';
 import { pollMs } from '../init/runner';
-import { RateMeter } from '../init/rate-meter';
+import { CopyReports } from '../init/rate-meter';
 import { copySequences } from '../replication/sequences';
 import { pollSubscription } from '../replication/table-sync';
 import { ReinitRun } from './run';
@@ -18,10 +18,7 @@ export async function followCopy(run: ReinitRun): Promise<void> {
   const mine = <T extends { schema_name: string; table_name: string }>(rows: T[]) =>
     rows.filter((r) => run.tables.some((t) => t.schema_name === r.schema_name && t.table_name === r.table_name));
   const totals = mine(await run.withSource(listReplicatedTables));
-  const meter = new RateMeter();
-  let stats: Record<string, number | null> = {};
-  let reportedAt = 0;
-  let reportedStates = '';
+  const reports = new CopyReports(pollMs);
   let errorsSeen: number | undefined;
   for (;;) {
     run.checkShutdown();
@@ -43,18 +40,10 @@ export async function followCopy(run: ReinitRun): Promise<void> {
       errorsSeen = sync.workerErrors;
     }
     const finished = tables.length === run.tables.length && tables.every((t) => t.state === 'done');
-    const states = tables.map((t) => t.state).join();
-    if (finished || states !== reportedStates || Date.now() - reportedAt >= pollMs) {
-      const progress = await reportInitProgress(run.target, run.nodeId, tables, { ...stats, workers_active: sync.workersActive });
+    if (finished || reports.due(tables)) {
+      const progress = await reportInitProgress(run.target, run.nodeId, tables, { ...reports.stats, workers_active: sync.workersActive });
       if (finished) break;
-      reportedAt = Date.now();
-      reportedStates = states;
-      meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
-      stats = {
-        rows_per_second: Math.round(meter.rowsPerSecond),
-        bytes_per_second: Math.round(meter.bytesPerSecond),
-        eta_seconds: meter.eta(Number(progress.bytes_total ?? 0) - Number(progress.bytes_copied)),
-      };
+      reports.reported(tables, progress);
     }
     await run.pause(Math.min(250, pollMs));
   }

@@ -5,7 +5,7 @@
 // copying. The rest of the init's life is the common runner's.
 import { SteepError } from '../../lib/errors';
 import { InitMethod, InitRun, initTask, pollMs } from '../init/runner';
-import { RateMeter } from '../init/rate-meter';
+import { CopyReports } from '../init/rate-meter';
 import { applyParallel, createSubscription, findSubscription, setSubscriptionEnabled, syncWorkerLimit } from '../replication/subscription';
 import { maxWorkerErrors, pollSubscription } from '../replication/table-sync';
 import { checkWhileCopying } from '../init/verify-stream';
@@ -72,10 +72,7 @@ const snapshot: InitMethod = {
   // seen at once; reports (and so NOTIFYs) every second, and at once when a
   // table changes state.
   async copy(run) {
-    const meter = new RateMeter();
-    let stats: Record<string, number | null> = {};
-    let reportedAt = 0;
-    let reportedStates = '';
+    const reports = new CopyReports(pollMs);
     // init_progress.workers_max holds the --parallel range (1-16); a server
     // set outside it is shown at the nearest end.
     const workersMax = Math.min(16, Math.max(1, await syncWorkerLimit(run.target)));
@@ -107,19 +104,11 @@ const snapshot: InitMethod = {
           `the reason is in the target server's log (logical replication worker errors); fix it, then resume or cancel`,
         );
       }
-      const states = sync.tables.map((t) => t.state).join();
-      if (Date.now() - reportedAt >= pollMs || states !== reportedStates || finished) {
+      if (finished || reports.due(sync.tables)) {
         await checkSource();
-        const progress = await run.report(sync.tables, { ...stats, workers_active: sync.workersActive, workers_max: workersMax });
+        const progress = await run.report(sync.tables, { ...reports.stats, workers_active: sync.workersActive, workers_max: workersMax });
         if (finished) return;
-        reportedAt = Date.now();
-        reportedStates = states;
-        meter.update(Number(progress.rows_copied), Number(progress.bytes_copied));
-        stats = {
-          rows_per_second: Math.round(meter.rowsPerSecond),
-          bytes_per_second: Math.round(meter.bytesPerSecond),
-          eta_seconds: meter.eta(Number(progress.bytes_total ?? 0) - Number(progress.bytes_copied)),
-        };
+        reports.reported(sync.tables, progress);
       }
       await run.pause(Math.min(250, pollMs));
     }
