@@ -10,12 +10,8 @@ export interface VerifyDifference {
   kind: DifferenceKindName;
 }
 
-export interface VerifyTableStatusRow extends TableName {
-  label: string;
-  status: VerifyTableStatus;
-  compared: 'key_ranges' | 'whole_table' | null;
-  note: string | null;
-  rows_estimate: number | null;
+// What a table's comparison counted (the agent records them: recordVerifyTable).
+export interface VerifyTableCounts {
   ranges_total: number;
   ranges_done: number;
   ranges_differing: number;
@@ -24,6 +20,14 @@ export interface VerifyTableStatusRow extends TableName {
   rows_extra: number;
   rows_different: number;
   rows_unsettled: number;
+}
+
+export interface VerifyTableStatusRow extends TableName, VerifyTableCounts {
+  label: string;
+  status: VerifyTableStatus;
+  compared: 'key_ranges' | 'whole_table' | null;
+  note: string | null;
+  rows_estimate: number | null;
   sample_keys: Array<Record<string, unknown>>;
   // up to 20 (all of them, up to the key limit, are in verify_differences)
   differences: VerifyDifference[];

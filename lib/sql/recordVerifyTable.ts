@@ -1,23 +1,16 @@
+import type { DifferenceKindName, VerifyTableCounts } from './getVerifyStatus';
 import { Queryable, TableName } from './queryable';
 
-export interface VerifyTableResult {
+export interface VerifyTableResult extends VerifyTableCounts {
   status: 'equal' | 'differs' | 'unsettled';
   compared: 'key_ranges' | 'whole_table';
   note?: string | null;
   rows_estimate?: number | null;
-  ranges_total: number;
-  ranges_done: number;
-  ranges_differing: number;
-  rows_compared: number;
-  rows_missing: number;
-  rows_extra: number;
-  rows_different: number;
-  rows_unsettled: number;
 }
 
 export interface RecordedDifference {
   key: unknown;
-  kind: 'missing' | 'extra' | 'different' | 'unsettled';
+  kind: DifferenceKindName;
 }
 
 // A table's result and its differing keys (kept up to the run's key limit);
