@@ -147,6 +147,10 @@ export async function waitState(db: NodeDb, states: string[], timeoutMs = 60000)
   }, timeoutMs, 100);
 }
 
+// The events of a reinit of tables that re-copied them and verified them
+// equal: each step's once, in order.
+export const recopiedEvents = ['reinit.started', 'reinit.tables_removed', 'reinit.tables_emptied', 'reinit.copy_started', 'reinit.completed'];
+
 export async function events(db: NodeDb, prefix = 'reinit.'): Promise<Array<{ event: string; details: any }>> {
   return query(db.url, "SELECT event, details FROM steep_repl.audit_log WHERE node_id = $1 AND event LIKE $2 || '%' ORDER BY audit_id", [db.id, prefix]);
 }
