@@ -17,8 +17,6 @@
 // For reinit and native: the writes that arrived on the subscriber's busy
 // during the re-copy, the longest time none arrived, and both tables equal
 // to the source's afterwards. Goal: reinit < 15 s on these 2 cores.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Client } from 'pg';
 import createSubscriber from 'pg-listen';
 import { Cluster } from '../lib/embedded-cluster';
@@ -30,9 +28,9 @@ import { AgentProcess } from '../test/support/processes';
 import { waitUntil } from '../test/support/wait';
 import { startWriter, Writer } from '../test/support/writer';
 import { Benchmark } from './run';
-import { attempt, errorLine, median, RoundResult, selectedVariants, withBenchClusters } from './support-run';
+import { attempt, errorLine, medianOfPassed, RoundResult, selectedVariants, withBenchClusters } from './support-run';
 import { bigTable, contentSums, Dataset, differences, generate, MiB, numberArg, plainTarget, rawPipe, schemaSql, stringArg, TableSpec } from './support-copy';
-import { missingFunctions, nodeState, secondsSince, synchronizedPair } from './support-synced';
+import { missingFunctions, nodeState, saveAgentLog, secondsSince, synchronizedPair } from './support-synced';
 
 const agents = new Set<AgentProcess>();
 const runTimeoutMs = 10 * 60_000;
@@ -331,10 +329,7 @@ const bench: Benchmark = {
             );
           }
         }
-        const medianOf = (variant: string) => {
-          const times = (byVariant.get(variant) ?? []).filter((r) => r.check === 'ok').map((r) => r.seconds!);
-          return times.length ? median(times) : undefined;
-        };
+        const medianOf = (variant: string) => medianOfPassed(byVariant.get(variant));
         const reinit = medianOf('steep-repl reinit');
         const nativeSeconds = medianOf('native drop/refresh/truncate/add/refresh');
         const raw = medianOf('raw COPY pipe of big');
@@ -350,10 +345,7 @@ const bench: Benchmark = {
             `| ${variant} | ${s?.toFixed(2) ?? '–'} s${goal} | ${s !== undefined && nativeSeconds ? `${(s / nativeSeconds).toFixed(2)}×` : ''} | ${last.writes_committed !== undefined ? `${last.writes_committed} / ${last.writes_arrived}` : ''} | ${last.longest_stall_seconds !== undefined ? `${last.longest_stall_seconds.toFixed(2)} s` : ''} | ${last.check}${last.error ? `: ${last.error}` : ''} |`,
           );
         }
-        if (logDir) {
-          fs.mkdirSync(logDir, { recursive: true });
-          fs.writeFileSync(path.join(logDir, 'target-agent.log'), pair.agent.raw.join('\n') + '\n');
-        }
+        saveAgentLog(logDir, pair.agent);
         const all = [...byVariant.values()].flat();
         const failed = all.filter((r) => r.check === 'MISMATCH' || r.check === 'error');
         console.log(

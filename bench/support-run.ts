@@ -90,6 +90,12 @@ export const median = (values: number[]): number => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
+// The median time of the rounds that passed their check, undefined if none did.
+export function medianOfPassed(rounds: readonly RoundResult[] = []): number | undefined {
+  const times = rounds.filter((r) => r.check === 'ok' && r.seconds !== undefined).map((r) => r.seconds!);
+  return times.length ? median(times) : undefined;
+}
+
 // One variant over its rounds: a failed round stands for all; else the
 // round nearest the median time, with that time, the highest load and what
 // more() adds from the timed rounds.

@@ -1,8 +1,10 @@
 // What bench/verify.ts and bench/reinit.ts share: a source node with a
 // dataset and a target node synchronized with it through a steep-repl init
 // (direct, through the target's agent, which keeps running: verify and
-// reinit are jobs on it), the node's state, and waiting for a node to leave
-// a state.
+// reinit are jobs on it), the node's state, waiting for a node to leave
+// a state, and the agent's log kept.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Cluster } from '../lib/embedded-cluster';
 import { startInit } from '../lib/sql/startInit';
 import { query, withClient } from '../test/support/clusters';
@@ -94,3 +96,10 @@ export async function pollUntil<T>(what: string, check: () => Promise<T | undefi
 }
 
 export const secondsSince = (from: number): number => (Date.now() - from) / 1000;
+
+// --logs <dir>: the target agent's lines in <dir>/target-agent.log.
+export function saveAgentLog(logDir: string | undefined, agent: AgentProcess): void {
+  if (!logDir) return;
+  fs.mkdirSync(logDir, { recursive: true });
+  fs.writeFileSync(path.join(logDir, 'target-agent.log'), agent.raw.join('\n') + '\n');
+}

@@ -24,9 +24,9 @@ import { query } from '../test/support/clusters';
 import { NodeDb } from '../test/support/node-pair';
 import { AgentProcess } from '../test/support/processes';
 import { Benchmark } from './run';
-import { attempt, errorLine, median, RoundResult, selectedVariants, withBenchClusters } from './support-run';
+import { attempt, errorLine, medianOfPassed, RoundResult, selectedVariants, withBenchClusters } from './support-run';
 import { bigTable, MiB, numberArg, smallTable, stringArg, TableSpec } from './support-copy';
-import { missingFunctions, nodeState, pollUntil, secondsSince, synchronizedPair } from './support-synced';
+import { missingFunctions, nodeState, pollUntil, saveAgentLog, secondsSince, synchronizedPair } from './support-synced';
 
 const smallTables = 10;
 const agents = new Set<AgentProcess>();
@@ -387,10 +387,7 @@ const bench: Benchmark = {
             await attempt(byVariant.get(changedVariant)!, changedRun, (err) => ({ variant: changedVariant, check: 'error', error: errorLine(err) }), describe, prefix);
           }
         }
-        const medianOf = (variant: string) => {
-          const times = (byVariant.get(variant) ?? []).filter((r) => r.check === 'ok' && r.seconds !== undefined).map((r) => r.seconds!);
-          return times.length ? median(times) : undefined;
-        };
+        const medianOf = (variant: string) => medianOfPassed(byVariant.get(variant));
         const changedSeconds = medianOf(changedVariant);
         const changedResult = byVariant.get(changedVariant)!.slice(-1)[0];
 
@@ -437,10 +434,7 @@ const bench: Benchmark = {
           if (big) console.log(`  big in the changed run: ${big.ranges_total} ranges, ${big.ranges_differing} differing, ${big.seconds?.toFixed(2)} s`);
         }
         if (verifyAvailable) console.log(`verify over count(*): ${fmt(verifyOverCount, (v) => v <= 2)} (goal ≤ 2×); over count(*) heap scan: ${fmt(ratio(verify, countHeap), (v) => v <= 2)}; over md5: ${fmt(ratio(verify, md5))}; over the row-hash sum: ${fmt(ratio(verify, hashsum))}`);
-        if (logDir) {
-          fs.mkdirSync(logDir, { recursive: true });
-          fs.writeFileSync(path.join(logDir, 'target-agent.log'), pair.agent.raw.join('\n') + '\n');
-        }
+        saveAgentLog(logDir, pair.agent);
         const all = [...byVariant.values()].flat();
         const failed = all.filter((r) => r.check === 'MISMATCH' || r.check === 'error');
         console.log(
