@@ -19,21 +19,12 @@ import { prepareManualSlot } from '../lib/sql/prepareManualSlot';
 import { recordManualSlot } from '../lib/sql/recordManualSlot';
 import { recoveryEnd } from '../lib/sql/recoveryEnd';
 import { backupBinDir, backupDir, baseBackup, removeRestored, restoreBaseBackup } from './support/backups';
-import { clusterA, clusterB, OwnClusters, query, startOwnClusters, withClient } from './support/clusters';
+import { clusterA, clusterB, OwnClusters, query, refusal, startOwnClusters, withClient } from './support/clusters';
 import { createInitPair, InitPair } from './support/init-pair';
 import { createNodeDb, NodeDb, registerIn } from './support/node-pair';
 import { waitUntil } from './support/wait';
 
 jest.setTimeout(60000);
-
-async function refusal(url: string, sql: string, params: unknown[] = []): Promise<DatabaseError> {
-  try {
-    await query(url, sql, params);
-  } catch (err) {
-    return err as DatabaseError;
-  }
-  throw new Error(`not refused: ${sql} ${JSON.stringify(params)}`);
-}
 
 // Everything these functions may change in one database (timestamps that
 // move by themselves left out).

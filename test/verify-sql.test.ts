@@ -4,22 +4,12 @@
 // already queued, bad options); names with spaces, quotes, capitals and
 // unicode resolve; verify_status / latest_verify / cancel_verify; and
 // finish_verify's bookkeeping: divergence, the node's state and the events.
-import { DatabaseError } from 'pg';
-import { clusterA, clusterB, query } from './support/clusters';
+import { clusterA, clusterB, query, refusal } from './support/clusters';
 import { createInitPair, InitPair } from './support/init-pair';
 import { registerIn } from './support/node-pair';
 import { replicatePair } from './support/verify-pair';
 
 jest.setTimeout(60000);
-
-async function refusal(url: string, sql: string, params: unknown[] = []): Promise<DatabaseError> {
-  try {
-    await query(url, sql, params);
-  } catch (err) {
-    return err as DatabaseError;
-  }
-  throw new Error(`not refused: ${sql} ${JSON.stringify(params)}`);
-}
 
 // What start_verify may change (heartbeat fields left out).
 async function stateOf(url: string): Promise<unknown> {

@@ -1,7 +1,7 @@
 // Clusters and databases for the tests and the benchmarks: the suite's
 // shared clusters, clusters a test file or a benchmark starts for itself,
 // and databases of their own on either.
-import { Client } from 'pg';
+import { Client, DatabaseError } from 'pg';
 import { claimRunDir, cleanStaleRuns, clusterHandle, Cluster, clusterRoot, createCluster, removeRun } from '../../lib/embedded-cluster';
 import { installSchema } from '../../lib/install';
 import { jsonLogger } from '../../lib/log';
@@ -66,6 +66,16 @@ export async function withClient<T>(url: string, use: (client: Client) => Promis
 
 export async function query<T extends Record<string, any> = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
   return withClient(url, async (client) => (await client.query<T>(sql, params)).rows);
+}
+
+// The error a statement is refused with; one that succeeds fails the test.
+export async function refusal(url: string, sql: string, params: unknown[] = []): Promise<DatabaseError> {
+  try {
+    await query(url, sql, params);
+  } catch (err) {
+    return err as DatabaseError;
+  }
+  throw new Error(`not refused: ${sql} ${JSON.stringify(params)}`);
 }
 
 let counter = 0;
