@@ -14,13 +14,12 @@ const assumedRate = 1_000_000;
 
 type Phase = NonNullable<VerifyRunReport['phase']>;
 
+// The table under way.
 interface Current {
-  table: TableName;
   weight: number;
   phase: Phase;
-  // share of the table done, 0..1, at phaseStart
+  // share of the table done when this step began, 0..1
   share: number;
-  startedAt: number;
   hashingSince?: number;
   expectedRows: number;
 }
@@ -87,11 +86,9 @@ export class VerifyProgress {
       this.hashedMs += now - this.current.hashingSince;
     }
     this.current = {
-      table,
       weight,
       phase,
       share,
-      startedAt: this.current && key(this.current.table) === key(table) ? this.current.startedAt : now,
       hashingSince: phase === 'hashing' ? now : undefined,
       expectedRows,
     };
