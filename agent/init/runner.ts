@@ -52,8 +52,8 @@ import { verifyReinit } from '../reinit/verify';
 
 const inProgress = ['preparing', 'copying', 'catching_up', 'reinitializing'];
 export const pollMs = Number(process.env.STEEP_REPL_INIT_POLL_MS ?? 1000);
-// How long the source may be unreachable before the init fails.
-const sourceGraceMs = Number(process.env.STEEP_REPL_SOURCE_GRACE_MS ?? 15000);
+// How long the source may be unreachable before the init (or reinit) fails.
+export const sourceGraceMs = Number(process.env.STEEP_REPL_SOURCE_GRACE_MS ?? 15000);
 
 // What the common plan decided before the method copies.
 export interface InitPlan {

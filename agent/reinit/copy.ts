@@ -3,6 +3,7 @@
 // (the live bar, node progress), against the source's totals. Ends once
 // every table is ready, then the sequences follow.
 import { listReplicatedTables } from '../../lib/sql/listReplicatedTables';
+import { sameTable, TableName } from '../../lib/sql/queryable';
 import { reportInitProgress } from '../../lib/sql/reportInitProgress';
 import { setInitPhase } from '../../lib/sql/setInitPhase';
 import { pollMs } from '../init/runner';
@@ -15,8 +16,7 @@ import { pairSubscription } from './steps';
 export async function followCopy(run: ReinitRun): Promise<void> {
   await setInitPhase(run.target, run.nodeId, 'copying');
   const subscription = await pairSubscription(run);
-  const mine = <T extends { schema_name: string; table_name: string }>(rows: T[]) =>
-    rows.filter((r) => run.tables.some((t) => t.schema_name === r.schema_name && t.table_name === r.table_name));
+  const mine = <T extends TableName>(rows: T[]) => rows.filter((r) => run.tables.some((t) => sameTable(t, r)));
   const totals = mine(await run.withSource(listReplicatedTables));
   const reports = new CopyReports(pollMs);
   let errorsSeen: number | undefined;
@@ -24,7 +24,7 @@ export async function followCopy(run: ReinitRun): Promise<void> {
     run.checkShutdown();
     const sync = await pollSubscription(run.target, subscription.name, subscription.oid);
     const tables = mine(sync.tables).map((t) => {
-      const total = totals.find((s) => s.schema_name === t.schema_name && s.table_name === t.table_name);
+      const total = totals.find((s) => sameTable(s, t));
       return { ...t, rows_total: total?.rows_total, bytes_total: total?.bytes_total };
     });
     // a table that cannot be copied makes its worker fail and retry by itself

@@ -10,10 +10,9 @@ import type { ReinitState } from '../../lib/sql/listNodes';
 import { TableName } from '../../lib/sql/queryable';
 import { recordReinitStep, ReinitStep } from '../../lib/sql/recordReinitStep';
 import { isConnectionError, SourceUnreachable } from '../init/failure';
+import { sourceGraceMs } from '../init/runner';
 import { pause } from '../init/wait';
 import { TaskContext } from '../task';
-
-const sourceGraceMs = Number(process.env.STEEP_REPL_SOURCE_GRACE_MS ?? 15000);
 
 // The order of the steps: a run goes on from the one recorded.
 const steps: ReinitStep[] = ['queued', 'removing', 'removed', 'emptied', 'added', 'copied', 'verifying'];

@@ -6,6 +6,7 @@
 import { SteepError } from '../../lib/errors';
 import { tableLabel } from '../../lib/identifiers';
 import { getSlotLag } from '../../lib/sql/getSlotLag';
+import { sameTable } from '../../lib/sql/queryable';
 import { reportInitProgress } from '../../lib/sql/reportInitProgress';
 import { describeTables } from '../init/runner';
 import { truncateWithoutReplicating } from '../replication/origin';
@@ -37,7 +38,7 @@ async function subscribed(run: ReinitRun, subscription: SubscriptionRow): Promis
   const { rows } = await run.target.query('SELECT relid::int8::float8 AS relid, schema_name, table_name, label, sync_state FROM steep_repl.subscription_tables($1)', [
     subscription.name,
   ]);
-  return rows.filter((r) => run.tables.some((t) => t.schema_name === r.schema_name && t.table_name === r.table_name));
+  return rows.filter((r) => run.tables.some((t) => sameTable(t, r)));
 }
 
 // Step 1, again in the job (start_reinit checked it too): every table still
@@ -48,7 +49,7 @@ export async function checkTables(run: ReinitRun): Promise<void> {
     throw new SteepError(`the subscription ${subscription.name} of node ${run.nodeId} is disabled`, undefined, 'enable it and let it catch up, then reinit again');
   }
   const found = await subscribed(run, subscription);
-  const missing = run.tables.filter((t) => !found.some((f) => f.schema_name === t.schema_name && f.table_name === t.table_name));
+  const missing = run.tables.filter((t) => !found.some((f) => sameTable(f, t)));
   if (missing.length) {
     throw new SteepError(`the subscription ${subscription.name} no longer receives ${describeTables(missing.map((t) => ({ label: tableLabel(t) })))}`);
   }

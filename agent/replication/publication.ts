@@ -2,7 +2,7 @@
 // Partitioned tables publish through their root so the target may
 // partition differently (or not at all).
 import { Client } from 'pg';
-import { TableName } from '../../lib/sql/queryable';
+import { sameTable, TableName } from '../../lib/sql/queryable';
 import { ident, qualified } from './quoting';
 
 export async function publicationExists(source: Client, name: string): Promise<boolean> {
@@ -39,7 +39,7 @@ export async function publicationMembers(source: Client, name: string): Promise<
 // yet (or still there) are named, so a resumed step runs again safely.
 export async function setPublicationMembership(source: Client, name: string, tables: TableName[], member: boolean): Promise<TableName[]> {
   const now = await publicationMembers(source, name);
-  const inIt = (t: TableName) => now.some((m) => m.schema_name === t.schema_name && m.table_name === t.table_name);
+  const inIt = (t: TableName) => now.some((m) => sameTable(m, t));
   const change = tables.filter((t) => inIt(t) !== member);
   if (change.length) await source.query(`ALTER PUBLICATION ${ident(name)} ${member ? 'ADD' : 'DROP'} TABLE ${change.map(qualified).join(', ')}`);
   return change;
