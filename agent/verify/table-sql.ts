@@ -14,8 +14,6 @@ export interface KeyRange {
   hi: string[] | null;
 }
 
-export const wholeRange: KeyRange = { lo: null, hi: null };
-
 export class TableSql {
   readonly key: ShapeColumn[];
   // ONLY for a plain table: a publication of a parent in an inheritance
