@@ -1,4 +1,4 @@
-import { ago, count, initPercentAndEta, percent, shellWord } from '../lib/format';
+import { ago, count, initPercentAndEta, percent, shellWord, tablesDiffer } from '../lib/format';
 import { NodeOverview, VerifySummary } from '../lib/sql/listNodes';
 import { reinitScopeText } from './reinit-follow';
 
@@ -14,7 +14,7 @@ export function stateText(n: Pick<NodeOverview, 'init_state' | 'diverged_tables'
   return n.init_state === 'diverged' && tables ? `diverged (${tables} table${tables === 1 ? '' : 's'})` : n.init_state;
 }
 
-// "verify 42% hashing" while a verify runs, else the init's cell.
+// "verify 42%" while a verify runs, else the init's cell.
 export function formatInitOrVerify(n: NodeOverview): string {
   if (n.verify_running && n.last_verify && !n.init_in_progress) return `verify ${percent(n.last_verify.percent)}`;
   return formatInit(n);
@@ -47,7 +47,7 @@ export function divergenceLines(n: NodeOverview, now = new Date()): Array<[strin
     const tables = divergence.map((d) => d.label).join(',');
     lines.push([
       'diverged',
-      `${divergence.length} table${divergence.length === 1 ? '' : 's'} differ${divergence.length === 1 ? 's' : ''}; re-copy: steep-repl node reinit ${shellWord(n.node_id)} --tables ${shellWord(tables)}`,
+      `${tablesDiffer(divergence.length)}; re-copy: steep-repl node reinit ${shellWord(n.node_id)} --tables ${shellWord(tables)}`,
     ]);
     for (const d of divergence) {
       lines.push([

@@ -15,8 +15,6 @@ export const scopeFlags = {
   schema: Flags.string({ description: 'every table of this schema that the node receives' }),
 };
 
-export type Scope = ReinitScope;
-
 // Splits at the commas outside double quotes; "" inside quotes is a quote.
 // Spaces around a name are dropped; an empty name or an open quote is refused.
 export function parseTableList(value: string): string[] {
@@ -61,7 +59,7 @@ export function verifyScope(flags: { tables?: string; schema?: string }): { tabl
 }
 
 // node reinit: exactly one of --tables, --schema, --full.
-export function reinitScope(flags: { tables?: string; schema?: string; full?: boolean }): Scope {
+export function reinitScope(flags: { tables?: string; schema?: string; full?: boolean }): ReinitScope {
   const given = [flags.tables !== undefined && '--tables', flags.schema !== undefined && '--schema', flags.full && '--full'].filter(Boolean);
   if (given.length === 0) {
     throw new SteepError('say what to re-copy: --tables a,b, --schema s or --full', ExitCode.badArguments);
@@ -70,11 +68,11 @@ export function reinitScope(flags: { tables?: string; schema?: string; full?: bo
     throw new SteepError(`${given.join(' and ')} cannot be used together: re-copy tables, a schema or the whole node`, ExitCode.badArguments);
   }
   if (flags.full) return { full: true };
-  return verifyScope(flags) as Scope;
+  return verifyScope(flags) as ReinitScope;
 }
 
-// "tables public.orders, sales.\"Line\"", "schema sales", "every table"
-export function describeScope(scope: Scope | {}): string {
+// "tables public.orders, sales.\"Line\"", "the tables of schema sales", "every table"
+export function describeScope(scope: ReinitScope | {}): string {
   if ('tables' in scope) return `table${scope.tables.length === 1 ? '' : 's'} ${scope.tables.join(', ')}`;
   if ('schema' in scope) return `the tables of schema ${scope.schema}`;
   return 'every table';

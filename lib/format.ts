@@ -69,6 +69,9 @@ export function initPercentAndEta(overallPercent: Numeric, etaSeconds: Numeric):
   return [percent(num(overallPercent) ?? 0), eta(etaSeconds)].filter(Boolean).join(' ');
 }
 
+// "1 table differs", "3 tables differ": what a verify found that persists.
+export const tablesDiffer = (n: number): string => `${n} table${n === 1 ? '' : 's'} differ${n === 1 ? 's' : ''}`;
+
 // "12s ago", "3m ago", "never"
 export function ago(at: Date | string | null | undefined, now = new Date()): string {
   if (!at) return 'never';

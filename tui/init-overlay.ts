@@ -1,6 +1,6 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { stringWidth } from 'terminal-kit';
-import { ago, bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond } from '../lib/format';
+import { ago, bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond, tablesDiffer } from '../lib/format';
 import { tableLabel } from '../lib/identifiers';
 import type { ReinitState } from '../lib/sql/listNodes';
 import type { ActivePart, TableProgress } from '../lib/sql/getInitStatus';
@@ -58,7 +58,7 @@ export function verifyLines(node: NodeView, inner: number, now = new Date()): Ar
     const first = divergence[0];
     out.push([
       ['Diverged ', { bold: true, color: 'magenta' }],
-      [`${divergence.length} table${divergence.length === 1 ? '' : 's'} differ${divergence.length === 1 ? 's' : ''}`, { color: 'magenta' }],
+      [tablesDiffer(divergence.length), { color: 'magenta' }],
       [` (verify ${first.verify_id ?? '?'}${first.peer_node_id ? ` against ${first.peer_node_id}` : ''}, ${ago(first.found_at, now)}) · R re-copies them`],
     ]);
     for (const d of divergence.slice(0, 6)) {

@@ -1,5 +1,5 @@
 // The nodes view: one row per registered node, as last read from the nodes.
-import { ago, bytes, bytesPerSecond, eta, initPercentAndEta, num, percent } from '../lib/format';
+import { ago, bytes, bytesPerSecond, eta, initPercentAndEta, num, percent, tablesDiffer } from '../lib/format';
 import type { NodeView } from './cluster-watch';
 import { Area, Attr, fit, Painter, stateAttr, wrap } from './draw';
 
@@ -27,14 +27,11 @@ export function initText(node: NodeView): string {
   // a source writing a snapshot: the newest one's progress
   const snapshot = node.generating?.[0];
   if (snapshot) return `generating ${percent(snapshot.overall_percent)}`;
-  if (s.init_state === 'diverged' && s.diverged_tables) return divergedText(s.diverged_tables);
+  if (s.init_state === 'diverged' && s.diverged_tables) return tablesDiffer(s.diverged_tables);
   if (s.init_state === 'synchronized') return 'done';
   if (s.init_state === 'failed') return 'failed';
   return '-';
 }
-
-// "2 tables differ": what a verify found that persists.
-export const divergedText = (tables: number): string => `${tables} table${tables === 1 ? '' : 's'} differ${tables === 1 ? 's' : ''}`;
 
 // Live from the source's slot when it can be read, else as the init last reported it.
 export function nodeLag(node: NodeView): number | undefined {
