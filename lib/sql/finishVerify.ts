@@ -6,7 +6,7 @@ export type VerifyOutcome =
   | { outcome: 'cancelled'; details?: Record<string, unknown> };
 
 // What finish_verify returns and puts in its event.
-export interface VerifySummary {
+export interface VerifyFinished {
   verify_id: number;
   outcome: string;
   // the node's state afterwards
@@ -21,7 +21,7 @@ export interface VerifySummary {
   seconds: number;
 }
 
-export async function finishVerify(db: Queryable, verifyId: number, end: VerifyOutcome): Promise<VerifySummary> {
+export async function finishVerify(db: Queryable, verifyId: number, end: VerifyOutcome): Promise<VerifyFinished> {
   const details = end.outcome === 'failed' ? { error: end.error, hint: end.hint } : (end.details ?? {});
   return (await db.query('SELECT steep_repl.finish_verify($1, $2, $3) AS r', [verifyId, end.outcome, details])).rows[0].r;
 }

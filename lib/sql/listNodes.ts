@@ -1,4 +1,5 @@
 import { LabelledTable, Numeric, Queryable, TableName } from './queryable';
+import type { VerifyState } from './getVerifyStatus';
 import { NodeRow } from './registerNode';
 
 // A row of steep_repl.node_overview: the registry with health, the init and
@@ -47,11 +48,12 @@ export interface DivergedTable extends LabelledTable {
   found_at: string;
 }
 
+// node_overview's last_verify: the node's newest verify, as node list and the live view show it.
 export interface VerifySummary {
   verify_id: number;
   peer_node_id: string | null;
   reason: 'verify' | 'reinit';
-  state: 'queued' | 'running' | 'equal' | 'differs' | 'unsettled' | 'failed' | 'cancelled';
+  state: VerifyState;
   phase: string | null;
   percent: number;
   tables_total: number;
