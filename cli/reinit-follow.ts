@@ -68,7 +68,7 @@ export function reinitRenderer(stream: NodeJS.WriteStream): {
 // of the re-copied tables ended; undefined when the node left
 // reinitializing otherwise (failed after the point of no return, or
 // uninitialized after a --full cancel).
-export const reinitOutcome = (s: InitStatus): string | undefined => (reinitOf(s)?.outcome as string | undefined) ?? undefined;
+export const reinitOutcome = (s: InitStatus): ReinitState['outcome'] => reinitOf(s)?.outcome;
 
 // Exit codes (SPEC 4.8): 0 the re-copied tables verified equal, 1 they
 // differ, stayed unsettled, or the reinit or its verify failed, 4 cancelled.
