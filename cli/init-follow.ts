@@ -3,7 +3,7 @@
 // (re)connect because notifications sent meanwhile are lost.
 import { Client, ClientConfig } from 'pg';
 import { ExitCode, ExitCodeValue } from '../lib/errors';
-import { channels, listen, ProgressNotification, StateNotification } from '../lib/notifications';
+import { channels, listen, ProgressNotification, StateNotification, VerifyProgressNotification } from '../lib/notifications';
 import { bytes, bytesPerSecond, eta, percent, rowsPerSecond, shellWord } from '../lib/format';
 import { getInitStatus, InitStatus } from '../lib/sql/getInitStatus';
 import type { LeftBehind } from '../lib/sql/getLeftBehind';
@@ -19,19 +19,6 @@ export interface FollowOptions {
   // A verify's progress on the node ({kind: 'verify', ...}: a reinit's last
   // phase runs one), which is not the init's progress row.
   onVerify?(progress: VerifyProgressNotification): void;
-}
-
-// steep_repl_progress from a verify job (agent/verify): not an init_progress row.
-export interface VerifyProgressNotification {
-  kind: 'verify';
-  verify_id: number;
-  node_id: string;
-  peer_node_id: string | null;
-  phase: string | null;
-  percent: number;
-  tables_done: number;
-  tables_total: number;
-  current_table: string | null;
 }
 
 export const initSettled = (s: InitStatus): boolean => !s.in_progress && s.state !== 'preparing';

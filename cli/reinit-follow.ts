@@ -7,7 +7,8 @@ import { percent, shellWord } from '../lib/format';
 import { tableLabel } from '../lib/identifiers';
 import type { InitStatus } from '../lib/sql/getInitStatus';
 import type { DivergedTable, ReinitState } from '../lib/sql/listNodes';
-import { exitCodeForInit, liveRenderer, phaseText, progressLines, VerifyProgressNotification } from './init-follow';
+import type { VerifyProgressNotification } from '../lib/notifications';
+import { exitCodeForInit, liveRenderer, phaseText, progressLines } from './init-follow';
 
 export const reinitOf = (s: InitStatus): ReinitState | null => s.progress?.reinit ?? null;
 

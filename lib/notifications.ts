@@ -34,6 +34,21 @@ export type ProgressNotification = Omit<InitProgress, 'options' | 'phases' | 'el
   truncated?: true;
 };
 
+// Payload of steep_repl_progress from a verify job (announce_verify_progress;
+// kind tells it from an init's progress row, which has the same node_id).
+// The fields a follow uses.
+export interface VerifyProgressNotification {
+  kind: 'verify';
+  verify_id: number;
+  node_id: string;
+  peer_node_id: string | null;
+  phase: string | null;
+  percent: number;
+  tables_done: number;
+  tables_total: number;
+  current_table: string | null;
+}
+
 // Payload of steep_repl_events: an audit event.
 export interface EventNotification {
   event: string;
