@@ -27,6 +27,10 @@ export const initFlags = {
   json: jsonFlag,
 };
 
+// A duration flag as SQL takes it: whole seconds as a number, else the
+// interval text as typed (the SQL side reads and range-checks it).
+export const secondsOrInterval = (value: string): number | string => (/^\d+$/.test(value) ? Number(value) : value);
+
 // Only what was given: start_init completes the defaults, and a resume
 // keeps what the failed init had. Values as typed (init_options reads and
 // range-checks them), whole seconds as numbers.
@@ -38,14 +42,13 @@ export function initOptions(flags: {
   timeout?: string;
   'reverse-slot-ttl'?: string;
 }): Record<string, unknown> {
-  const seconds = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);
   const options: Record<string, unknown> = {};
   if (flags['schema-sync'] !== undefined) options.schema_sync = flags['schema-sync'];
   if (flags.parallel !== undefined) options.parallel = flags.parallel;
   if (flags.force) options.force = true;
   if (flags.resume) options.resume = true;
-  if (flags.timeout !== undefined) options.timeout = seconds(flags.timeout);
-  if (flags['reverse-slot-ttl'] !== undefined) options.reverse_slot_ttl = seconds(flags['reverse-slot-ttl']);
+  if (flags.timeout !== undefined) options.timeout = secondsOrInterval(flags.timeout);
+  if (flags['reverse-slot-ttl'] !== undefined) options.reverse_slot_ttl = secondsOrInterval(flags['reverse-slot-ttl']);
   return options;
 }
 

@@ -7,7 +7,7 @@ import { cancelInit } from '../../../lib/sql/cancelInit';
 import { InitStatus } from '../../../lib/sql/getInitStatus';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { confirmAction } from '../../confirm';
-import { warnIfNoAgent } from '../../init-start';
+import { secondsOrInterval, warnIfNoAgent } from '../../init-start';
 import { followInit, followWithCancel } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 import { startReinit } from '../../../lib/sql/startReinit';
@@ -49,7 +49,7 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
     }
     const options = {
       ...(flags.from !== undefined ? { from: flags.from } : {}),
-      ...(flags.timeout !== undefined ? { timeout: /^\d+$/.test(flags.timeout) ? Number(flags.timeout) : flags.timeout } : {}),
+      ...(flags.timeout !== undefined ? { timeout: secondsOrInterval(flags.timeout) } : {}),
     };
     const { client, config } = await connectToNodeDatabase(flags.db, args.node, 'steep-repl node reinit');
     try {
