@@ -50,7 +50,6 @@ describe('two-phase apply', () => {
   let pair: InitPair;
   let second: NodeDb;
   let third: NodeDb;
-  let sourceAgent: AgentProcess;
   const agents: AgentProcess[] = [];
   const writers: Writer[] = [];
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'steep-snapshot-apply-'));
@@ -67,7 +66,8 @@ describe('two-phase apply', () => {
       await registerPair(pair.source, t);
       await query(t.url, userSchemaSql);
     }
-    sourceAgent = await AgentProcess.start(pair.source.url);
+    // the source's agent generates the snapshots (stopped by stopAllAgents)
+    await AgentProcess.start(pair.source.url);
   });
   afterAll(async () => {
     await Promise.all(writers.map((w) => w.stop().catch(() => undefined)));
