@@ -82,7 +82,7 @@ describe('reinit faults', () => {
     await settle(nodes);
     expect(await hashes(nodes.b.url)).toEqual(await hashes(nodes.a.url));
     expect(await hashes(nodes.c.url)).toEqual(cBefore);
-    expect(await peerApplyErrors(nodes.c)).toBe(0);
+    expect(await peerApplyErrors(nodes)).toBe(0);
     expect((await reinitOf(nodes.b)).reinit).toMatchObject({ outcome: 'equal', previous_state: 'diverged', error: null });
     expect(await published()).toBe(1);
     // each step's event once, whatever the kills
@@ -135,7 +135,7 @@ describe('reinit faults', () => {
     await settle(nodes);
     expect(await hashes(nodes.b.url)).toEqual(await hashes(nodes.a.url));
     expect(await hashes(nodes.c.url)).toEqual(cBefore);
-    expect(await peerApplyErrors(nodes.c)).toBe(0);
+    expect(await peerApplyErrors(nodes)).toBe(0);
     const status = await reinitOf(nodes.b);
     expect(status.reinit).toMatchObject({ outcome: 'recopied', step: 'copied', previous_state: 'diverged' });
     expect(status.cancel_requested_at).not.toBeNull();

@@ -58,7 +58,7 @@ describe('reinit --full', () => {
 
     expect(await hashes(nodes.b.url)).toEqual(await hashes(nodes.a.url));
     expect(await hashes(nodes.c.url)).toEqual(cBefore);
-    expect(await peerApplyErrors(nodes.c)).toBe(0);
+    expect(await peerApplyErrors(nodes)).toBe(0);
     const [{ last_value: seq }] = await query(nodes.b.url, 'SELECT last_value::int FROM public.ticket_seq');
     expect(seq).toBe(777);
 
@@ -89,9 +89,9 @@ describe('reinit --full', () => {
     expect(await waitState(nodes.b, ['uninitialized', 'synchronized'])).toBe('uninitialized');
     expect(await query(nodes.b.url, 'SELECT count(*)::int AS n FROM public.t1')).toEqual([{ n: 0 }]);
     expect(await query(nodes.a.url, 'SELECT pubname FROM pg_publication')).toEqual([]);
-    await waitSlotCaughtUp(nodes.b.url, 'c_from_b');
+    await waitSlotCaughtUp(nodes.b.url, nodes.peerSubscription);
     expect(await hashes(nodes.c.url)).toEqual(cBefore);
-    expect(await peerApplyErrors(nodes.c)).toBe(0);
+    expect(await peerApplyErrors(nodes)).toBe(0);
     expect((await events(nodes.b)).map((e) => e.event).slice(-2)).toEqual(['reinit.started', 'reinit.cancelled']);
   });
 });

@@ -15,7 +15,7 @@ const legal: Record<string, string[]> = {
   catching_up: ['synchronized', 'failed', 'uninitialized'],
   synchronized: ['diverged', 'reinitializing', 'uninitialized'],
   diverged: ['synchronized', 'reinitializing', 'uninitialized'],
-  reinitializing: ['copying', 'catching_up', 'synchronized', 'failed', 'uninitialized'],
+  reinitializing: ['copying', 'catching_up', 'synchronized', 'diverged', 'failed', 'uninitialized'],
   failed: ['preparing', 'uninitialized'],
 };
 

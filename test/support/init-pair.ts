@@ -76,8 +76,10 @@ export async function createInitPair(options: {
   slowMsPerRow?: number;
 }): Promise<InitPair> {
   // Installed by a CLI process: tests stop these servers under a running agent.
-  const source = await createNodeDb(options.sourceCluster, `${options.tag}_src`, options.sourceId ?? 'Nöde "A" src', { installer: 'cli' });
-  const target = await createNodeDb(options.targetCluster, `${options.tag}_tgt`, options.targetId ?? 'Nöde "B" tgt', { installer: 'cli' });
+  // Default ids carry the tag: a slot is named after its pair and is
+  // cluster-wide, so two files on one cluster need pairs of their own.
+  const source = await createNodeDb(options.sourceCluster, `${options.tag}_src`, options.sourceId ?? `Nöde "A" ${options.tag}`, { installer: 'cli' });
+  const target = await createNodeDb(options.targetCluster, `${options.tag}_tgt`, options.targetId ?? `Nöde "B" ${options.tag}`, { installer: 'cli' });
   await registerPair(source, target);
   await query(source.url, userSchemaSql);
   await query(target.url, userSchemaSql);

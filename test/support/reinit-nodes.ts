@@ -57,6 +57,9 @@ export interface ReinitNodes {
   b: NodeDb;
   c: { cluster: Cluster; name: string; url: string };
   agent: AgentProcess;
+  // C's subscription from B, and its slot on B's cluster (named after the
+  // file's tag: slot names are cluster-wide)
+  peerSubscription: string;
   // the pair's publication, subscription and slot
   pairName: string;
   // starts B's agent again (after a test killed it)
@@ -74,8 +77,9 @@ export async function createReinitNodes(options: {
 }): Promise<ReinitNodes> {
   const rows = options.rows ?? 2000;
   const [a, b] = await Promise.all([
-    createNodeDb(options.clusterA, `${options.tag}_a`, 'Nöde A'),
-    createNodeDb(options.clusterB, `${options.tag}_b`, 'Nöde "B"'),
+    // ids of this file's own (slots are named after the pair, cluster-wide)
+    createNodeDb(options.clusterA, `${options.tag}_a`, `Nöde A ${options.tag}`),
+    createNodeDb(options.clusterB, `${options.tag}_b`, `Nöde "B" ${options.tag}`),
   ]);
   const c = { cluster: options.clusterA, ...(await createDatabase(options.clusterA, `${options.tag}_c`)) };
   await registerPair(a, b);
@@ -87,6 +91,7 @@ export async function createReinitNodes(options: {
     b,
     c,
     agent: await AgentProcess.start(b.url, [], options.agentEnv),
+    peerSubscription: `c_from_b_${options.tag}`,
     pairName: (await query(b.url, 'SELECT steep_repl.replication_name($1, $2) AS name', [a.id, b.id]))[0].name,
     restartAgent: async (env) => (nodes.agent = await AgentProcess.start(b.url, [], { ...options.agentEnv, ...env })),
     drop: async () => {
@@ -98,8 +103,8 @@ export async function createReinitNodes(options: {
   const init = await runCli(['node', 'start', b.id, '--from', a.id, '--db', b.url]);
   if (init.code !== 0) throw new Error(`node start failed (exit ${init.code}): ${init.stdout}\n${init.stderr}`);
   await query(b.url, `CREATE PUBLICATION to_c FOR TABLE ${tables.join(', ')}`);
-  await query(c.url, `CREATE SUBSCRIPTION c_from_b CONNECTION '${b.url}' PUBLICATION to_c WITH (copy_data = false, origin = none)`);
-  await waitUntil('C streaming from B', async () => (await query(c.url, 'SELECT pid FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL', ['c_from_b'])).length > 0);
+  await query(c.url, `CREATE SUBSCRIPTION ${nodes.peerSubscription} CONNECTION '${b.url}' PUBLICATION to_c WITH (copy_data = false, origin = none)`);
+  await waitUntil('C streaming from B', async () => (await query(c.url, 'SELECT pid FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL', [nodes.peerSubscription])).length > 0);
   return nodes;
 }
 
@@ -112,7 +117,7 @@ export async function waitSlotCaughtUp(url: string, slot: string, timeoutMs = 30
 // B has all of A's changes, C all of B's own.
 export async function settle(nodes: ReinitNodes): Promise<void> {
   await waitSlotCaughtUp(nodes.a.url, nodes.pairName);
-  await waitSlotCaughtUp(nodes.b.url, 'c_from_b');
+  await waitSlotCaughtUp(nodes.b.url, nodes.peerSubscription);
 }
 
 export const hashes = (url: string, which: readonly string[] = tables) => contentHashes(url, which);
@@ -156,7 +161,7 @@ export async function events(db: NodeDb, prefix = 'reinit.'): Promise<Array<{ ev
 }
 
 // C's apply of B's stream: no worker errors (a copied row arriving would fail on its key).
-export async function peerApplyErrors(c: { url: string }): Promise<number> {
-  const [row] = await query(c.url, "SELECT (apply_error_count + sync_error_count)::int AS n FROM pg_stat_subscription_stats WHERE subname = 'c_from_b'");
+export async function peerApplyErrors(nodes: ReinitNodes): Promise<number> {
+  const [row] = await query(nodes.c.url, 'SELECT (apply_error_count + sync_error_count)::int AS n FROM pg_stat_subscription_stats WHERE subname = $1', [nodes.peerSubscription]);
   return row.n;
 }
