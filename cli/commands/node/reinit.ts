@@ -11,7 +11,7 @@ import { secondsOrInterval, warnIfNoAgent } from '../../init-start';
 import { followInit, followWithCancel } from '../../init-follow';
 import { connectToNodeDatabase } from '../../node-connection';
 import { startReinit } from '../../../lib/sql/startReinit';
-import { describeReinit, exitCodeForReinit, reinitOutcome, reinitRenderer } from '../../reinit-follow';
+import { describeReinit, exitCodeForReinit, reinitRenderer } from '../../reinit-follow';
 import { describeScope, reinitScope, scopeFlags } from '../../verify-scope';
 
 export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
@@ -73,7 +73,7 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
       }
       await warnIfNoAgent(client, args.node, 'the reinit');
       const final = await this.follow(config, client, args.node);
-      const end = await reinitEnd(client, args.node, final);
+      const end = reinitEnd(final);
       process.exitCode = exitCodeForReinit(final, end.cancelled);
       if (flags.json) return this.printJson(final);
       const divergence = final.state === 'diverged' ? ((await getNodeOverview(client, args.node))?.divergence ?? []) : [];
@@ -105,25 +105,13 @@ export default class NodeReinit extends BaseCommand<typeof NodeReinit> {
   }
 }
 
-// Whether the DBA's cancel ended the reinit, and why one that failed did.
-// A reinit that ended before it changed anything is back in its previous
-// state with no error on its row: its reinit.failed or reinit.cancelled
-// event says which and why; a failed verify's reason is in the verify.
-async function reinitEnd(client: Client, nodeId: string, s: InitStatus): Promise<{ cancelled: boolean; failure?: string }> {
-  const outcome = reinitOutcome(s);
-  const cancelled = Boolean(s.progress?.cancel_requested_at);
-  if (outcome === 'failed' && s.progress?.reinit?.verify_id) {
-    const { rows } = await client.query('SELECT error FROM steep_repl.verify_runs WHERE verify_id = $1', [s.progress.reinit.verify_id]);
-    return { cancelled, failure: rows[0]?.error ?? undefined };
-  }
-  if (outcome !== 'unchanged') return { cancelled };
-  const { rows } = await client.query(
-    `SELECT event, details ->> 'error' AS error, details ->> 'hint' AS hint FROM steep_repl.audit_log
-      WHERE node_id = $1 AND event IN ('reinit.failed', 'reinit.cancelled') ORDER BY audit_id DESC LIMIT 1`,
-    [nodeId],
-  );
-  const e = rows[0];
-  if (!e) return { cancelled };
-  if (e.event === 'reinit.cancelled') return { cancelled: true };
-  return { cancelled: false, failure: `${e.error ?? 'no reason recorded'}${e.hint ? ` (hint: ${e.hint})` : ''}` };
+// Whether the DBA's cancel ended the reinit, and why one that failed did:
+// finish_reinit records both on the reinit (reason, error, error_hint),
+// also for a reinit that ended before it changed anything.
+function reinitEnd(s: InitStatus): { cancelled: boolean; failure?: string } {
+  const r = s.progress?.reinit;
+  const cancelled = r?.reason === 'cancelled' || r?.outcome === 'cancelled';
+  if (r?.reason !== 'failed' && r?.outcome !== 'failed') return { cancelled };
+  const error = typeof r?.error === 'string' ? r.error : 'no reason recorded';
+  return { cancelled, failure: `${error}${typeof r?.error_hint === 'string' ? ` (hint: ${r.error_hint})` : ''}` };
 }
