@@ -4,6 +4,7 @@
 // it is never taken for a difference.
 import { getSlotLag } from '../../lib/sql/getSlotLag';
 import { pause } from '../init/wait';
+import { findSubscription } from '../replication/subscription';
 import { VerifyError } from './errors';
 import { Side } from './session';
 
@@ -37,11 +38,7 @@ export async function waitApplied(target: AppliedTarget, lsn: string, signal?: A
     }
     if (lag.reached) return;
     if (Date.now() >= deadline) {
-      const { rows } = await target.node.client.query(
-        `SELECT subenabled FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-        [target.subscription],
-      );
-      const disabled = rows[0] && !rows[0].subenabled;
+      const disabled = (await findSubscription(target.node.client, target.subscription))?.enabled === false;
       throw new VerifyError(
         `${target.node.name} has not applied past ${target.peer.name}'s position ${lsn} within ${Math.round(timeoutMs / 1000)} s ` +
           `(its slot ${target.slot} confirmed ${lag.confirmed_lsn ?? 'nothing'}${lag.active ? '' : ', no walsender streams from it'}): ` +

@@ -15,6 +15,7 @@ import { getNode } from '../../lib/sql/getNode';
 import { LabelledTable } from '../../lib/sql/queryable';
 import { recordVerifyTable } from '../../lib/sql/recordVerifyTable';
 import { serverVersionNum } from '../../lib/sql/serverVersionNum';
+import { findSubscription } from '../replication/subscription';
 import { TaskContext } from '../task';
 import { AppliedTarget } from './applied';
 import { VerifyError } from './errors';
@@ -122,18 +123,14 @@ class VerifyJob {
     await Promise.all([prepareSession(node.client), prepareSession(peer.client)]);
     await checkHashCanary(peer, node);
 
-    const { rows: subs } = await node.client.query(
-      `SELECT subslotname::text AS slot FROM pg_subscription
-       WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-      [run.subscription],
-    );
-    if (!subs.length || !subs[0].slot) {
+    const subscription = await findSubscription(node.client, run.subscription);
+    if (!subscription?.slot_name) {
       throw new VerifyError(
-        `${node.name} no longer replicates from ${peer.name}: subscription ${run.subscription} ${subs.length ? 'has no slot' : 'is gone'}`,
+        `${node.name} no longer replicates from ${peer.name}: subscription ${run.subscription} ${subscription ? 'has no slot' : 'is gone'}`,
         'verify compares a node with the peer it replicates from; see steep-repl node status',
       );
     }
-    const target: AppliedTarget = { peer, node, slot: subs[0].slot, subscription: run.subscription };
+    const target: AppliedTarget = { peer, node, slot: subscription.slot_name, subscription: run.subscription };
 
     // every table's definition first: a mismatch fails the run before anything is compared
     const [peerVersion, nodeVersion] = await Promise.all([serverVersionNum(peer.client), serverVersionNum(node.client)]);
