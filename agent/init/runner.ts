@@ -44,7 +44,7 @@ import { preparedSlotToUse, prepareReverseSlot } from './reverse-slot';
 import { checkInitPrivileges } from './privileges';
 import { mayExistOnSource, OnSource, onSourceObjects } from './existing-objects';
 import { readSourcePublication, verifyStream } from './verify-stream';
-import { classify, InitTimeout, isConnectionError, SourceUnreachable } from './failure';
+import { classify, InitTimeout, isConnectionError, sourceGraceMs, withRetriedSource } from './failure';
 import { syncTargetSchema } from './schema';
 import { pause } from './wait';
 import { endFullUnchanged, removePairReplication } from '../reinit/full';
@@ -52,8 +52,6 @@ import { verifyReinit } from '../reinit/verify';
 
 const inProgress = ['preparing', 'copying', 'catching_up', 'reinitializing'];
 export const pollMs = Number(process.env.STEEP_REPL_INIT_POLL_MS ?? 1000);
-// How long the source may be unreachable before the init (or reinit) fails.
-export const sourceGraceMs = Number(process.env.STEEP_REPL_SOURCE_GRACE_MS ?? 15000);
 
 // What the common plan decided before the method copies.
 export interface InitPlan {
@@ -586,24 +584,24 @@ export class InitRun {
 
   // Runs fn on the source, reconnecting while the source is away; after the
   // grace period the init fails with SourceUnreachable.
-  async withSource<T>(fn: (source: Client) => Promise<T>): Promise<T> {
-    const deadline = Date.now() + sourceGraceMs;
-    let warned = false;
-    for (;;) {
-      try {
-        return await fn(this.source ?? (await this.connectSource()));
-      } catch (err) {
-        if (!isConnectionError(err)) throw err;
-        await this.source?.end().catch(() => undefined);
-        this.source = undefined;
-        const where = `${this.sourceNode.node_id} (${this.sourceNode.host}:${this.sourceNode.port}/${this.sourceNode.dbname})`;
-        if (Date.now() > deadline) throw new SourceUnreachable(where, err as Error);
-        if (!warned) this.log('warn', 'init.source_unreachable', { source: where, error: (err as Error).message, retry_for_ms: sourceGraceMs });
-        warned = true;
-        await this.pause(1000);
-        this.checkpoint();
-      }
-    }
+  withSource<T>(fn: (source: Client) => Promise<T>): Promise<T> {
+    return withRetriedSource(
+      {
+        node: this.sourceNode,
+        current: () => this.source,
+        open: () => this.connectSource(),
+        drop: async () => {
+          await this.source?.end().catch(() => undefined);
+          this.source = undefined;
+        },
+        wait: async () => {
+          await this.pause(1000);
+          this.checkpoint();
+        },
+        away: (where, err) => this.log('warn', 'init.source_unreachable', { source: where, error: err.message, retry_for_ms: sourceGraceMs }),
+      },
+      fn,
+    );
   }
 
   log(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {

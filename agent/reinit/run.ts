@@ -9,8 +9,7 @@ import { getNode, RegisteredNode } from '../../lib/sql/getNode';
 import type { ReinitState } from '../../lib/sql/listNodes';
 import { TableName } from '../../lib/sql/queryable';
 import { recordReinitStep, ReinitStep } from '../../lib/sql/recordReinitStep';
-import { isConnectionError, SourceUnreachable } from '../init/failure';
-import { sourceGraceMs } from '../init/runner';
+import { sourceGraceMs, withRetriedSource } from '../init/failure';
 import { pause } from '../init/wait';
 import { TaskContext } from '../task';
 
@@ -82,29 +81,29 @@ export class ReinitRun {
     return pause(ms, [this.ctx.shutdown]);
   }
 
-  async withSource<T>(fn: (source: Client) => Promise<T>): Promise<T> {
-    const deadline = Date.now() + sourceGraceMs;
-    let warned = false;
-    for (;;) {
-      try {
-        if (!this.source) {
+  withSource<T>(fn: (source: Client) => Promise<T>): Promise<T> {
+    return withRetriedSource(
+      {
+        node: this.sourceNode,
+        current: () => this.source,
+        open: async () => {
           const client = await connectToNode(this.sourceNode, 'steep-repl reinit', this.ctx.shutdown);
           client.on('error', (err) => this.log('warn', 'reinit.source_connection_error', { error: err.message }));
-          this.source = client;
-        }
-        return await fn(this.source);
-      } catch (err) {
-        if (!isConnectionError(err) || this.ctx.shutdown.aborted) throw err;
-        await this.source?.end().catch(() => undefined);
-        this.source = undefined;
-        const where = `${this.sourceNode.node_id} (${this.sourceNode.host}:${this.sourceNode.port}/${this.sourceNode.dbname})`;
-        if (Date.now() > deadline) throw new SourceUnreachable(where, err as Error);
-        if (!warned) this.log('warn', 'reinit.source_unreachable', { source: where, error: redactSecrets((err as Error).message), retry_for_ms: sourceGraceMs });
-        warned = true;
-        await this.pause(1000);
-        this.checkShutdown();
-      }
-    }
+          return (this.source = client);
+        },
+        drop: async () => {
+          await this.source?.end().catch(() => undefined);
+          this.source = undefined;
+        },
+        wait: async () => {
+          await this.pause(1000);
+          this.checkShutdown();
+        },
+        away: (where, err) => this.log('warn', 'reinit.source_unreachable', { source: where, error: redactSecrets(err.message), retry_for_ms: sourceGraceMs }),
+        stopping: () => this.ctx.shutdown.aborted,
+      },
+      fn,
+    );
   }
 
   async close(): Promise<void> {
