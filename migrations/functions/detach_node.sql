@@ -8,16 +8,9 @@ CREATE OR REPLACE FUNCTION steep_repl.detach_node(p_node_id text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_node steep_repl.nodes := steep_repl.get_node(p_node_id);
-  v_local text := steep_repl.local_node_id();
   v_job bigint;
 BEGIN
-  IF v_local IS DISTINCT FROM p_node_id THEN
-    RAISE EXCEPTION 'detach_node runs on the database of node %; this database is %', quote_ident(p_node_id),
-      coalesce('node ' || quote_ident(v_local), 'not registered as a local node')
-      USING ERRCODE = 'SR004',
-            HINT = format('connect to %s:%s/%s and run it there (steep-repl node detach finds it from the registry)',
-                          v_node.host, v_node.port, v_node.dbname);
-  END IF;
+  PERFORM steep_repl.require_local_node('detach_node', p_node_id, 'node detach');
   SELECT * INTO v_node FROM steep_repl.nodes WHERE node_id = p_node_id FOR UPDATE;
   IF EXISTS (SELECT 1 FROM steep_repl.init_job(p_node_id))
      OR (SELECT in_progress FROM steep_repl.init_states WHERE state = v_node.init_state) THEN

@@ -3,7 +3,6 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_target steep_repl.nodes := steep_repl.get_node(p_target);
   v_source steep_repl.nodes := steep_repl.get_node(p_source);
-  v_local text := steep_repl.local_node_id();
   v_resume boolean := coalesce(p_options ->> 'resume', '') = 'true';
   v_method steep_repl.init_methods;
   v_opts jsonb;
@@ -19,13 +18,7 @@ BEGIN
   -- the options the caller named, checked: a resume changes only those
   v_given := coalesce((SELECT jsonb_object_agg(key, value) FROM jsonb_each(v_opts)
                         WHERE coalesce(p_options, '{}') ? key AND key <> 'resume'), '{}');
-  IF v_local IS DISTINCT FROM p_target THEN
-    RAISE EXCEPTION 'start_init runs on the database of the target node %; this database is %', quote_ident(p_target),
-      coalesce('node ' || quote_ident(v_local), 'not registered as a local node')
-      USING ERRCODE = 'SR004',
-            HINT = format('connect to %s:%s/%s and run it there (steep-repl node start finds it from the registry)',
-                          v_target.host, v_target.port, v_target.dbname);
-  END IF;
+  PERFORM steep_repl.require_local_node('start_init', p_target, 'node start', 'the target node');
   IF p_source = p_target THEN
     RAISE EXCEPTION 'node % cannot be initialized from itself', quote_ident(p_target) USING ERRCODE = 'SR004';
   END IF;

@@ -12,7 +12,6 @@ CREATE OR REPLACE FUNCTION steep_repl.start_reinit(p_node text, p_scope jsonb, p
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_node steep_repl.nodes := steep_repl.get_node(p_node);
-  v_local text := steep_repl.local_node_id();
   v_opts jsonb := coalesce(p_options, '{}');
   v_scope jsonb := coalesce(p_scope, '{}');
   v_kind text;
@@ -29,13 +28,7 @@ DECLARE
   v_subscription text;
   v_enabled boolean;
 BEGIN
-  IF v_local IS DISTINCT FROM p_node THEN
-    RAISE EXCEPTION 'start_reinit runs on the database of node %; this database is %', quote_ident(p_node),
-      coalesce('node ' || quote_ident(v_local), 'not registered as a local node')
-      USING ERRCODE = 'SR004',
-            HINT = format('connect to %s:%s/%s and run it there (steep-repl node reinit finds it from the registry)',
-                          v_node.host, v_node.port, v_node.dbname);
-  END IF;
+  PERFORM steep_repl.require_local_node('start_reinit', p_node, 'node reinit');
   IF jsonb_typeof(v_opts) <> 'object' THEN
     RAISE EXCEPTION 'reinit options must be a JSON object, got %', jsonb_typeof(v_opts) USING ERRCODE = 'SR004';
   END IF;

@@ -10,7 +10,6 @@ CREATE OR REPLACE FUNCTION steep_repl.start_verify(p_node text, p_peer text DEFA
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_node steep_repl.nodes := steep_repl.get_node(p_node);
-  v_local text := steep_repl.local_node_id();
   v_opts jsonb := coalesce(p_options, '{}');
   v_peer text;
   v_reason text;
@@ -22,13 +21,7 @@ DECLARE
   v_verify_id bigint;
   v_job_id bigint;
 BEGIN
-  IF v_local IS DISTINCT FROM p_node THEN
-    RAISE EXCEPTION 'start_verify runs on the database of node %; this database is %', quote_ident(p_node),
-      coalesce('node ' || quote_ident(v_local), 'not registered as a local node')
-      USING ERRCODE = 'SR004',
-            HINT = format('connect to %s:%s/%s and run it there (steep-repl node verify finds it from the registry)',
-                          v_node.host, v_node.port, v_node.dbname);
-  END IF;
+  PERFORM steep_repl.require_local_node('start_verify', p_node, 'node verify');
   IF jsonb_typeof(v_opts) <> 'object' THEN
     RAISE EXCEPTION 'verify options are a JSON object, got %', v_opts USING ERRCODE = 'SR004';
   END IF;
