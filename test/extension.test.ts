@@ -223,7 +223,7 @@ describe('extension steep_repl', () => {
     expect((fromExtension.functions as Array<{ proname: string }>).map((f) => f.proname)).toEqual(
       expect.arrayContaining(['transition', 'emit_event', 'register_node', 'remove_node', 'request_job_cancel']),
     );
-    expect(fromExtension.init_transitions).toHaveLength(25);
+    expect(fromExtension.init_transitions).toHaveLength(26);
     expect(fromExtension.triggers.length).toBeGreaterThanOrEqual(3);
     for (const name of Object.keys(catalogQueries)) {
       expect({ [name]: fromExtension[name] }).toEqual({ [name]: fromMigrations[name] });
@@ -254,7 +254,7 @@ describe('extension steep_repl', () => {
     const [fresh] = await query(viaExtension.url, extensionRow);
     expect(updated).toEqual(fresh);
     expect(updated.extversion).toBe(extensionVersion());
-    // 0.1.0's snapshots (dropped by 0.2.0) left the list; 0.5.0's and 0.7.0's joined it
+    // 0.1.0's snapshots (dropped by 0.2.0) left the list; 0.5.0's, 0.7.0's and 0.8.0's joined it
     expect(updated.config).toEqual([
       'steep_repl.nodes',
       'steep_repl.schema_fingerprints',
@@ -267,6 +267,10 @@ describe('extension steep_repl', () => {
       'steep_repl.verify_tables',
       'steep_repl.verify_differences',
       'steep_repl.node_divergence',
+      'steep_repl.merge_runs',
+      'steep_repl.merge_runs_merge_id_seq',
+      'steep_repl.merge_tables',
+      'steep_repl.merge_conflicts',
     ]);
   });
 

@@ -12,7 +12,7 @@ const legal: Record<string, string[]> = {
   uninitialized: ['preparing'],
   preparing: ['copying', 'catching_up', 'failed', 'uninitialized'],
   copying: ['catching_up', 'failed', 'uninitialized'],
-  catching_up: ['synchronized', 'failed', 'uninitialized'],
+  catching_up: ['synchronized', 'diverged', 'failed', 'uninitialized'],
   synchronized: ['diverged', 'reinitializing', 'uninitialized'],
   diverged: ['synchronized', 'reinitializing', 'uninitialized'],
   reinitializing: ['copying', 'catching_up', 'synchronized', 'diverged', 'failed', 'uninitialized'],
