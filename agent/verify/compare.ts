@@ -36,6 +36,9 @@ export interface KeyDifferences {
   kinds: Map<string, DifferenceKind>;
   overflow: Record<DifferenceKind, number>;
   progress: CompareProgress;
+  // rows each side held in pass 1 (exact when both read one snapshot: a
+  // merge's identical rows are the reference's less what differs)
+  totals: { reference: number; other: number };
 }
 
 // Rows of a table without a key that differ, by row hash: how many copies
@@ -97,9 +100,12 @@ export async function compareByKey(reference: Side, other: Side, sql: TableSql, 
 
   const [ref, oth] = await Promise.all([reference, other].map((s) => bucketAggregates(s, sql.buckets(bounds))));
   const differing: Array<{ range: KeyRange; a: Aggregate; b: Aggregate }> = [];
+  const totals = { reference: 0, other: 0 };
   for (let i = 0; i <= bounds.length; i++) {
     const a = ref.get(i) ?? none;
     const b = oth.get(i) ?? none;
+    totals.reference += a.n;
+    totals.other += b.n;
     progress.rowsCompared += Math.max(a.n, b.n);
     if (same(a, b)) progress.rangesDone += 1;
     else differing.push({ range: bucketRange(bounds, i), a, b });
@@ -148,7 +154,7 @@ export async function compareByKey(reference: Side, other: Side, sql: TableSql, 
     progress.rangesDone += 1;
     options.onProgress?.({ ...progress });
   }
-  return { kinds, overflow, progress };
+  return { kinds, overflow, progress, totals };
 }
 
 // rows of differing hash buckets fetched per scan, at most (by pass 1's counts)

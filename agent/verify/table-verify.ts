@@ -17,6 +17,9 @@ export interface TableVerifyOptions {
   // the peer's position after the first pass (verify_runs.peer_lsn)
   onPeerPosition(lsn: string): Promise<void> | void;
   note?: string;
+  // resolves once the node applied past the peer's current position; a
+  // merge's pair replicates both ways and passes one that waits for both
+  settle?(): Promise<void>;
 }
 
 export interface TableVerdict {
@@ -35,7 +38,7 @@ export async function verifyTable(target: AppliedTarget, sql: TableSql, shape: T
   // candidates rechecked (beyond: counted without a recheck, said so in the note)
   const keep = Math.max(options.keyLimit, 100000);
   const notes = options.note ? [options.note] : [];
-  const settle = async () => waitApplied(target, await peerPosition(target), options.signal);
+  const settle = options.settle ?? (async () => waitApplied(target, await peerPosition(target), options.signal));
   const onProgress = (p: CompareProgress) =>
     options.onStep(p.phase, p, p.phase === 'hashing' ? 0 : 0.85 + (0.1 * p.rangesDone) / Math.max(1, p.rangesTotal));
   const count = { missing: 0, extra: 0, different: 0, unsettled: 0 };
