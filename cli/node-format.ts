@@ -1,10 +1,12 @@
 import { ago, count, initPercentAndEta, percent, shellWord, tablesDiffer } from '../lib/format';
-import { NodeOverview, VerifySummary } from '../lib/sql/listNodes';
+import { MergeSummary, NodeOverview, VerifySummary } from '../lib/sql/listNodes';
 import { reinitScopeText } from './reinit-follow';
 
-// "67% ETA 14m02s from node_a", or "-" when no initialization runs.
-export function formatInit(n: Pick<NodeOverview, 'init_in_progress' | 'overall_percent' | 'eta_seconds' | 'init_source_node'>): string {
+// "67% ETA 14m02s from node_a", "merge ↔ node_a 42%" while the node merges
+// with node_a, or "-" when no initialization runs.
+export function formatInit(n: Pick<NodeOverview, 'init_in_progress' | 'overall_percent' | 'eta_seconds' | 'init_source_node' | 'merge' | 'method'>): string {
   if (!n.init_in_progress) return '-';
+  if (n.merge && n.method === 'merge') return `merge ↔ ${mergePeer(n)} ${percent(n.overall_percent ?? 0)}`;
   return `${initPercentAndEta(n.overall_percent, n.eta_seconds)}${n.init_source_node ? ` from ${n.init_source_node}` : ''}`;
 }
 
@@ -62,6 +64,52 @@ export function divergenceLines(n: NodeOverview, now = new Date()): Array<[strin
   } else if (n.reinit?.outcome) {
     const at = typeof n.reinit.finished_at === 'string' ? ` ${ago(n.reinit.finished_at, now)}` : '';
     lines.push(['last reinit', `${reinitScopeText(n.reinit)}: ${n.reinit.outcome}${at}`]);
+  }
+  return lines;
+}
+
+// The other node of a node's merge under way.
+export const mergePeer = (n: Pick<NodeOverview, 'merge' | 'init_source_node'>): string => n.merge?.peer_node_id ?? n.init_source_node ?? '?';
+
+// "12 merged with node_b 3m ago: 120 rows written on node_a, 30 on node_b",
+// "13 resolving: 12 conflicts recorded, 3 unresolved", or while it runs
+// "14 running with node_b: comparing 42% 2/5 tables".
+export function mergeText(m: MergeSummary, now = new Date()): string {
+  const kind = m.mode === 'analyze' ? 'analysis' : m.mode === 'dry_run' ? 'dry run' : m.mode === 'record' ? 'manual record' : 'merge';
+  const head = `${m.merge_id} (${kind}${m.strategy ? ` ${m.strategy}` : ''}) ${m.state} with ${m.peer_node_id}`;
+  if (m.state === 'queued') return `${head}, waiting for the agent of ${m.node_a} since ${ago(m.requested_at, now)}`;
+  if (m.state === 'running') return `${head}: ${m.phase ?? 'starting'} ${percent(m.percent)} ${m.tables_done}/${m.tables_total} tables`;
+  const at = ` ${ago(m.finished_at ?? m.requested_at, now)}`;
+  const found = `${count(m.rows_only_a)} only on ${m.node_a}, ${count(m.rows_only_b)} only on ${m.node_b}, ${count(m.rows_conflicting)} conflicting`;
+  switch (m.state) {
+    case 'analyzed':
+      return `${head}${at}: ${found}${m.mode === 'dry_run' ? `; would write ${count(m.rows_to_a)} rows on ${m.node_a}, ${count(m.rows_to_b)} on ${m.node_b}` : ''}`;
+    case 'resolving':
+      return `${head}${at}: ${count(m.rows_conflicting)} conflicts recorded, ${count(m.conflicts_unresolved)} unresolved; then steep-repl node merge ${shellWord(m.node_a)} ${shellWord(m.node_b)} --apply`;
+    case 'merged':
+      return `${head}${at}: ${count(m.rows_to_a)} rows written on ${m.node_a}, ${count(m.rows_to_b)} on ${m.node_b}`;
+    case 'failed':
+      return `${head}${at}: ${m.error ?? 'no reason recorded'}`;
+    default:
+      return `${head}${at}`;
+  }
+}
+
+// node status's lines about merges: the one under way on this node (its
+// share: peer, role, step) and the newest run (on node A's database).
+export function mergeLines(n: NodeOverview, now = new Date()): Array<[string, string]> {
+  const lines: Array<[string, string]> = [];
+  const m = n.merge;
+  if (m && n.init_in_progress && n.method === 'merge') {
+    const role = m.role === 'a' ? `node A, coordinating` : `node B; ${m.coordinator} coordinates`;
+    lines.push(['merge', `${m.merge_id} with ${mergePeer(n)} (${role}${m.strategy ? `, ${m.strategy}` : ''}): ${n.phase ?? '-'} ${percent(n.overall_percent ?? 0)}${m.step ? ` (step ${m.step})` : ''}`]);
+    if (m.error) lines.push(['  error', m.error]);
+  }
+  if (n.last_merge && !(n.init_in_progress && n.method === 'merge' && m && n.last_merge.merge_id === m.merge_id)) {
+    lines.push(['last merge', mergeText(n.last_merge, now)]);
+  } else if (!n.last_merge && m?.outcome && !n.init_in_progress) {
+    // B's database has no run, only how its share ended
+    lines.push(['last merge', `${m.merge_id} with ${mergePeer(n)}: ${m.outcome}${typeof m.finished_at === 'string' ? ` ${ago(m.finished_at, now)}` : ''} (the run is in the database of ${m.coordinator})`]);
   }
   return lines;
 }

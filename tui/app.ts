@@ -27,7 +27,8 @@ export interface LiveViewOptions {
 
 type Mode =
   | { kind: 'browse' }
-  | { kind: 'confirm-cancel'; nodeId: string; reinit: boolean }
+  // what: the initialization, the reinit or the merge (cancel_init routes each)
+  | { kind: 'confirm-cancel'; nodeId: string; what: string }
   // R: what to re-copy, asked in a box (renderReinitConfirm)
   | ({ kind: 'confirm-reinit' } & ReinitQuestion)
   | { kind: 'pick-source'; nodeId: string; sources: string[] }
@@ -119,7 +120,7 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     const ask = { color: 'black', bgColor: 'yellow', bold: true };
     switch (mode.kind) {
       case 'confirm-cancel':
-        return { text: `Cancel the ${mode.reinit ? 'reinit' : 'initialization'} of ${mode.nodeId}? y/n`, attr: ask };
+        return { text: `Cancel the ${mode.what} of ${mode.nodeId}? y/n`, attr: ask };
       case 'confirm-reinit':
         return { text: `Reinit ${mode.nodeId}: re-copy ${choiceText(mode.choices[mode.chosen], mode.method)}? y/Enter to go, Esc to abort`, attr: ask };
       case 'pick-source':
@@ -170,7 +171,9 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     if (node.reachable === false) return refuse(`${node.id} is unreachable: cannot cancel its initialization from here`);
     if (!node.state) return refuse(`${node.id} has not been read yet`);
     if (!node.state.can_cancel) return refuse(`${node.id} is ${node.state.init_state}: there is no initialization to cancel`);
-    mode = { kind: 'confirm-cancel', nodeId: node.id, reinit: Boolean(node.state.reinit) };
+    const merge = node.state.method === 'merge' ? node.state.merge : undefined;
+    const what = merge ? `merge with ${merge.peer_node_id ?? node.state.init_source_node ?? '?'}` : node.state.reinit ? 'reinit' : 'initialization';
+    mode = { kind: 'confirm-cancel', nodeId: node.id, what };
     requestDraw();
   }
 
@@ -207,7 +210,7 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     const m = mode;
     if (m.kind === 'confirm-cancel' && (name === 'y' || name === 'Y')) {
       mode = { kind: 'browse' };
-      void act(m.nodeId, `cancelling the ${m.reinit ? 'reinit' : 'initialization'} of ${m.nodeId}`, `cancel of ${m.nodeId} requested`, (db) =>
+      void act(m.nodeId, `cancelling the ${m.what} of ${m.nodeId}`, `cancel of ${m.nodeId} requested`, (db) =>
         cancelInit(db, m.nodeId),
       );
       return;

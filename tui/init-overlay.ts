@@ -78,7 +78,10 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
   const progress = node.progress;
   const state = node.state?.init_state ?? node.registry.init_state;
   const source = progress?.source_node_id ?? node.state?.init_source_node;
-  const title = ` ${node.id}${source ? ` ← ${source}` : ''}${progress ? ` · ${progress.method}` : ''} · ${state.toUpperCase()} `;
+  // a merge's peer both sends and receives: ↔, not ←
+  const merge = progress?.method === 'merge' ? (node.state?.merge ?? null) : null;
+  const arrow = progress?.method === 'merge' ? '↔' : '←';
+  const title = ` ${node.id}${source ? ` ${arrow} ${merge?.peer_node_id ?? source}` : ''}${progress ? ` · ${progress.method}` : ''} · ${state.toUpperCase()} `;
 
   const lines: Array<Array<[string, Attr?]>> = [];
   const line = (...parts: Array<[string, Attr?]>) => lines.push(parts);
@@ -107,6 +110,11 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     return;
   }
 
+  if (merge) {
+    const role = merge.role === 'a' ? 'node A, coordinating' : `node B, ${merge.coordinator} coordinates`;
+    const end = merge.outcome ? ` · ${merge.outcome}` : merge.step ? ` · step ${merge.step}` : '';
+    line(['Merge   ', { bold: true }], [`${merge.merge_id} with ${merge.peer_node_id ?? source ?? '?'} (${role})${merge.strategy ? ` · ${merge.strategy}` : ''}${end}`]);
+  }
   const reinit = progress.reinit ?? null;
   if (reinit) line(['Reinit  ', { bold: true }], [`${reinitScope(reinit)}${reinit.outcome ? ` · ${reinit.outcome}` : reinit.step ? ` · step ${reinit.step}` : ''}`]);
   // a reinit's phases come from init_status (steep_repl.reinit_phases)

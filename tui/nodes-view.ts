@@ -1,6 +1,7 @@
 // The nodes view: one row per registered node, as last read from the nodes.
 import { ago, bytes, bytesPerSecond, eta, initPercentAndEta, num, percent, tablesDiffer } from '../lib/format';
 import type { NodeView } from './cluster-watch';
+import { stringWidth } from 'terminal-kit';
 import { Area, Attr, fit, Painter, stateAttr, wrap } from './draw';
 
 interface Column {
@@ -17,10 +18,31 @@ function manualWaitText(node: NodeView): string {
   return `manual: waiting for ${backup === 'pg_dump' ? 'pg_dump' : backup === 'pg_basebackup' ? 'the base backup' : 'the backup'}, then node complete`;
 }
 
-export function initText(node: NodeView): string {
+// The INIT column's width: a merge's cell shortens the peer's name to keep its percent.
+const initWidth = 16;
+
+// "merge ↔ node_a 42%", the peer cut to fit the column.
+export function mergeCell(peer: string, overallPercent: Parameters<typeof percent>[0], width = initWidth): string {
+  const tail = ` ${percent(overallPercent ?? 0)}`;
+  const head = 'merge ↔ ';
+  const room = width - head.length - tail.length;
+  return `${head}${stringWidth(peer) <= room ? peer : fit(peer, room)}${tail}`;
+}
+
+// The peer of a merge under way on the node, else undefined.
+export function mergePeer(node: NodeView): string | undefined {
+  const s = node.state;
+  if (!s?.init_in_progress || s.method !== 'merge' || !s.merge) return undefined;
+  return s.merge.peer_node_id ?? s.init_source_node ?? '?';
+}
+
+// peerShown: the SOURCE column says "↔ peer" already, so a merge's cell is "merge 42%".
+export function initText(node: NodeView, peerShown = false): string {
   const s = node.state;
   if (!s) return '-';
   if (waitsForBackup(node)) return 'manual: waiting';
+  const peer = mergePeer(node);
+  if (peer !== undefined) return peerShown ? `merge ${percent(s.overall_percent ?? 0)}` : mergeCell(peer, s.overall_percent);
   if (s.init_in_progress) return initPercentAndEta(s.overall_percent, s.eta_seconds);
   // a verify running on the node: its percent
   if (s.verify_running && s.last_verify) return `verify ${percent(s.last_verify.percent)}`;
@@ -54,12 +76,14 @@ function columnsFor(width: number): Column[] {
   const fixed: Column[] = [
     { title: 'STATE', width: 14, cell: (n) => [stateOf(n).toUpperCase(), stateAttr(stateOf(n))] },
     { title: 'LAG', width: 8, cell: (n) => [bytes(nodeLag(n))] },
-    { title: 'INIT', width: 16, cell: (n) => [initText(n)] },
+    { title: 'INIT', width: initWidth, cell: (n) => [initText(n, width >= 100)] },
     { title: 'HEALTH', width: 13, cell: (n) => healthOf(n) },
     { title: 'LAST SEEN', width: 9, cell: (n, now) => [ago(n.state?.last_seen ?? n.registry.last_seen, now)] },
   ];
   if (width >= 100) {
-    fixed.splice(1, 0, { title: 'SOURCE', width: 12, cell: (n) => [n.state?.init_source_node ?? '-'] });
+    // a merging node's peer both sends and receives
+    const source = (n: NodeView) => (mergePeer(n) !== undefined ? `↔ ${mergePeer(n)}` : (n.state?.init_source_node ?? '-'));
+    fixed.splice(1, 0, { title: 'SOURCE', width: 12, cell: (n) => [source(n)] });
   }
   const used = fixed.reduce((sum, c) => sum + c.width + 1, 0);
   const address: Column = {
@@ -117,7 +141,10 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
   if (s) {
     const tables = s.diverged_tables ?? 0;
     const parts = [`${node.id}: ${s.init_state}${s.init_state === 'diverged' && tables ? ` (${tables} table${tables === 1 ? '' : 's'})` : ''}`];
-    if (s.init_source_node) parts.push(`source ${s.init_source_node}`);
+    const m = mergePeer(node) !== undefined ? s.merge : undefined;
+    // a merging node's peer is no source: both send and receive
+    if (m) parts.push(`merge ${m.merge_id} ↔ ${mergePeer(node)}${m.strategy ? ` (${m.strategy})` : ''}${m.step ? ` · step ${m.step}` : ''}`);
+    else if (s.init_source_node) parts.push(`source ${s.init_source_node}`);
     if (waitsForBackup(node)) parts.push(manualWaitText(node));
     else if (s.phase && s.init_in_progress) parts.push(`phase ${s.phase}`);
     if (s.tables_total) parts.push(`tables ${s.tables_done ?? 0}/${s.tables_total}`);

@@ -1,5 +1,6 @@
 import { LabelledTable, Numeric, Queryable, TableName } from './queryable';
 import type { VerifyState } from './getVerifyStatus';
+import type { MergeFailureKind, MergeMode, MergeNodeState, MergePhase, MergeState, MergeStep, MergeStrategy } from './mergeStatus';
 import { NodeRow } from './registerNode';
 
 // A row of steep_repl.node_overview: the registry with health, the init and
@@ -36,6 +37,11 @@ export interface NodeOverview extends Omit<NodeRow, 'registered_at'> {
   reinit?: ReinitState | null;
   can_verify?: boolean;
   can_reinit?: boolean;
+  // a merge in progress on this node (init_progress.merge); null otherwise
+  merge?: MergeNodeState | null;
+  // the node's newest merge run (as A or B), on the coordinator's (A's)
+  // database only: null elsewhere and on a node older than 0.8.0
+  last_merge?: MergeSummary | null;
 }
 
 // A table a verify found different, as node_overview lists it (JSON: numbers are numbers).
@@ -79,6 +85,37 @@ export interface ReinitState {
   outcome?: 'unchanged' | 'recopied' | 'equal' | 'differs' | 'unsettled' | 'failed' | 'cancelled';
   finished_at?: string;
   [key: string]: unknown;
+}
+
+// node_overview's last_merge: the newest merge run the node took part in.
+export interface MergeSummary {
+  merge_id: number;
+  node_a: string;
+  node_b: string;
+  // the other node of the run
+  peer_node_id: string;
+  mode: MergeMode;
+  strategy: MergeStrategy | null;
+  state: MergeState;
+  phase: MergePhase | null;
+  step: MergeStep;
+  percent: number;
+  tables_total: number;
+  tables_done: number;
+  rows_identical: number;
+  rows_only_a: number;
+  rows_only_b: number;
+  rows_conflicting: number;
+  rows_to_a: number;
+  rows_to_b: number;
+  // recorded conflicts without a resolution (a manual record run)
+  conflicts_unresolved: number;
+  error: string | null;
+  hint: string | null;
+  failure_kind: MergeFailureKind | null;
+  requested_at: string;
+  started_at: string | null;
+  finished_at: string | null;
 }
 
 // In `node list` order: priority, then id.

@@ -37,7 +37,11 @@ SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority
        p.reinit,
        n.init_state IN ('synchronized', 'diverged') AS can_verify,
        EXISTS (SELECT 1 FROM steep_repl.init_transitions t
-               WHERE t.from_state = n.init_state AND t.to_state = 'reinitializing') AS can_reinit
+               WHERE t.from_state = n.init_state AND t.to_state = 'reinitializing') AS can_reinit,
+       -- A merge in progress on this node (init_progress.merge: its peer,
+       -- role, step), and the node's newest merge run: runs live in the
+       -- database of node A (the coordinator), so NULL elsewhere.
+       p.merge, lm.last_merge
 FROM steep_repl.nodes n
 JOIN steep_repl.init_states s ON s.state = n.init_state
 LEFT JOIN steep_repl.init_progress p ON p.node_id = n.node_id
@@ -64,4 +68,19 @@ LEFT JOIN LATERAL (SELECT jsonb_build_object(
                             'rows_compared', r.rows_compared, 'error', r.error,
                             'requested_at', r.requested_at, 'started_at', r.started_at, 'finished_at', r.finished_at) AS last_verify
                    FROM steep_repl.verify_runs r WHERE r.node_id = n.node_id
-                  ORDER BY r.verify_id DESC LIMIT 1) lv ON true;
+                  ORDER BY r.verify_id DESC LIMIT 1) lv ON true
+LEFT JOIN LATERAL (SELECT jsonb_build_object(
+                            'merge_id', r.merge_id, 'node_a', r.node_a, 'node_b', r.node_b,
+                            'peer_node_id', CASE WHEN r.node_a = n.node_id THEN r.node_b ELSE r.node_a END,
+                            'mode', r.mode, 'strategy', r.strategy, 'state', r.state, 'phase', r.phase,
+                            'step', r.step, 'percent', r.percent,
+                            'tables_total', r.tables_total, 'tables_done', r.tables_done,
+                            'rows_identical', r.rows_identical, 'rows_only_a', r.rows_only_a,
+                            'rows_only_b', r.rows_only_b, 'rows_conflicting', r.rows_conflicting,
+                            'rows_to_a', r.rows_to_a, 'rows_to_b', r.rows_to_b,
+                            'conflicts_unresolved', (SELECT count(*)::int FROM steep_repl.merge_conflicts c
+                                                      WHERE c.merge_id = r.merge_id AND c.resolution IS NULL),
+                            'error', r.error, 'hint', r.hint, 'failure_kind', r.failure_kind,
+                            'requested_at', r.requested_at, 'started_at', r.started_at, 'finished_at', r.finished_at) AS last_merge
+                   FROM steep_repl.merge_runs r WHERE n.node_id IN (r.node_a, r.node_b)
+                  ORDER BY r.merge_id DESC LIMIT 1) lm ON true;

@@ -7,7 +7,7 @@ import { manualSlotText, manualWaitText, readManualPrepare, waitsForBackup } fro
 
 export default class NodeList extends BaseCommand<typeof NodeList> {
   static description =
-    'List the registered nodes with their state and health (* marks the local node); a diverged node shows how many tables differ, a running verify its percent; a manual init waiting for its backup shows its prepared slot as the source sees it';
+    'List the registered nodes with their state and health (* marks the local node); a diverged node shows how many tables differ, a running verify its percent, a merging node its peer (merge ↔ node_a 42%); a manual init waiting for its backup shows its prepared slot as the source sees it';
   static examples = ['<%= config.bin %> node list --db postgres://admin@db1/app', '<%= config.bin %> node list --json'];
   static flags = { json: jsonFlag };
 

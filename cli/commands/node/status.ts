@@ -6,7 +6,7 @@ import { getNode } from '../../../lib/sql/getNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { listPreparedSlots } from '../../../lib/sql/listPreparedSlots';
 import { localNodeId } from '../../../lib/sql/localNodeId';
-import { divergenceLines, formatInit } from '../../node-format';
+import { divergenceLines, formatInit, mergeLines } from '../../node-format';
 import { manualSlotText, manualWaitText, preparedSlotAdvice, preparedSlotText, readManualPrepare, waitsForBackup } from '../../manual-prepare';
 
 // WAL kept by a prepared slot above this is warned about (STEEP_REPL_SLOT_WARN_BYTES, 1 GiB).
@@ -14,7 +14,7 @@ const retentionWarningBytes = Number(process.env.STEEP_REPL_SLOT_WARN_BYTES ?? 1
 
 export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
   static description =
-    'Show one node in detail, or the local node when no id is given: its init, the tables a verify found different (diverged), its last verify and a reinit under way';
+    'Show one node in detail, or the local node when no id is given: its init, the tables a verify found different (diverged), its last verify, a reinit under way, a merge under way and its last merge';
   static examples = ['<%= config.bin %> node status', '<%= config.bin %> node status node_b --json'];
   static args = { id: Args.string({ description: 'node id (default: the local node)' }) };
   static flags = { json: jsonFlag };
@@ -52,6 +52,8 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
     if (node.error) lines.push(['error', node.error]);
     // what a verify found that persists, the newest verify, a reinit under way
     lines.push(...divergenceLines(node));
+    // a merge under way on the node, and its newest merge run
+    lines.push(...mergeLines(node));
     // the manual init's slot, as its source sees it now
     if (manual) lines.push(['manual slot', manualSlotText(manual)]);
     // A prepared slot keeps WAL on this server until an init uses it or it expires.
