@@ -8,7 +8,6 @@ import { count, percent, shellWord } from '../lib/format';
 import { tableLabel } from '../lib/identifiers';
 import { MergeStatus, MergeTable, mergeStatus } from '../lib/sql/mergeStatus';
 import { followStatus, StatusFollower } from './follow-status';
-import { strategyText } from './merge-options';
 import { table } from './render';
 import { keyText } from './verify-follow';
 
@@ -79,7 +78,7 @@ export function exitCodeForMerge(s: Pick<MergeStatus, 'state' | 'failure_kind'>)
 
 // What a run is, for its first line: "analysis 7", "dry run 7 (prefer-a …)", "merge 7 (prefer-a …)".
 export function runName(s: Pick<MergeStatus, 'merge_id' | 'mode' | 'strategy' | 'node_a' | 'node_b' | 'options'>): string {
-  const how = s.strategy ? ` (${strategyText(s.strategy, s.node_a, s.node_b, s.options?.column)})` : '';
+  const how = s.strategy ? ` (${s.strategy}${s.strategy === 'last-modified' && s.options?.column ? ` by ${s.options.column}` : ''})` : '';
   switch (s.mode) {
     case 'analyze':
       return `analysis ${s.merge_id} of ${s.node_a} and ${s.node_b}`;
@@ -100,13 +99,15 @@ export function mergeTable(s: MergeStatus): string {
   const headers = ['TABLE', 'ROWS A', 'ROWS B', 'IDENTICAL', 'ONLY A', 'ONLY B', 'CONFLICTS'];
   if (writes) headers.push(s.mode === 'dry_run' ? 'WOULD TO A' : 'TO A', s.mode === 'dry_run' ? 'WOULD TO B' : 'TO B');
   if (verify) headers.push('VERIFY');
-  headers.push('NOTE');
+  const noteOf = (t: MergeTable) =>
+    [t.note, Number(t.rows_changed_during) ? `${count(t.rows_changed_during)} rows changed during the merge kept` : ''].filter(Boolean).join('; ');
+  const notes = (s.tables ?? []).some((t) => noteOf(t));
+  if (notes) headers.push('NOTE');
   const rows = (s.tables ?? []).map((t) => {
     const row: Array<string | number | null> = [labelOf(t), t.rows_a, t.rows_b, t.rows_identical, t.rows_only_a, t.rows_only_b, t.rows_conflicting];
     if (writes) row.push(t.rows_to_a, t.rows_to_b);
     if (verify) row.push(t.verify?.status ?? (t.status === 'failed' ? 'failed' : '-'));
-    const notes = [t.note, Number(t.rows_changed_during) ? `${count(t.rows_changed_during)} rows changed during the merge kept` : ''].filter(Boolean);
-    row.push(notes.join('; '));
+    if (notes) row.push(noteOf(t));
     return row;
   });
   return table(headers, rows).trimEnd();

@@ -206,7 +206,7 @@ describe('node merge', () => {
       const data = await hashes();
       const result = await cli('node', 'merge', aId, bId, '--strategy', 'prefer-a', '--yes');
       expect(result.code).toBe(3);
-      expect(result.stderr).toMatch(/^error: merge \d+ of merge_cli A and merge_cli "B" \(prefer-a \(merge_cli A's row wins\)\) failed: .*public\.items/m);
+      expect(result.stderr).toMatch(/^error: merge \d+ of merge_cli A and merge_cli "B" \(prefer-a\) failed: .*public\.items/m);
       const after = (await states()) as { a: { merge_runs: number } };
       expect({ ...after, a: { ...after.a, merge_runs: after.a.merge_runs - 1 } }).toEqual(before);
       expect(await hashes()).toEqual(data);
