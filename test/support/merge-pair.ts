@@ -187,7 +187,7 @@ export const sequenceValues = { a: 100, b: 500 };
 
 export const keyOf = (spec: TableSpec, row: Row): string => JSON.stringify(spec.key.map((c) => row[c]));
 
-function normalize(spec: TableSpec, row: Row): Row {
+export function normalize(spec: TableSpec, row: Row): Row {
   const out: Row = { ...row };
   for (const c of spec.instants) if (out[c] !== null && out[c] !== undefined) out[c] = iso(Date.parse(String(out[c])));
   return out;
