@@ -42,7 +42,7 @@ describe('merge refusals', () => {
       ['a dry run without a strategy', { dry_run: true }, 'SR004'],
       ['apply without manual', { strategy: 'prefer-a', apply: true }, 'SR004'],
       ['apply with a dry run', { strategy: 'manual', apply: true, dry_run: true }, 'SR004'],
-      ['apply without a manual run', { strategy: 'manual', apply: true }, 'SR004'],
+      ['apply without a manual run (a state: nothing recorded)', { strategy: 'manual', apply: true }, 'SR003'],
       ['a column without last-modified', { strategy: 'prefer-a', column: 'updated_at' }, 'SR004'],
       ['last-modified without a column', { strategy: 'last-modified' }, 'SR004'],
       ['timeout 0', { strategy: 'prefer-a', timeout: 0 }, 'SR004'],
@@ -87,9 +87,10 @@ describe('merge refusals', () => {
 
       // scoped to tables with keys it is accepted; no agent runs, so it
       // stays queued: a second merge is refused as busy, the cancel ends it
-      const started = await pair.startMerge({ strategy: 'prefer-a', tables: ['parent', 'public."Child ""Rows"""'] });
+      const keyed = ['parent', 'public."Child ""Rows"""'];
+      const started = await pair.startMerge({ strategy: 'prefer-a', tables: keyed });
       expect([...started.tables].sort()).toEqual(['public."Child ""Rows"""', 'public.parent']);
-      const busy = await pair.refusedMerge({ analyze: true });
+      const busy = await pair.refusedMerge({ analyze: true, tables: keyed });
       expect(busy.code).toBe('SR006');
       const [{ r: cancelled }] = await query(pair.a.url, 'SELECT steep_repl.cancel_merge($1) AS r', [pair.a.id]);
       expect(cancelled).toMatchObject({ merge_id: started.merge_id, cancelled: true });
