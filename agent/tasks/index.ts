@@ -6,6 +6,7 @@ import { init_direct } from './init_direct';
 import { init_manual } from './init_manual';
 import { init_snapshot } from './init_snapshot';
 import { init_two_phase } from './init_two_phase';
+import { merge_nodes } from './merge_nodes';
 import { probe_node } from './probe_node';
 import { reinit_node } from './reinit_node';
 import { snapshot_expire } from './snapshot_expire';
@@ -21,6 +22,7 @@ export const tasks: Record<string, SteepTask> = {
   init_manual,
   init_snapshot,
   init_two_phase,
+  merge_nodes,
   probe_node,
   reinit_node,
   snapshot_expire,

@@ -1,0 +1,363 @@
+// The life of one merge job on node A's agent (docs: SPEC 4.6, the team
+// sheet of issue 14): claim the run, connect to B, check both nodes
+// (checks.ts); a read-only run (analyze, dry-run, manual record) compares
+// on one transaction per node and ends. A merge: both nodes enter it, the
+// pair's leftovers go, the merge points are made (snapshots.ts), every
+// table is compared and decided (compare-step.ts), the exchange commits
+// (exchange-step.ts), the subscriptions both ways start from the merge
+// points (subscribe.ts) and catch up, and the final verify decides
+// synchronized or diverged (final-verify.ts).
+// Resume: a job run again (the agent died or stopped) starts over at the
+// merge points unless a node recorded its exchange; then it goes on at
+// the subscriptions. A cancel or a failure before the exchange removes the
+// replication objects and leaves the rows as they were; a cancel after it
+// removes them too (the rows exchanged stay); a failure after it keeps
+// everything and the job runs again.
+import { Client } from 'pg';
+import { clientConfig, connect, describeTarget, nodeConninfo } from '../../lib/connection';
+import { errorFields } from '../../lib/errors';
+import { claimMerge, ClaimedMerge } from '../../lib/sql/claimMerge';
+import { finishMerge } from '../../lib/sql/finishMerge';
+import { getNode } from '../../lib/sql/getNode';
+import { mergeNodeBegin } from '../../lib/sql/mergeNodeBegin';
+import { mergeNodeFinish, MergeNodeEnd } from '../../lib/sql/mergeNodeFinish';
+import { mergeNodeStep } from '../../lib/sql/mergeNodeStep';
+import type { MergeFailureKind } from '../../lib/sql/mergeStatus';
+import { recordMergeTable } from '../../lib/sql/recordMergeTable';
+import { classify } from '../init/failure';
+import { TaskContext } from '../task';
+import { checkPeer, checkTables, Plan } from './checks';
+import { removeReplicationObjects } from './cleanup';
+import { compareAll } from './compare-step';
+import { MergeContext } from './context';
+import { MergeCancelled, MergeError } from './errors';
+import { exchange } from './exchange-step';
+import { divergence, verifyMergedTables } from './final-verify';
+import { pairNames } from './names';
+import { closeSession, openSession } from './sessions';
+import { makeMergePoints, openReaders } from './snapshots';
+import { subscribeBoth, waitCaughtUp } from './subscribe';
+
+// steps at or past the exchange's COMMIT (merge_runs.step, init_progress.merge.step)
+const pastExchange = ['exchanged', 'subscribed', 'verifying', 'verified'];
+
+export async function runMerge(mergeId: number, ctx: TaskContext): Promise<void> {
+  const control = await connect(clientConfig(ctx.connectionString, 'steep-repl merge'), describeTarget(ctx.connectionString));
+  control.on('error', (err) => ctx.logger.log('warn', 'merge.connection_error', { merge_id: mergeId, error: err.message }));
+  try {
+    const run = await claimMerge(control, mergeId);
+    if (!run) {
+      ctx.logger.log('info', 'merge.job_ignored', { merge_id: mergeId, job_id: ctx.jobId, reason: 'the merge has ended already or is gone' });
+      return;
+    }
+    const log = (level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}) =>
+      ctx.logger.log(level, event, { merge_id: mergeId, node_a: run.node_a, node_b: run.node_b, job_id: ctx.jobId, ...fields });
+    const [a, b] = [await getNode(control, run.node_a), await getNode(control, run.node_b)];
+    const m = new MergeContext(run, control, ctx, { a, b }, await pairNames(control, run.node_a, run.node_b), log);
+    await new MergeJob(m).execute();
+  } finally {
+    await control.end().catch(() => undefined);
+  }
+}
+
+class MergeJob {
+  constructor(private readonly m: MergeContext) {}
+
+  private get run(): ClaimedMerge {
+    return this.m.run;
+  }
+
+  async execute(): Promise<void> {
+    const { m, run } = this;
+    m.log('info', 'merge.job_started', {
+      mode: run.mode,
+      strategy: run.strategy,
+      tables: run.tables.length,
+      step: run.step,
+      resumed: run.resumed,
+      attempt: m.ctx.helpers?.job?.attempts,
+    });
+    m.progress.start();
+    try {
+      if (run.cancel_requested_at) throw new MergeCancelled(`merge ${run.merge_id}`);
+      await this.main();
+    } catch (err) {
+      await this.ended(err);
+    } finally {
+      m.progress.stop();
+      await m.closeWriters();
+      await m.closeReaders();
+      await m.peer.close();
+    }
+  }
+
+  private async main(): Promise<void> {
+    const { m, run } = this;
+    await m.peer.run((b) => checkPeer(b, run.node_b));
+    const plan = await checkTables(run, m.control, m.peer);
+    m.checkpoint();
+    if (run.mode !== 'merge') return this.analysis(plan);
+    if (await this.exchangedAlready()) {
+      m.log('info', 'merge.resumed', { at: 'subscriptions', reason: 'a node committed its exchange' });
+      m.began.a = m.began.b = true;
+      m.exchanged = true;
+      m.progress.nodes = true;
+    } else {
+      await this.begin();
+      await this.prepare(plan);
+      const tables = await compareAll(m, plan);
+      await exchange(m, plan, tables);
+    }
+    await this.subscribe();
+    await this.verify(plan);
+  }
+
+  // analyze, dry-run, record: read only, on one transaction per node.
+  private async analysis(plan: Plan): Promise<void> {
+    const { m, run } = this;
+    await m.progress.enter('comparing');
+    m.readers = await openReaders(m.endpoints, m.signal);
+    await compareAll(m, plan);
+    await m.closeReaders();
+    m.progress.stop();
+    const outcome = run.mode === 'record' ? 'resolving' : 'analyzed';
+    await finishMerge(m.control, m.id, { outcome });
+    m.log('info', 'merge.analyzed', { outcome, ...m.progress.totals });
+  }
+
+  // Whether a node committed its share of the exchange in an earlier attempt.
+  private async exchangedAlready(): Promise<boolean> {
+    const { m, run } = this;
+    if (pastExchange.includes(run.step)) return true;
+    if (!run.resumed && (m.ctx.helpers?.job?.attempts ?? 1) <= 1) return false;
+    const read = async (db: Client, node: string) =>
+      (await db.query('SELECT merge FROM steep_repl.init_progress WHERE node_id = $1', [node])).rows[0]?.merge;
+    const states = [await read(m.control, run.node_a), await m.peer.run((b) => read(b, run.node_b))];
+    return states.some((s) => s?.merge_id === m.id && pastExchange.includes(s.step));
+  }
+
+  // Both nodes enter the merge (preparing). B refusing leaves A as it was.
+  private async begin(): Promise<void> {
+    const { m, run } = this;
+    await m.progress.enter('preparing');
+    const request = (role: 'a' | 'b') => ({ merge_id: m.id, coordinator: run.node_a, role, strategy: run.strategy, tables_total: run.tables.length });
+    try {
+      await mergeNodeBegin(m.control, run.node_a, run.node_b, request('a'));
+    } catch (err) {
+      throw refused(err);
+    }
+    m.began.a = true;
+    try {
+      await m.peer.run((b) => mergeNodeBegin(b, run.node_b, run.node_a, request('b')));
+    } catch (err) {
+      const e = err as { code?: string };
+      if (!['SR003', 'SR004', 'SR006'].includes(e.code ?? '')) throw err;
+      await mergeNodeFinish(m.control, run.node_a, m.id, { outcome: 'unchanged', details: { reason: `node ${run.node_b} refused the merge` } });
+      m.began.a = false;
+      throw refused(err);
+    }
+    m.began.b = true;
+    m.progress.nodes = true;
+  }
+
+  // Leftovers of an earlier attempt removed, then the merge points.
+  private async prepare(plan: Plan): Promise<void> {
+    const { m } = this;
+    await m.pauseAt('slots');
+    const removal = await removeReplicationObjects(m.control, m.peer, m.names, m.run.node_a, m.run.node_b);
+    if (removal.removed.length) m.log('warn', 'merge.leftovers_removed', { removed: removal.removed });
+    if (removal.failed.length) throw new MergeError(`could not remove what an earlier attempt left: ${removal.failed.join('; ')}`, 'connection');
+    const points = await makeMergePoints({
+      a: m.control,
+      b: m.peer,
+      endpoints: m.endpoints,
+      names: m.names,
+      tables: plan.tables.map((t) => t.table),
+      signal: m.signal,
+    });
+    m.readers = points;
+    m.progress.step = 'prepared';
+    await m.progress.send({ lsn_a: points.lsnA, lsn_b: points.lsnB });
+    m.log('info', 'merge.merge_points', { lsn_a: points.lsnA, lsn_b: points.lsnB, slot_a: m.names.ab, slot_b: m.names.ba });
+    await this.stepBoth('comparing', 'copying');
+    await m.pauseAt('comparing');
+    await m.progress.enter('comparing', { node: 'comparing' });
+  }
+
+  private async stepBoth(step: string, state: 'copying' | 'catching_up' | null): Promise<void> {
+    const { m, run } = this;
+    m.progress.nodeStep = step;
+    await mergeNodeStep(m.control, run.node_a, m.id, step, state, { ...m.progress.nodeProgress('a'), error: null });
+    await m.peer.run((b) => mergeNodeStep(b, run.node_b, m.id, step, state, { ...m.progress.nodeProgress('b'), error: null }));
+  }
+
+  private async subscribe(): Promise<void> {
+    const { m, run } = this;
+    await m.pauseAt('subscribing');
+    await m.progress.enter('catching_up');
+    const made = await subscribeBoth(m.control, m.peer, m.names, await this.conninfos(), { a: run.node_a, b: run.node_b });
+    await this.stepBoth('subscribed', 'catching_up');
+    m.progress.step = 'subscribed';
+    await m.progress.send({ error: null });
+    m.log('info', 'merge.subscribed', { subscriptions: made, resumed: !made.length });
+    await m.pauseAt('waiting');
+    const lag = await waitCaughtUp(m.control, m.peer, m.names, { a: run.node_a, b: run.node_b }, m.deadline, m.signal, (l) => {
+      const bytes = Number(l.a.lag_bytes ?? 0) + Number(l.b.lag_bytes ?? 0);
+      m.progress.fraction = bytes ? Math.min(0.9, m.progress.fraction + 0.05) : 0.9;
+    });
+    m.log('info', 'merge.caught_up', { confirmed_a: lag.a.confirmed_lsn, confirmed_b: lag.b.confirmed_lsn });
+  }
+
+  // How each node's server reaches the other: B's registry row for A where
+  // B knows A (B's view of the network), else A's own; A's row for B.
+  private async conninfos(): Promise<{ a: string; b: string }> {
+    const { m, run } = this;
+    const aFromB = await m.peer.run((b) => getNode(b, run.node_a)).catch((err) => {
+      if ((err as { code?: string }).code === 'SR001') return m.nodes.a;
+      throw err;
+    });
+    return { a: nodeConninfo(aFromB), b: nodeConninfo(m.nodes.b) };
+  }
+
+  private async verify(plan: Plan): Promise<void> {
+    const { m, run } = this;
+    await m.pauseAt('verifying');
+    await m.progress.enter('verifying', { node: 'verifying' });
+    const a = await openSession(m.endpoints.a, 'steep-repl merge verify', m.signal);
+    const sessions = { a, b: await openSession(m.endpoints.b, 'steep-repl merge verify', m.signal).catch(async (err) => {
+      await closeSession(a);
+      throw err;
+    }) };
+    try {
+      const n = plan.tables.length;
+      let done = 0;
+      const verified = await verifyMergedTables({
+        sessions,
+        names: m.names,
+        nodes: { a: run.node_a, b: run.node_b },
+        tables: plan.tables,
+        signal: m.signal,
+        onTable: (p, share) => {
+          m.progress.currentTable = p.table.label;
+          m.progress.fraction = (done + share) / n;
+        },
+        onVerified: async (v) => {
+          done += 1;
+          m.progress.tablesDone = done;
+          await recordMergeTable(m.control, m.id, v.p.table, { status: v.verify.status, verify: v.verify, note: v.note, finished_at: new Date() });
+        },
+      });
+      const differs = divergence(verified);
+      m.progress.step = 'verified';
+      m.progress.stop();
+      await m.progress.send();
+      const end: MergeNodeEnd = differs.length ? { outcome: 'diverged', divergence: differs } : { outcome: 'synchronized' };
+      await m.peer.run((b) => mergeNodeFinish(b, run.node_b, m.id, end));
+      await mergeNodeFinish(m.control, run.node_a, m.id, end);
+      await finishMerge(m.control, m.id, { outcome: differs.length ? 'differs' : 'merged' });
+      m.log(differs.length ? 'warn' : 'info', 'merge.completed', {
+        outcome: differs.length ? 'differs' : 'merged',
+        tables: verified.map((v) => ({ table: v.p.table.label, ...v.verify })),
+      });
+    } finally {
+      await Promise.all([closeSession(sessions.a), closeSession(sessions.b)]);
+    }
+  }
+
+  private async cancelAsked(): Promise<boolean> {
+    const { rows } = await this.m.control
+      .query('SELECT cancel_requested_at FROM steep_repl.merge_runs WHERE merge_id = $1', [this.m.id])
+      .catch(() => ({ rows: [] as Array<{ cancel_requested_at: Date | null }> }));
+    return !!rows[0]?.cancel_requested_at;
+  }
+
+  // How a run ends on an error: paused (the agent stops), cancelled, failed
+  // with the nodes as they were (before the exchange), or, after it, kept
+  // as it is for the job's next attempt.
+  private async ended(err: unknown): Promise<void> {
+    const { m, run } = this;
+    const cancelled = !!m.cancelledBy || err instanceof MergeCancelled || m.ctx.cancel.aborted || (await this.cancelAsked());
+    await m.closeWriters();
+    await m.closeReaders();
+    if (!cancelled && m.ctx.shutdown.aborted) {
+      m.log('info', 'merge.paused', { step: m.progress.step, exchanged: m.exchanged, reason: 'agent stopping; the merge resumes when an agent runs its job again' });
+      throw err;
+    }
+    m.progress.stop();
+    if (cancelled) return this.cancelled();
+    const { error, hint } = errorFields(err);
+    const kind: MergeFailureKind = err instanceof MergeError ? err.kind : failureKind(err);
+    const retry = m.exchanged && kind !== 'timeout' && !m.lastAttempt;
+    m.log('error', 'merge.job_failed', { step: m.progress.step, error, hint, kind, exchanged: m.exchanged, retrying: retry });
+    if (retry) {
+      // past the point of no return: recorded, then the job runs again from the subscriptions
+      await m.progress.send({ error });
+      await this.stepBothQuietly({ error });
+      throw err;
+    }
+    const rerun = `run the merge again: ${rerunCommand(run)}`;
+    const details: Record<string, unknown> = {};
+    if (!m.exchanged && (m.began.a || m.began.b)) {
+      const removal = await removeReplicationObjects(m.control, m.peer, m.names, run.node_a, run.node_b);
+      details.removed = removal.removed;
+      if (removal.failed.length) details.not_removed = removal.failed;
+    }
+    const nodeEnd: MergeNodeEnd = { outcome: 'failed', error, hint: hint ?? rerun };
+    if (m.began.b) await this.quietly('b', () => m.peer.run((b) => mergeNodeFinish(b, run.node_b, m.id, nodeEnd)));
+    if (m.began.a) {
+      const aEnd: MergeNodeEnd = m.began.b || m.exchanged ? nodeEnd : { outcome: 'unchanged', details: { reason: 'failed', error } };
+      await this.quietly('a', () => mergeNodeFinish(m.control, run.node_a, m.id, aEnd));
+    }
+    await finishMerge(m.control, m.id, { outcome: 'failed', error, kind, hint: hint ?? (m.began.a ? rerun : undefined), details });
+  }
+
+  private async cancelled(): Promise<void> {
+    const { m, run } = this;
+    const details: Record<string, unknown> = { by: m.cancelledBy ?? 'cancel requested' };
+    if (m.began.a || m.began.b) {
+      const removal = await removeReplicationObjects(m.control, m.peer, m.names, run.node_a, run.node_b);
+      details.removed = removal.removed;
+      if (removal.failed.length) details.not_removed = removal.failed;
+      const end: MergeNodeEnd = { outcome: 'cancelled', details: { exchanged: m.exchanged } };
+      if (m.began.b) await this.quietly('b', () => m.peer.run((b) => mergeNodeFinish(b, run.node_b, m.id, end)));
+      if (m.began.a) await this.quietly('a', () => mergeNodeFinish(m.control, run.node_a, m.id, end));
+    }
+    if (m.exchanged) details.note = 'the rows the exchange wrote stay on both nodes';
+    await finishMerge(m.control, m.id, { outcome: 'cancelled', exchanged: m.exchanged, details });
+    m.log('info', 'merge.cancelled', { exchanged: m.exchanged, ...details });
+  }
+
+  // A node's end that cannot be written (it is unreachable) is logged; the run still ends.
+  private async quietly(node: 'a' | 'b', work: () => Promise<unknown>): Promise<void> {
+    try {
+      await work();
+    } catch (err) {
+      this.m.log('warn', 'merge.node_not_finished', { node: node === 'a' ? this.run.node_a : this.run.node_b, ...errorFields(err) });
+    }
+  }
+
+  private async stepBothQuietly(progress: { error: string | null }): Promise<void> {
+    const { m, run } = this;
+    const step = m.progress.nodeStep;
+    await this.quietly('a', () => mergeNodeStep(m.control, run.node_a, m.id, step, null, progress));
+    await this.quietly('b', () => m.peer.run((b) => mergeNodeStep(b, run.node_b, m.id, step, null, progress)));
+  }
+}
+
+function failureKind(err: unknown): MergeFailureKind {
+  const kind = classify(err);
+  return kind === 'schema_mismatch' ? 'schema' : kind;
+}
+
+function refused(err: unknown): MergeError {
+  const { error, hint } = errorFields(err);
+  return new MergeError(error, 'refused', hint);
+}
+
+// The command a DBA runs again (node ids quoted for a shell where needed).
+function rerunCommand(run: ClaimedMerge): string {
+  const sh = (v: string) => (/^[\w.@:-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  const strategy =
+    run.strategy === 'manual' ? '--apply' : `--strategy ${run.strategy}${run.strategy === 'last-modified' ? ` --column ${sh(run.options.column ?? '')}` : ''}`;
+  return `steep-repl node merge ${sh(run.node_a)} ${sh(run.node_b)} ${strategy}${run.options.quiesce ? ' --quiesce' : ''}`;
+}
