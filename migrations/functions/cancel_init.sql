@@ -2,7 +2,7 @@
 -- running one is told over steep_repl_cancel; anything else (a failed init,
 -- a job waiting for its agent to come back) gets a job that cleans up,
 -- because only the agent can reach the source to drop what it created there.
--- A reinit has its own rules (cancel_reinit).
+-- A reinit has its own rules (cancel_reinit), and so has a merge (cancel_merge).
 CREATE OR REPLACE FUNCTION steep_repl.cancel_init(p_node_id text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -10,6 +10,11 @@ DECLARE
   v_job record;
   v_job_id bigint;
 BEGIN
+  -- a merge's progress row, or a run of it in this database (node A's): cancel_merge's
+  IF (SELECT method FROM steep_repl.init_progress WHERE node_id = p_node_id) = 'merge'
+     OR EXISTS (SELECT 1 FROM steep_repl.merge_runs WHERE (node_a = p_node_id OR node_b = p_node_id) AND state IN ('queued', 'running')) THEN
+    RETURN steep_repl.cancel_merge(p_node_id);
+  END IF;
   SELECT * INTO v_node FROM steep_repl.nodes WHERE node_id = p_node_id FOR UPDATE;
   IF NOT (v_node.init_state IN ('failed') OR (SELECT in_progress FROM steep_repl.init_states WHERE state = v_node.init_state))
      OR NOT EXISTS (SELECT 1 FROM steep_repl.init_progress WHERE node_id = p_node_id) THEN

@@ -11,6 +11,11 @@ BEGIN
     RAISE EXCEPTION 'unknown init method %', quote_nullable(p_method)
       USING ERRCODE = 'SR004', HINT = 'methods: ' || v_available;
   END IF;
+  -- a merge is two nodes' job, started from node A's database with its own options
+  IF p_method = 'merge' THEN
+    RAISE EXCEPTION 'merge is started with steep-repl node merge (steep_repl.start_merge)'
+      USING ERRCODE = 'SR004', HINT = 'steep-repl node merge <node-a> <node-b> --analyze, then --strategy; methods of node start: ' || v_available;
+  END IF;
   IF NOT v_method.available THEN
     RAISE EXCEPTION 'init method % is not available yet', quote_literal(p_method)
       USING ERRCODE = 'SR004', HINT = 'methods: ' || v_available;
