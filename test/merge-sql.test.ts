@@ -237,6 +237,12 @@ describe('merge SQL', () => {
     await query(a.url, 'SELECT steep_repl.report_merge_progress($1, $2)', [started.merge_id, { error: null, percent: 20 }]);
     run = await one(a.url, 'SELECT steep_repl.merge_status($1) AS r', [started.merge_id]);
     expect(run).toMatchObject({ phase: 'comparing', step: 'prepared', percent: 20, error: null, lsn_a: '0/16B3748' });
+    // past the exchange, a late report of an earlier step keeps it
+    await query(a.url, 'SELECT steep_repl.report_merge_progress($1, $2)', [started.merge_id, { step: 'exchanged' }]);
+    await query(a.url, 'SELECT steep_repl.report_merge_progress($1, $2)', [started.merge_id, { step: 'compared', percent: 21 }]);
+    expect(await one(a.url, 'SELECT steep_repl.merge_status($1) AS r', [started.merge_id])).toMatchObject({ step: 'exchanged', percent: 21 });
+    await query(a.url, 'SELECT steep_repl.report_merge_progress($1, $2)', [started.merge_id, { step: 'subscribed' }]);
+    expect((await one(a.url, 'SELECT steep_repl.merge_status($1) AS r', [started.merge_id])).step).toBe('subscribed');
     const badReport = await refusal(a.url, 'SELECT steep_repl.report_merge_progress($1, $2)', [started.merge_id, { speed: 1 }]);
     expect(badReport.code).toBe('SR004');
     expect(badReport.message).toBe("unknown merge progress field 'speed'");
@@ -487,8 +493,8 @@ describe('merge SQL', () => {
     expect(await stateOf(a.url)).toEqual(beforeSteps);
     expect(await step(a, 'exchanged', 'catching_up', { error: null, overall_percent: 75 })).toMatchObject({ step: 'exchanged', node_state: 'catching_up', error: null });
     expect(await progress(a)).toMatchObject({ phase: 'catching_up', error: null });
-    // a resumed job compares again: no way back to copying
-    expect(await step(a, 'comparing', 'copying')).toMatchObject({ step: 'comparing', node_state: 'catching_up' });
+    // a late report of an earlier step keeps the exchange's mark; no way back to copying
+    expect(await step(a, 'comparing', 'copying')).toMatchObject({ step: 'exchanged', node_state: 'catching_up' });
     await step(a, 'subscribed', 'catching_up', { phase: 'verifying', overall_percent: 90 });
     expect((await progress(a)).phase).toBe('verifying');
 

@@ -5,7 +5,7 @@ export type MergeStrategy = 'prefer-a' | 'prefer-b' | 'last-modified' | 'manual'
 export type MergeState = 'queued' | 'running' | 'analyzed' | 'resolving' | 'merged' | 'differs' | 'failed' | 'cancelled';
 export type MergePhase = 'preparing' | 'comparing' | 'exchanging' | 'catching_up' | 'verifying' | 'done';
 // where a merge is, for a resumed job (merge_runs.step, init_progress.merge.step)
-export type MergeStep = 'queued' | 'prepared' | 'comparing' | 'compared' | 'exchanged' | 'subscribed' | 'verified' | (string & {});
+export type MergeStep = 'queued' | 'prepared' | 'comparing' | 'compared' | 'exchanged' | 'subscribed' | 'verifying' | 'verified' | (string & {});
 export type MergeFailureKind = 'refused' | 'schema' | 'concurrent' | 'quiesce' | 'timeout' | 'connection' | 'error';
 export type MergeTableStatus = 'pending' | 'comparing' | 'compared' | 'exchanged' | 'equal' | 'differs' | 'unsettled' | 'failed';
 export type MergeConflictKind = 'conflict' | 'concurrent' | 'unique';

@@ -1,6 +1,7 @@
 -- Where a node's merge is, on the node's own database: merge.step (the
 -- exchange writes 'exchanged' inside its own transaction, so a resumed job
--- knows whether it committed), merge.error from p_progress.error (null
+-- knows whether it committed; a step from before it, a late progress
+-- report, does not overwrite it), merge.error from p_progress.error (null
 -- clears it), a move forward to copying or catching_up (never back: a
 -- resumed job compares again from a node that is past that), and
 -- init_progress fields from p_progress. A cancel asked keeps the phase
@@ -17,6 +18,8 @@ DECLARE
   v_state text;
   v_bad text;
   v_order text[] := ARRAY['preparing', 'copying', 'catching_up'];
+  -- the steps past the exchange's commit, which a resumed job reads back
+  v_past text[] := ARRAY['exchanged', 'subscribed', 'verifying', 'verified'];
 BEGIN
   PERFORM steep_repl.require_local_node('merge_node_step', p_node, 'node merge');
   IF jsonb_typeof(v_report) <> 'object' THEN
@@ -68,7 +71,8 @@ BEGIN
          current_table = v_new.current_table, rows_copied = coalesce(v_new.rows_copied, rows_copied), rows_total = v_new.rows_total,
          rows_per_second = v_new.rows_per_second, eta_seconds = v_new.eta_seconds,
          error = CASE WHEN v_report ? 'error' THEN v_report ->> 'error' ELSE error END,
-         merge = merge || jsonb_build_object('step', p_step)
+         merge = merge || jsonb_build_object('step', CASE WHEN merge ->> 'step' = ANY (v_past) AND NOT p_step = ANY (v_past)
+                                                          THEN merge ->> 'step' ELSE p_step END)
                  || CASE WHEN v_report ? 'error' THEN jsonb_build_object('error', left(v_report ->> 'error', 2000)) ELSE '{}' END,
          updated_at = now()
    WHERE node_id = p_node

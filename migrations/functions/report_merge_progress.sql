@@ -12,6 +12,7 @@ DECLARE
   v_run steep_repl.merge_runs;
   v_new steep_repl.merge_runs;
   v_bad text;
+  v_past text[] := ARRAY['exchanged', 'subscribed', 'verifying', 'verified'];
 BEGIN
   IF jsonb_typeof(v_report) <> 'object' THEN
     RAISE EXCEPTION 'a merge progress report is a JSON object, got %', v_report USING ERRCODE = 'SR004';
@@ -32,7 +33,10 @@ BEGIN
   END IF;
   v_new := jsonb_populate_record(v_run, v_report);
   UPDATE steep_repl.merge_runs
-     SET phase = v_new.phase, step = coalesce(v_new.step, step), percent = coalesce(v_new.percent, percent),
+     SET phase = v_new.phase,
+         -- a late report from before the exchange's commit keeps the step past it
+         step = CASE WHEN step = ANY (v_past) AND NOT coalesce(v_new.step, step) = ANY (v_past) THEN step ELSE coalesce(v_new.step, step) END,
+         percent = coalesce(v_new.percent, percent),
          tables_done = coalesce(v_new.tables_done, tables_done),
          rows_identical = coalesce(v_new.rows_identical, rows_identical), rows_only_a = coalesce(v_new.rows_only_a, rows_only_a),
          rows_only_b = coalesce(v_new.rows_only_b, rows_only_b), rows_conflicting = coalesce(v_new.rows_conflicting, rows_conflicting),
