@@ -79,7 +79,7 @@ export class MergeContext {
   }
 
   async pauseAt(point: PausePoint): Promise<void> {
-    await pauseAt(point, this.signal, (ms) => this.log('info', 'merge.test_pause', { point, ms }));
+    await pauseAt(point, this.signal, (ms) => this.log('info', 'merge.paused', { before: point, ms, reason: 'STEEP_REPL_MERGE_PAUSE_AT' }));
     this.checkpoint();
   }
 

@@ -24,8 +24,8 @@ interface Written {
 
 export async function exchange(m: MergeContext, plan: Plan, tables: ExchangeTable[]): Promise<void> {
   const { progress } = m;
-  await m.pauseAt('exchanging');
   await progress.enter('exchanging', { run: 'compared', node: 'exchanging' });
+  await m.pauseAt('exchanged');
   const readers = m.readers!;
   m.writers = {};
   m.writers.b = await openWriter(m.endpoints.b);
@@ -121,9 +121,9 @@ async function quiesce(m: MergeContext): Promise<void> {
   const onA = await changesSinceMergePoint(m.control, m.names.ab, m.names.ab);
   const onB = await m.peer.run((b) => changesSinceMergePoint(b, m.names.ba, m.names.ba));
   if (!onA && !onB) return;
-  const where = [onA ? `${onA} on node ${m.a}` : '', onB ? `${onB} on node ${m.b}` : ''].filter(Boolean).join(' and ');
+  const where = onA && onB ? `${onA} changes were written on node ${m.a} and ${onB} on node ${m.b}` : `${onA || onB} changes were written on node ${onA ? m.a : m.b}`;
   throw new MergeError(
-    `${onA + onB} changes were written during the merge (${where}); stop the application's writes, or merge online (without --quiesce): nothing was exchanged`,
+    `${where} during the merge; stop the application's writes, or merge online (without --quiesce): nothing was exchanged`,
     'quiesce',
     'with --quiesce a merge only commits when nothing was written to the merged tables since its merge point',
   );

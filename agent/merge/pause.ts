@@ -1,13 +1,15 @@
-// Test hook: STEEP_REPL_MERGE_PAUSE_AT=<point>:<ms>[,<point>:<ms>…] sleeps
-// before that point of the job (cancellable), so a test can kill the
-// agent, cancel, or write to the nodes while a merge is at a known place.
-// Points: slots (before the merge points are made), comparing (slots and
-// readers made), exchanging (compared), committing (the exchange written,
-// before its COMMITs), subscribing (exchanged), waiting (subscribed, before
-// the catch-up wait), verifying (caught up, before the final verify).
+// Test hook: STEEP_REPL_MERGE_PAUSE_AT=<step>:<ms>[,<step>:<ms>…] sleeps
+// (cancellable) before the work that reaches that step, logging
+// merge.paused, so a test can kill the agent, cancel, or write to the
+// nodes while a merge is at a known place. Steps: prepared (the nodes are
+// in the merge, before the merge points), compared (merge points and
+// readers made, phase comparing), exchanged (compared, phase exchanging,
+// nothing written), committing (the exchange written, before its COMMITs),
+// subscribed (exchanged, before the subscriptions), caught_up (subscribed,
+// before the catch-up wait), verified (caught up, before the final verify).
 import { pause } from '../init/wait';
 
-export type PausePoint = 'slots' | 'comparing' | 'exchanging' | 'committing' | 'subscribing' | 'waiting' | 'verifying';
+export type PausePoint = 'prepared' | 'compared' | 'exchanged' | 'committing' | 'subscribed' | 'caught_up' | 'verified';
 
 function pauses(): Map<string, number> {
   const out = new Map<string, number>();

@@ -163,7 +163,7 @@ class MergeJob {
   // Leftovers of an earlier attempt removed, then the merge points.
   private async prepare(plan: Plan): Promise<void> {
     const { m } = this;
-    await m.pauseAt('slots');
+    await m.pauseAt('prepared');
     const removal = await removeReplicationObjects(m.control, m.peer, m.names, m.run.node_a, m.run.node_b);
     if (removal.removed.length) m.log('warn', 'merge.leftovers_removed', { removed: removal.removed });
     if (removal.failed.length) throw new MergeError(`could not remove what an earlier attempt left: ${removal.failed.join('; ')}`, 'connection');
@@ -180,8 +180,8 @@ class MergeJob {
     await m.progress.send({ lsn_a: points.lsnA, lsn_b: points.lsnB });
     m.log('info', 'merge.merge_points', { lsn_a: points.lsnA, lsn_b: points.lsnB, slot_a: m.names.ab, slot_b: m.names.ba });
     await this.stepBoth('comparing', 'copying');
-    await m.pauseAt('comparing');
     await m.progress.enter('comparing', { node: 'comparing' });
+    await m.pauseAt('compared');
   }
 
   private async stepBoth(step: string, state: 'copying' | 'catching_up' | null): Promise<void> {
@@ -193,14 +193,14 @@ class MergeJob {
 
   private async subscribe(): Promise<void> {
     const { m, run } = this;
-    await m.pauseAt('subscribing');
+    await m.pauseAt('subscribed');
     await m.progress.enter('catching_up');
     const made = await subscribeBoth(m.control, m.peer, m.names, await this.conninfos(), { a: run.node_a, b: run.node_b });
     await this.stepBoth('subscribed', 'catching_up');
     m.progress.step = 'subscribed';
     await m.progress.send({ error: null });
     m.log('info', 'merge.subscribed', { subscriptions: made, resumed: !made.length });
-    await m.pauseAt('waiting');
+    await m.pauseAt('caught_up');
     const lag = await waitCaughtUp(m.control, m.peer, m.names, { a: run.node_a, b: run.node_b }, m.deadline, m.signal, (l) => {
       const bytes = Number(l.a.lag_bytes ?? 0) + Number(l.b.lag_bytes ?? 0);
       m.progress.fraction = bytes ? Math.min(0.9, m.progress.fraction + 0.05) : 0.9;
@@ -221,7 +221,7 @@ class MergeJob {
 
   private async verify(plan: Plan): Promise<void> {
     const { m, run } = this;
-    await m.pauseAt('verifying');
+    await m.pauseAt('verified');
     await m.progress.enter('verifying', { node: 'verifying' });
     const a = await openSession(m.endpoints.a, 'steep-repl merge verify', m.signal);
     const sessions = { a, b: await openSession(m.endpoints.b, 'steep-repl merge verify', m.signal).catch(async (err) => {
@@ -280,7 +280,7 @@ class MergeJob {
     await m.closeWriters();
     await m.closeReaders();
     if (!cancelled && m.ctx.shutdown.aborted) {
-      m.log('info', 'merge.paused', { step: m.progress.step, exchanged: m.exchanged, reason: 'agent stopping; the merge resumes when an agent runs its job again' });
+      m.log('info', 'merge.paused', { step: m.progress.step, exchanged: m.exchanged, reason: 'agent stopping: the merge resumes when an agent runs its job again' });
       throw err;
     }
     m.progress.stop();

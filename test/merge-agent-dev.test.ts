@@ -1,0 +1,134 @@
+// H2's own end-to-end check of the merge job while it is written (H4 owns
+// the real merge tests): analysis and prefer-a, kills and resume, a
+// concurrent key, a cancel after the exchange, manual record and apply.
+import { query } from './support/clusters';
+import { cloneTables, differences, merged, pairsOf, preferA, preferB, runTables } from './support/merge-pair';
+import { AgentProcess } from './support/processes';
+import { waitUntil } from './support/wait';
+
+jest.setTimeout(120000);
+
+const small = { sizes: { shared: 300, conflicts: 120, onlyA: 40, onlyB: 50 } };
+const pausedAt = (agent: AgentProcess) => agent.waitFor((l) => l.event === 'merge.paused', 30000);
+const dump = (agent: AgentProcess) => agent.raw.filter((l) => l.includes('merge.')).join('\n');
+
+describe('merge agent (dev)', () => {
+  const pairs = pairsOf('mergedev');
+  afterEach(() => pairs.dropAll());
+
+  it('analyzes, then merges prefer-a and replicates both ways', async () => {
+    const pair = await pairs.create(small);
+    const agent = await pair.startAgent({ STEEP_REPL_VERIFY_ROWS_PER_RANGE: '100' });
+    const analysis = await pair.startMerge({ analyze: true });
+    const analyzed = await pair.waitEnd(analysis.merge_id);
+    expect({ state: analyzed.state, error: analyzed.error }).toEqual({ state: 'analyzed', error: null });
+    expect(runTables(analyzed)[pair.labels[0]]).toMatchObject({ rows_only_a: 40, rows_only_b: 50, rows_conflicting: 120, rows_identical: 300 });
+
+    const started = await pair.startMerge({ strategy: 'prefer-a' });
+    const status = await pair.waitEnd(started.merge_id, 90000);
+    if (status.state !== 'merged') console.log(dump(agent));
+    expect({ state: status.state, error: status.error }).toEqual({ state: 'merged', error: null });
+    expect(await pair.states()).toEqual({ a: 'synchronized', b: 'synchronized' });
+    const now = await pair.read();
+    const want = merged(pair.specs, pair.seeded.a, pair.seeded.b, preferA);
+    expect(differences(now.a, want)).toEqual({});
+    expect(differences(now.b, want)).toEqual({});
+    expect(await pair.replication()).toEqual(pair.merging());
+    const items = pair.labels[0];
+    await query(pair.a.url, `INSERT INTO ${items} (id, v) VALUES (900001, 'new on a')`);
+    await query(pair.b.url, `INSERT INTO ${items} (id, v) VALUES (900002, 'new on b')`);
+    await waitUntil('both new rows on both', async () => {
+      const [ca] = await query(pair.a.url, `SELECT count(*)::int AS n FROM ${items} WHERE id > 900000`);
+      const [cb] = await query(pair.b.url, `SELECT count(*)::int AS n FROM ${items} WHERE id > 900000`);
+      return ca.n === 2 && cb.n === 2;
+    }, 20000);
+  });
+
+  it('killed while comparing and after the exchange: resumes and merges prefer-b', async () => {
+    const pair = await pairs.create(small);
+    let agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'compared:60000' });
+    const started = await pair.startMerge({ strategy: 'prefer-b' });
+    await pausedAt(agent);
+    await agent.stop('SIGKILL');
+    expect(await pair.states()).toEqual({ a: 'copying', b: 'copying' });
+    agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'subscribed:60000' });
+    await pausedAt(agent);
+    await agent.stop('SIGKILL');
+    expect((await pair.status(started.merge_id)).step).toBe('exchanged');
+    agent = await pair.startAgent();
+    const status = await pair.waitEnd(started.merge_id, 90000);
+    if (status.state !== 'merged') console.log(dump(agent));
+    expect({ state: status.state, error: status.error }).toEqual({ state: 'merged', error: null });
+    const want = merged(pair.specs, pair.seeded.a, pair.seeded.b, preferB);
+    const now = await pair.read();
+    expect(differences(now.a, want)).toEqual({});
+    expect(differences(now.b, want)).toEqual({});
+    const events = await pair.events();
+    expect(events.a.map((e) => e.event)).toEqual(['merge.started', 'merge.node_started', 'merge.node_finished', 'merge.completed']);
+    expect(await pair.replication()).toEqual(pair.merging());
+  });
+
+  it('a key written on B during the merge: concurrent, nothing exchanged; a cancel from B after the exchange', async () => {
+    const pair = await pairs.create(small);
+    const items = pair.labels[0];
+    let agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'exchanged:3000' });
+    const started = await pair.startMerge({ strategy: 'prefer-a' });
+    await pausedAt(agent);
+    await query(pair.b.url, `INSERT INTO ${items} (id, v, n) VALUES (10001, 'written on B during the merge', 1)`);
+    const failed = await pair.waitEnd(started.merge_id, 60000);
+    if (failed.failure_kind !== 'concurrent') console.log(dump(agent));
+    expect({ state: failed.state, kind: failed.failure_kind }).toEqual({ state: 'failed', kind: 'concurrent' });
+    console.log(failed.error, failed.hint);
+    const b = cloneTables(pair.seeded.b);
+    b.get(items)!.set('[10001]', { id: 10001, v: 'written on B during the merge', n: 1, updated_at: null });
+    const now = await pair.read();
+    expect(differences(now.a, pair.seeded.a)).toEqual({});
+    expect(differences(now.b, b)).toEqual({});
+    expect(await pair.states()).toEqual({ a: 'failed', b: 'failed' });
+
+    await agent.stop();
+    agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'subscribed:60000' });
+    const again = await pair.startMerge({ strategy: 'prefer-a' });
+    await pausedAt(agent);
+    await query(pair.b.url, 'SELECT steep_repl.cancel_merge($1)', [pair.b.id]);
+    const cancelled = await pair.waitEnd(again.merge_id, 30000);
+    if (cancelled.state !== 'cancelled') console.log(dump(agent));
+    expect(cancelled.state).toBe('cancelled');
+    expect(await pair.states()).toEqual({ a: 'uninitialized', b: 'uninitialized' });
+    const none = { slots: [], publications: [], subscriptions: [] };
+    expect(await pair.replication()).toEqual({ a: none, b: none });
+    const want = merged(pair.specs, pair.seeded.a, b, preferA);
+    const after = await pair.read();
+    expect(differences(after.a, want)).toEqual({});
+    expect(differences(after.b, want)).toEqual({});
+  });
+
+  it('manual: record, resolve (a, b, row), apply', async () => {
+    const pair = await pairs.create(small);
+    const agent = await pair.startAgent();
+    const rec = await pair.startMerge({ strategy: 'manual' });
+    const recorded = await pair.waitEnd(rec.merge_id);
+    expect({ state: recorded.state, error: recorded.error }).toEqual({ state: 'resolving', error: null });
+    await query(pair.a.url, "SELECT steep_repl.resolve_merge_conflicts($1, 'b')", [rec.merge_id]);
+    await query(pair.a.url, "UPDATE steep_repl.merge_conflicts SET resolution = 'a' WHERE merge_id = $1 AND table_name = 'Items Ä' AND (key ->> 'id')::int % 2 = 0", [rec.merge_id]);
+    await query(pair.a.url, "SELECT steep_repl.resolve_merge_conflicts($1, 'row', $2, $3, $4)", [
+      rec.merge_id,
+      pair.labels[0],
+      { id: 301 },
+      { id: 301, v: 'by hand', n: 1.5, updated_at: null },
+    ]);
+    const started = await pair.startMerge({ strategy: 'manual', apply: true });
+    const status = await pair.waitEnd(started.merge_id, 90000);
+    if (status.state !== 'merged') console.log(dump(agent));
+    expect({ state: status.state, error: status.error }).toEqual({ state: 'merged', error: null });
+    const now = await pair.read();
+    const want = merged(pair.specs, pair.seeded.a, pair.seeded.b, (spec, key, a, bRow) => {
+      if (spec.label !== pair.labels[0]) return bRow;
+      const id = JSON.parse(key)[0];
+      if (id === 301) return { id: 301, v: 'by hand', n: 1.5, updated_at: null };
+      return id % 2 === 0 ? a : bRow;
+    });
+    expect(differences(now.a, want)).toEqual({});
+    expect(differences(now.b, want)).toEqual({});
+  });
+});
