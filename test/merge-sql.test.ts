@@ -81,6 +81,7 @@ describe('merge SQL', () => {
     one(url, 'SELECT steep_repl.start_merge($1, $2, $3) AS r', [nodeA, nodeB, options]);
 
   it('start_merge refuses bad input, wrong places and states with a clear SQLSTATE, changing nothing', async () => {
+    expect(await one(a.url, 'SELECT steep_repl.latest_merge($1) AS r', [a.id])).toBeNull();
     await query(a.url, 'CREATE TABLE public."no key" (n int)');
     const before = await stateOf(a.url);
     const cases: Array<[unknown[], string, RegExp, RegExp?]> = [
@@ -122,6 +123,17 @@ describe('merge SQL', () => {
     }
     expect(await stateOf(a.url)).toEqual(before);
     await query(a.url, 'DROP TABLE public."no key"');
+
+    // an init job of A: a merge is refused, the read-only analysis is not
+    await query(a.url, `SELECT graphile_worker.add_job('snapshot_init', '{}', job_key => $1)`, [`init:${a.id}`]);
+    const busy = await stateOf(a.url);
+    const init = await refusal(a.url, 'SELECT steep_repl.start_merge($1, $2, $3)', [a.id, b.id, { strategy: 'prefer-a', tables: ['docs'] }]);
+    expect({ code: init.code, message: init.message }).toEqual({ code: 'SR006', message: 'an initialization or reinit of node "merge_sql Nöde ""A"" ü" is queued or running' });
+    expect(await stateOf(a.url)).toEqual(busy);
+    const analysis = await start({ analyze: true, tables: ['docs'] });
+    await query(a.url, 'SELECT steep_repl.cancel_merge($1)', [a.id]);
+    await clearJobs(a.url);
+    expect((await one(a.url, 'SELECT steep_repl.merge_status($1) AS r', [analysis.merge_id])).state).toBe('cancelled');
   });
 
   it('resolves table names with spaces, quotes, capitals and unicode, quoted or as written, and schemas', async () => {
@@ -138,7 +150,6 @@ describe('merge SQL', () => {
   });
 
   it('starts a run with its tables in scope order and a job, refuses a second one, and cancels one whose job never started', async () => {
-    expect(await one(a.url, 'SELECT steep_repl.latest_merge($1) AS r', [a.id])).toBeNull();
     const started = await start({ analyze: true, tables: ['public.docs', odd] });
     expect(started).toEqual({
       merge_id: expect.any(Number),
@@ -332,7 +343,7 @@ describe('merge SQL', () => {
     const apply = { strategy: 'manual', apply: true };
     let before = await stateOf(a.url);
     const unresolved = await refusal(a.url, 'SELECT steep_repl.start_merge($1, $2, $3)', [a.id, b.id, apply]);
-    expect(unresolved.code).toBe('SR003');
+    expect(unresolved.code).toBe('SR004');
     expect(unresolved.message).toBe(`5 conflicts of merge ${record.merge_id} are unresolved`);
     expect(unresolved.hint).toMatch(new RegExp(`UPDATE steep_repl.merge_conflicts SET resolution = 'a'.*WHERE merge_id = ${record.merge_id} AND resolution IS NULL`));
     expect(await stateOf(a.url)).toEqual(before);

@@ -184,8 +184,9 @@ BEGIN
        AND EXISTS (SELECT 1 FROM jsonb_array_elements(v_tables) t
                     WHERE t ->> 'schema_name' = c.schema_name AND t ->> 'table_name' = c.table_name);
     IF v_unresolved > 0 THEN
+      -- SR004 as bad input: nothing starts, the DBA resolves and asks again (exit 2)
       RAISE EXCEPTION '% conflicts of merge % are unresolved', v_unresolved, v_record.merge_id
-        USING ERRCODE = 'SR003',
+        USING ERRCODE = 'SR004',
               HINT = format('resolve every one first: UPDATE steep_repl.merge_conflicts SET resolution = ''a'' (or ''b'', or ''row'' with resolved_row) '
                             'WHERE merge_id = %s AND resolution IS NULL AND ...; or SELECT steep_repl.resolve_merge_conflicts(%s, ''a'')',
                             v_record.merge_id, v_record.merge_id);
