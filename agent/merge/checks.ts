@@ -8,7 +8,6 @@
 import { Client } from 'pg';
 import { isNotInstalled } from '../../lib/errors';
 import { quoteIdent } from '../../lib/identifiers';
-import { listReplicatedTables } from '../../lib/sql/listReplicatedTables';
 import { localNodeId } from '../../lib/sql/localNodeId';
 import type { ClaimedMerge } from '../../lib/sql/claimMerge';
 import { LabelledTable, sameTable } from '../../lib/sql/queryable';
@@ -103,7 +102,8 @@ export async function checkTables(run: ClaimedMerge, a: Client, b: PeerSession):
     tables.push({ table, shape: shapeA, sql, ex: new ExchangeSql(shapeA, sql, writableA), note: order.note });
   }
   if (!run.scope.tables && !run.scope.schema) {
-    const onB = await b.run(listReplicatedTables);
+    // read as they are (listReplicatedTables would ANALYZE B's unanalyzed tables)
+    const onB: LabelledTable[] = await b.run(async (c) => (await c.query('SELECT schema_name, table_name, label FROM steep_repl.replicated_tables()')).rows);
     const extra = onB.filter((t) => !run.tables.some((s) => sameTable(s, t)));
     if (extra.length) {
       throw new MergeError(

@@ -81,8 +81,11 @@ export async function compareAll(m: MergeContext, plan: Plan): Promise<ExchangeT
     t.rows_only_a += diff.onlyA.length;
     t.rows_only_b += diff.onlyB.length;
     t.rows_conflicting += diff.conflicts.length;
-    t.rows_to_a += report.rows_to_a!;
-    t.rows_to_b += report.rows_to_b!;
+    // a merge counts what it wrote, from its exchange on; a dry run what it would write
+    if (run.mode === 'dry_run') {
+      t.rows_to_a += report.rows_to_a!;
+      t.rows_to_b += report.rows_to_b!;
+    }
     progress.tablesDone = i + 1;
     m.log('info', 'merge.table_compared', {
       table: p.table.label,

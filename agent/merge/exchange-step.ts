@@ -53,6 +53,7 @@ export async function exchange(m: MergeContext, plan: Plan, tables: ExchangeTabl
       progress.totals.rows_to_b = before.b + te.writes.toB;
     }, m.signal);
     written.push({ p, writes: await te.run() });
+    progress.tablesDone += 1;
   }
   if (written.some((w) => w.writes.blocked.length)) await blocked(m, written);
   await checkForeignKeys(writers, plan.foreignKeys, written, { a: m.run.node_a, b: m.run.node_b });

@@ -86,10 +86,18 @@ export class MergeProgress {
     this.timer = undefined;
   }
 
+  // No more ticks, and the one under way done: before the run or a node ends.
+  async halt(): Promise<void> {
+    this.stop();
+    await this.sending;
+  }
+
   async enter(phase: MergePhase, steps: { run?: MergeStep; node?: MergeStep } = {}): Promise<void> {
     this.phase = phase;
     this.fraction = 0;
     this.currentTable = null;
+    // tables done counts the tables of this phase
+    this.tablesDone = 0;
     if (steps.run) this.step = steps.run;
     if (steps.node) this.nodeStep = steps.node;
     await this.send();

@@ -119,7 +119,7 @@ class MergeJob {
     m.readers = await openReaders(m.endpoints, m.signal);
     await compareAll(m, plan);
     await m.closeReaders();
-    m.progress.stop();
+    await m.progress.halt();
     const outcome = run.mode === 'record' ? 'resolving' : 'analyzed';
     await finishMerge(m.control, m.id, { outcome });
     m.log('info', 'merge.analyzed', { outcome, ...m.progress.totals });
@@ -249,7 +249,7 @@ class MergeJob {
       });
       const differs = divergence(verified);
       m.progress.step = 'verified';
-      m.progress.stop();
+      await m.progress.halt();
       await m.progress.send();
       const end: MergeNodeEnd = differs.length ? { outcome: 'diverged', divergence: differs } : { outcome: 'synchronized' };
       await m.peer.run((b) => mergeNodeFinish(b, run.node_b, m.id, end));
@@ -283,7 +283,7 @@ class MergeJob {
       m.log('info', 'merge.paused', { step: m.progress.step, exchanged: m.exchanged, reason: 'agent stopping: the merge resumes when an agent runs its job again' });
       throw err;
     }
-    m.progress.stop();
+    await m.progress.halt();
     if (cancelled) return this.cancelled();
     const { error, hint } = errorFields(err);
     const kind: MergeFailureKind = err instanceof MergeError ? err.kind : failureKind(err);
