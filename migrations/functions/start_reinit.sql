@@ -90,6 +90,14 @@ BEGIN
     RAISE EXCEPTION 'node % has no record of its initialization', quote_ident(p_node)
       USING ERRCODE = 'SR003', HINT = 'initialize it again: ' || v_hint_again;
   END IF;
+  -- A merged node replicates both ways: emptying one side's tables while
+  -- the other keeps sending its writes cannot be made exact.
+  IF v_progress.method = 'merge' THEN
+    RAISE EXCEPTION 'node % was merged with node % and replicates both ways: a reinit re-copies one side only', quote_ident(p_node), quote_ident(v_source)
+      USING ERRCODE = 'SR004',
+            HINT = format('mend the rows node status names on one node and verify again (steep-repl node verify %s), or detach both nodes and merge them again',
+                          steep_repl.shell_word(p_node));
+  END IF;
   v_method := steep_repl.init_method(v_progress.method);
 
   -- The pair's subscription (by the oid the init recorded: a rename does
