@@ -2,7 +2,7 @@
 // the real merge tests): analysis and prefer-a, kills and resume, a
 // concurrent key, a cancel after the exchange, manual record and apply.
 import { query } from './support/clusters';
-import { cloneTables, differences, merged, pairsOf, preferA, preferB, runTables } from './support/merge-pair';
+import { cloneTables, differences, itemsWriter, lastModified, merged, pairsOf, preferA, preferB, runTables, stopWriters } from './support/merge-pair';
 import { AgentProcess } from './support/processes';
 import { waitUntil } from './support/wait';
 
@@ -130,5 +130,44 @@ describe('merge agent (dev)', () => {
     });
     expect(differences(now.a, want)).toEqual({});
     expect(differences(now.b, want)).toEqual({});
+  });
+
+  it('writers on both nodes through a last-modified merge: nothing lost', async () => {
+    const pair = await pairs.create(small);
+    const agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'exchanged:3000' });
+    const wa = itemsWriter(pair, 'a', 1_000_000);
+    const wb = itemsWriter(pair, 'b', 2_000_000);
+    let status: any;
+    try {
+      await waitUntil('writes on both', () => wa.writer.counts.transactions > 10 && wb.writer.counts.transactions > 10);
+      const started = await pair.startMerge({ strategy: 'last-modified', column: 'updated_at' });
+      status = await pair.waitEnd(started.merge_id, 90000);
+      const [ta, tb] = [wa.writer.counts.transactions, wb.writer.counts.transactions];
+      await waitUntil('writes after', () => wa.writer.counts.transactions > ta + 10 && wb.writer.counts.transactions > tb + 10);
+    } finally {
+      await stopWriters([wa, wb]);
+    }
+    if (status.state !== 'merged') console.log(dump(agent));
+    expect({ state: status.state, error: status.error }).toEqual({ state: 'merged', error: null });
+    await pair.settle();
+    const expected = merged(pair.specs, pair.seeded.a, pair.seeded.b, lastModified('updated_at'));
+    wa.replay(expected);
+    wb.replay(expected);
+    const now = await pair.read();
+    expect(differences(now.a, expected)).toEqual({});
+    expect(differences(now.b, expected)).toEqual({});
+  });
+
+  it('--quiesce with a write since the merge point: failed, kind quiesce', async () => {
+    const pair = await pairs.create(small);
+    const agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'exchanged:2000' });
+    const started = await pair.startMerge({ strategy: 'prefer-a', quiesce: true });
+    await pausedAt(agent);
+    await query(pair.b.url, `INSERT INTO ${pair.labels[0]} (id, v) VALUES (3000001, 'during')`);
+    const failed = await pair.waitEnd(started.merge_id, 60000);
+    console.log(failed.error);
+    expect({ state: failed.state, kind: failed.failure_kind }).toEqual({ state: 'failed', kind: 'quiesce' });
+    const none = { slots: [], publications: [], subscriptions: [] };
+    expect(await pair.replication()).toEqual({ a: none, b: none });
   });
 });

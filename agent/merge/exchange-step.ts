@@ -106,7 +106,7 @@ async function blocked(m: MergeContext, written: Written[]): Promise<never> {
   const more = others ? ` (and ${others} more rows of this kind or tables; all in steep_repl.merge_conflicts of merge ${m.id})` : '';
   if (first.kind === 'concurrent') {
     throw new MergeError(
-      `${count} rows of ${first.p.table.label} were written on node ${node} during the merge (first key ${first.keys[0]})${more}: nothing was exchanged; run the merge again (it resolves them by the strategy) or use --quiesce`,
+      `${rows(count)} of ${first.p.table.label} ${count === 1 ? 'was' : 'were'} written on node ${node} during the merge (first key ${first.keys[0]})${more}: nothing was exchanged; run the merge again (it resolves them by the strategy) or use --quiesce`,
       'concurrent',
       `SELECT * FROM steep_repl.merge_conflicts WHERE merge_id = ${m.id} shows them with both rows`,
     );
@@ -118,11 +118,14 @@ async function blocked(m: MergeContext, written: Written[]): Promise<never> {
   );
 }
 
+const rows = (n: number) => (n === 1 ? '1 row' : `${n} rows`);
+
 async function quiesce(m: MergeContext): Promise<void> {
   const onA = await changesSinceMergePoint(m.control, m.names.ab, m.names.ab);
   const onB = await m.peer.run((b) => changesSinceMergePoint(b, m.names.ba, m.names.ba));
   if (!onA && !onB) return;
-  const where = onA && onB ? `${onA} changes were written on node ${m.a} and ${onB} on node ${m.b}` : `${onA || onB} changes were written on node ${onA ? m.a : m.b}`;
+  const changes = (n: number) => (n === 1 ? '1 change was' : `${n} changes were`);
+  const where = onA && onB ? `${changes(onA)} written on node ${m.a} and ${onB} on node ${m.b}` : `${changes(onA || onB)} written on node ${onA ? m.a : m.b}`;
   throw new MergeError(
     `${where} during the merge; stop the application's writes, or merge online (without --quiesce): nothing was exchanged`,
     'quiesce',
