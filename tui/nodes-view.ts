@@ -146,7 +146,7 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
     if (m) parts.push(`merge ${m.merge_id} ↔ ${mergePeer(node)}${m.strategy ? ` (${m.strategy})` : ''}${m.step ? ` · step ${m.step}` : ''}`);
     else if (s.init_source_node) parts.push(`source ${s.init_source_node}`);
     if (waitsForBackup(node)) parts.push(manualWaitText(node));
-    else if (s.phase && s.init_in_progress) parts.push(`phase ${s.phase}`);
+    else if (s.phase && s.init_in_progress && !m) parts.push(`phase ${s.phase}`);
     if (s.tables_total) parts.push(`tables ${s.tables_done ?? 0}/${s.tables_total}`);
     lines.push([parts.join(' · '), {}]);
     const divergence = s.divergence ?? [];
