@@ -1,7 +1,7 @@
 // H2's own end-to-end check of the merge job while it is written (H4 owns
 // the real merge tests): analysis and prefer-a, kills and resume, a
 // concurrent key, a cancel after the exchange, manual record and apply.
-import { query } from './support/clusters';
+import { query, withClient } from './support/clusters';
 import { cloneTables, differences, itemsWriter, lastModified, merged, pairsOf, preferA, preferB, runTables, stopWriters } from './support/merge-pair';
 import { AgentProcess } from './support/processes';
 import { waitUntil } from './support/wait';
@@ -169,5 +169,39 @@ describe('merge agent (dev)', () => {
     expect({ state: failed.state, kind: failed.failure_kind }).toEqual({ state: 'failed', kind: 'quiesce' });
     const none = { slots: [], publications: [], subscriptions: [] };
     expect(await pair.replication()).toEqual({ a: none, b: none });
+  });
+
+  it('a row on B that never replicates: the final verify finds it, differs, both diverged', async () => {
+    const pair = await pairs.create(small);
+    const agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'verified:3000', STEEP_REPL_VERIFY_WAIT_MS: '5000' });
+    const started = await pair.startMerge({ strategy: 'prefer-a' });
+    await pausedAt(agent);
+    await withClient(pair.b.url, async (c) => {
+      await c.query("SELECT pg_replication_origin_create('mergedev_hidden')");
+      await c.query("SELECT pg_replication_origin_session_setup('mergedev_hidden')");
+      await c.query(`INSERT INTO ${pair.labels[0]} (id, v) VALUES (4000001, 'hidden on B')`);
+      await c.query('SELECT pg_replication_origin_session_reset()');
+      await c.query("SELECT pg_replication_origin_drop('mergedev_hidden')");
+    });
+    const status = await pair.waitEnd(started.merge_id, 90000);
+    if (status.state !== 'differs') console.log(dump(agent));
+    expect({ state: status.state, error: status.error }).toEqual({ state: 'differs', error: null });
+    expect(runTables(status)[pair.labels[0]].verify).toMatchObject({ status: 'differs', rows_extra: 1 });
+    expect(await pair.states()).toEqual({ a: 'diverged', b: 'diverged' });
+  });
+
+  it('the child table alone, prefer-b: its rows from B refer to parents A lacks: failed, nothing exchanged', async () => {
+    const pair = await pairs.create(small);
+    const agent = await pair.startAgent();
+    const started = await pair.startMerge({ strategy: 'prefer-b', tables: ['public."Child ""Rows"""'] });
+    const status = await pair.waitEnd(started.merge_id, 60000);
+    console.log(status.error, '|', status.hint);
+    if (status.state !== 'failed') console.log(dump(agent));
+    expect({ state: status.state, kind: status.failure_kind }).toEqual({ state: 'failed', kind: 'error' });
+    expect(status.error).toContain('child → parent');
+    const now = await pair.read();
+    expect(differences(now.a, pair.seeded.a)).toEqual({});
+    expect(differences(now.b, pair.seeded.b)).toEqual({});
+    expect(await pair.states()).toEqual({ a: 'failed', b: 'failed' });
   });
 });
