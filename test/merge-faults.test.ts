@@ -57,8 +57,8 @@ describe('merge faults', () => {
       });
       await moreWrites(30);
 
-      // 3: goes on from the slots, subscribes, is killed before the final verify
-      agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'verified:60000' });
+      // 3: goes on from the slots, subscribes, is killed before the catch-up wait
+      agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'caught_up:60000' });
       await pausedAt(agent);
       await agent.stop('SIGKILL');
       expect((await pair.status(started.merge_id)).step).toBe('subscribed');

@@ -9,9 +9,9 @@
 // database that is not node B's, node B not uninitialized) the job finds
 // before it writes anything: the run fails and both nodes are as they were.
 import { escapeIdentifier } from 'pg';
-import { query } from './support/clusters';
-import { MergePair, pairsOf } from './support/merge-pair';
-import { NodeDb, registerIn } from './support/node-pair';
+import { clusterB, createDatabase, dropDatabase, query } from './support/clusters';
+import { MergePair, pairsOf, replicationObjects } from './support/merge-pair';
+import { createNodeDb, NodeDb, registerIn } from './support/node-pair';
 
 jest.setTimeout(120000);
 
@@ -194,11 +194,25 @@ describe('merge refusals', () => {
       }
     });
 
-    it('a registry row whose database is another node\'s: failed, kind refused; nothing changed', async () => {
-      const impostor = { id: `impostor ${pair.tag}`, cluster: pair.b.cluster, name: pair.b.name, url: pair.b.url };
-      await registerIn(pair.a, impostor);
-      const status = await refusedByJob({ strategy: 'prefer-a' }, 'refused', impostor.id);
-      expect(status.error).toContain(impostor.id);
+    it('a registry row whose database is another node\'s, or has no steep_repl: failed, kind refused; nothing changed', async () => {
+      const other = await createNodeDb(clusterB(), `${pair.tag}_c`, `other C ${pair.tag}`);
+      const bare = await createDatabase(clusterB(), `${pair.tag}_bare`);
+      try {
+        await registerIn(other, other);
+        const impostor = { ...other, id: `impostor ${pair.tag}` };
+        await registerIn(pair.a, impostor);
+        const status = await refusedByJob({ strategy: 'prefer-a' }, 'refused', impostor.id);
+        expect(status.error).toContain(impostor.id);
+        const empty = { id: `no steep_repl ${pair.tag}`, cluster: clusterB(), ...bare };
+        await registerIn(pair.a, empty);
+        const none = await refusedByJob({ analyze: true }, 'refused', empty.id);
+        expect(none.error).toContain('steep_repl');
+        // the other database untouched too
+        expect(await replicationObjects(other.url)).toEqual({ slots: [], publications: [], subscriptions: [] });
+      } finally {
+        await dropDatabase(clusterB(), other.name);
+        await dropDatabase(clusterB(), bare.name);
+      }
     });
 
     it('node B not uninitialized (synchronized): failed, kind refused; A back to uninitialized, B still synchronized', async () => {
