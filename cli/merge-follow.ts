@@ -156,7 +156,7 @@ export function describeMerge(s: MergeStatus): Array<[string, boolean]> {
       say(`${name}: ${found}`);
       break;
     case 'merged':
-      say(`${s.node_a} and ${s.node_b} are merged (${name}): ${count(s.rows_to_a)} rows written on ${s.node_a}, ${count(s.rows_to_b)} on ${s.node_b}; both synchronized, replicating both ways`);
+      say(`${s.node_a} and ${s.node_b} are merged (merge ${s.merge_id}, ${s.strategy}): ${count(s.rows_to_a)} rows written on ${s.node_a}, ${count(s.rows_to_b)} on ${s.node_b}; both synchronized, replicating both ways`);
       break;
     case 'differs': {
       const differing = (s.tables ?? []).filter((t) => t.verify?.status === 'differs').map(labelOf);

@@ -107,7 +107,7 @@ export function mergeLines(n: NodeOverview, now = new Date()): Array<[string, st
   }
   if (n.last_merge && !(n.init_in_progress && n.method === 'merge' && m && n.last_merge.merge_id === m.merge_id)) {
     lines.push(['last merge', mergeText(n.last_merge, now)]);
-  } else if (!n.last_merge && m?.outcome && !n.init_in_progress) {
+  } else if (!n.last_merge && m?.outcome && !n.init_in_progress && n.method === 'merge') {
     // B's database has no run, only how its share ended
     lines.push(['last merge', `${m.merge_id} with ${mergePeer(n)}: ${m.outcome}${typeof m.finished_at === 'string' ? ` ${ago(m.finished_at, now)}` : ''} (the run is in the database of ${m.coordinator})`]);
   }

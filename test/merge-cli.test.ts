@@ -217,11 +217,25 @@ describe('node merge', () => {
     }
   });
 
+  it('--strategy manual records the conflicts (exit 0, what to do next); --apply is refused while they are unresolved (exit 2)', async () => {
+    const data = await hashes();
+    const record = await cli('node', 'merge', aId, bId, '--strategy', 'manual', '--tables', 'public.items');
+    expect(record.stderr).not.toMatch(/error/);
+    expect(record.code).toBe(0);
+    const id = /^manual merge (\d+) of /m.exec(record.stdout)?.[1];
+    expect(record.stdout).toMatch(new RegExp(`^20 conflicts recorded in steep_repl\\.merge_conflicts \\(merge ${id}\\), each with both rows`, 'm'));
+    expect(record.stdout).toMatch(/^then merge with them: steep-repl node merge 'merge_cli A' 'merge_cli "B"' --apply$/m);
+    const apply = await cli('node', 'merge', aId, bId, '--apply', '--yes');
+    expect(apply.code).toBe(2);
+    expect(apply.stderr).toMatch(/20/);
+    expect(await hashes()).toEqual(data);
+  });
+
   it('prefer-a merges: exit 0, both nodes equal and synchronized, node status and node list show the last merge', async () => {
     const result = await cli('node', 'merge', aId, bId, '--strategy', 'prefer-a', '--yes');
     expect(result.stderr).not.toMatch(/error/);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^merge_cli A and merge_cli "B" are merged \(merge \d+ of .*\): 100 rows written on merge_cli A, 120 on merge_cli "B"; both synchronized, replicating both ways$/m);
+    expect(result.stdout).toMatch(/^merge_cli A and merge_cli "B" are merged \(merge \d+, prefer-a\): 100 rows written on merge_cli A, 120 on merge_cli "B"; both synchronized, replicating both ways$/m);
     expect(result.stdout).toMatch(/^public\.items\s+300\s+300\s+180\s+100\s+100\s+20\s+100\s+120\s+equal/m);
     const h = await hashes();
     expect(h.b).toEqual(h.a);
@@ -235,5 +249,9 @@ describe('node merge', () => {
     expect(json.last_merge).toMatchObject({ state: 'merged', mode: 'merge', strategy: 'prefer-a', peer_node_id: bId, rows_to_a: 100, rows_to_b: 120 });
     const list = await cli('node', 'list');
     expect(list.stdout).toMatch(/merge_cli A \*.*synchronized/);
+    // B's database holds no run, only how its share ended
+    const onB = await runCli(['node', 'status', bId, '--db', b.url]);
+    expect(onB.stdout).toMatch(/^init state\s+synchronized$/m);
+    expect(onB.stdout).toMatch(/^last merge\s+\d+ with merge_cli A: synchronized \d+s ago \(the run is in the database of merge_cli A\)$/m);
   });
 });
