@@ -22,6 +22,7 @@ import { getNode } from '../../lib/sql/getNode';
 import { mergeNodeBegin } from '../../lib/sql/mergeNodeBegin';
 import { mergeNodeFinish, MergeNodeEnd } from '../../lib/sql/mergeNodeFinish';
 import { mergeNodeStep } from '../../lib/sql/mergeNodeStep';
+import { mergeStatus } from '../../lib/sql/mergeStatus';
 import type { MergeFailureKind } from '../../lib/sql/mergeStatus';
 import { recordMergeTable } from '../../lib/sql/recordMergeTable';
 import { classify } from '../init/failure';
@@ -97,10 +98,14 @@ class MergeJob {
     const plan = await checkTables(run, m.control, m.peer);
     m.checkpoint();
     if (run.mode !== 'merge') return this.analysis(plan);
-    if (await this.exchangedAlready()) {
-      m.log('info', 'merge.resumed', { at: 'subscriptions', reason: 'a node committed its exchange' });
+    const earlier = await this.earlierAttempt();
+    if (earlier) {
       m.began.a = m.began.b = true;
       m.exchanged = true;
+    }
+    if (earlier === 'verified') return this.endAsVerified();
+    if (earlier === 'exchanged') {
+      m.log('info', 'merge.resumed', { at: 'subscriptions', reason: 'a node committed its exchange' });
       m.progress.nodes = true;
     } else {
       await this.begin();
@@ -125,15 +130,41 @@ class MergeJob {
     m.log('info', 'merge.analyzed', { outcome, ...m.progress.totals });
   }
 
-  // Whether a node committed its share of the exchange in an earlier attempt.
-  private async exchangedAlready(): Promise<boolean> {
+  // How far an earlier attempt got: a node committed its share of the
+  // exchange, or the final verify ended a node already (killed before the
+  // run ended); undefined: start at the merge points.
+  private async earlierAttempt(): Promise<'exchanged' | 'verified' | undefined> {
     const { m, run } = this;
-    if (pastExchange.includes(run.step)) return true;
-    if (!run.resumed && (m.ctx.helpers?.job?.attempts ?? 1) <= 1) return false;
+    if (!run.resumed && (m.ctx.helpers?.job?.attempts ?? 1) <= 1) return undefined;
     const read = async (db: Client, node: string) =>
       (await db.query('SELECT merge FROM steep_repl.init_progress WHERE node_id = $1', [node])).rows[0]?.merge;
-    const states = [await read(m.control, run.node_a), await m.peer.run((b) => read(b, run.node_b))];
-    return states.some((s) => s?.merge_id === m.id && pastExchange.includes(s.step));
+    const states = [await read(m.control, run.node_a), await m.peer.run((b) => read(b, run.node_b))].filter((s) => s?.merge_id === m.id);
+    if (states.some((s) => s.outcome === 'synchronized' || s.outcome === 'diverged')) return 'verified';
+    if (pastExchange.includes(run.step) || states.some((s) => pastExchange.includes(s.step))) return 'exchanged';
+    return undefined;
+  }
+
+  // Killed between the nodes' ends and the run's: the verify recorded per
+  // table decides, for the node not ended yet and the run.
+  private async endAsVerified(): Promise<void> {
+    const { m, run } = this;
+    const { tables } = await mergeStatus(m.control, m.id);
+    const differs = tables
+      .filter((t) => t.verify?.status === 'differs')
+      .map((t) => ({
+        schema_name: t.schema_name,
+        table_name: t.table_name,
+        rows_missing: t.verify!.rows_missing,
+        rows_extra: t.verify!.rows_extra,
+        rows_different: t.verify!.rows_different,
+      }));
+    const end: MergeNodeEnd = differs.length ? { outcome: 'diverged', divergence: differs } : { outcome: 'synchronized' };
+    await m.progress.halt();
+    // the same outcome again changes nothing on a node that has it
+    await m.peer.run((b) => mergeNodeFinish(b, run.node_b, m.id, end));
+    await mergeNodeFinish(m.control, run.node_a, m.id, end);
+    await finishMerge(m.control, m.id, { outcome: differs.length ? 'differs' : 'merged' });
+    m.log('info', 'merge.completed', { outcome: differs.length ? 'differs' : 'merged', resumed: true });
   }
 
   // Both nodes enter the merge (preparing). B refusing leaves A as it was.
