@@ -45,7 +45,11 @@ export async function checkPeer(b: Client, nodeB: string): Promise<void> {
     local = await localNodeId(b);
   } catch (err) {
     if (!isNotInstalled(err)) throw err;
-    throw new MergeError(`steep_repl is not installed in the database of node ${quoteIdent(nodeB)}`, 'refused', `run steep-repl install there, register it as the local node ${quoteIdent(nodeB)}, then merge again`);
+    throw new MergeError(
+      `steep_repl is not installed in the database of node ${quoteIdent(nodeB)}`,
+      'refused',
+      `run steep-repl install there, register it as the local node ${quoteIdent(nodeB)}, then merge again`,
+    );
   }
   if (local !== nodeB) {
     throw new MergeError(
@@ -64,7 +68,8 @@ export async function checkTables(run: ClaimedMerge, a: Client, b: PeerSession):
     const old = [[nameA, versionA], [nameB, versionB]].filter(([, v]) => Number(v) < 160000);
     if (old.length) {
       throw new MergeError(
-        `a merge replicates both ways with origin = none, which needs PostgreSQL 16 or later: ${old.map(([n, v]) => `${n} runs ${Math.floor(Number(v) / 10000)}`).join(', ')}`,
+        `a merge replicates both ways with origin = none, which needs PostgreSQL 16 or later: ` +
+          old.map(([n, v]) => `${n} runs ${Math.floor(Number(v) / 10000)}`).join(', '),
         'refused',
         'upgrade the server first; --analyze and --dry-run work on older servers',
       );
@@ -85,13 +90,18 @@ export async function checkTables(run: ClaimedMerge, a: Client, b: PeerSession):
       throw new MergeError(`table ${table.label} is defined differently on the two nodes: ${differences.join('; ')}`, 'schema', schemaHint);
     }
     if (shapeA.keyKind !== 'primary key') {
-      throw new MergeError(`table ${table.label} has no primary key: a merge matches rows by primary key`, 'refused', 'add a primary key on both nodes, or leave the table out with --tables');
+      throw new MergeError(
+        `table ${table.label} has no primary key: a merge matches rows by primary key`,
+        'refused',
+        'add a primary key on both nodes, or leave the table out with --tables',
+      );
     }
     if (column) {
       const type = shapeB.columns.find((c) => c.name === column)?.type;
       if (!type || !timeTypes.includes(type)) {
         throw new MergeError(
-          `the last-modified column ${JSON.stringify(column)} of ${table.label} is ${type ? `${type} on ${nameB}` : `missing on ${nameB}`}: it must be timestamptz, timestamp or date on both nodes`,
+          `the last-modified column ${JSON.stringify(column)} of ${table.label} is ${type ? `${type} on ${nameB}` : `missing on ${nameB}`}: ` +
+            'it must be timestamptz, timestamp or date on both nodes',
           type ? 'refused' : 'schema',
           'name a column both nodes set when they change a row (--column)',
         );

@@ -106,13 +106,15 @@ async function blocked(m: MergeContext, written: Written[]): Promise<never> {
   const more = others ? ` (and ${others} more rows of this kind or tables; all in steep_repl.merge_conflicts of merge ${m.id})` : '';
   if (first.kind === 'concurrent') {
     throw new MergeError(
-      `${rows(count)} of ${first.p.table.label} ${count === 1 ? 'was' : 'were'} written on node ${node} during the merge (first key ${first.keys[0]})${more}: nothing was exchanged; run the merge again (it resolves them by the strategy) or use --quiesce`,
+      `${rows(count)} of ${first.p.table.label} ${count === 1 ? 'was' : 'were'} written on node ${node} during the merge (first key ${first.keys[0]})${more}: ` +
+        'nothing was exchanged; run the merge again (it resolves them by the strategy) or use --quiesce',
       'concurrent',
       `SELECT * FROM steep_repl.merge_conflicts WHERE merge_id = ${m.id} shows them with both rows`,
     );
   }
   throw new MergeError(
-    `${count} rows of ${first.p.table.label} violate a unique constraint on node ${node} (first key ${first.keys[0]})${more}: nothing was exchanged; change or delete one of the rows`,
+    `${rows(count)} of ${first.p.table.label} ${count === 1 ? 'violates' : 'violate'} a unique constraint on node ${node} (first key ${first.keys[0]})${more}: ` +
+      'nothing was exchanged; change or delete one of the rows',
     'concurrent',
     `SELECT * FROM steep_repl.merge_conflicts WHERE merge_id = ${m.id} AND kind = 'unique' shows them with both rows`,
   );

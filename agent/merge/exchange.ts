@@ -200,7 +200,8 @@ export async function checkForeignKeys(
         const orphan = await firstOrphan(writers[node], key, p.ex, written);
         if (orphan) {
           throw new MergeError(
-            `the exchange would break foreign key ${describeForeignKey(key)} on node ${quoteIdent(names[node])}: the row ${orphan} refers to a row the node does not have; nothing was exchanged`,
+            `the exchange would break foreign key ${describeForeignKey(key)} on node ${quoteIdent(names[node])}: ` +
+              `the row ${orphan} refers to a row the node does not have; nothing was exchanged`,
             'error',
             `merge the referenced table too (--tables), or add the missing row on node ${quoteIdent(names[node])}, then merge again`,
           );

@@ -5,7 +5,7 @@ import { Client } from 'pg';
 import { tableLabel } from '../../lib/identifiers';
 import { sameTable, TableName } from '../../lib/sql/queryable';
 import { ident, qualified } from '../replication/quoting';
-import { ExchangeSql, jsonArray } from './exchange-sql';
+import { ExchangeSql } from './exchange-sql';
 
 export interface ForeignKey {
   name: string;

@@ -48,7 +48,14 @@ export const rowHashes = (reader: Client, ex: ExchangeSql, keys: string[]): Prom
 
 // The last-modified column compared by the server, in its own type's order:
 // the values travel as text (the sessions print them alike) and are cast back.
-async function laterOnB(readerA: Client, ex: ExchangeSql, column: string, keys: string[], a: Map<string, string | null>, b: Map<string, string | null>): Promise<Set<string>> {
+async function laterOnB(
+  readerA: Client,
+  ex: ExchangeSql,
+  column: string,
+  keys: string[],
+  a: Map<string, string | null>,
+  b: Map<string, string | null>,
+): Promise<Set<string>> {
   const type = ex.shape.columns.find((c) => c.name === column)!.type;
   const later = new Set<string>();
   for (let i = 0; i < keys.length; i += keysPerRead) {

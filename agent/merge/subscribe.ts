@@ -73,12 +73,14 @@ export async function waitCaughtUp(
     if (lag.a.reached && lag.b.reached) return lag;
     await onLag(lag);
     if (Date.now() >= deadline) {
-      const behind = [
-        ...(lag.a.reached ? [] : [`node ${quoteIdent(nodes.b)} has not applied node ${quoteIdent(nodes.a)}'s changes up to ${targetA} (slot ${names.ab} confirmed ${lag.a.confirmed_lsn ?? 'nothing'})`]),
-        ...(lag.b.reached ? [] : [`node ${quoteIdent(nodes.a)} has not applied node ${quoteIdent(nodes.b)}'s changes up to ${targetB} (slot ${names.ba} confirmed ${lag.b.confirmed_lsn ?? 'nothing'})`]),
+      const behind = (to: string, from: string, target: string, slot: string, l: SlotLag) =>
+        `node ${quoteIdent(to)} has not applied node ${quoteIdent(from)}'s changes up to ${target} (slot ${slot} confirmed ${l.confirmed_lsn ?? 'nothing'})`;
+      const late = [
+        ...(lag.a.reached ? [] : [behind(nodes.b, nodes.a, targetA, names.ab, lag.a)]),
+        ...(lag.b.reached ? [] : [behind(nodes.a, nodes.b, targetB, names.ba, lag.b)]),
       ];
       throw new MergeError(
-        `the subscriptions did not catch up within the merge's timeout: ${behind.join('; ')}`,
+        `the subscriptions did not catch up within the merge's timeout: ${late.join('; ')}`,
         'timeout',
         'the subscriptions stay; see steep-repl node status and the apply errors in the server logs, then node verify once they have caught up',
       );
