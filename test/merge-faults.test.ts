@@ -1,11 +1,13 @@
 // A merge meets faults on real servers: node A's agent (the one running
 // the job) is SIGKILLed while the nodes are compared, again right after
-// the exchange committed (before subscribing) and again once subscribed
-// (before the final verify), while writers keep writing on both nodes.
+// its exchange was written but not committed, again right after the
+// exchange committed (before subscribing) and again once subscribed
+// (before the catch-up wait), while writers keep writing on both nodes.
 // Each new agent resumes: before the exchange it starts over from new
 // merge points, after it it goes on from the slots. The merge ends merged,
 // both nodes identical, holding the strategy's rows with every write, each
 // event once, one set of replication objects.
+import { query } from './support/clusters';
 import { differences, itemsWriter, merged, pairsOf, preferA, stopWriters } from './support/merge-pair';
 import { AgentProcess } from './support/processes';
 import { waitUntil } from './support/wait';
@@ -18,7 +20,7 @@ describe('merge faults', () => {
 
   const pausedAt = (agent: AgentProcess) => agent.waitFor((l) => l.event === 'merge.paused', 60000);
 
-  it('the agent SIGKILLed while comparing, after the exchange and once subscribed, writers on both: merged, identical, every write, events once', async () => {
+  it('the agent SIGKILLed while comparing, before the exchange commits, after it and once subscribed, writers on both: merged, identical, every write, events once', async () => {
     const pair = await pairs.create({ sizes: { shared: 1500, conflicts: 500, onlyA: 200, onlyB: 200 } });
     const wa = itemsWriter(pair, 'a', 1_000_000);
     const wb = itemsWriter(pair, 'b', 2_000_000);
@@ -42,7 +44,39 @@ describe('merge faults', () => {
       expect([firstProgress.a.merge.step, firstProgress.b.merge.step]).not.toContain('exchanged');
       await moreWrites(30);
 
-      // 2: a new agent starts over from new merge points, exchanges, and is killed before subscribing
+      // 2: killed with the exchange written on both nodes but not committed: none of it stays
+      agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'committing:60000' });
+      await pausedAt(agent);
+      // on each node an agent session holds a transaction that wrote (has an xid), open
+      const writing = async (url: string) =>
+        (
+          await query(
+            url,
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'steep-repl%' AND state LIKE 'idle in transaction%' AND backend_xid IS NOT NULL",
+          )
+        )[0].n;
+      expect({ a: await writing(pair.a.url), b: await writing(pair.b.url) }).toEqual({ a: 1, b: 1 });
+      await agent.stop('SIGKILL');
+      const uncommitted = await pair.progress();
+      expect([uncommitted.a.merge.step, uncommitted.b.merge.step]).not.toContain('exchanged');
+      const items = pair.labels[0];
+      const crossed = async () => ({
+        onlyAonB: (await query(pair.b.url, `SELECT count(*)::int AS n FROM ${items} WHERE id BETWEEN 10001 AND 19999`))[0].n,
+        onlyBonA: (await query(pair.a.url, `SELECT count(*)::int AS n FROM ${items} WHERE id BETWEEN 20001 AND 29999`))[0].n,
+      });
+      // the killed agent's sessions end with it; their transactions roll back
+      const openAgentTransactions = async (url: string) =>
+        (
+          await query(
+            url,
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'steep-repl%' AND state LIKE 'idle in transaction%'",
+          )
+        )[0].n;
+      await waitUntil('the killed exchange to roll back', async () => (await openAgentTransactions(pair.a.url)) + (await openAgentTransactions(pair.b.url)) === 0, 10000);
+      expect(await crossed()).toEqual({ onlyAonB: 0, onlyBonA: 0 });
+      await moreWrites(30);
+
+      // 3: a new agent starts over from new merge points, exchanges, and is killed before subscribing
       agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'subscribed:60000' });
       await pausedAt(agent);
       await agent.stop('SIGKILL');
@@ -57,7 +91,7 @@ describe('merge faults', () => {
       });
       await moreWrites(30);
 
-      // 3: goes on from the slots, subscribes, is killed before the catch-up wait
+      // 4: goes on from the slots, subscribes, is killed before the catch-up wait
       agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'caught_up:60000' });
       await pausedAt(agent);
       await agent.stop('SIGKILL');
@@ -65,7 +99,7 @@ describe('merge faults', () => {
       expect(await pair.states()).toEqual({ a: 'catching_up', b: 'catching_up' });
       await moreWrites(30);
 
-      // 4: finishes
+      // 5: finishes
       agent = await pair.startAgent();
       status = await pair.waitEnd(started.merge_id, 120000);
       await moreWrites(20);

@@ -8,6 +8,9 @@
 // node B's database can tell (a column of another type, a table A lacks, a
 // database that is not node B's, node B not uninitialized) the job finds
 // before it writes anything: the run fails and both nodes are as they were.
+// A row that another unique constraint stops on the other node fails the
+// exchange with nothing written, the keys recorded (kind unique); the
+// nodes, failed, merge again once it is fixed.
 import { escapeIdentifier } from 'pg';
 import { clusterB, createDatabase, dropDatabase, query } from './support/clusters';
 import { MergePair, pairsOf, replicationObjects } from './support/merge-pair';
@@ -226,7 +229,39 @@ describe('merge refusals', () => {
       }
     });
 
-    it('after all of these, the same pair merges (nothing was left half done)', async () => {
+    it('a row another unique constraint stops on the other node: failed, recorded as unique, nothing exchanged; both nodes failed', async () => {
+      await Promise.all([pair.a.url, pair.b.url].map((url) => query(url, 'ALTER TABLE public.parent ADD CONSTRAINT "parent name" UNIQUE (name)')));
+      await query(pair.a.url, "INSERT INTO public.parent (id, name) VALUES (150, 'the same name')");
+      await query(pair.b.url, "INSERT INTO public.parent (id, name) VALUES (250, 'the same name')");
+      try {
+        const before = (await pair.snapshot()) as any;
+        const started = await pair.startMerge({ strategy: 'prefer-a' });
+        const status = await pair.waitEnd(started.merge_id);
+        expect({ state: status.state, kind: status.failure_kind }).toEqual({ state: 'failed', kind: 'concurrent' });
+        expect(status.error).toContain('unique constraint');
+        expect(status.error).toContain('parent');
+        const recorded = await query(pair.a.url, "SELECT (key ->> 'id')::int AS id, kind FROM steep_repl.merge_conflicts WHERE merge_id = $1 ORDER BY 1", [started.merge_id]);
+        expect(recorded.length).toBeGreaterThan(0);
+        for (const r of recorded) expect([150, 250]).toContain(r.id);
+        expect(new Set(recorded.map((r) => r.kind))).toEqual(new Set(['unique']));
+        const after = (await pair.snapshot()) as any;
+        for (const side of ['a', 'b'] as const) {
+          expect({ side, hashes: after[side].hashes, replication: after[side].replication, sequence: after[side].sequence }).toEqual({
+            side,
+            hashes: before[side].hashes,
+            replication: before[side].replication,
+            sequence: before[side].sequence,
+          });
+        }
+        expect(await pair.states()).toEqual({ a: 'failed', b: 'failed' });
+      } finally {
+        await query(pair.a.url, 'DELETE FROM public.parent WHERE id = 150');
+        await query(pair.b.url, 'DELETE FROM public.parent WHERE id = 250');
+        await Promise.all([pair.a.url, pair.b.url].map((url) => query(url, 'ALTER TABLE public.parent DROP CONSTRAINT "parent name"')));
+      }
+    });
+
+    it('after all of these, the same pair merges (nothing was left half done; failed nodes merge again)', async () => {
       const started = await pair.startMerge({ strategy: 'prefer-a', tables: [escapeIdentifier('public') + '.parent', 'public."Child ""Rows"""'] });
       const status = await pair.waitEnd(started.merge_id, 90000);
       expect({ state: status.state, error: status.error }).toEqual({ state: 'merged', error: null });
