@@ -204,4 +204,26 @@ describe('merge agent (dev)', () => {
     expect(differences(now.b, pair.seeded.b)).toEqual({});
     expect(await pair.states()).toEqual({ a: 'failed', b: 'failed' });
   });
+
+  it('a row A gives B that another unique constraint on B refuses: failed, recorded as unique, nothing exchanged', async () => {
+    const pair = await pairs.create(small);
+    const items = pair.labels[0];
+    for (const url of [pair.a.url, pair.b.url]) await query(url, `CREATE UNIQUE INDEX ON ${items} (v)`);
+    await query(pair.b.url, `INSERT INTO ${items} (id, v) VALUES (999999, 'only a 10001')`);
+    const agent = await pair.startAgent();
+    const started = await pair.startMerge({ strategy: 'prefer-a' });
+    const status = await pair.waitEnd(started.merge_id, 60000);
+    console.log(status.error, '|', status.hint);
+    if (status.state !== 'failed') console.log(dump(agent));
+    expect({ state: status.state, kind: status.failure_kind }).toEqual({ state: 'failed', kind: 'concurrent' });
+    expect(status.error).toContain('violates a unique constraint');
+    const recorded = await query(pair.a.url, "SELECT key, kind, row_a ->> 'v' AS a, row_b FROM steep_repl.merge_conflicts WHERE merge_id = $1", [started.merge_id]);
+    // and B's own row, which A's row of the same v refuses on A
+    expect(recorded.sort((x, y) => x.key.id - y.key.id)).toEqual([
+      { key: { id: 10001 }, kind: 'unique', a: 'only a 10001', row_b: null },
+      { key: { id: 999999 }, kind: 'unique', a: null, row_b: expect.objectContaining({ v: 'only a 10001' }) },
+    ]);
+    const now = await pair.read();
+    expect(differences(now.a, pair.seeded.a)).toEqual({});
+  });
 });

@@ -103,7 +103,7 @@ async function blocked(m: MergeContext, written: Written[]): Promise<never> {
   const node = quoteIdent(first.node === 'a' ? m.run.node_a : m.run.node_b);
   const count = first.keys.length;
   const others = all.filter((b) => b !== first).reduce((n, b) => n + b.keys.length, 0);
-  const more = others ? ` (and ${others} more rows of this kind or tables; all in steep_repl.merge_conflicts of merge ${m.id})` : '';
+  const more = others ? ` (and ${rows(others)} more that could not be written; steep_repl.merge_conflicts of merge ${m.id} lists them all)` : '';
   if (first.kind === 'concurrent') {
     throw new MergeError(
       `${rows(count)} of ${first.p.table.label} ${count === 1 ? 'was' : 'were'} written on node ${node} during the merge (first key ${first.keys[0]})${more}: ` +
