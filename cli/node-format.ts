@@ -1,12 +1,13 @@
 import { ago, count, initPercentAndEta, percent, shellWord, tablesDiffer } from '../lib/format';
-import { MergeSummary, NodeOverview, VerifySummary } from '../lib/sql/listNodes';
+import { mergeUnderWay, MergeSummary, NodeOverview, VerifySummary } from '../lib/sql/listNodes';
 import { reinitScopeText } from './reinit-follow';
 
 // "67% ETA 14m02s from node_a", "merge ↔ node_a 42%" while the node merges
 // with node_a, or "-" when no initialization runs.
 export function formatInit(n: Pick<NodeOverview, 'init_in_progress' | 'overall_percent' | 'eta_seconds' | 'init_source_node' | 'merge' | 'method'>): string {
   if (!n.init_in_progress) return '-';
-  if (n.merge && n.method === 'merge') return `merge ↔ ${mergePeer(n)} ${percent(n.overall_percent ?? 0)}`;
+  const merge = mergeUnderWay(n);
+  if (merge) return `merge ↔ ${merge.peer_node_id} ${percent(n.overall_percent ?? 0)}`;
   return `${initPercentAndEta(n.overall_percent, n.eta_seconds)}${n.init_source_node ? ` from ${n.init_source_node}` : ''}`;
 }
 
@@ -68,9 +69,6 @@ export function divergenceLines(n: NodeOverview, now = new Date()): Array<[strin
   return lines;
 }
 
-// The other node of a node's merge under way.
-export const mergePeer = (n: Pick<NodeOverview, 'merge' | 'init_source_node'>): string => n.merge?.peer_node_id ?? n.init_source_node ?? '?';
-
 // "12 merged with node_b 3m ago: 120 rows written on node_a, 30 on node_b",
 // "13 resolving: 12 conflicts recorded, 3 unresolved", or while it runs
 // "14 running with node_b: comparing 42% 2/5 tables".
@@ -99,17 +97,20 @@ export function mergeText(m: MergeSummary, now = new Date()): string {
 // share: peer, role, step) and the newest run (on node A's database).
 export function mergeLines(n: NodeOverview, now = new Date()): Array<[string, string]> {
   const lines: Array<[string, string]> = [];
-  const m = n.merge;
-  if (m && n.init_in_progress && n.method === 'merge') {
+  const m = mergeUnderWay(n);
+  if (m) {
     const role = m.role === 'a' ? `node A, coordinating` : `node B; ${m.coordinator} coordinates`;
-    lines.push(['merge', `${m.merge_id} with ${mergePeer(n)} (${role}${m.strategy ? `, ${m.strategy}` : ''}): ${n.phase ?? '-'} ${percent(n.overall_percent ?? 0)}${m.step ? ` (step ${m.step})` : ''}`]);
+    lines.push(['merge', `${m.merge_id} with ${m.peer_node_id} (${role}${m.strategy ? `, ${m.strategy}` : ''}): ${n.phase ?? '-'} ${percent(n.overall_percent ?? 0)}${m.step ? ` (step ${m.step})` : ''}`]);
     if (m.error) lines.push(['  error', m.error]);
   }
-  if (n.last_merge && !(n.init_in_progress && n.method === 'merge' && m && n.last_merge.merge_id === m.merge_id)) {
+  const ended = n.method === 'merge' && !m ? n.merge : undefined;
+  // the run of the merge under way is its 'merge' line already
+  if (n.last_merge && !(m && n.last_merge.merge_id === m.merge_id && n.last_merge.node_a === m.coordinator)) {
     lines.push(['last merge', mergeText(n.last_merge, now)]);
-  } else if (!n.last_merge && m?.outcome && !n.init_in_progress && n.method === 'merge') {
+  } else if (!n.last_merge && ended?.outcome) {
     // B's database has no run, only how its share ended
-    lines.push(['last merge', `${m.merge_id} with ${mergePeer(n)}: ${m.outcome}${typeof m.finished_at === 'string' ? ` ${ago(m.finished_at, now)}` : ''} (the run is in the database of ${m.coordinator})`]);
+    const peer = ended.peer_node_id ?? n.init_source_node ?? '?';
+    lines.push(['last merge', `${ended.merge_id} with ${peer}: ${ended.outcome}${typeof ended.finished_at === 'string' ? ` ${ago(ended.finished_at, now)}` : ''} (the run is in the database of ${ended.coordinator})`]);
   }
   return lines;
 }

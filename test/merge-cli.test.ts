@@ -154,18 +154,18 @@ describe('node merge', () => {
       expect(screen).toMatch(/merge_cli "B" \*\s+COPYING\s+↔ merge_cli\S*\s+\S+\s+merge 42%/);
       expect(screen).toMatch(/merge_cli "B": copying · merge 9001 ↔ merge_cli A \(prefer-a\) · step comparing · tables 1\/2/);
       tui.sendKeys('Enter');
-      screen = await tui.waitFor(/Merge {3}9001/, 10000, 'the merge in the overlay');
+      screen = await tui.waitFor(/Merge {3}9001/, 20000, 'the merge in the overlay');
       expect(screen).toMatch(/merge_cli "B" ↔ merge_cli A · merge · COPYING/);
       expect(screen).toMatch(/Merge {3}9001 with merge_cli A \(node B, merge_cli A coordinates\) · prefer-a · step comparing/);
       tui.sendKeys('Escape');
       tui.sendKeys('C');
-      await tui.waitFor(/Cancel the merge with merge_cli A of merge_cli "B"\? y\/n/, 10000, 'the cancel question');
+      await tui.waitFor(/Cancel the merge with merge_cli A of merge_cli "B"\? y\/n/, 20000, 'the cancel question');
       tui.sendKeys('y');
-      await tui.waitFor(/cancel of merge_cli "B" requested/, 10000, 'the cancel requested');
+      await tui.waitFor(/cancel of merge_cli "B" requested/, 20000, 'the cancel requested');
       const [row] = await query(b.url, 'SELECT cancel_requested_at FROM steep_repl.init_progress WHERE node_id = $1', [bId]);
       expect(row.cancel_requested_at).not.toBeNull();
       tui.sendKeys('q');
-      expect(await tui.waitFor(/TUI-EXIT rc=\d+/, 10000)).toMatch(/TUI-EXIT rc=0/);
+      expect(await tui.waitFor(/TUI-EXIT rc=\d+/, 20000)).toMatch(/TUI-EXIT rc=0/);
     } finally {
       // as the job ends a cancelled share: B uninitialized again, for the merges below
       await query(b.url, "SELECT steep_repl.merge_node_finish($1, 9001, 'cancelled')", [bId]);

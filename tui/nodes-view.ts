@@ -1,5 +1,6 @@
 // The nodes view: one row per registered node, as last read from the nodes.
 import { ago, bytes, bytesPerSecond, eta, initPercentAndEta, num, percent, tablesDiffer } from '../lib/format';
+import { mergeUnderWay } from '../lib/sql/listNodes';
 import type { NodeView } from './cluster-watch';
 import { stringWidth } from 'terminal-kit';
 import { Area, Attr, fit, Painter, stateAttr, wrap } from './draw';
@@ -30,11 +31,7 @@ export function mergeCell(peer: string, overallPercent: Parameters<typeof percen
 }
 
 // The peer of a merge under way on the node, else undefined.
-export function mergePeer(node: NodeView): string | undefined {
-  const s = node.state;
-  if (!s?.init_in_progress || s.method !== 'merge' || !s.merge) return undefined;
-  return s.merge.peer_node_id ?? s.init_source_node ?? '?';
-}
+const mergePeer = (node: NodeView): string | undefined => mergeUnderWay(node.state)?.peer_node_id;
 
 // peerShown: the SOURCE column says "↔ peer" already, so a merge's cell is "merge 42%".
 export function initText(node: NodeView, peerShown = false): string {
@@ -141,9 +138,9 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
   if (s) {
     const tables = s.diverged_tables ?? 0;
     const parts = [`${node.id}: ${s.init_state}${s.init_state === 'diverged' && tables ? ` (${tables} table${tables === 1 ? '' : 's'})` : ''}`];
-    const m = mergePeer(node) !== undefined ? s.merge : undefined;
+    const m = mergeUnderWay(s);
     // a merging node's peer is no source: both send and receive
-    if (m) parts.push(`merge ${m.merge_id} ↔ ${mergePeer(node)}${m.strategy ? ` (${m.strategy})` : ''}${m.step ? ` · step ${m.step}` : ''}`);
+    if (m) parts.push(`merge ${m.merge_id} ↔ ${m.peer_node_id}${m.strategy ? ` (${m.strategy})` : ''}${m.step ? ` · step ${m.step}` : ''}`);
     else if (s.init_source_node) parts.push(`source ${s.init_source_node}`);
     if (waitsForBackup(node)) parts.push(manualWaitText(node));
     else if (s.phase && s.init_in_progress && !m) parts.push(`phase ${s.phase}`);

@@ -118,6 +118,16 @@ export interface MergeSummary {
   finished_at: string | null;
 }
 
+// The merge a node is in now: its progress row is a merge's and in
+// progress (the merge column stays once the merge has ended). peer_node_id
+// falls back to the node's source, which merge_node_begin sets to the peer.
+export function mergeUnderWay(
+  n: Pick<NodeOverview, 'init_in_progress' | 'method' | 'merge' | 'init_source_node'> | undefined,
+): (MergeNodeState & { peer_node_id: string }) | undefined {
+  if (!n?.init_in_progress || n.method !== 'merge' || !n.merge) return undefined;
+  return { ...n.merge, peer_node_id: n.merge.peer_node_id ?? n.init_source_node ?? '?' };
+}
+
 // In `node list` order: priority, then id.
 export async function listNodes(db: Queryable): Promise<NodeOverview[]> {
   return (await db.query('SELECT * FROM steep_repl.node_overview ORDER BY priority DESC, node_id')).rows;
