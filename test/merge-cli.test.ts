@@ -158,6 +158,8 @@ describe('node merge', () => {
       expect(screen).toMatch(/merge_cli "B" ↔ merge_cli A · merge · COPYING/);
       expect(screen).toMatch(/Merge {3}9001 with merge_cli A \(node B, merge_cli A coordinates\) · prefer-a · step comparing/);
       tui.sendKeys('Escape');
+      // an Escape with a key right after it reads as Alt+key
+      await tui.waitFor((s) => !/Merge {3}9001/.test(s), 20000, 'the overlay closed');
       tui.sendKeys('C');
       await tui.waitFor(/Cancel the merge with merge_cli A of merge_cli "B"\? y\/n/, 20000, 'the cancel question');
       tui.sendKeys('y');
