@@ -7,6 +7,7 @@ import { Flags } from '@oclif/core';
 import { ExitCode, SteepError } from '../lib/errors';
 import type { MergeMode, MergeStrategy } from '../lib/sql/mergeStatus';
 import type { MergeRequest } from '../lib/sql/startMerge';
+import { secondsOrInterval } from './init-start';
 import { parseTableList } from './verify-scope';
 
 export const strategies: MergeStrategy[] = ['prefer-a', 'prefer-b', 'last-modified', 'manual'];
@@ -28,7 +29,7 @@ export const mergeFlags = {
   schema: Flags.string({ description: 'every replicated table of this schema (default: every replicated table of A)' }),
   quiesce: Flags.boolean({ description: 'a merge fails, writing nothing, if either node was written during it (for applications stopped during the merge)' }),
   yes: Flags.boolean({ char: 'y', description: 'merge without asking (for scripts; required without a terminal)' }),
-  timeout: Flags.string({ description: 'fail the run if it has not ended within this many seconds (1-86400; default 3600)' }),
+  timeout: Flags.string({ description: 'fail the run if it has not ended within this (seconds, or an interval like "2 hours"; up to 1 day; default 1 hour)' }),
 };
 
 export interface MergeFlags {
@@ -99,11 +100,9 @@ export function mergeRequest(nodeA: string, nodeB: string, flags: MergeFlags): M
     if (flags.schema.trim() === '') refuse('--schema: an empty schema name');
     options.schema = flags.schema;
   }
-  if (flags.timeout !== undefined) {
-    const seconds = /^\s*\d+\s*$/.test(flags.timeout) ? Number(flags.timeout) : NaN;
-    if (!(seconds >= 1 && seconds <= 86400)) refuse(`--timeout ${flags.timeout}: whole seconds from 1 to 86400`);
-    options.timeout = seconds;
-  }
+  // as node start's: start_merge reads and range-checks seconds or an interval text
+  // (lib/sql/startMerge types it a number; the text goes as it is)
+  if (flags.timeout !== undefined) options.timeout = secondsOrInterval(flags.timeout) as number;
   return { mode, options, writes: mode === 'merge' };
 }
 

@@ -26,7 +26,7 @@ export default class NodeMerge extends BaseCommand<typeof NodeMerge> {
     '<%= config.bin %> node merge node_a node_b --analyze',
     '<%= config.bin %> node merge node_a node_b --analyze --tables public.orders,\'sales."Line ""Items"""\' --json',
     '<%= config.bin %> node merge node_a node_b --strategy last-modified --column updated_at --dry-run',
-    '<%= config.bin %> node merge node_a node_b --strategy prefer-a --yes',
+    '<%= config.bin %> node merge node_a node_b --strategy prefer-a --yes --timeout "2 hours"',
     '<%= config.bin %> node merge node_a node_b --strategy manual --schema sales',
     '<%= config.bin %> node merge node_a node_b --apply --quiesce --yes',
     '<%= config.bin %> node merge node_a node_b --cancel',
