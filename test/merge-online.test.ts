@@ -4,7 +4,9 @@
 // exchange (STEEP_REPL_MERGE_PAUSE_AT), so writes land after the snapshots
 // were taken. Nothing is lost: both nodes end identical, holding the
 // strategy's rows with every write applied, computed here from the
-// formulas and the writers' own record. A cancel before the exchange
+// formulas and the writers' own record; a conflict changed during the
+// merge on the losing node keeps that change, on the winning node its
+// change follows its row. A cancel before the exchange
 // changes nothing; one after it leaves the exchanged rows and no
 // replication. The same key written on the other node during the merge is
 // found, nothing is exchanged and the keys are recorded (kind concurrent);
@@ -20,6 +22,7 @@ import {
   pairsOf,
   preferA,
   preferB,
+  runTables,
   stopWriters,
 } from './support/merge-pair';
 import { ChannelRecorder } from './support/notifications';
@@ -37,6 +40,7 @@ describe('online merge', () => {
 
   it('writers on both nodes through the whole merge: merged, both identical, every write there', async () => {
     const pair = await pairs.create();
+    const items = pair.labels[0];
     const agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'exchanged:4000' });
     const recorder = await ChannelRecorder.listen(pair.a.url, ['steep_repl_progress']);
     const wa = itemsWriter(pair, 'a', 1_000_000);
@@ -49,6 +53,9 @@ describe('online merge', () => {
       // writes after the merge points, before the exchange
       const [ta, tb] = [wa.writer.counts.transactions, wb.writer.counts.transactions];
       await waitUntil('writes during the pause', () => wa.writer.counts.transactions > ta + 30 && wb.writer.counts.transactions > tb + 30, 20000);
+      // a conflict changed on the node whose row loses (A, prefer-b), and one on the node whose row wins
+      await query(pair.a.url, `UPDATE ${items} SET v = 'changed on A during the merge' WHERE id = 2001`);
+      await query(pair.b.url, `UPDATE ${items} SET v = 'changed on B during the merge' WHERE id = 2002`);
       const during = await pair.status(started.merge_id);
       expect({ state: during.state, step: during.step }).toEqual({ state: 'running', step: 'compared' });
       expect(await pair.states()).toEqual({ a: 'copying', b: 'copying' });
@@ -67,17 +74,22 @@ describe('online merge', () => {
     const expected = merged(pair.specs, pair.seeded.a, pair.seeded.b, preferB);
     wa.replay(expected);
     wb.replay(expected);
+    // the loser's later write stands (the exchange leaves that row alone) and
+    // streams across; the winner's later write streams across after its row
+    expected.get(items)!.set('[2001]', { ...pair.seeded.a.get(items)!.get('[2001]')!, v: 'changed on A during the merge' });
+    expected.get(items)!.set('[2002]', { ...pair.seeded.b.get(items)!.get('[2002]')!, v: 'changed on B during the merge' });
     const now = await pair.read();
     expect(differences(now.a, expected)).toEqual({});
     expect(differences(now.b, expected)).toEqual({});
     const hashes = await pair.hashes();
     expect(hashes.b).toEqual(hashes.a);
+    expect(runTables(status)[items].rows_changed_during).toBe(1);
     // every key either writer committed is on both nodes
-    const items = now.a.get(pair.labels[0])!;
-    const itemsB = now.b.get(pair.labels[0])!;
+    const onA = now.a.get(items)!;
+    const onB = now.b.get(items)!;
     const written = [...wa.keys(), ...wb.keys()];
     expect(written.length).toBeGreaterThan(150);
-    expect(written.filter((k) => !items.has(k) || !itemsB.has(k))).toEqual([]);
+    expect(written.filter((k) => !onA.has(k) || !onB.has(k))).toEqual([]);
 
     // its progress, as the live bar reads it: a merge's phases in order, percent moving
     const progress = recorder.take().map((n) => n.payload).filter((p) => p.kind === 'merge' && p.merge_id === status.merge_id);
