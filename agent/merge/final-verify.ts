@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { quoteIdent } from '../../lib/identifiers';
 import type { MergeTableVerify } from '../../lib/sql/mergeStatus';
 import type { MergeDivergence } from '../../lib/sql/mergeNodeFinish';
-import { AppliedTarget, peerPosition, waitApplied } from '../verify/applied';
+import { AppliedTarget, settleBothWays } from '../verify/applied';
 import { verifyTable } from '../verify/table-verify';
 import { PlannedTable } from './checks';
 import { PairNames } from './names';
@@ -33,10 +33,7 @@ export async function verifyMergedTables(input: {
   const b = { client: input.sessions.b, name: `node ${quoteIdent(input.nodes.b)}` };
   const toB: AppliedTarget = { peer: a, node: b, slot: input.names.ab, subscription: input.names.ab };
   const toA: AppliedTarget = { peer: b, node: a, slot: input.names.ba, subscription: input.names.ba };
-  const settle = async () => {
-    const [atA, atB] = await Promise.all([peerPosition(toB), peerPosition(toA)]);
-    await Promise.all([waitApplied(toB, atA, input.signal), waitApplied(toA, atB, input.signal)]);
-  };
+  const settle = settleBothWays(toB, toA, input.signal);
   const out: VerifiedTable[] = [];
   for (const p of input.tables) {
     input.signal.throwIfAborted();

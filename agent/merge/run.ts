@@ -16,6 +16,7 @@
 import { Client } from 'pg';
 import { clientConfig, connect, describeTarget, nodeConninfo } from '../../lib/connection';
 import { errorFields } from '../../lib/errors';
+import { quoteIdent } from '../../lib/identifiers';
 import { claimMerge, ClaimedMerge } from '../../lib/sql/claimMerge';
 import { finishMerge } from '../../lib/sql/finishMerge';
 import { getNode } from '../../lib/sql/getNode';
@@ -179,6 +180,7 @@ class MergeJob {
     }
     m.began.a = true;
     try {
+      await this.endStaleMergeOnB();
       await m.peer.run((b) => mergeNodeBegin(b, run.node_b, run.node_a, request('b')));
     } catch (err) {
       const e = err as { code?: string };
@@ -189,6 +191,22 @@ class MergeJob {
     }
     m.began.b = true;
     m.progress.nodes = true;
+  }
+
+  // B still in an earlier merge of this coordinator whose run has ended:
+  // B was unreachable when that run failed or was cancelled, so its end was
+  // never written there. Only A's database knows the run is over; it ends
+  // B's part as failed, which a new merge may start from.
+  private async endStaleMergeOnB(): Promise<void> {
+    const { m, run } = this;
+    const read = await m.peer.run((b) => b.query('SELECT merge FROM steep_repl.init_progress WHERE node_id = $1', [run.node_b]));
+    const stale = read.rows[0]?.merge;
+    if (!stale || stale.coordinator !== run.node_a || Number(stale.merge_id) === m.id || stale.outcome) return;
+    const { rows } = await m.control.query('SELECT state FROM steep_repl.merge_runs WHERE merge_id = $1', [stale.merge_id]);
+    if (rows[0] && ['queued', 'running'].includes(rows[0].state)) return;
+    const error = `merge ${stale.merge_id} ended ${rows[0] ? rows[0].state : '(its run is gone)'} on node ${quoteIdent(run.node_a)} while this node was unreachable`;
+    await m.peer.run((b) => mergeNodeFinish(b, run.node_b, Number(stale.merge_id), { outcome: 'failed', error }));
+    m.log('warn', 'merge.stale_node_ended', { node: run.node_b, stale_merge_id: stale.merge_id, run_state: rows[0]?.state ?? null });
   }
 
   // Leftovers of an earlier attempt removed, then the merge points.

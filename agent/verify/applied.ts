@@ -51,3 +51,13 @@ export async function waitApplied(target: AppliedTarget, lsn: string, signal?: A
     await pause(every, signal ? [signal] : []);
   }
 }
+
+// A pair that replicates both ways (a merged pair): a row may be on its way
+// in either direction, so a recheck waits until each node applied past the
+// other's position.
+export function settleBothWays(toNode: AppliedTarget, toPeer: AppliedTarget, signal?: AbortSignal): () => Promise<void> {
+  return async () => {
+    const [atPeer, atNode] = await Promise.all([peerPosition(toNode), peerPosition(toPeer)]);
+    await Promise.all([waitApplied(toNode, atPeer, signal), waitApplied(toPeer, atNode, signal)]);
+  };
+}

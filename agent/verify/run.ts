@@ -12,12 +12,13 @@ import { quoteIdent } from '../../lib/identifiers';
 import { claimVerify, ClaimedVerify } from '../../lib/sql/claimVerify';
 import { finishVerify } from '../../lib/sql/finishVerify';
 import { getNode } from '../../lib/sql/getNode';
+import { getReplicationName } from '../../lib/sql/getReplicationName';
 import { LabelledTable } from '../../lib/sql/queryable';
 import { recordVerifyTable } from '../../lib/sql/recordVerifyTable';
 import { serverVersionNum } from '../../lib/sql/serverVersionNum';
 import { findSubscription } from '../replication/subscription';
 import { TaskContext } from '../task';
-import { AppliedTarget } from './applied';
+import { AppliedTarget, settleBothWays } from './applied';
 import { VerifyError } from './errors';
 import { VerifyProgress } from './progress';
 import { checkHashCanary, prepareSession, Side } from './session';
@@ -131,6 +132,12 @@ class VerifyJob {
       );
     }
     const target: AppliedTarget = { peer, node, slot: subscription.slot_name, subscription: run.subscription };
+    // a merged pair: the peer subscribes from the node as well
+    const reverseName = await getReplicationName(this.control, run.node_id, peerNode.node_id);
+    const reverse = await findSubscription(peer.client, reverseName);
+    const settle = reverse?.slot_name
+      ? settleBothWays(target, { peer: node, node: peer, slot: reverse.slot_name, subscription: reverseName }, signal)
+      : undefined;
 
     // every table's definition first: a mismatch fails the run before anything is compared
     const [peerVersion, nodeVersion] = await Promise.all([serverVersionNum(peer.client), serverVersionNum(node.client)]);
@@ -160,6 +167,7 @@ class VerifyJob {
       const verdict = await verifyTable(target, p.sql, p.shape, {
         keyLimit: run.key_limit,
         signal,
+        settle,
         note: p.note,
         onStep: (phase, compare, share) =>
           this.progress.step(
