@@ -41,7 +41,7 @@ describe('online merge', () => {
   it('writers on both nodes through the whole merge: merged, both identical, every write there', async () => {
     const pair = await pairs.create();
     const items = pair.labels[0];
-    const agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'exchanged:4000' });
+    const agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'exchanged:6000' });
     const recorder = await ChannelRecorder.listen(pair.a.url, ['steep_repl_progress']);
     const wa = itemsWriter(pair, 'a', 1_000_000);
     const wb = itemsWriter(pair, 'b', 2_000_000);
@@ -50,15 +50,15 @@ describe('online merge', () => {
       await waitUntil('writes on both nodes', () => wa.writer.counts.transactions > 20 && wb.writer.counts.transactions > 20);
       const started = await pair.startMerge({ strategy: 'prefer-b' });
       await pausedAt(agent);
-      // writes after the merge points, before the exchange
-      const [ta, tb] = [wa.writer.counts.transactions, wb.writer.counts.transactions];
-      await waitUntil('writes during the pause', () => wa.writer.counts.transactions > ta + 30 && wb.writer.counts.transactions > tb + 30, 20000);
       // a conflict changed on the node whose row loses (A, prefer-b), and one on the node whose row wins
       await query(pair.a.url, `UPDATE ${items} SET v = 'changed on A during the merge' WHERE id = 2001`);
       await query(pair.b.url, `UPDATE ${items} SET v = 'changed on B during the merge' WHERE id = 2002`);
       const during = await pair.status(started.merge_id);
       expect({ state: during.state, step: during.step }).toEqual({ state: 'running', step: 'compared' });
       expect(await pair.states()).toEqual({ a: 'copying', b: 'copying' });
+      // writes after the merge points, before the exchange
+      const [ta, tb] = [wa.writer.counts.transactions, wb.writer.counts.transactions];
+      await waitUntil('writes during the pause', () => wa.writer.counts.transactions > ta + 20 && wb.writer.counts.transactions > tb + 20, 20000);
       status = await pair.waitEnd(started.merge_id, 120000);
       // and writes after the merge, through the subscriptions
       const [ua, ub] = [wa.writer.counts.transactions, wb.writer.counts.transactions];
