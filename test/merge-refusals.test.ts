@@ -8,9 +8,10 @@
 // node B's database can tell (a column of another type, a table A lacks, a
 // database that is not node B's, node B not uninitialized) the job finds
 // before it writes anything: the run fails and both nodes are as they were.
-// A row that another unique constraint stops on the other node fails the
-// exchange with nothing written, the keys recorded (kind unique); the
-// nodes, failed, merge again once it is fixed.
+// Rows whose parent the other node lacks (the child table merged alone),
+// and a row that another unique constraint stops on the other node, fail
+// the exchange with nothing written (the unique keys recorded, kind
+// unique); the nodes, failed, merge again once it is fixed.
 import { escapeIdentifier } from 'pg';
 import { clusterB, createDatabase, dropDatabase, query } from './support/clusters';
 import { MergePair, pairsOf, replicationObjects } from './support/merge-pair';
@@ -227,6 +228,23 @@ describe('merge refusals', () => {
       } finally {
         await walk(pair.b, ['uninitialized']);
       }
+    });
+
+    it('the child table alone, B\'s children referring to parents A lacks: failed naming the foreign key, nothing exchanged; both failed', async () => {
+      const before = (await pair.snapshot()) as any;
+      const started = await pair.startMerge({ strategy: 'prefer-b', tables: ['public."Child ""Rows"""'] });
+      const status = await pair.waitEnd(started.merge_id);
+      expect({ state: status.state, kind: status.failure_kind }).toEqual({ state: 'failed', kind: 'error' });
+      expect(status.error).toContain('child → parent');
+      const after = (await pair.snapshot()) as any;
+      for (const side of ['a', 'b'] as const) {
+        expect({ side, hashes: after[side].hashes, replication: after[side].replication }).toEqual({
+          side,
+          hashes: before[side].hashes,
+          replication: before[side].replication,
+        });
+      }
+      expect(await pair.states()).toEqual({ a: 'failed', b: 'failed' });
     });
 
     it('a row another unique constraint stops on the other node: failed, recorded as unique, nothing exchanged; both nodes failed', async () => {

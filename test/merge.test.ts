@@ -7,7 +7,9 @@
 // prefer-b and last-modified leave both nodes holding exactly the rows this
 // test computes from the same formulas, both synchronized, replicating both
 // ways: a new row on either node arrives on the other once, nothing loops.
-import { query } from './support/clusters';
+// A row that never reaches the other node is found by the final verify:
+// the run differs and both nodes are diverged, naming the table.
+import { query, withClient } from './support/clusters';
 import {
   Decide,
   differences,
@@ -223,5 +225,48 @@ describe('merge', () => {
 
   it('last-modified on updated_at (timestamptz, timestamp, date): the later row wins, NULL loses, ties go to A; synchronized; replicating', async () => {
     await mergeBy({ strategy: 'last-modified', column: 'updated_at' }, lastModified('updated_at'));
+  });
+
+  it('a row on B that never reaches A (written under an origin of its own after the exchange): the final verify finds it; differs, both diverged', async () => {
+    const pair = await pairs.create({ sizes: { shared: 500, conflicts: 100, onlyA: 50, onlyB: 50 } });
+    const items = pair.labels[0];
+    const agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'verified:3000', STEEP_REPL_VERIFY_WAIT_MS: '5000' });
+    const started = await pair.startMerge({ strategy: 'prefer-a' });
+    await agent.waitFor((l) => l.event === 'merge.paused', 60000);
+    // A's subscription (origin = none) skips a change that carries an origin
+    const origin = `hidden_${pair.tag}`;
+    await withClient(pair.b.url, async (c) => {
+      await c.query('SELECT pg_replication_origin_create($1)', [origin]);
+      await c.query('SELECT pg_replication_origin_session_setup($1)', [origin]);
+      await c.query(`INSERT INTO ${items} (id, v) VALUES (4000001, 'hidden on B')`);
+      await c.query('SELECT pg_replication_origin_session_reset()');
+      await c.query('SELECT pg_replication_origin_drop($1)', [origin]);
+    });
+    const status = await pair.waitEnd(started.merge_id, 90000);
+    expect({ state: status.state, error: status.error }).toEqual({ state: 'differs', error: null });
+    expect(runTables(status)[items].verify).toMatchObject({ status: 'differs', rows_missing: 0, rows_extra: 1, rows_different: 0 });
+    for (const label of pair.labels.slice(1)) expect({ label, verify: runTables(status)[label].verify.status }).toEqual({ label, verify: 'equal' });
+    expect(await pair.states()).toEqual({ a: 'diverged', b: 'diverged' });
+    // each node names the table and the peer it differs from
+    for (const [db, peer] of [
+      [pair.a, pair.b],
+      [pair.b, pair.a],
+    ]) {
+      const rows = await query(
+        db.url,
+        'SELECT schema_name, table_name, peer_node_id, (rows_missing + rows_extra + rows_different)::int AS n FROM steep_repl.node_divergence WHERE node_id = $1',
+        [db.id],
+      );
+      expect(rows).toEqual([{ schema_name: pair.specs[0].schema, table_name: pair.specs[0].name, peer_node_id: peer.id, n: 1 }]);
+    }
+    const events = await pair.events();
+    expect(events.a.filter((e) => e.event === 'merge.completed').map((e) => e.details.outcome)).toEqual(['differs']);
+    // apart from that row, both hold what prefer-a gives, and they still replicate
+    const expected = merged(pair.specs, pair.seeded.a, pair.seeded.b, preferA);
+    const now = await pair.read();
+    expect(differences(now.a, expected)).toEqual({});
+    now.b.get(items)!.delete('[4000001]');
+    expect(differences(now.b, expected)).toEqual({});
+    expect(await pair.replication()).toEqual(pair.merging());
   });
 });
