@@ -9,6 +9,7 @@ import { tableLabel } from '../lib/identifiers';
 import { MergeStatus, MergeTable, mergeStatus } from '../lib/sql/mergeStatus';
 import { followStatus, StatusFollower } from './follow-status';
 import { table } from './render';
+import { mergedAdvice } from './node-format';
 import { keyText } from './verify-follow';
 
 export const mergeEnded = (s: { state: string }): boolean => !['queued', 'running'].includes(s.state);
@@ -195,8 +196,7 @@ export function describeMerge(s: MergeStatus): Array<[string, boolean]> {
   } else if (s.state === 'analyzed' && s.mode === 'dry_run') {
     say(`merge: ${command(s, `--strategy ${s.strategy}${s.options?.column ? ` --column ${shellWord(s.options.column)}` : ''}`)}`);
   } else if (s.state === 'differs') {
-    const differing = (s.tables ?? []).filter((t) => t.verify?.status === 'differs').map(labelOf);
-    say(`see what differs: steep-repl node status ${shellWord(s.node_b)}; re-copy it from ${s.node_a}: steep-repl node reinit ${shellWord(s.node_b)} --tables ${shellWord(differing.join(',') || '<tables>')}`, true);
+    say(`see what differs: steep-repl node status ${shellWord(s.node_b)}; ${mergedAdvice(s.node_b)}`, true);
   }
   return out;
 }

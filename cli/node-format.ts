@@ -50,7 +50,9 @@ export function divergenceLines(n: NodeOverview, now = new Date()): Array<[strin
     const tables = divergence.map((d) => d.label).join(',');
     lines.push([
       'diverged',
-      `${tablesDiffer(divergence.length)}; re-copy: steep-repl node reinit ${shellWord(n.node_id)} --tables ${shellWord(tables)}`,
+      n.method === 'merge'
+        ? `${tablesDiffer(divergence.length)}; ${mergedAdvice(n.node_id)}`
+        : `${tablesDiffer(divergence.length)}; re-copy: steep-repl node reinit ${shellWord(n.node_id)} --tables ${shellWord(tables)}`,
     ]);
     for (const d of divergence) {
       lines.push([
@@ -68,6 +70,10 @@ export function divergenceLines(n: NodeOverview, now = new Date()): Array<[strin
   }
   return lines;
 }
+
+// What mends a merged node that differs: a reinit would re-copy one side of a two-way pair (start_reinit refuses it).
+export const mergedAdvice = (nodeId: string): string =>
+  `the node was merged and replicates both ways: mend these rows on one node and verify again (steep-repl node verify ${shellWord(nodeId)}), or detach both nodes and merge them again`;
 
 // "12 merged with node_b 3m ago: 120 rows written on node_a, 30 on node_b",
 // "13 resolving: 12 conflicts recorded, 3 unresolved", or while it runs

@@ -248,6 +248,8 @@ describe('node merge', () => {
     expect(status.stdout).toMatch(/^init state\s+synchronized$/m);
     expect(status.stdout).toMatch(/^last merge\s+\d+ \(merge prefer-a\) merged with merge_cli "B" \d+s ago: 100 rows written on merge_cli A, 120 on merge_cli "B"$/m);
     const json = JSON.parse((await cli('node', 'status', aId, '--json')).stdout);
+    // a merged node replicates both ways: no reinit offered (start_reinit refuses it)
+    expect(json).toMatchObject({ init_state: 'synchronized', method: 'merge', can_reinit: false });
     expect(json.last_merge).toMatchObject({ state: 'merged', mode: 'merge', strategy: 'prefer-a', peer_node_id: bId, rows_to_a: 100, rows_to_b: 120 });
     const list = await cli('node', 'list');
     expect(list.stdout).toMatch(/merge_cli A \*.*synchronized/);

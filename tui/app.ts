@@ -185,6 +185,9 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     const s = node.state;
     if (!s) return refuse(`${node.id} has not been read yet`);
     if (s.can_reinit === undefined) return refuse(`${node.id} runs a steep_repl without reinit (before 0.7.0)`);
+    if (s.method === 'merge') {
+      return refuse(`${node.id} was merged and replicates both ways: a reinit re-copies one side only; mend the rows on one node and verify, or detach both and merge again`);
+    }
     if (!s.can_reinit) return refuse(`${node.id} is ${s.init_state}: a reinit starts only from synchronized or diverged`);
     if (!s.init_source_node) return refuse(`${node.id} has no source to copy from`);
     const diverged = (s.divergence ?? []).map((d) => d.label);

@@ -59,7 +59,7 @@ export function verifyLines(node: NodeView, inner: number, now = new Date()): Ar
     out.push([
       ['Diverged ', { bold: true, color: 'magenta' }],
       [tablesDiffer(divergence.length), { color: 'magenta' }],
-      [` (verify ${first.verify_id ?? '?'}${first.peer_node_id ? ` against ${first.peer_node_id}` : ''}, ${ago(first.found_at, now)}) · R re-copies them`],
+      [` (verify ${first.verify_id ?? '?'}${first.peer_node_id ? ` against ${first.peer_node_id}` : ''}, ${ago(first.found_at, now)}) · ${s.method === 'merge' ? 'mend them on one node, then verify' : 'R re-copies them'}`],
     ]);
     for (const d of divergence.slice(0, 6)) {
       out.push([['  ✗ ', { color: 'magenta' }], [d.label, { bold: true }], [`  missing ${d.rows_missing} · extra ${d.rows_extra} · different ${d.rows_different}`]]);

@@ -148,7 +148,9 @@ function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
     lines.push([parts.join(' · '), {}]);
     const divergence = s.divergence ?? [];
     if (divergence.length) {
-      lines.push([`differ: ${divergence.map((d) => d.label).join(', ')} · R re-copies them`, { color: 'magenta' }]);
+      // a merged node replicates both ways: no reinit (start_reinit refuses it)
+      const mend = s.method === 'merge' ? 'merged both ways: mend the rows on one node, then verify' : 'R re-copies them';
+      lines.push([`differ: ${divergence.map((d) => d.label).join(', ')} · ${mend}`, { color: 'magenta' }]);
     }
     const v = s.last_verify;
     if (v && s.verify_running) {

@@ -36,8 +36,10 @@ SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority
        -- A reinit in progress: its scope, tables and step (NULL for an init).
        p.reinit,
        n.init_state IN ('synchronized', 'diverged') AS can_verify,
+       -- a merged node replicates both ways: start_reinit refuses it
        EXISTS (SELECT 1 FROM steep_repl.init_transitions t
-               WHERE t.from_state = n.init_state AND t.to_state = 'reinitializing') AS can_reinit,
+               WHERE t.from_state = n.init_state AND t.to_state = 'reinitializing')
+         AND p.method IS DISTINCT FROM 'merge' AS can_reinit,
        -- A merge in progress on this node (init_progress.merge: its peer,
        -- role, step), and the node's newest merge run: runs live in the
        -- database of node A (the coordinator), so NULL elsewhere.
