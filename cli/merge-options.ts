@@ -101,8 +101,7 @@ export function mergeRequest(nodeA: string, nodeB: string, flags: MergeFlags): M
     options.schema = flags.schema;
   }
   // as node start's: start_merge reads and range-checks seconds or an interval text
-  // (lib/sql/startMerge types it a number; the text goes as it is)
-  if (flags.timeout !== undefined) options.timeout = secondsOrInterval(flags.timeout) as number;
+  if (flags.timeout !== undefined) options.timeout = secondsOrInterval(flags.timeout);
   return { mode, options, writes: mode === 'merge' };
 }
 

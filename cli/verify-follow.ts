@@ -72,7 +72,8 @@ export function keyText(key: unknown): string {
 
 // The result for people: one line about the run, a table per table, then
 // the differing keys of each table that differs and what to do next.
-export function describeVerify(s: VerifyStatus, nodeId: string): string[] {
+// merged: the node replicates both ways with its peer (node merge), which no reinit re-copies
+export function describeVerify(s: VerifyStatus, nodeId: string, merged = false): string[] {
   const peer = s.peer_node_id ?? '?';
   const tables = s.tables ?? [];
   const differing = tables.filter((t) => t.status === 'differs');
@@ -125,7 +126,9 @@ export function describeVerify(s: VerifyStatus, nodeId: string): string[] {
   }
   if (s.state === 'differs') {
     lines.push(
-      `${nodeId} is diverged; re-copy what differs: steep-repl node reinit ${shellWord(nodeId)} --tables ${shellWord(differing.map(labelOf).join(','))}`,
+      merged
+        ? `${nodeId} is diverged; it replicates both ways (merged), so a reinit is refused: mend these rows on one node and verify again`
+        : `${nodeId} is diverged; re-copy what differs: steep-repl node reinit ${shellWord(nodeId)} --tables ${shellWord(differing.map(labelOf).join(','))}`,
     );
   }
   return lines;

@@ -16,8 +16,8 @@ export interface MergeRequest {
   tables?: string[];
   schema?: string;
   quiesce?: boolean;
-  // seconds, 1..86400 (default 3600)
-  timeout?: number;
+  // seconds or an interval text, up to a day (default 3600 s)
+  timeout?: number | string;
 }
 
 export interface MergeStarted {

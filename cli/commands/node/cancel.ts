@@ -13,7 +13,8 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
   static description =
     "Cancel a node's initialization: the agent stops it, removes the subscription, its slot and the publication, empties what was copied (without replicating that) and returns the node to uninitialized. " +
     "A manual init's prepare goes with it (the slot, the publication and node prepare's snapshot holder on the source); a pg_basebackup prepare whose copy " +
-    'was not completed is cancelled on the source (--db of the source).';
+    'was not completed is cancelled on the source (--db of the source). A merge (node merge) is cancelled from either node: its subscriptions, slots and ' +
+    'publications go on both nodes, both return to uninitialized, and the rows it already exchanged stay.';
   static examples = [
     '<%= config.bin %> node cancel node_b',
     '<%= config.bin %> node cancel node_b --no-wait',

@@ -8,6 +8,7 @@ import { connectToNodeDatabase } from '../../node-connection';
 import { cancelVerify } from '../../../lib/sql/cancelVerify';
 import { getVerifyStatus, VerifyStatus } from '../../../lib/sql/getVerifyStatus';
 import { startVerify } from '../../../lib/sql/startVerify';
+import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { describeVerify, exitCodeForVerify, followVerify, verifyLine } from '../../verify-follow';
 import { scopeFlags, verifyScope } from '../../verify-scope';
 
@@ -63,7 +64,7 @@ export default class NodeVerify extends BaseCommand<typeof NodeVerify> {
       const final = await this.follow(config, client, args.node, started.verify_id, header);
       process.exitCode = exitCodeForVerify(final);
       if (flags.json) return this.printJson(final);
-      const lines = describeVerify(final, args.node);
+      const lines = describeVerify(final, args.node, (await getNodeOverview(client, args.node))?.method === 'merge');
       if (final.state === 'failed') process.stderr.write(`error: ${lines.join('\n')}\n`);
       else this.log(lines.join('\n'));
     } finally {
