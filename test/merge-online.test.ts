@@ -189,6 +189,39 @@ describe('online merge', () => {
     expect(await pair.states()).toEqual({ a: 'synchronized', b: 'synchronized' });
   });
 
+  it('the same key inserted on both nodes after the exchange: the apply workers fail, the merge says so within seconds (kind concurrent); merged again by the strategy', async () => {
+    const pair = await pairs.create({ sizes: { shared: 300, conflicts: 100, onlyA: 30, onlyB: 30 } });
+    const items = pair.labels[0];
+    const agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'subscribed:5000' });
+    const started = await pair.startMerge({ strategy: 'prefer-b', timeout: 3600 });
+    await pausedAt(agent);
+    // exchanged, not yet subscribed: both inserts wait in the slots for the other node
+    await query(pair.a.url, `INSERT INTO ${items} (id, v, n) VALUES (3000002, 'inserted on A', 1)`);
+    await query(pair.b.url, `INSERT INTO ${items} (id, v, n) VALUES (3000002, 'inserted on B', 2)`);
+    const t0 = Date.now();
+    const failed = await pair.waitEnd(started.merge_id, 90000);
+    expect({ state: failed.state, kind: failed.failure_kind }).toEqual({ state: 'failed', kind: 'concurrent' });
+    expect(failed.error).toMatch(/replication fails to apply on node .*: rows were written on both nodes after the merge points/);
+    expect(failed.hint).toContain('run the merge again');
+    // far from the hour's timeout, and no new attempt of the job
+    expect(Date.now() - t0).toBeLessThan(60000);
+    expect(agent.lines.filter((l) => l.event === 'merge.job_failed').map((l) => l.retrying)).toEqual([false]);
+    expect(await pair.states()).toEqual({ a: 'failed', b: 'failed' });
+    const kept = await pair.replication();
+    expect([kept.a.subscriptions.length, kept.b.subscriptions.length]).toEqual([1, 1]);
+
+    // a new merge from new merge points: the key is a conflict, B's row wins
+    const again = await pair.startMerge({ strategy: 'prefer-b' });
+    const status = await pair.waitEnd(again.merge_id, 90000);
+    expect({ state: status.state, error: status.error }).toEqual({ state: 'merged', error: null });
+    for (const url of [pair.a.url, pair.b.url]) {
+      expect(await query(url, `SELECT v, n::int AS n FROM ${items} WHERE id = 3000002`)).toEqual([{ v: 'inserted on B', n: 2 }]);
+    }
+    const now = await pair.read();
+    expect(differences(now.a, now.b)).toEqual({});
+    expect(await pair.states()).toEqual({ a: 'synchronized', b: 'synchronized' });
+  });
+
   it('--quiesce with a write since the merge point: failed, kind quiesce, nothing exchanged', async () => {
     const pair = await pairs.create({ sizes: { shared: 500, conflicts: 200, onlyA: 50, onlyB: 50 } });
     const items = pair.labels[0];

@@ -8,6 +8,7 @@ import { quoteIdent } from '../../lib/identifiers';
 import type { ClaimedMerge } from '../../lib/sql/claimMerge';
 import { RegisteredNode } from '../../lib/sql/getNode';
 import { TaskContext } from '../task';
+import { ApplyWatch } from './apply-errors';
 import { MergeCancelled } from './errors';
 import { closeWriter, Writers } from './exchange';
 import { PairNames } from './names';
@@ -30,6 +31,8 @@ export class MergeContext {
   readonly began = { a: false, b: false };
   // a node committed its share of the exchange (the point of no return)
   exchanged = false;
+  // the subscriptions' apply failures, once they exist
+  applyWatch?: ApplyWatch;
 
   constructor(
     readonly run: ClaimedMerge,

@@ -29,6 +29,7 @@ import { recordMergeTable } from '../../lib/sql/recordMergeTable';
 import { classify } from '../init/failure';
 import { TaskContext } from '../task';
 import { checkPeer, checkTables, Plan } from './checks';
+import { ApplyWatch } from './apply-errors';
 import { removeReplicationObjects } from './cleanup';
 import { compareAll } from './compare-step';
 import { MergeContext } from './context';
@@ -249,11 +250,21 @@ class MergeJob {
     m.progress.step = 'subscribed';
     await m.progress.send({ error: null });
     m.log('info', 'merge.subscribed', { subscriptions: made, resumed: !made.length });
+    m.applyWatch = await ApplyWatch.start(m.control, m.peer, m.names, { a: run.node_a, b: run.node_b });
     await m.pauseAt('caught_up');
-    const lag = await waitCaughtUp(m.control, m.peer, m.names, { a: run.node_a, b: run.node_b }, m.deadline, m.signal, (l) => {
-      const bytes = Number(l.a.lag_bytes ?? 0) + Number(l.b.lag_bytes ?? 0);
-      m.progress.fraction = bytes ? Math.min(0.9, m.progress.fraction + 0.05) : 0.9;
-    });
+    const lag = await waitCaughtUp(
+      m.control,
+      m.peer,
+      m.names,
+      { a: run.node_a, b: run.node_b },
+      m.deadline,
+      m.signal,
+      (l) => {
+        const bytes = Number(l.a.lag_bytes ?? 0) + Number(l.b.lag_bytes ?? 0);
+        m.progress.fraction = bytes ? Math.min(0.9, m.progress.fraction + 0.05) : 0.9;
+      },
+      m.applyWatch,
+    );
     m.log('info', 'merge.caught_up', { confirmed_a: lag.a.confirmed_lsn, confirmed_b: lag.b.confirmed_lsn });
   }
 
@@ -334,9 +345,12 @@ class MergeJob {
     }
     await m.progress.halt();
     if (cancelled) return this.cancelled();
+    // a wait that failed (catch-up, the final verify's rechecks) because an apply worker keeps failing
+    err = (await this.applyFailure(err)) ?? err;
     const { error, hint } = errorFields(err);
     const kind: MergeFailureKind = err instanceof MergeError ? err.kind : failureKind(err);
-    const retry = m.exchanged && kind !== 'timeout' && !m.lastAttempt;
+    // no new attempt gets past a timeout or an apply that keeps failing
+    const retry = m.exchanged && kind !== 'timeout' && kind !== 'concurrent' && !m.lastAttempt;
     m.log('error', 'merge.job_failed', { step: m.progress.step, error, hint, kind, exchanged: m.exchanged, retrying: retry });
     if (retry) {
       // past the point of no return: recorded, then the job runs again from the subscriptions
@@ -358,6 +372,16 @@ class MergeJob {
       await this.quietly('a', () => mergeNodeFinish(m.control, run.node_a, m.id, aEnd));
     }
     await finishMerge(m.control, m.id, { outcome: 'failed', error, kind, hint: hint ?? (m.began.a ? rerun : undefined), details });
+  }
+
+  private async applyFailure(err: unknown): Promise<MergeError | undefined> {
+    if (!this.m.applyWatch || (err instanceof MergeError && err.kind === 'concurrent')) return undefined;
+    try {
+      await this.m.applyWatch.check();
+    } catch (failing) {
+      if (failing instanceof MergeError) return failing;
+    }
+    return undefined;
   }
 
   private async cancelled(): Promise<void> {

@@ -10,6 +10,7 @@ import { getSlotLag, SlotLag } from '../../lib/sql/getSlotLag';
 import { pause } from '../init/wait';
 import { findSlots } from '../replication/slot';
 import { createSubscription, findSubscription } from '../replication/subscription';
+import { ApplyWatch } from './apply-errors';
 import { MergeError } from './errors';
 import { PairNames } from './names';
 import { PeerSession } from './sessions';
@@ -61,6 +62,7 @@ export async function waitCaughtUp(
   deadline: number,
   signal: AbortSignal,
   onLag: (lag: CatchUp) => Promise<void> | void,
+  watch?: ApplyWatch,
 ): Promise<CatchUp> {
   const targetA = (await getSlotLag(a, names.ab)).current_lsn;
   const targetB = (await b.run((cb) => getSlotLag(cb, names.ba))).current_lsn;
@@ -72,6 +74,7 @@ export async function waitCaughtUp(
     }
     if (lag.a.reached && lag.b.reached) return lag;
     await onLag(lag);
+    await watch?.check();
     if (Date.now() >= deadline) {
       const behind = (to: string, from: string, target: string, slot: string, l: SlotLag) =>
         `node ${quoteIdent(to)} has not applied node ${quoteIdent(from)}'s changes up to ${target} (slot ${slot} confirmed ${l.confirmed_lsn ?? 'nothing'})`;
