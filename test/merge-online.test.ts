@@ -46,6 +46,7 @@ describe('online merge', () => {
     const wa = itemsWriter(pair, 'a', 1_000_000);
     const wb = itemsWriter(pair, 'b', 2_000_000);
     let status: any;
+    let verified: any;
     try {
       await waitUntil('writes on both nodes', () => wa.writer.counts.transactions > 20 && wb.writer.counts.transactions > 20);
       const started = await pair.startMerge({ strategy: 'prefer-b' });
@@ -63,11 +64,22 @@ describe('online merge', () => {
       // and writes after the merge, through the subscriptions
       const [ua, ub] = [wa.writer.counts.transactions, wb.writer.counts.transactions];
       await waitUntil('writes after the merge', () => wa.writer.counts.transactions > ua + 20 && wb.writer.counts.transactions > ub + 20, 20000);
+      // node verify of the merged pair while both nodes write: rows in flight either way are no difference
+      const [{ v }] = await query(pair.a.url, 'SELECT steep_repl.start_verify($1, $2) AS v', [pair.a.id, pair.b.id]);
+      verified = await waitUntil(
+        'the verify of the merged pair',
+        async () => {
+          const [{ s }] = await query(pair.a.url, 'SELECT steep_repl.verify_status($1) AS s', [v.verify_id]);
+          return !['queued', 'running'].includes(s.state) && s;
+        },
+        60000,
+      );
     } finally {
       await stopWriters([wa, wb]);
       await recorder.close();
     }
     expect({ state: status.state, error: status.error }).toEqual({ state: 'merged', error: null });
+    expect({ state: verified.state, differing: verified.tables_differing, error: verified.error }).toEqual({ state: 'equal', differing: 0, error: null });
     expect(await pair.states()).toEqual({ a: 'synchronized', b: 'synchronized' });
     await pair.settle();
 
