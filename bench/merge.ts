@@ -143,6 +143,32 @@ async function checkMerged(a: NodeDb, b: NodeDb, s: Shape): Promise<string[]> {
   return problems;
 }
 
+const sparseChanges = 100;
+
+// sparseChanges rows of B changed without replicating (under an origin of
+// their own, which A's origin = none subscription skips), then one
+// analysis and one baseline on the pair; both must find exactly those rows.
+async function sparseRound(a: NodeDb, b: NodeDb, changes: number, failures: string[]): Promise<{ analysis: number; baseline: number }> {
+  await withClient(b.url, async (client) => {
+    await client.query("SELECT pg_replication_origin_create('bench_sparse')");
+    await client.query("SELECT pg_replication_origin_session_setup('bench_sparse')");
+    await client.query(`UPDATE public.items SET v = 'sparse:' || v WHERE id IN (SELECT g * 7919 FROM generate_series(1, ${changes}) g)`);
+    await client.query('SELECT pg_replication_origin_session_reset()');
+  });
+  const want: Counts = { identical: 0, only_a: 0, only_b: 0, conflicting: changes };
+  const analysis = await runMerge(a, b, { analyze: true });
+  const found = statusCounts(analysis.status);
+  want.identical = found.identical;
+  const ok = analysis.status.state === 'analyzed' && sameCounts(found, want);
+  if (!ok) failures.push(`sparse analysis ${analysis.status.state}: ${analysis.status.error ?? countsText(found)}`);
+  console.log(`sparse: analysis ${analysis.seconds.toFixed(2)} s (${countsText(found)}) ${ok ? 'ok' : 'MISMATCH'}`);
+  const baseline = await clientSideCompare(a, b);
+  const baseOk = sameCounts(baseline.counts, { ...want, identical: baseline.counts.identical }) && baseline.counts.identical === found.identical;
+  if (!baseOk) failures.push(`sparse baseline: ${countsText(baseline.counts)}`);
+  console.log(`sparse: client-side compare ${baseline.seconds.toFixed(2)} s (${countsText(baseline.counts)}) ${baseOk ? 'ok' : 'MISMATCH'}`);
+  return { analysis: analysis.seconds, baseline: baseline.seconds };
+}
+
 const bench: Benchmark = {
   description: "merge of two nodes with overlapping data: analysis and the whole merge (prefer-a) vs pulling both tables into the client and comparing there",
   async run(args) {
@@ -192,10 +218,14 @@ const bench: Benchmark = {
         const problems = merge.status.state === 'merged' ? await checkMerged(a, b, s) : [`merge ${merge.status.state}: ${merge.status.error ?? ''}`];
         if (!states.every((st) => st === 'synchronized')) problems.push(`node states ${states.join(', ')}`);
         failures.push(...problems.map((p) => `merge: ${p}`));
-        const phases = (merge.status.tables ?? []).map((t: any) => t.note).filter(Boolean);
+        const notes = (merge.status.tables ?? []).map((t: any) => t.note).filter(Boolean);
         console.log(
-          `merge (prefer-a): ${merge.seconds.toFixed(2)} s, ${merge.status.rows_to_a} rows written on A, ${merge.status.rows_to_b} on B; ${problems.length ? problems.join('; ') : 'both nodes synchronized and equal'}${phases.length ? ` (${phases.join('; ')})` : ''}`,
+          `merge (prefer-a): ${merge.seconds.toFixed(2)} s, ${merge.status.rows_to_a} rows written on A, ${merge.status.rows_to_b} on B; ${problems.length ? problems.join('; ') : 'both nodes synchronized and equal'}${notes.length ? ` (${notes.join('; ')})` : ''}`,
         );
+
+        // The merged pair, then a few rows changed on B alone: the sparse
+        // case, where range hashes read little but pass 1.
+        const sparse = problems.length ? undefined : await sparseRound(a, b, sparseChanges, failures);
 
         const analysisMedian = analyses.length ? median(analyses) : undefined;
         const baselineMedian = baselines.length ? median(baselines) : undefined;
@@ -204,6 +234,10 @@ const bench: Benchmark = {
         console.log('|---|---|---|');
         console.log(`| client-side compare (baseline) | ${baselineMedian?.toFixed(2) ?? '–'} | 1.00× |`);
         console.log(`| steep-repl analysis | ${analysisMedian?.toFixed(2) ?? '–'} | ${analysisMedian && baselineMedian ? `${(analysisMedian / baselineMedian).toFixed(2)}×` : ''} |`);
+        if (sparse) {
+          console.log(`| client-side compare, ${sparseChanges} rows differ | ${sparse.baseline.toFixed(2)} | 1.00× |`);
+          console.log(`| steep-repl analysis, ${sparseChanges} rows differ | ${sparse.analysis.toFixed(2)} | ${(sparse.analysis / sparse.baseline).toFixed(2)}× |`);
+        }
         console.log(
           `| steep-repl merge, whole (goal < ${goalSeconds} s ${merge.seconds < goalSeconds && !problems.length ? '✓' : '✗'}) | ${merge.seconds.toFixed(2)} | ${baselineMedian ? `${(merge.seconds / baselineMedian).toFixed(2)}×` : ''} |`,
         );
@@ -218,6 +252,7 @@ const bench: Benchmark = {
             baseline_seconds: baselineMedian ?? null,
             merge_seconds: merge.seconds,
             analysis_over_baseline: analysisMedian && baselineMedian ? analysisMedian / baselineMedian : null,
+            sparse: sparse ? { changed_rows: sparseChanges, ...sparse, analysis_over_baseline: sparse.analysis / sparse.baseline } : null,
             goal_met: merge.seconds < goalSeconds && !problems.length,
             failed: failures,
           }),
