@@ -18,7 +18,6 @@ import {
   differences,
   itemsWriter,
   merged,
-  MergePair,
   pairsOf,
   preferA,
   preferB,

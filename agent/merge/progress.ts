@@ -7,7 +7,7 @@
 // 75-85, verifying 85-100; a read-only run compares from 5 to 100.
 import { Client } from 'pg';
 import { Logger } from '../../lib/log';
-import type { MergeMode, MergePhase, MergeStep } from '../../lib/sql/mergeStatus';
+import type { MergeMode, MergePhase, MergeStep, MergeTotals } from '../../lib/sql/mergeStatus';
 import { mergeNodeStep, MergeNodeProgress } from '../../lib/sql/mergeNodeStep';
 import { reportMergeProgress, MergeRunReport } from '../../lib/sql/reportMergeProgress';
 import { PeerSession } from './sessions';
@@ -33,15 +33,6 @@ const nodePhase: Record<MergePhase, MergeNodeProgress['phase']> = {
   done: 'verifying',
 };
 
-export interface Totals {
-  rows_identical: number;
-  rows_only_a: number;
-  rows_only_b: number;
-  rows_conflicting: number;
-  rows_to_a: number;
-  rows_to_b: number;
-}
-
 export class MergeProgress {
   phase: MergePhase = 'preparing';
   // merge_runs.step, and init_progress.merge.step on the nodes
@@ -51,7 +42,7 @@ export class MergeProgress {
   fraction = 0;
   tablesDone = 0;
   currentTable: string | null = null;
-  readonly totals: Totals = { rows_identical: 0, rows_only_a: 0, rows_only_b: 0, rows_conflicting: 0, rows_to_a: 0, rows_to_b: 0 };
+  readonly totals: MergeTotals = { rows_identical: 0, rows_only_a: 0, rows_only_b: 0, rows_conflicting: 0, rows_to_a: 0, rows_to_b: 0 };
   // rows the exchange writes on each node, in all (init_progress.rows_total)
   rowsPlanned = { a: 0, b: 0 };
   // merge_node_step on both nodes (a merge, once they are in it)

@@ -1,6 +1,6 @@
 import { LabelledTable, Numeric, Queryable, TableName } from './queryable';
 import type { VerifyState } from './getVerifyStatus';
-import type { MergeFailureKind, MergeMode, MergeNodeState, MergePhase, MergeState, MergeStep, MergeStrategy } from './mergeStatus';
+import type { MergeNodeState, MergeRun, MergeTotals } from './mergeStatus';
 import { NodeRow } from './registerNode';
 
 // A row of steep_repl.node_overview: the registry with health, the init and
@@ -88,34 +88,16 @@ export interface ReinitState {
 }
 
 // node_overview's last_merge: the newest merge run the node took part in.
-export interface MergeSummary {
-  merge_id: number;
-  node_a: string;
-  node_b: string;
+export interface MergeSummary
+  extends Pick<
+    MergeRun,
+    | 'merge_id' | 'node_a' | 'node_b' | 'mode' | 'strategy' | 'state' | 'phase' | 'step' | 'percent' | 'tables_total' | 'tables_done'
+    | keyof MergeTotals | 'error' | 'hint' | 'failure_kind' | 'requested_at' | 'started_at' | 'finished_at'
+  > {
   // the other node of the run
   peer_node_id: string;
-  mode: MergeMode;
-  strategy: MergeStrategy | null;
-  state: MergeState;
-  phase: MergePhase | null;
-  step: MergeStep;
-  percent: number;
-  tables_total: number;
-  tables_done: number;
-  rows_identical: number;
-  rows_only_a: number;
-  rows_only_b: number;
-  rows_conflicting: number;
-  rows_to_a: number;
-  rows_to_b: number;
   // recorded conflicts without a resolution (a manual record run)
   conflicts_unresolved: number;
-  error: string | null;
-  hint: string | null;
-  failure_kind: MergeFailureKind | null;
-  requested_at: string;
-  started_at: string | null;
-  finished_at: string | null;
 }
 
 // The merge a node is in now: its progress row is a merge's and in

@@ -1,4 +1,3 @@
-import type { MergeNodeOutcome } from './mergeStatus';
 import { Queryable, TableName } from './queryable';
 import { NodeRow } from './registerNode';
 

@@ -24,8 +24,18 @@ export interface MergeOptions {
   resolutions_of?: number;
 }
 
+// A run's (or a table's) rows by kind and the rows its exchange wrote.
+export interface MergeTotals {
+  rows_identical: number;
+  rows_only_a: number;
+  rows_only_b: number;
+  rows_conflicting: number;
+  rows_to_a: number;
+  rows_to_b: number;
+}
+
 // One row of merge_runs (JSON: numbers are numbers, times and LSNs strings).
-export interface MergeRun {
+export interface MergeRun extends MergeTotals {
   merge_id: number;
   node_a: string;
   node_b: string;
@@ -40,12 +50,6 @@ export interface MergeRun {
   percent: number;
   tables_total: number;
   tables_done: number;
-  rows_identical: number;
-  rows_only_a: number;
-  rows_only_b: number;
-  rows_conflicting: number;
-  rows_to_a: number;
-  rows_to_b: number;
   lsn_a: string | null;
   lsn_b: string | null;
   error: string | null;
