@@ -279,10 +279,24 @@ describe('merge refusals', () => {
       }
     });
 
-    it('after all of these, the same pair merges (nothing was left half done; failed nodes merge again)', async () => {
+    it('after all of these, the same pair merges (nothing was left half done; failed nodes merge again), also with B left in a merge that ended while B was away', async () => {
+      // B's part of a merge whose run ended on A without B hearing of it (B unreachable then)
+      const ended = await pair.startMerge({ analyze: true });
+      expect((await pair.waitEnd(ended.merge_id)).state).toBe('analyzed');
+      await query(pair.b.url, 'SELECT steep_repl.merge_node_begin($1, $2, $3)', [
+        pair.b.id,
+        pair.a.id,
+        { merge_id: ended.merge_id, coordinator: pair.a.id, role: 'b', strategy: 'prefer-a', tables_total: 2 },
+      ]);
+      expect((await pair.states()).b).toBe('preparing');
+
       const started = await pair.startMerge({ strategy: 'prefer-a', tables: [escapeIdentifier('public') + '.parent', 'public."Child ""Rows"""'] });
       const status = await pair.waitEnd(started.merge_id, 90000);
       expect({ state: status.state, error: status.error }).toEqual({ state: 'merged', error: null });
+      const endedOnB = await query(pair.b.url, "SELECT details FROM steep_repl.audit_log WHERE event = 'merge.node_finished' AND (details ->> 'merge_id')::int8 = $1", [
+        ended.merge_id,
+      ]);
+      expect(endedOnB.map((r) => [r.details.outcome, r.details.error])).toEqual([['failed', expect.stringMatching(/ended analyzed on node .* while this node was unreachable/)]]);
       const hashes = await pair.hashes();
       expect(hashes.b['public.parent']).toBe(hashes.a['public.parent']);
       expect(hashes.b['public."Child ""Rows"""']).toBe(hashes.a['public."Child ""Rows"""']);
