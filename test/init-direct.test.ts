@@ -104,6 +104,15 @@ describe('direct init', () => {
       expect(refused?.hint).toContain(`GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO ${roleIdent};`);
       expect(refused?.hint).toContain(`GRANT USAGE ON SCHEMA "Sales ünit" TO ${roleIdent};`);
       expect(refused?.hint).toContain(`GRANT INSERT, DELETE, TRUNCATE ON public.accounts, "Sales ünit"."Order ""Items"" é" TO ${roleIdent};`);
+      // a merge's exchange reads, inserts and updates (agent/merge/run.ts)
+      const merging = await withClient(pair.source.url, (source) =>
+        withClient(pair.target.url, async (target) => {
+          await target.query(`SET ROLE ${roleIdent}`);
+          const tablePrivileges = ['SELECT', 'INSERT', 'UPDATE'];
+          await checkInitPrivileges({ source, target, sourceNodeId: 'a', targetNodeId: 'b', tables, publication: 'p', agentCopies: true, tablePrivileges });
+        }),
+      ).then(() => undefined, (err) => err);
+      expect(merging?.hint).toContain(`GRANT SELECT, INSERT, UPDATE ON public.accounts, "Sales ünit"."Order ""Items"" é" TO ${roleIdent};`);
       // the snapshot method's check does not ask for them
       await expect(
         withClient(pair.source.url, (source) =>

@@ -35,11 +35,13 @@ export async function checkInitPrivileges(options: {
   publication: string;
   agentCopies?: boolean;
   advancesOrigin?: boolean;
+  // what the agent's writes need on each table (default: a copy's)
+  tablePrivileges?: string[];
 }): Promise<void> {
   const missing = [
     ...(await sourceGaps(options.source, options.tables, options.publication)),
     ...(await targetGaps(options.target)),
-    ...(options.agentCopies ? await copyGaps(options.target, options.tables) : []),
+    ...(options.agentCopies ? await copyGaps(options.target, options.tables, options.tablePrivileges) : []),
     ...(options.advancesOrigin ? await originGaps(options.target) : []),
   ];
   if (!missing.length) return;
@@ -125,7 +127,7 @@ async function targetGaps(target: Client): Promise<MissingPrivilege[]> {
 }
 
 // What the agent's own copy sessions do on the target (agent/copy/workers.ts).
-async function copyGaps(target: Client, tables: TableName[]): Promise<MissingPrivilege[]> {
+async function copyGaps(target: Client, tables: TableName[], privileges = ['INSERT', 'DELETE', 'TRUNCATE']): Promise<MissingPrivilege[]> {
   const { rows } = await target.query(
     `SELECT current_user AS role, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super,
             has_parameter_privilege('session_replication_role', 'SET') AS can_set_role,
@@ -140,9 +142,8 @@ async function copyGaps(target: Client, tables: TableName[]): Promise<MissingPri
                FROM unnest($1::text[], $2::text[]) AS t(schema_name, table_name)
                JOIN pg_namespace n ON n.nspname = t.schema_name
                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
-              WHERE NOT (has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE')
-                         AND has_table_privilege(c.oid, 'TRUNCATE'))) AS tables`,
-    [tables.map((t) => t.schema_name), tables.map((t) => t.table_name)],
+              WHERE NOT (SELECT bool_and(has_table_privilege(c.oid, p)) FROM unnest($3::text[]) p)) AS tables`,
+    [tables.map((t) => t.schema_name), tables.map((t) => t.table_name), privileges],
   );
   const t = rows[0];
   if (t.super) return [];
@@ -176,8 +177,8 @@ async function copyGaps(target: Client, tables: TableName[]): Promise<MissingPri
     gaps.push({
       side: 'target',
       role,
-      privilege: `INSERT, DELETE and TRUNCATE on ${t.tables.join(', ')} (to copy into them)`,
-      grant: `GRANT INSERT, DELETE, TRUNCATE ON ${t.tables.join(', ')} TO ${role};`,
+      privilege: `${privileges.join(', ')} on ${t.tables.join(', ')} (to write into them)`,
+      grant: `GRANT ${privileges.join(', ')} ON ${t.tables.join(', ')} TO ${role};`,
     });
   }
   return gaps;

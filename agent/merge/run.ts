@@ -15,7 +15,7 @@
 // everything and the job runs again.
 import { Client } from 'pg';
 import { clientConfig, connect, describeTarget, nodeConninfo } from '../../lib/connection';
-import { errorFields } from '../../lib/errors';
+import { errorFields, SteepError } from '../../lib/errors';
 import { quoteIdent } from '../../lib/identifiers';
 import { claimMerge, ClaimedMerge } from '../../lib/sql/claimMerge';
 import { finishMerge } from '../../lib/sql/finishMerge';
@@ -27,6 +27,7 @@ import { mergeStatus } from '../../lib/sql/mergeStatus';
 import type { MergeFailureKind } from '../../lib/sql/mergeStatus';
 import { recordMergeTable } from '../../lib/sql/recordMergeTable';
 import { classify } from '../init/failure';
+import { checkInitPrivileges } from '../init/privileges';
 import { TaskContext } from '../task';
 import { checkPeer, checkTables, Plan } from './checks';
 import { ApplyWatch } from './apply-errors';
@@ -100,6 +101,7 @@ class MergeJob {
     const plan = await checkTables(run, m.control, m.peer);
     m.checkpoint();
     if (run.mode !== 'merge') return this.analysis(plan);
+    await this.checkPrivileges(plan);
     const earlier = await this.earlierAttempt();
     if (earlier) {
       m.began.a = m.began.b = true;
@@ -167,6 +169,27 @@ class MergeJob {
     await mergeNodeFinish(m.control, run.node_a, m.id, end);
     await finishMerge(m.control, m.id, { outcome: differs.length ? 'differs' : 'merged' });
     m.log('info', 'merge.completed', { outcome: differs.length ? 'differs' : 'merged', resumed: true });
+  }
+
+  // Each node is a source (publication, slot) and a target (subscription,
+  // the exchange's writes as an apply worker makes them): what their roles
+  // lack is named before anything is created, as for an init.
+  private async checkPrivileges(plan: Plan): Promise<void> {
+    const { m, run } = this;
+    const tables = plan.tables.map((t) => t.table);
+    // the exchange reads the rows, inserts and updates them
+    const tablePrivileges = ['SELECT', 'INSERT', 'UPDATE'];
+    try {
+      await m.peer.run((b) =>
+        checkInitPrivileges({ source: m.control, target: b, sourceNodeId: run.node_a, targetNodeId: run.node_b, tables, publication: m.names.ab, agentCopies: true, tablePrivileges }),
+      );
+      await m.peer.run((b) =>
+        checkInitPrivileges({ source: b, target: m.control, sourceNodeId: run.node_b, targetNodeId: run.node_a, tables, publication: m.names.ba, agentCopies: true, tablePrivileges }),
+      );
+    } catch (err) {
+      if (!(err instanceof SteepError)) throw err;
+      throw new MergeError(err.message, 'refused', err.hint);
+    }
   }
 
   // Both nodes enter the merge (preparing). B refusing leaves A as it was.
