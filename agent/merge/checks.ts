@@ -98,7 +98,8 @@ export async function checkTables(run: ClaimedMerge, a: Client, b: PeerSession):
     }
     if (column) {
       const type = shapeB.columns.find((c) => c.name === column)?.type;
-      if (!type || !timeTypes.includes(type)) {
+      // format_type writes a precision inside: timestamp(3) with time zone
+      if (!type || !timeTypes.includes(type.replace(/\(\d+\)/, ''))) {
         throw new MergeError(
           `the last-modified column ${JSON.stringify(column)} of ${table.label} is ${type ? `${type} on ${nameB}` : `missing on ${nameB}`}: ` +
             'it must be timestamptz, timestamp or date on both nodes',

@@ -178,7 +178,7 @@ export const schemaSql = `
   CREATE TABLE public.parent (id int PRIMARY KEY, name text NOT NULL, name_len int GENERATED ALWAYS AS (length(name)) STORED, updated_at timestamp);
   CREATE TABLE public."Child ""Rows""" (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     parent_id int NOT NULL CONSTRAINT "child → parent" REFERENCES public.parent (id), note text, updated_at date);
-  CREATE TABLE ${s}.tags ("Key" text, "select" int, label text, updated_at timestamptz, PRIMARY KEY ("Key", "select"));
+  CREATE TABLE ${s}.tags ("Key" text, "select" int, label text, updated_at timestamptz(3), PRIMARY KEY ("Key", "select"));
   CREATE SEQUENCE public.ticket_seq;
 `;
 
