@@ -124,4 +124,29 @@ describe('merge faults', () => {
     expect(events.a.map((e) => e.event)).toEqual(['merge.started', 'merge.node_started', 'merge.node_finished', 'merge.completed']);
     expect(events.b.map((e) => e.event)).toEqual(['merge.node_started', 'merge.node_finished']);
   });
+
+  it('a cancel asked while the agent is dead, after the exchange: the next agent removes the replication objects on both nodes; both uninitialized, the exchanged rows stay', async () => {
+    const pair = await pairs.create({ sizes: { shared: 300, conflicts: 100, onlyA: 30, onlyB: 30 } });
+    let agent = await pair.startAgent({ STEEP_REPL_MERGE_PAUSE_AT: 'caught_up:60000' });
+    const started = await pair.startMerge({ strategy: 'prefer-a' });
+    await pausedAt(agent);
+    await agent.stop('SIGKILL');
+    expect((await pair.status(started.merge_id)).step).toBe('subscribed');
+    const [{ r: asked }] = await query(pair.a.url, 'SELECT steep_repl.cancel_merge($1) AS r', [pair.a.id]);
+    expect(asked).toMatchObject({ merge_id: started.merge_id, cancel_requested: true });
+
+    agent = await pair.startAgent();
+    const status = await pair.waitEnd(started.merge_id, 60000);
+    expect(status.state).toBe('cancelled');
+    expect(await pair.states()).toEqual({ a: 'uninitialized', b: 'uninitialized' });
+    const none = { slots: [], publications: [], subscriptions: [] };
+    expect(await pair.replication()).toEqual({ a: none, b: none });
+    const expected = merged(pair.specs, pair.seeded.a, pair.seeded.b, preferA);
+    const now = await pair.read();
+    expect(differences(now.a, expected)).toEqual({});
+    expect(differences(now.b, expected)).toEqual({});
+    const events = await pair.events();
+    expect(events.a.filter((e) => e.event === 'merge.cancelled').map((e) => e.details.exchanged)).toEqual([true]);
+    expect(events.b.filter((e) => e.event === 'merge.node_finished').map((e) => e.details.outcome)).toEqual(['cancelled']);
+  });
 });

@@ -5,7 +5,7 @@
 // merge_conflicts as they are now), foreign keys, and with --quiesce any
 // change written since the merge point. Then each writer records the step
 // 'exchanged' in its own transaction and B commits, then A: a job killed
-// between the two resumes past the exchange (run.ts). Sequences last.
+// between the two resumes past the exchange (run.ts).
 import { quoteIdent } from '../../lib/identifiers';
 import { mergeNodeStep } from '../../lib/sql/mergeNodeStep';
 import { recordMergeTable } from '../../lib/sql/recordMergeTable';
@@ -14,8 +14,8 @@ import { recordConflicts } from './conflicts';
 import { MergeContext } from './context';
 import { MergeError } from './errors';
 import { checkForeignKeys, ExchangeTable, openWriter, TableExchange, TableWrites, Writers } from './exchange';
+import { readNodePart } from './node-part';
 import { changesSinceMergePoint } from './quiesce';
-import { alignSequences } from './sequences';
 
 interface Written {
   p: PlannedTable;
@@ -78,14 +78,12 @@ export async function exchange(m: MergeContext, plan: Plan, tables: ExchangeTabl
         : {}),
     });
   }
-  const sequences = await alignSequences(m.control, m.peer);
   progress.fraction = 1;
   await progress.send({ step: 'exchanged' });
   m.log('info', 'merge.exchanged', {
     rows_to_a: rowsToA,
     rows_to_b: rowsToB,
     rows_changed_during: written.reduce((n, w) => n + w.writes.changedDuring, 0),
-    sequences_aligned: sequences.length,
   });
 }
 
@@ -150,9 +148,7 @@ async function commit(m: MergeContext, writers: Writers): Promise<void> {
       await writers.b.query('COMMIT');
     } catch (err) {
       // a COMMIT whose answer was lost may have happened: B's step says
-      const step = await m.peer
-        .run(async (b) => (await b.query('SELECT merge FROM steep_repl.init_progress WHERE node_id = $1', [m.run.node_b])).rows[0]?.merge)
-        .catch(() => undefined);
+      const step = await m.peer.run((b) => readNodePart(b, m.run.node_b)).catch(() => undefined);
       if (!(step?.merge_id === m.id && step?.step === 'exchanged')) throw err;
     }
     m.exchanged = true;

@@ -13,8 +13,7 @@
 // replication objects and leaves the rows as they were; a cancel after it
 // removes them too (the rows exchanged stay); a failure after it keeps
 // everything and the job runs again.
-import { Client } from 'pg';
-import { clientConfig, connect, describeTarget, nodeConninfo } from '../../lib/connection';
+import { clientConfig, connect, describeTarget, nodeConninfo, redactSecrets } from '../../lib/connection';
 import { errorFields, SteepError } from '../../lib/errors';
 import { quoteIdent } from '../../lib/identifiers';
 import { claimMerge, ClaimedMerge } from '../../lib/sql/claimMerge';
@@ -24,7 +23,7 @@ import { mergeNodeBegin } from '../../lib/sql/mergeNodeBegin';
 import { mergeNodeFinish, MergeNodeEnd } from '../../lib/sql/mergeNodeFinish';
 import { mergeNodeStep } from '../../lib/sql/mergeNodeStep';
 import { mergeStatus } from '../../lib/sql/mergeStatus';
-import type { MergeFailureKind } from '../../lib/sql/mergeStatus';
+import type { MergeFailureKind, MergeNodeState } from '../../lib/sql/mergeStatus';
 import { recordMergeTable } from '../../lib/sql/recordMergeTable';
 import { classify } from '../init/failure';
 import { checkInitPrivileges } from '../init/privileges';
@@ -38,7 +37,9 @@ import { MergeCancelled, MergeError } from './errors';
 import { exchange } from './exchange-step';
 import { divergence, verifyMergedTables } from './final-verify';
 import { pairNames } from './names';
+import { readNodePart } from './node-part';
 import { closeSession, openSession } from './sessions';
+import { alignSequences } from './sequences';
 import { makeMergePoints, openReaders } from './snapshots';
 import { subscribeBoth, waitCaughtUp } from './subscribe';
 
@@ -47,7 +48,7 @@ const pastExchange = ['exchanged', 'subscribed', 'verifying', 'verified'];
 
 export async function runMerge(mergeId: number, ctx: TaskContext): Promise<void> {
   const control = await connect(clientConfig(ctx.connectionString, 'steep-repl merge'), describeTarget(ctx.connectionString));
-  control.on('error', (err) => ctx.logger.log('warn', 'merge.connection_error', { merge_id: mergeId, error: err.message }));
+  control.on('error', (err) => ctx.logger.log('warn', 'merge.connection_error', { merge_id: mergeId, error: redactSecrets(err.message) }));
   try {
     const run = await claimMerge(control, mergeId);
     if (!run) {
@@ -140,12 +141,17 @@ class MergeJob {
   private async earlierAttempt(): Promise<'exchanged' | 'verified' | undefined> {
     const { m, run } = this;
     if (!run.resumed && (m.ctx.helpers?.job?.attempts ?? 1) <= 1) return undefined;
-    const read = async (db: Client, node: string) =>
-      (await db.query('SELECT merge FROM steep_repl.init_progress WHERE node_id = $1', [node])).rows[0]?.merge;
-    const states = [await read(m.control, run.node_a), await m.peer.run((b) => read(b, run.node_b))].filter((s) => s?.merge_id === m.id);
+    const states = (await this.nodeParts()).filter((s) => s !== undefined);
     if (states.some((s) => s.outcome === 'synchronized' || s.outcome === 'diverged')) return 'verified';
     if (pastExchange.includes(run.step) || states.some((s) => pastExchange.includes(s.step))) return 'exchanged';
     return undefined;
+  }
+
+  // Each node's part in this merge (undefined: the node is not in it).
+  private async nodeParts(): Promise<[MergeNodeState | undefined, MergeNodeState | undefined]> {
+    const { m, run } = this;
+    const mine = (part: MergeNodeState | undefined) => (part?.merge_id === m.id ? part : undefined);
+    return [mine(await readNodePart(m.control, run.node_a)), mine(await m.peer.run((b) => readNodePart(b, run.node_b)))];
   }
 
   // Killed between the nodes' ends and the run's: the verify recorded per
@@ -223,13 +229,12 @@ class MergeJob {
   // B's part as failed, which a new merge may start from.
   private async endStaleMergeOnB(): Promise<void> {
     const { m, run } = this;
-    const read = await m.peer.run((b) => b.query('SELECT merge FROM steep_repl.init_progress WHERE node_id = $1', [run.node_b]));
-    const stale = read.rows[0]?.merge;
-    if (!stale || stale.coordinator !== run.node_a || Number(stale.merge_id) === m.id || stale.outcome) return;
+    const stale = await m.peer.run((b) => readNodePart(b, run.node_b));
+    if (!stale || stale.coordinator !== run.node_a || stale.merge_id === m.id || stale.outcome) return;
     const { rows } = await m.control.query('SELECT state FROM steep_repl.merge_runs WHERE merge_id = $1', [stale.merge_id]);
     if (rows[0] && ['queued', 'running'].includes(rows[0].state)) return;
     const error = `merge ${stale.merge_id} ended ${rows[0] ? rows[0].state : '(its run is gone)'} on node ${quoteIdent(run.node_a)} while this node was unreachable`;
-    await m.peer.run((b) => mergeNodeFinish(b, run.node_b, Number(stale.merge_id), { outcome: 'failed', error }));
+    await m.peer.run((b) => mergeNodeFinish(b, run.node_b, stale.merge_id, { outcome: 'failed', error }));
     m.log('warn', 'merge.stale_node_ended', { node: run.node_b, stale_merge_id: stale.merge_id, run_state: rows[0]?.state ?? null });
   }
 
@@ -268,11 +273,13 @@ class MergeJob {
     const { m, run } = this;
     await m.pauseAt('subscribed');
     await m.progress.enter('catching_up');
+    // here rather than in the exchange: a job resumed past it aligns them too (it is idempotent)
+    const sequences = await alignSequences(m.control, m.peer);
     const made = await subscribeBoth(m.control, m.peer, m.names, await this.conninfos(), { a: run.node_a, b: run.node_b });
     await this.stepBoth('subscribed', 'catching_up');
     m.progress.step = 'subscribed';
     await m.progress.send({ error: null });
-    m.log('info', 'merge.subscribed', { subscriptions: made, resumed: !made.length });
+    m.log('info', 'merge.subscribed', { subscriptions: made, resumed: !made.length, sequences_aligned: sequences.length });
     m.applyWatch = await ApplyWatch.start(m.control, m.peer, m.names, { a: run.node_a, b: run.node_b });
     await m.pauseAt('caught_up');
     const lag = await waitCaughtUp(
@@ -291,14 +298,11 @@ class MergeJob {
     m.log('info', 'merge.caught_up', { confirmed_a: lag.a.confirmed_lsn, confirmed_b: lag.b.confirmed_lsn });
   }
 
-  // How each node's server reaches the other: B's registry row for A where
-  // B knows A (B's view of the network), else A's own; A's row for B.
+  // How each node's server reaches the other: B's registry row for A (B's
+  // view of the network; merge_node_begin made sure B knows A), A's for B.
   private async conninfos(): Promise<{ a: string; b: string }> {
     const { m, run } = this;
-    const aFromB = await m.peer.run((b) => getNode(b, run.node_a)).catch((err) => {
-      if ((err as { code?: string }).code === 'SR001') return m.nodes.a;
-      throw err;
-    });
+    const aFromB = await m.peer.run((b) => getNode(b, run.node_a));
     return { a: nodeConninfo(aFromB), b: nodeConninfo(m.nodes.b) };
   }
 
@@ -388,7 +392,7 @@ class MergeJob {
       details.removed = removal.removed;
       if (removal.failed.length) details.not_removed = removal.failed;
     }
-    const nodeEnd: MergeNodeEnd = { outcome: 'failed', error, hint: hint ?? rerun };
+    const nodeEnd: MergeNodeEnd = { outcome: 'failed', error, hint: hint ?? rerun, details: { kind } };
     if (m.began.b) await this.quietly('b', () => m.peer.run((b) => mergeNodeFinish(b, run.node_b, m.id, nodeEnd)));
     if (m.began.a) {
       const aEnd: MergeNodeEnd = m.began.b || m.exchanged ? nodeEnd : { outcome: 'unchanged', details: { reason: 'failed', error } };
@@ -410,6 +414,14 @@ class MergeJob {
   private async cancelled(): Promise<void> {
     const { m, run } = this;
     const details: Record<string, unknown> = { by: m.cancelledBy ?? 'cancel requested' };
+    // a cancel this attempt found at its start (asked while the agent was
+    // down, or for a job that was gone): what an earlier one did is on the nodes
+    if (!m.began.a && !m.began.b) {
+      const parts = await this.nodeParts().catch(() => [undefined, undefined] as const);
+      const open = (p: MergeNodeState | undefined) => !!p && !p.outcome;
+      [m.began.a, m.began.b] = [open(parts[0]), open(parts[1])];
+      m.exchanged = parts.some((p) => open(p) && pastExchange.includes(p!.step));
+    }
     if (m.began.a || m.began.b) {
       const removal = await removeReplicationObjects(m.control, m.peer, m.names, run.node_a, run.node_b);
       details.removed = removal.removed;
