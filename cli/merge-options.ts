@@ -29,7 +29,7 @@ export const mergeFlags = {
   schema: Flags.string({ description: 'every replicated table of this schema (default: every replicated table of A)' }),
   quiesce: Flags.boolean({ description: 'a merge fails, writing nothing, if either node was written during it (for applications stopped during the merge)' }),
   yes: Flags.boolean({ char: 'y', description: 'merge without asking (for scripts; required without a terminal)' }),
-  timeout: Flags.string({ description: 'fail the run if it has not ended within this (seconds, or an interval like "2 hours"; up to 1 day; default 1 hour)' }),
+  timeout: Flags.string({ description: 'fail the run if its subscriptions have not caught up this long after it started (seconds, or an interval like "2 hours"; up to 1 day; default 1 hour); the subscriptions stay' }),
 };
 
 export interface MergeFlags {

@@ -171,8 +171,11 @@ export function runLiveView(options: LiveViewOptions): Promise<void> {
     if (node.reachable === false) return refuse(`${node.id} is unreachable: cannot cancel its initialization from here`);
     if (!node.state) return refuse(`${node.id} has not been read yet`);
     if (!node.state.can_cancel) return refuse(`${node.id} is ${node.state.init_state}: there is no initialization to cancel`);
-    // a failed merge is cancelled as well (cancel_init routes it to cancel_merge)
     const merge = node.state.method === 'merge' ? node.state.merge : undefined;
+    // a merge that ended failed has no job left to stop (cancel_merge refuses it)
+    if (merge?.outcome) {
+      return refuse(`${node.id}'s merge with ${merge.peer_node_id} ended ${merge.outcome}: merge again (steep-repl node merge), or detach the node to remove what it left`);
+    }
     const what = merge ? `merge with ${merge.peer_node_id ?? node.state.init_source_node ?? '?'}` : node.state.reinit ? 'reinit' : 'initialization';
     mode = { kind: 'confirm-cancel', nodeId: node.id, what };
     requestDraw();

@@ -50,7 +50,8 @@ export async function compareAll(m: MergeContext, plan: Plan): Promise<ExchangeT
           unapplicable.count += decided.unapplicable.count;
           unapplicable.first ??= `${p.table.label} ${decided.unapplicable.first}`;
         } else {
-          notes.push(`${decided.unapplicable.count} conflicts have no resolution that fits their rows: a manual merge would leave them to you`);
+          const left = decided.unapplicable.count;
+          notes.push(`${left === 1 ? '1 conflict has' : `${left} conflicts have`} no resolution that fits its rows: a manual merge would leave them to you`);
         }
       }
     }

@@ -6,6 +6,7 @@
 // Percent: preparing 0-5, comparing 5-45, exchanging 45-75, catching_up
 // 75-85, verifying 85-100; a read-only run compares from 5 to 100.
 import { Client } from 'pg';
+import { redactSecrets } from '../../lib/connection';
 import { Logger } from '../../lib/log';
 import type { MergeMode, MergePhase, MergeStep, MergeTotals } from '../../lib/sql/mergeStatus';
 import { mergeNodeStep, MergeNodeProgress } from '../../lib/sql/mergeNodeStep';
@@ -112,7 +113,7 @@ export class MergeProgress {
       try {
         await this.report(extra);
       } catch (err) {
-        this.logger.log('warn', 'merge.progress_not_recorded', { merge_id: this.run.merge_id, error: (err as Error).message });
+        this.logger.log('warn', 'merge.progress_not_recorded', { merge_id: this.run.merge_id, error: redactSecrets((err as Error).message) });
       } finally {
         this.ticking = false;
       }

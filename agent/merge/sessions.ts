@@ -29,7 +29,7 @@ export class PeerSession {
         current: () => this.client,
         open: async () => {
           const client = await connectToNode(this.node, 'steep-repl merge');
-          client.on('error', (err) => this.log('warn', 'merge.peer_connection_error', { node: this.node.node_id, error: err.message }));
+          client.on('error', (err) => this.log('warn', 'merge.peer_connection_error', { node: this.node.node_id, error: redactSecrets(err.message) }));
           return (this.client = client);
         },
         drop: async () => {

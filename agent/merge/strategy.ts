@@ -135,7 +135,7 @@ export async function loadResolutions(control: Client, recordRun: number, table:
 // first: the table and key of the first one
 export function unapplicableError(count: number, first: string, recordRun: number | undefined): MergeError {
   return new MergeError(
-    `${count} conflicts differ from the ones resolved in merge ${recordRun ?? '?'} (first: ${first}): record them again with --strategy manual`,
+    `${count === 1 ? '1 conflict differs' : `${count} conflicts differ`} from the ones resolved in merge ${recordRun ?? '?'} (first: ${first}): record them again with --strategy manual`,
     'refused',
     'a resolution applies to the rows it was recorded with: steep-repl node merge A B --strategy manual records the conflicts as they are now',
   );

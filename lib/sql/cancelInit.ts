@@ -7,6 +7,10 @@ export interface CancelRequested {
   cancel_requested?: boolean;
   job_id?: number;
   state: string;
+  // a merge's cancel (cancel_init hands it to cancel_merge): the run, and
+  // on node B the coordinator whose agent stops it
+  merge_id?: number;
+  coordinator?: string;
 }
 
 export async function cancelInit(db: Queryable, nodeId: string): Promise<CancelRequested> {

@@ -41,9 +41,13 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
     const { client, config } = await connectToNodeDatabase(flags.db, args.node, 'steep-repl node cancel');
     try {
       const request = await cancelInit(client, args.node);
+      // a merge (cancel_init hands it to cancel_merge), from either node
+      const merge = request.merge_id;
+      const what = merge ? `merge ${merge} of ${args.node}` : `initialization of ${args.node}`;
       if (!flags.wait || request.cancelled) {
         if (flags.json) return this.printJson(request);
-        return this.log(request.cancelled ? `initialization of ${args.node} cancelled` : `cancel of ${args.node} requested (job ${request.job_id})`);
+        if (request.cancelled) return this.log(`${what} cancelled`);
+        return this.log(`cancel of ${what} requested (${request.coordinator ? `the agent of node ${request.coordinator} stops it` : `job ${request.job_id}`})`);
       }
       const following = followInit(config, client, args.node, { render: () => undefined, settled: (s) => s.state === 'uninitialized' });
       const final = await Promise.race([
@@ -55,6 +59,10 @@ export default class NodeCancel extends BaseCommand<typeof NodeCancel> {
           ).unref(),
         ),
       ]).finally(() => following.stop());
+      if (merge) {
+        if (flags.json) return this.printJson({ ...request, cancelled: true, state: final.state });
+        return this.log(`${what} cancelled: ${args.node} is ${final.state}; the rows the merge already exchanged stay`);
+      }
       const left = await getLeftBehind(client, args.node);
       if (flags.json) {
         return this.printJson({ ...request, cancelled: true, state: final.state, left_on_source: left.on_source, left_on_target: left.on_target, source_checked: left.source_checked });
