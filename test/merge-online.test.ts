@@ -156,10 +156,6 @@ describe('online merge', () => {
     expect(differences(now.b, expected)).toEqual({});
     const events = await pair.events();
     expect(events.a.filter((e) => e.event === 'merge.cancelled').map((e) => e.details.exchanged)).toEqual([true]);
-    // nothing replicates any more
-    await query(pair.a.url, `INSERT INTO ${pair.labels[0]} (id, v) VALUES (900001, 'after the cancel')`);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(await query(pair.b.url, `SELECT id FROM ${pair.labels[0]} WHERE id = 900001`)).toEqual([]);
   });
 
   it('a key B writes during the merge that A would give it: nothing exchanged, recorded as concurrent; merged again by the strategy', async () => {
