@@ -6,7 +6,7 @@ import { Client, ClientConfig } from 'pg';
 import { ExitCode, ExitCodeValue } from '../lib/errors';
 import { count, percent, shellWord } from '../lib/format';
 import { tableLabel } from '../lib/identifiers';
-import { MergeStatus, MergeTable, mergeStatus } from '../lib/sql/mergeStatus';
+import { MergeStatus, MergeTable, mergeStatus, stepsPastExchange } from '../lib/sql/mergeStatus';
 import { followStatus, StatusFollower } from './follow-status';
 import { table } from './render';
 import { mergedAdvice } from './node-format';
@@ -144,7 +144,7 @@ export function describeMerge(s: MergeStatus): Array<[string, boolean]> {
   const name = runName(s);
   const n = s.tables?.length ?? s.tables_total;
   const found = `${plural(n, 'table')}: ${count(s.rows_identical)} rows identical, ${count(s.rows_only_a)} only on ${s.node_a}, ${count(s.rows_only_b)} only on ${s.node_b}, ${plural(s.rows_conflicting, 'conflict')}`;
-  const exchanged = ['exchanged', 'subscribed', 'verified'].includes(String(s.step));
+  const exchanged = stepsPastExchange.includes(s.step);
   switch (s.state) {
     case 'analyzed':
       if (s.mode === 'dry_run') {

@@ -6,20 +6,11 @@
 import { Client } from 'pg';
 import type { MergeConflictKind } from '../../lib/sql/mergeStatus';
 import { Queryable, TableName } from '../../lib/sql/queryable';
+import { rowsAt } from './exchange';
 import { ExchangeSql, jsonArray } from './exchange-sql';
 
 // conflicts per record_merge_conflicts call (and rows read per statement)
 const rowsPerCall = 1000;
-
-interface RowAndHash {
-  r: string;
-  h: string;
-}
-
-async function rowsOf(client: Client, ex: ExchangeSql, keys: string[]): Promise<Map<string, RowAndHash>> {
-  const { rows } = await client.query(ex.rowsByKeys(keys));
-  return new Map(rows.map((r) => [r.k as string, { r: r.r as string, h: r.h as string }]));
-}
 
 const text = (v: string | undefined) => (v === undefined ? 'null' : JSON.stringify(v));
 
@@ -38,7 +29,7 @@ export async function recordConflicts(
   let recorded = 0;
   for (let i = 0; i < keys.length; i += rowsPerCall) {
     const batch = keys.slice(i, i + rowsPerCall);
-    const [ra, rb] = await Promise.all([rowsOf(a, ex, batch), rowsOf(b, ex, batch)]);
+    const [ra, rb] = await Promise.all([rowsAt(a, ex, batch), rowsAt(b, ex, batch)]);
     const items = batch.map((key) => {
       const ya = ra.get(key);
       const yb = rb.get(key);

@@ -43,31 +43,23 @@ export class ExchangeSql {
     this.from = `${shape.partitioned ? '' : 'ONLY '}${this.table}`;
   }
 
-  // t's key among the keys in parameter $n (a JSON array of key objects).
-  private keyFilter(n: number): string {
-    const cols = this.shape.key.map((c) => ident(c.name));
-    const defs = this.shape.key.map((c) => `${ident(c.name)} ${c.type}`);
-    const lhs = cols.length === 1 ? `t.${cols[0]}` : `(${cols.map((c) => `t.${c}`).join(', ')})`;
-    return `${lhs} IN (SELECT ${cols.map((c) => `x.${c}`).join(', ')} FROM jsonb_to_recordset($${n}::jsonb) AS x(${defs.join(', ')}))`;
-  }
-
   // The whole rows of these keys: k (key JSON), r (to_jsonb), h (row hash).
   rowsByKeys(keys: string[]): Statement {
     return {
-      text: `SELECT ${this.sql.keyJson} AS k, to_jsonb(t)::text AS r, ${this.sql.rowHash}::text AS h FROM ${this.from} t WHERE ${this.keyFilter(1)}`,
+      text: `SELECT ${this.sql.keyJson} AS k, to_jsonb(t)::text AS r, ${this.sql.rowHash}::text AS h FROM ${this.from} t WHERE ${this.sql.keyIn(1)}`,
       values: [jsonArray(keys)],
     };
   }
 
   // Which of these keys the table holds now.
   existing(keys: string[]): Statement {
-    return { text: `SELECT ${this.sql.keyJson} AS k FROM ${this.from} t WHERE ${this.keyFilter(1)}`, values: [jsonArray(keys)] };
+    return { text: `SELECT ${this.sql.keyJson} AS k FROM ${this.from} t WHERE ${this.sql.keyIn(1)}`, values: [jsonArray(keys)] };
   }
 
   // One column's value as text (last-modified), NULL as null.
   columnByKeys(column: string, keys: string[]): Statement {
     return {
-      text: `SELECT ${this.sql.keyJson} AS k, t.${ident(column)}::text AS v FROM ${this.from} t WHERE ${this.keyFilter(1)}`,
+      text: `SELECT ${this.sql.keyJson} AS k, t.${ident(column)}::text AS v FROM ${this.from} t WHERE ${this.sql.keyIn(1)}`,
       values: [jsonArray(keys)],
     };
   }

@@ -73,13 +73,15 @@ export async function closeWriter(writer: Client | undefined): Promise<void> {
   await writer.end().catch(() => undefined);
 }
 
-interface Row {
+// A row (to_jsonb text) and its row hash.
+export interface RowAndHash {
   r: string;
   h: string;
 }
 
-async function rowsAt(reader: Client, ex: ExchangeSql, keys: string[]): Promise<Map<string, Row>> {
-  const { rows } = await reader.query(ex.rowsByKeys(keys));
+// The rows of these keys as a session sees them, by key.
+export async function rowsAt(session: Client, ex: ExchangeSql, keys: string[]): Promise<Map<string, RowAndHash>> {
+  const { rows } = await session.query(ex.rowsByKeys(keys));
   return new Map(rows.map((r) => [r.k as string, { r: r.r as string, h: r.h as string }]));
 }
 

@@ -22,7 +22,7 @@ import { getNode } from '../../lib/sql/getNode';
 import { mergeNodeBegin } from '../../lib/sql/mergeNodeBegin';
 import { mergeNodeFinish, MergeNodeEnd } from '../../lib/sql/mergeNodeFinish';
 import { mergeNodeStep } from '../../lib/sql/mergeNodeStep';
-import { mergeStatus } from '../../lib/sql/mergeStatus';
+import { mergeStatus, stepsPastExchange } from '../../lib/sql/mergeStatus';
 import type { MergeFailureKind, MergeNodeState } from '../../lib/sql/mergeStatus';
 import { recordMergeTable } from '../../lib/sql/recordMergeTable';
 import { classify } from '../init/failure';
@@ -43,8 +43,6 @@ import { alignSequences } from './sequences';
 import { makeMergePoints, openReaders } from './snapshots';
 import { subscribeBoth, waitCaughtUp } from './subscribe';
 
-// steps at or past the exchange's COMMIT (merge_runs.step, init_progress.merge.step)
-const pastExchange = ['exchanged', 'subscribed', 'verifying', 'verified'];
 
 export async function runMerge(mergeId: number, ctx: TaskContext): Promise<void> {
   const control = await connect(clientConfig(ctx.connectionString, 'steep-repl merge'), describeTarget(ctx.connectionString));
@@ -143,7 +141,7 @@ class MergeJob {
     if (!run.resumed && (m.ctx.helpers?.job?.attempts ?? 1) <= 1) return undefined;
     const states = (await this.nodeParts()).filter((s) => s !== undefined);
     if (states.some((s) => s.outcome === 'synchronized' || s.outcome === 'diverged')) return 'verified';
-    if (pastExchange.includes(run.step) || states.some((s) => pastExchange.includes(s.step))) return 'exchanged';
+    if (stepsPastExchange.includes(run.step) || states.some((s) => stepsPastExchange.includes(s.step))) return 'exchanged';
     return undefined;
   }
 
@@ -420,7 +418,7 @@ class MergeJob {
       const parts = await this.nodeParts().catch(() => [undefined, undefined] as const);
       const open = (p: MergeNodeState | undefined) => !!p && !p.outcome;
       [m.began.a, m.began.b] = [open(parts[0]), open(parts[1])];
-      m.exchanged = parts.some((p) => open(p) && pastExchange.includes(p!.step));
+      m.exchanged = parts.some((p) => open(p) && stepsPastExchange.includes(p!.step));
     }
     if (m.began.a || m.began.b) {
       const removal = await removeReplicationObjects(m.control, m.peer, m.names, run.node_a, run.node_b);

@@ -116,14 +116,19 @@ export class TableSql {
     return { text: `SELECT ${this.keyJson} AS k, ${this.rowHash}::text AS h FROM ${this.from} ${where}`, values };
   }
 
-  // The rows of these keys (canonical key JSON texts), as rows() gives them.
-  rowsByKeys(keys: string[]): { text: string; values: unknown[] } {
+  // t's key among the keys of parameter $n, a JSON array of key objects
+  // (the canonical key JSON texts, joined).
+  keyIn(n: number): string {
     const cols = this.key.map((c) => ident(c.name));
     const defs = this.key.map((c) => `${ident(c.name)} ${c.type}`);
     const lhs = cols.length === 1 ? `t.${cols[0]}` : `(${cols.map((c) => `t.${c}`).join(', ')})`;
+    return `${lhs} IN (SELECT ${cols.map((c) => `x.${c}`).join(', ')} FROM jsonb_to_recordset($${n}::jsonb) AS x(${defs.join(', ')}))`;
+  }
+
+  // The rows of these keys (canonical key JSON texts), as rows() gives them.
+  rowsByKeys(keys: string[]): { text: string; values: unknown[] } {
     return {
-      text: `SELECT ${this.keyJson} AS k, ${this.rowHash}::text AS h FROM ${this.from}
-             WHERE ${lhs} IN (SELECT ${cols.map((c) => `x.${c}`).join(', ')} FROM jsonb_to_recordset($1::jsonb) AS x(${defs.join(', ')}))`,
+      text: `SELECT ${this.keyJson} AS k, ${this.rowHash}::text AS h FROM ${this.from} WHERE ${this.keyIn(1)}`,
       values: [`[${keys.join(',')}]`],
     };
   }

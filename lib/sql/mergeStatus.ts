@@ -6,6 +6,8 @@ export type MergeState = 'queued' | 'running' | 'analyzed' | 'resolving' | 'merg
 export type MergePhase = 'preparing' | 'comparing' | 'exchanging' | 'catching_up' | 'verifying' | 'done';
 // where a merge is, for a resumed job (merge_runs.step, init_progress.merge.step)
 export type MergeStep = 'queued' | 'prepared' | 'comparing' | 'compared' | 'exchanged' | 'subscribed' | 'verifying' | 'verified' | (string & {});
+// steps at or past the exchange's COMMIT, the point of no return (merge_runs.step, init_progress.merge.step)
+export const stepsPastExchange: readonly MergeStep[] = ['exchanged', 'subscribed', 'verifying', 'verified'];
 export type MergeFailureKind = 'refused' | 'schema' | 'concurrent' | 'quiesce' | 'timeout' | 'connection' | 'error';
 export type MergeTableStatus = 'pending' | 'comparing' | 'compared' | 'exchanged' | 'equal' | 'differs' | 'unsettled' | 'failed';
 export type MergeConflictKind = 'conflict' | 'concurrent' | 'unique';
