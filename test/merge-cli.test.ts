@@ -50,7 +50,7 @@ async function nodeState(db: NodeDb): Promise<unknown> {
             (SELECT count(*)::int FROM steep_repl.merge_runs) AS merge_runs,
             (SELECT count(*)::int FROM graphile_worker.jobs WHERE key LIKE 'merge:%') AS jobs,
             (SELECT count(*)::int FROM pg_publication) AS publications,
-            (SELECT count(*)::int FROM pg_subscription) AS subscriptions,
+            (SELECT count(*)::int FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())) AS subscriptions,
             (SELECT count(*)::int FROM pg_replication_slots WHERE database = current_database()) AS slots`,
   );
   return row;
