@@ -19,10 +19,7 @@ BEGIN
     RAISE EXCEPTION 'unknown merge outcome %', quote_nullable(p_outcome)
       USING ERRCODE = 'SR004', HINT = 'outcomes: analyzed, resolving, merged, differs, failed, cancelled';
   END IF;
-  SELECT * INTO v_run FROM steep_repl.merge_runs WHERE merge_id = p_merge_id;
-  IF NOT FOUND THEN
-    PERFORM steep_repl.merge_status(p_merge_id);
-  END IF;
+  v_run := steep_repl.get_merge(p_merge_id);
   -- the same lock as start_merge and cancel_merge, then the run as it is now
   PERFORM 1 FROM steep_repl.nodes WHERE node_id = v_run.node_a FOR UPDATE;
   SELECT * INTO v_run FROM steep_repl.merge_runs WHERE merge_id = p_merge_id FOR UPDATE;

@@ -9,10 +9,7 @@ DECLARE
   v_rows jsonb := coalesce(p_rows, '[]');
   v_count int;
 BEGIN
-  SELECT * INTO v_run FROM steep_repl.merge_runs WHERE merge_id = p_merge_id;
-  IF NOT FOUND THEN
-    PERFORM steep_repl.merge_status(p_merge_id);
-  END IF;
+  v_run := steep_repl.get_merge(p_merge_id);
   IF v_run.state NOT IN ('queued', 'running') THEN
     RAISE EXCEPTION 'merge % has ended (%): its conflicts are not recorded any more', p_merge_id, v_run.state USING ERRCODE = 'SR003';
   END IF;

@@ -23,10 +23,7 @@ BEGIN
   IF p_schema IS NULL OR p_table IS NULL THEN
     RAISE EXCEPTION 'name the table: schema and table' USING ERRCODE = 'SR004';
   END IF;
-  SELECT * INTO v_run FROM steep_repl.merge_runs WHERE merge_id = p_merge_id;
-  IF NOT FOUND THEN
-    PERFORM steep_repl.merge_status(p_merge_id);
-  END IF;
+  v_run := steep_repl.get_merge(p_merge_id);
   IF v_run.state NOT IN ('queued', 'running') THEN
     RAISE EXCEPTION 'merge % has ended (%): its tables are not recorded any more', p_merge_id, v_run.state USING ERRCODE = 'SR003';
   END IF;

@@ -21,10 +21,7 @@ BEGIN
   IF v_bad IS NOT NULL THEN
     RAISE EXCEPTION 'unknown merge progress field %', v_bad USING ERRCODE = 'SR004', HINT = 'fields: ' || array_to_string(v_known, ', ');
   END IF;
-  SELECT * INTO v_run FROM steep_repl.merge_runs WHERE merge_id = p_merge_id;
-  IF NOT FOUND THEN
-    PERFORM steep_repl.merge_status(p_merge_id);
-  END IF;
+  v_run := steep_repl.get_merge(p_merge_id);
   IF v_run.state NOT IN ('queued', 'running') THEN
     RETURN;
   END IF;

@@ -12,10 +12,7 @@ DECLARE
   v_matches bigint;
   v_count int;
 BEGIN
-  SELECT * INTO v_run FROM steep_repl.merge_runs WHERE merge_id = p_merge_id;
-  IF NOT FOUND THEN
-    PERFORM steep_repl.merge_status(p_merge_id);
-  END IF;
+  v_run := steep_repl.get_merge(p_merge_id);
   IF v_run.mode <> 'record' THEN
     RAISE EXCEPTION 'merge % is a % run: only the conflicts a manual merge recorded are resolved', p_merge_id, v_run.mode
       USING ERRCODE = 'SR004', HINT = format('record them: steep-repl node merge %s %s --strategy manual',
