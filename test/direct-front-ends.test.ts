@@ -361,7 +361,9 @@ describe('direct: the parts of a real copy while following, in node progress and
     expect(screen).toMatch(/START-EXIT rc=0/);
     const end: InitStatus = await initStatus(pair.target);
     expect(end.state).toBe('synchronized');
+    // Escape and q sent together may arrive as one Alt+q: q only once the overlay closed.
     tui.sendKeys('Escape');
+    await tui.waitFor((s) => !s.includes('Phases'), 10000, 'the overlay closed');
     tui.sendKeys('q');
     expect(await tui.waitFor(/TUI-EXIT rc=\d+/, 10000)).toMatch(/TUI-EXIT rc=0/);
   });
