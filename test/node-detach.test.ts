@@ -38,6 +38,7 @@ const nothing = { subscriptions: [], slots: [], publications: [], prepared: [] }
 
 describe('node detach', () => {
   let pair: InitPair;
+  let targetAgent: AgentProcess;
 
   beforeAll(async () => {
     pair = await createInitPair({
@@ -50,7 +51,7 @@ describe('node detach', () => {
     });
     // both nodes' agents: a detach reaches the other side through them
     await AgentProcess.start(pair.source.url);
-    await AgentProcess.start(pair.target.url);
+    targetAgent = await AgentProcess.start(pair.target.url);
   });
   afterAll(async () => {
     await stopAllAgents();
@@ -132,7 +133,11 @@ describe('node detach', () => {
 
     // the hint of item 12 works: start again with --force, then the pair is back
     const again = await cli(['node', 'start', pair.target.id, '--from', pair.source.id, '--force', '--db', pair.target.url]);
-    expect({ code: again.code, stdout: again.stdout, stderr: again.stderr }).toMatchObject({ code: 0 });
+    if (again.code !== 0) {
+      // the why first: a long diff is cut short in CI's output
+      const failures = targetAgent.lines.filter((l) => /failed$/.test(l.event)).map((l) => JSON.stringify(l));
+      throw new Error(`start --force exited ${again.code}: ${again.stderr.slice(0, 2000)}\nagent: ${failures.join('\n')}`);
+    }
     expect(await contentHashes(pair.target.url)).toEqual(await contentHashes(pair.source.url));
   });
 
