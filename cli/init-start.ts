@@ -10,6 +10,7 @@ import { cancelInit } from '../lib/sql/cancelInit';
 import { InitStatus } from '../lib/sql/getInitStatus';
 import { getLeftBehind } from '../lib/sql/getLeftBehind';
 import { getNode } from '../lib/sql/getNode';
+import { offlineReason } from '../lib/health-format';
 import { getNodeOverview } from '../lib/sql/listNodes';
 import { jsonFlag } from './base-command';
 import { askToProceed } from './confirm';
@@ -54,15 +55,10 @@ export function initOptions(flags: {
 
 // The agent heartbeats its node every few seconds; without one the work
 // waits, which deserves a word rather than a still bar. node_overview
-// decides, as it does for node list and the TUI.
+// decides (offline) and says why, as for node list and the TUI.
 export async function warnIfNoAgent(client: Client, nodeId: string, what = 'the init'): Promise<void> {
   const node = await getNodeOverview(client, nodeId);
-  if (node && ['no agent', 'agent silent'].includes(node.health)) {
-    process.stderr.write(
-      `warning: no agent has heartbeated node ${nodeId} ${node.last_seen ? `since ${node.last_seen.toISOString()}` : 'yet'}; ` +
-        `${what} waits until one runs: steep-repl agent --db <url of ${nodeId}>\n`,
-    );
-  }
+  if (node?.health === 'offline') process.stderr.write(`warning: node ${nodeId} is offline: ${offlineReason(node)}; ${what} waits until its agent runs\n`);
 }
 
 // Manual mode: the differences are shown and accepted here, before the

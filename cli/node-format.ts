@@ -1,5 +1,6 @@
 import { ago, count, initPercentAndEta, percent, shellWord, tablesDiffer } from '../lib/format';
 import { mergeUnderWay, MergeSummary, NodeOverview, VerifySummary } from '../lib/sql/listNodes';
+import { HealthOverview, nodeLagText, replicationFacts, replicationObjectText, replicationRows } from '../lib/health-format';
 import { reinitScopeText } from './reinit-follow';
 
 // "67% ETA 14m02s from node_a", "merge ↔ node_a 42%" while the node merges
@@ -117,6 +118,32 @@ export function mergeLines(n: NodeOverview, now = new Date()): Array<[string, st
     // B's database has no run, only how its share ended
     const peer = ended.peer_node_id ?? n.init_source_node ?? '?';
     lines.push(['last merge', `${ended.merge_id} with ${peer}: ${ended.outcome}${typeof ended.finished_at === 'string' ? ` ${ago(ended.finished_at, now)}` : ''} (the run is in the database of ${ended.coordinator})`]);
+  }
+  return lines;
+}
+
+// node status's lines about replication: a summary of what the agent's
+// watch saw and when, the node's lag, one line per subscription and slot.
+// Only the node's own database watches it: a peer's row gets a pointer there.
+export function replicationLines(n: HealthOverview, now = new Date()): Array<[string, string]> {
+  // a node older than 0.9.0 has no watch
+  if (n.replication === undefined) return [];
+  if (!n.is_local) return [['replication', `watched in the database of ${n.node_id}: steep-repl node status --db <url of ${n.node_id}>`]];
+  const rows = replicationRows(n);
+  const subs = rows.filter((r) => r.kind === 'subscription').length;
+  const slots = rows.length - subs;
+  const what = rows.length
+    ? [subs ? `${subs} subscription${subs === 1 ? '' : 's'}` : '', slots ? `${slots} slot${slots === 1 ? '' : 's'}` : ''].filter(Boolean).join(', ')
+    : 'no steep-repl subscription or slot';
+  const lines: Array<[string, string]> = [
+    ['replication', `${what}${n.replication_observed_at ? `, observed ${ago(n.replication_observed_at, now)}` : ''}`],
+  ];
+  const lag = nodeLagText(n);
+  if (lag) lines.push(['lag', lag.replace(/^lag /, '')]);
+  for (const r of rows) {
+    // a healthy prepared slot has its own 'prepared slot' line
+    if (r.kind === 'slot' && r.prepared && r.status === 'healthy') continue;
+    lines.push([r.kind, `${replicationObjectText(r)}${r.status === 'healthy' ? '' : ` (${r.status})`}: ${replicationFacts(r, now).join(' · ')}`]);
   }
   return lines;
 }

@@ -81,3 +81,12 @@ export function wrap(text: string, width: number): string[] {
   out.push(rest);
   return out;
 }
+
+// wrap, at most max lines; a cut last line ends with …
+export function wrapAtMost(text: string, width: number, max: number): string[] {
+  const lines = wrap(text, width);
+  if (lines.length <= max) return lines;
+  const kept = lines.slice(0, max);
+  kept[max - 1] = `${truncateString(kept[max - 1], Math.max(0, width - 1))}…`;
+  return kept;
+}

@@ -1,11 +1,12 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { stringWidth } from 'terminal-kit';
 import { ago, bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond, tablesDiffer } from '../lib/format';
+import { HealthOverview, nodeLagText, replicationFacts, replicationObjectText, replicationRows } from '../lib/health-format';
 import { tableLabel } from '../lib/identifiers';
 import type { ReinitState } from '../lib/sql/listNodes';
 import type { ActivePart, TableProgress } from '../lib/sql/getInitStatus';
 import type { NodeView } from './cluster-watch';
-import { Area, Attr, bar, fit, fitRight, Painter, stateAttr, wrap } from './draw';
+import { Area, Attr, bar, fit, fitRight, Painter, stateAttr, wrap, wrapAtMost } from './draw';
 
 // What a method calls its phases where the common names say less: a
 // two-phase init verifies the snapshot's files while preparing and loads
@@ -72,6 +73,27 @@ export function verifyLines(node: NodeView, inner: number, now = new Date()): Ar
   return out;
 }
 
+// What the node's agent watches (node_overview.replication, from the node's
+// own database): a line per subscription and slot with its facts (wrapped,
+// three lines at most), and for one that is degraded its reason (two).
+export function replicationLines(node: NodeView, inner: number, now = new Date()): Array<Array<[string, Attr?]>> {
+  const state = node.state as HealthOverview | undefined;
+  const rows = replicationRows(state);
+  const out: Array<Array<[string, Attr?]>> = [];
+  if (!rows.length) return out;
+  const lag = state ? nodeLagText(state) : undefined;
+  const observed = state?.replication_observed_at ? `observed ${ago(state.replication_observed_at, now)}` : '';
+  out.push([['Replication ', { bold: true }], [[lag, observed].filter(Boolean).join(' · ')]]);
+  const width = Math.max(10, inner - 4);
+  for (const r of rows) {
+    const ok = r.status === 'healthy';
+    const text = `${r.kind} ${replicationObjectText(r)}: ${replicationFacts(r, now).join(' · ')}`;
+    wrapAtMost(text, width, 3).forEach((part, i) => out.push(i ? [['    '], [part]] : [[ok ? '  ✓ ' : '  ⚠ ', { color: ok ? 'green' : 'yellow', bold: !ok }], [part]]));
+    if (!ok && r.reason) wrapAtMost(r.reason, width, 2).forEach((part) => out.push([['    '], [part, { color: 'yellow' }]]));
+  }
+  return out;
+}
+
 export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void {
   const { x, y, width, height } = area;
   const inner = width - 4;
@@ -102,6 +124,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     ].filter(Boolean).join(' · ')]);
   }
   verifyLines(node, inner).forEach((parts) => line(...parts));
+  replicationLines(node, inner).forEach((parts) => line(...parts));
   if (!progress) {
     const nothing = progress === null ? `no initialization recorded on ${node.id}` : node.reachable === false ? 'nothing read yet' : 'reading…';
     line([nothing, { color: 'white' }]);

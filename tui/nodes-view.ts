@@ -1,9 +1,11 @@
 // The nodes view: one row per registered node, as last read from the nodes.
 import { ago, bytes, bytesPerSecond, eta, initPercentAndEta, num, percent, tablesDiffer } from '../lib/format';
+import { HealthOverview, replicationRows } from '../lib/health-format';
+import { quoteIdent } from '../lib/identifiers';
 import { mergeUnderWay } from '../lib/sql/listNodes';
 import type { NodeView } from './cluster-watch';
 import { stringWidth } from 'terminal-kit';
-import { Area, Attr, fit, Painter, stateAttr, wrap } from './draw';
+import { Area, Attr, fit, Painter, stateAttr, wrap, wrapAtMost } from './draw';
 
 interface Column {
   title: string;
@@ -52,17 +54,46 @@ export function initText(node: NodeView, peerShown = false): string {
   return '-';
 }
 
-// Live from the source's slot when it can be read, else as the init last reported it.
+// The agent's watch of the node's subscriptions (the largest lag, measured
+// on their sources), else live from the source's slot when it can be read,
+// else as the init last reported it.
 export function nodeLag(node: NodeView): number | undefined {
-  return node.slotLag ?? num(node.state?.lag_bytes);
+  return num((node.state as HealthOverview | undefined)?.replication_lag_bytes) ?? node.slotLag ?? num(node.state?.lag_bytes);
 }
 
+// Yellow while a subscription of the node lags past its threshold.
+function lagAttr(node: NodeView): Attr {
+  const lagging = replicationRows(node.state as HealthOverview | undefined).some((r) => r.problems?.some((p) => p === 'lag_bytes' || p === 'lag_seconds'));
+  return lagging ? { color: 'yellow', bold: true } : {};
+}
+
+// healthy green, degraded yellow, unreachable and offline red (a node
+// before 0.9.0 says 'no agent' / 'agent silent' for offline).
+const healthColors: Record<string, Attr> = {
+  healthy: { color: 'green' },
+  degraded: { color: 'yellow', bold: true },
+  unreachable: { color: 'red', bold: true },
+  offline: { color: 'red', bold: true },
+  'no agent': { color: 'red', bold: true },
+  'agent silent': { color: 'red', bold: true },
+};
+
 export function healthOf(node: NodeView): [string, Attr] {
-  if (node.reachable === false) return ['unreachable', { color: 'red', bold: true }];
+  if (node.reachable === false) return ['unreachable', healthColors.unreachable];
   if (node.reachable === undefined) return ['connecting', { color: 'yellow' }];
   if (!node.state) return [node.problem?.includes('not installed') ? 'no steep_repl' : 'unknown', { color: 'yellow' }];
   const health = node.state.health;
-  return [health, { color: health === 'healthy' ? 'green' : health === 'unreachable' ? 'red' : 'yellow' }];
+  return [health, healthColors[health] ?? { color: 'yellow' }];
+}
+
+// "⚠ node_b degraded: apply worker failing: …" for a node that is not
+// healthy as its own database sees it, or that does not answer.
+export function healthWarning(node: NodeView): [string, Attr] | undefined {
+  const id = quoteIdent(node.id);
+  if (node.reachable === false) return [`⚠ ${id} unreachable: ${node.problem ?? 'no answer'}; retrying`, healthColors.unreachable];
+  const s = node.state as HealthOverview | undefined;
+  if (!s || s.health === 'healthy') return undefined;
+  return [`⚠ ${id} ${s.health}${s.health_reason ? `: ${s.health_reason}` : ''}`, healthOf(node)[1]];
 }
 
 function stateOf(node: NodeView): string {
@@ -72,7 +103,7 @@ function stateOf(node: NodeView): string {
 function columnsFor(width: number): Column[] {
   const fixed: Column[] = [
     { title: 'STATE', width: 14, cell: (n) => [stateOf(n).toUpperCase(), stateAttr(stateOf(n))] },
-    { title: 'LAG', width: 8, cell: (n) => [bytes(nodeLag(n))] },
+    { title: 'LAG', width: 8, cell: (n) => [bytes(nodeLag(n)), lagAttr(n)] },
     { title: 'INIT', width: initWidth, cell: (n) => [initText(n, width >= 100)] },
     { title: 'HEALTH', width: 13, cell: (n) => healthOf(n) },
     { title: 'LAST SEEN', width: 9, cell: (n, now) => [ago(n.state?.last_seen ?? n.registry.last_seen, now)] },
@@ -125,16 +156,43 @@ export function renderNodesView(p: Painter, area: Area, nodes: NodeView[], selec
     }
   });
   const current = nodes[selected];
-  const summaryY = area.y + 2 + Math.min(visible, nodes.length);
-  if (current) renderSelectedSummary(p, { ...area, y: summaryY, height: area.y + area.height - summaryY }, current);
+  let y = area.y + 2 + Math.min(visible, nodes.length);
+  y += renderHealthWarnings(p, { ...area, y, height: area.y + area.height - y }, nodes, current);
+  if (current) renderSelectedSummary(p, { ...area, y, height: area.y + area.height - y }, current);
+}
+
+// A line per node that is not healthy, cut to the width; the selected
+// node's wraps (up to 3 lines), to be read in full. Leaves two lines for the
+// selected node's summary. Returns the lines used (and one blank after).
+function renderHealthWarnings(p: Painter, area: Area, nodes: NodeView[], current: NodeView | undefined): number {
+  const width = Math.max(10, area.width - 2);
+  const warned = nodes.flatMap((node) => {
+    const w = healthWarning(node);
+    if (!w) return [];
+    const texts = node === current ? wrapAtMost(w[0], width - 2, 3).map((t, i) => (i ? `  ${t}` : t)) : [w[0]];
+    return [{ texts, attr: w[1] }];
+  });
+  if (!warned.length) return 0;
+  const room = Math.max(1, area.height - 3);
+  const lines: Array<[string, Attr]> = [];
+  for (const [i, w] of warned.entries()) {
+    const left = warned.length - i;
+    if (lines.length + w.texts.length > room - (left > 1 ? 1 : 0)) {
+      lines.push([`⚠ ${left} more node${left === 1 ? '' : 's'} not healthy`, { color: 'yellow' }]);
+      break;
+    }
+    for (const text of w.texts) lines.push([fit(text, width).trimEnd(), w.attr]);
+  }
+  lines.slice(0, room).forEach(([text, attr], i) => p.put(area.x + 1, area.y + i, text, attr));
+  return Math.min(room, lines.length) + 1;
 }
 
 // A line or two under the table about the selected node: what it does or what is wrong.
 function renderSelectedSummary(p: Painter, area: Area, node: NodeView): void {
   const s = node.state;
   const lines: Array<[string, Attr]> = [];
-  if (node.reachable === false) lines.push([`${node.id}: unreachable — ${node.problem ?? 'no answer'}; retrying`, { color: 'red' }]);
-  else if (node.problem) lines.push([`${node.id}: ${node.problem}`, { color: 'yellow' }]);
+  // an unreachable node's problem is its health warning above
+  if (node.reachable !== false && node.problem) lines.push([`${node.id}: ${node.problem}`, { color: 'yellow' }]);
   if (s) {
     const tables = s.diverged_tables ?? 0;
     const parts = [`${node.id}: ${s.init_state}${s.init_state === 'diverged' && tables ? ` (${tables} table${tables === 1 ? '' : 's'})` : ''}`];

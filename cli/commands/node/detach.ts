@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { shellWord } from '../../../lib/format';
+import { offlineReason } from '../../../lib/health-format';
 import { detachNode, DetachOutcome, getDetachOutcome, listReplicationObjects } from '../../../lib/sql/detachNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { confirmAction } from '../../confirm';
@@ -49,11 +50,10 @@ export default class NodeDetach extends BaseCommand<typeof NodeDetach> {
     }
   }
 
+  // The agent runs the detach: an offline node's waits, which deserves a word (node_overview says why).
   private async warnIfNoAgent(client: Client, nodeId: string): Promise<void> {
     const node = await getNodeOverview(client, nodeId);
-    if (node && ['no agent', 'agent silent'].includes(node.health)) {
-      process.stderr.write(`warning: no agent has heartbeated node ${nodeId} recently; the detach waits until one runs: steep-repl agent --db <url of ${nodeId}>\n`);
-    }
+    if (node?.health === 'offline') process.stderr.write(`warning: node ${nodeId} is offline: ${offlineReason(node)}; the detach waits until its agent runs\n`);
   }
 
   // The agent records the outcome as an event with the job's id.

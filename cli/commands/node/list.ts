@@ -1,13 +1,15 @@
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { table } from '../../render';
 import { formatInitOrVerify, stateText } from '../../node-format';
-import { ago } from '../../../lib/format';
+import { ago, bytes, num } from '../../../lib/format';
+import { HealthOverview, healthText, needsAttention } from '../../../lib/health-format';
+import { quoteIdent } from '../../../lib/identifiers';
 import { listNodes } from '../../../lib/sql/listNodes';
 import { manualSlotText, manualWaitText, readManualPrepare, waitsForBackup } from '../../manual-prepare';
 
 export default class NodeList extends BaseCommand<typeof NodeList> {
   static description =
-    'List the registered nodes with their state and health (* marks the local node); a diverged node shows how many tables differ, a running verify its percent, a merging node its peer (merge ↔ node_a 42%); a manual init waiting for its backup shows its prepared slot as the source sees it';
+    'List the registered nodes with their state, lag and health (* marks the local node), and under the table why each node that is not healthy is not; a diverged node shows how many tables differ, a running verify its percent, a merging node its peer (merge ↔ node_a 42%); a manual init waiting for its backup shows its prepared slot as the source sees it';
   static examples = ['<%= config.bin %> node list --db postgres://admin@db1/app', '<%= config.bin %> node list --json'];
   static flags = { json: jsonFlag };
 
@@ -23,18 +25,21 @@ export default class NodeList extends BaseCommand<typeof NodeList> {
     if (nodes.length === 0) return this.log('no nodes registered (steep-repl node register <id> ...)');
     this.log(
       table(
-        ['NODE', 'ADDRESS', 'STATE', 'INIT', 'HEALTH', 'LAST SEEN', 'PRIO'],
+        ['NODE', 'ADDRESS', 'STATE', 'INIT', 'LAG', 'HEALTH', 'LAST SEEN', 'PRIO'],
         nodes.map((n) => [
           n.is_local ? `${n.node_id} *` : n.node_id,
           `${n.host}:${n.port}/${n.dbname}`,
           stateText(n),
           n.node_id === manual?.nodeId ? `manual ${manual.view.backup ?? ''} from ${n.init_source_node}`.replace('  ', ' ') : formatInitOrVerify(n),
+          // the watch's lag over the node's subscriptions, else the init's
+          bytes(num((n as HealthOverview).replication_lag_bytes) ?? n.lag_bytes),
           n.health,
           ago(n.last_seen),
           n.priority,
         ]),
       ).trimEnd(),
     );
+    for (const n of nodes.filter(needsAttention)) this.log(`${quoteIdent(n.node_id)}: ${healthText(n)}`);
     if (manual) this.log(`${manual.nodeId}: ${manualWaitText(manual.view.backup)}; slot ${manualSlotText(manual.view)}`);
   }
 }

@@ -2,11 +2,12 @@ import { Args } from '@oclif/core';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { ago, bytes } from '../../../lib/format';
+import { healthText } from '../../../lib/health-format';
 import { getNode } from '../../../lib/sql/getNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { listPreparedSlots } from '../../../lib/sql/listPreparedSlots';
 import { localNodeId } from '../../../lib/sql/localNodeId';
-import { divergenceLines, formatInit, mergeLines } from '../../node-format';
+import { divergenceLines, formatInit, mergeLines, replicationLines } from '../../node-format';
 import { manualSlotText, manualWaitText, preparedSlotAdvice, preparedSlotText, readManualPrepare, waitsForBackup } from '../../manual-prepare';
 
 // WAL kept by a prepared slot above this is warned about (STEEP_REPL_SLOT_WARN_BYTES, 1 GiB).
@@ -14,7 +15,7 @@ const retentionWarningBytes = Number(process.env.STEEP_REPL_SLOT_WARN_BYTES ?? 1
 
 export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
   static description =
-    'Show one node in detail, or the local node when no id is given: its init, the tables a verify found different (diverged), its last verify, a reinit under way, a merge under way and its last merge';
+    'Show one node in detail, or the local node when no id is given: its health with the reason, its lag and each subscription and slot its agent watches, its init, the tables a verify found different (diverged), its last verify, a reinit under way, a merge under way and its last merge';
   static examples = ['<%= config.bin %> node status', '<%= config.bin %> node status node_b --json'];
   static args = { id: Args.string({ description: 'node id (default: the local node)' }) };
   static flags = { json: jsonFlag };
@@ -42,7 +43,9 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
       ['name', node.node_name],
       ['address', `${node.host}:${node.port}/${node.dbname}${node.user_name ? ` as ${node.user_name}` : ''}`],
       ['priority', node.priority],
-      ['health', `${node.health} (last seen ${ago(node.last_seen)})`],
+      ['health', `${healthText(node)} (last seen ${ago(node.last_seen)})`],
+      // the node's lag, each subscription and slot its agent watches (its own database's row only)
+      ...replicationLines(node),
       ['init state', node.init_state],
       ['init', manual ? manualWaitText(manual.backup) : formatInit(node)],
       ['source node', node.init_source_node ?? '-'],

@@ -1,0 +1,140 @@
+// Replication health for people: the texts node list, node status and the
+// live view share (the view imports nothing from cli/). Facts come from
+// node_overview.replication, one row per watched subscription or slot;
+// sizes and times are lib/format's, identifiers as quote_ident writes them.
+import { ago, bytes, duration, num, Numeric } from './format';
+import { quoteIdent } from './identifiers';
+import type { NodeOverview } from './sql/listNodes';
+
+// Interim, until lib/sql/listNodes has node_overview's health columns (0.9.0).
+export interface ReplicationHealthRow {
+  kind: 'subscription' | 'slot';
+  name: string;
+  peer_node_id: string | null;
+  status: string;
+  problems: string[] | null;
+  reason: string | null;
+  enabled?: boolean | null;
+  worker_pid?: number | null;
+  worker_seen_at?: string | null;
+  apply_error_count?: Numeric;
+  sync_error_count?: Numeric;
+  apply_errors_recent?: Numeric;
+  sync_errors_recent?: Numeric;
+  conflicts?: Record<string, number> | null;
+  conflicts_recent?: Record<string, number> | null;
+  last_msg_receipt_time?: string | null;
+  source_error?: string | null;
+  lag_bytes?: Numeric;
+  lag_seconds?: Numeric;
+  lag_trend?: string | null;
+  slot_active?: boolean | null;
+  active_pid?: number | null;
+  wal_status?: string | null;
+  safe_wal_size?: Numeric;
+  retained_bytes?: Numeric;
+  prepared?: boolean | null;
+  inactive_seen_since?: string | null;
+}
+export type HealthOverview = NodeOverview & {
+  health_reason?: string | null;
+  replication?: ReplicationHealthRow[];
+  replication_lag_bytes?: Numeric;
+  replication_lag_seconds?: Numeric;
+  replication_observed_at?: Date | string | null;
+};
+
+// "degraded — apply worker failing: …", "healthy"
+export function healthText(n: Pick<HealthOverview, 'health' | 'health_reason'>): string {
+  return n.health_reason ? `${n.health} — ${n.health_reason}` : n.health;
+}
+
+// Why a node is offline: node_overview's reason, else the same words (a row without one).
+export function offlineReason(n: Pick<HealthOverview, 'health_reason' | 'last_seen' | 'node_id'>): string {
+  if (n.health_reason) return n.health_reason;
+  return n.last_seen
+    ? `agent silent since ${new Date(n.last_seen).toISOString()}: is steep-repl agent running?`
+    : `no agent has run for this node: start steep-repl agent --db <url of ${n.node_id}>`;
+}
+
+// A node whose health deserves a line under a table: not healthy, and
+// something to say (a peer never probed is 'unknown' with nothing to add).
+export function needsAttention(n: Pick<HealthOverview, 'health' | 'health_reason'>): boolean {
+  return n.health !== 'healthy' && (n.health !== 'unknown' || !!n.health_reason);
+}
+
+// The node's watched subscriptions and slots, as node_overview lists them
+// (kind, then name); none on a peer's row or a node older than 0.9.0.
+export function replicationRows(n: Pick<HealthOverview, 'replication'> | undefined): ReplicationHealthRow[] {
+  return Array.isArray(n?.replication) ? n.replication : [];
+}
+
+const peerText = (peer: string | null | undefined): string => (peer ? quoteIdent(peer) : 'an unregistered node');
+
+// "lag 2.1GB (6m02s, growing)", "lag 0B", "lag not measured (cannot reach the source)"
+export function lagText(lagBytes: Numeric, lagSeconds: Numeric, trend?: string | null, sourceError?: string | null): string {
+  const b = num(lagBytes);
+  const s = num(lagSeconds);
+  if (b === undefined && s === undefined) return sourceError ? 'lag not measured (cannot reach the source)' : 'lag not measured yet';
+  const detail = [s !== undefined && (b === undefined || b > 0) ? duration(s) : '', trend && trend !== 'steady' ? trend : ''].filter(Boolean);
+  return `lag ${b === undefined ? '?' : bytes(b)}${detail.length ? ` (${detail.join(', ')})` : ''}`;
+}
+
+// The node's lag: the largest over its subscriptions (node_overview), with
+// the trend of the subscription that lags most. undefined without subscriptions.
+export function nodeLagText(n: Pick<HealthOverview, 'replication' | 'replication_lag_bytes' | 'replication_lag_seconds'>): string | undefined {
+  const subs = replicationRows(n).filter((r) => r.kind === 'subscription');
+  if (!subs.length && num(n.replication_lag_bytes) === undefined) return undefined;
+  const worst = [...subs].sort((a, b) => (num(b.lag_bytes) ?? -1) - (num(a.lag_bytes) ?? -1))[0];
+  const unmeasured = subs.find((r) => r.source_error)?.source_error;
+  return lagText(n.replication_lag_bytes, n.replication_lag_seconds, worst?.lag_trend, unmeasured);
+}
+
+// "3 insert_exists (1 recent), 1 update_missing"; nonzero counters only.
+function conflictsText(conflicts: Record<string, number>, recent: Record<string, number> | null | undefined): string {
+  const parts = Object.entries(conflicts)
+    .filter(([, n]) => Number(n) > 0)
+    .map(([type, n]) => `${n} ${type}${Number(recent?.[type] ?? 0) > 0 ? ` (${recent![type]} recent)` : ''}`);
+  return parts.length ? `conflicts ${parts.join(', ')}` : 'conflicts 0';
+}
+
+const errorsText = (what: string, total: Numeric, recent: Numeric): string =>
+  `${what} errors ${num(total) ?? '-'}${(num(recent) ?? 0) > 0 ? ` (${num(recent)} recent)` : ''}`;
+
+// "sub" from node_a, "slot" for node_b
+export function replicationObjectText(r: ReplicationHealthRow): string {
+  return r.kind === 'subscription' ? `${quoteIdent(r.name)} from ${peerText(r.peer_node_id)}` : `${quoteIdent(r.name)} for ${peerText(r.peer_node_id)}`;
+}
+
+// A subscription's facts, in the order a DBA checks them: enabled, worker,
+// lag, last message, errors, conflicts (PostgreSQL 18 and later).
+export function subscriptionFacts(r: ReplicationHealthRow, now = new Date()): string[] {
+  const facts = [
+    r.enabled ? 'enabled' : 'disabled',
+    r.worker_pid ? `worker ${r.worker_pid}` : `no worker${r.worker_seen_at ? ` (last seen ${ago(r.worker_seen_at, now)})` : ''}`,
+    lagText(r.lag_bytes, r.lag_seconds, r.lag_trend, r.source_error),
+    `last message ${ago(r.last_msg_receipt_time, now)}`,
+    errorsText('apply', r.apply_error_count, r.apply_errors_recent),
+    errorsText('sync', r.sync_error_count, r.sync_errors_recent),
+  ];
+  if (r.conflicts && typeof r.conflicts === 'object') facts.push(conflictsText(r.conflicts, r.conflicts_recent));
+  return facts;
+}
+
+// A slot's facts: in use, wal_status, WAL retained, safe_wal_size (only
+// with max_slot_wal_keep_size set).
+export function slotFacts(r: ReplicationHealthRow, now = new Date()): string[] {
+  const inactiveFor = r.inactive_seen_since ? ` for ${duration((now.getTime() - new Date(r.inactive_seen_since).getTime()) / 1000)}` : '';
+  const facts = [
+    ...(r.prepared ? ['prepared'] : []),
+    r.slot_active ? `active${r.active_pid ? ` (pid ${r.active_pid})` : ''}` : `inactive${inactiveFor}`,
+    `wal_status ${r.wal_status ?? '-'}`,
+    `retains ${bytes(r.retained_bytes)}`,
+  ];
+  if (num(r.safe_wal_size) !== undefined) facts.push(`safe_wal_size ${bytes(r.safe_wal_size)}`);
+  return facts;
+}
+
+export function replicationFacts(r: ReplicationHealthRow, now = new Date()): string[] {
+  return r.kind === 'subscription' ? subscriptionFacts(r, now) : slotFacts(r, now);
+}
