@@ -254,7 +254,7 @@ describe('extension steep_repl', () => {
     const [fresh] = await query(viaExtension.url, extensionRow);
     expect(updated).toEqual(fresh);
     expect(updated.extversion).toBe(extensionVersion());
-    // 0.1.0's snapshots (dropped by 0.2.0) left the list; 0.5.0's, 0.7.0's and 0.8.0's joined it
+    // 0.1.0's snapshots (dropped by 0.2.0) left the list; 0.5.0's, 0.7.0's, 0.8.0's and 0.9.0's joined it
     expect(updated.config).toEqual([
       'steep_repl.nodes',
       'steep_repl.schema_fingerprints',
@@ -271,6 +271,7 @@ describe('extension steep_repl', () => {
       'steep_repl.merge_runs_merge_id_seq',
       'steep_repl.merge_tables',
       'steep_repl.merge_conflicts',
+      'steep_repl.health_settings',
     ]);
   });
 

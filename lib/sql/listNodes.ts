@@ -42,6 +42,76 @@ export interface NodeOverview extends Omit<NodeRow, 'registered_at'> {
   // the node's newest merge run (as A or B), on the coordinator's (A's)
   // database only: null elsewhere and on a node older than 0.8.0
   last_merge?: MergeSummary | null;
+  // Replication health (0.9.0 and later): why the node is not healthy (null
+  // when it is); on the local row, its watched subscriptions and slots
+  // (kind, then name; [] elsewhere), the largest lag over its subscriptions
+  // (null when none is measured) and when the agent's watch last observed.
+  health_reason?: string | null;
+  replication?: ReplicationHealthRow[];
+  replication_lag_bytes?: Numeric;
+  replication_lag_seconds?: Numeric;
+  replication_observed_at?: Date | null;
+}
+
+// A row of steep_repl.replication_health as JSON (node_overview.replication,
+// observe_replication): numbers are numbers, LSNs and times strings.
+// Subscription facts are null on a slot's row and the other way round.
+export interface ReplicationHealthRow {
+  kind: 'subscription' | 'slot';
+  name: string;
+  node_id: string;
+  // the source node of a subscription, the node a slot feeds
+  peer_node_id: string | null;
+  status: 'healthy' | 'degraded';
+  // codes, in a fixed order: disabled, apply_errors, sync_errors, conflicts,
+  // worker_missing, source_unreachable, lag_bytes, lag_seconds; slot_lost,
+  // slot_unreserved, slot_safe_wal, slot_retained, slot_inactive
+  problems: string[];
+  // every problem's phrase, joined by '; '; null when healthy
+  reason: string | null;
+  degraded_since: string | null;
+  first_observed_at: string;
+  observed_at: string;
+  // subscription
+  // an oid: JSON gives it as text
+  subscription_oid: string | null;
+  enabled: boolean | null;
+  // the leader apply worker; when one was last seen; since when an enabled subscription has none
+  worker_pid: number | null;
+  worker_seen_at: string | null;
+  worker_missing_since: string | null;
+  apply_error_count: number | null;
+  sync_error_count: number | null;
+  apply_errors_changed_at: string | null;
+  sync_errors_changed_at: string | null;
+  // conflict type (confl_ dropped) -> count; PostgreSQL 18 and later, null before
+  conflicts: Record<string, number> | null;
+  // rises within health_settings.error_window_seconds
+  apply_errors_recent: number | null;
+  sync_errors_recent: number | null;
+  conflicts_recent: Record<string, number> | null;
+  received_lsn: string | null;
+  latest_end_lsn: string | null;
+  last_msg_receipt_time: string | null;
+  slot_name: string | null;
+  // the source's facts, as the agent read them there
+  source_lsn: string | null;
+  source_confirmed_lsn: string | null;
+  source_slot_active: boolean | null;
+  source_error: string | null;
+  lag_bytes: number | null;
+  lag_seconds: number | null;
+  lag_trend: 'growing' | 'shrinking' | 'steady' | null;
+  // slot
+  slot_active: boolean | null;
+  active_pid: number | null;
+  wal_status: string | null;
+  safe_wal_size: number | null;
+  retained_bytes: number | null;
+  restart_lsn: string | null;
+  confirmed_flush_lsn: string | null;
+  prepared: boolean | null;
+  inactive_seen_since: string | null;
 }
 
 // A table a verify found different, as node_overview lists it (JSON: numbers are numbers).

@@ -4,10 +4,14 @@ CREATE OR REPLACE VIEW steep_repl.node_overview AS
 SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority,
        n.status, n.last_seen, n.is_local,
        -- This database's own row is only as fresh as its agent's heartbeat
-       -- (every 5 s by default); a peer's row says what its last probe saw.
-       CASE WHEN n.is_local AND n.last_seen IS NULL THEN 'no agent'
-            WHEN n.is_local AND now() - n.last_seen > interval '15 seconds' THEN 'agent silent'
-            ELSE n.status END AS health,
+       -- (every 5 s by default): offline without one for 15 s; degraded
+       -- while a watched subscription or slot is (replication_health) or
+       -- the agent's watch stopped observing while the agent heartbeats.
+       -- A peer's row says what its last probe saw.
+       CASE WHEN NOT n.is_local THEN n.status
+            WHEN n.last_seen IS NULL OR now() - n.last_seen > interval '15 seconds' THEN 'offline'
+            WHEN rh.degraded > 0 OR rh.watch_stale THEN 'degraded'
+            ELSE 'healthy' END AS health,
        n.init_state, s.in_progress AS init_in_progress, n.init_source_node,
        n.init_started_at, n.init_completed_at,
        p.phase, p.overall_percent, p.tables_done, p.tables_total,
@@ -43,7 +47,26 @@ SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority
        -- A merge in progress on this node (init_progress.merge: its peer,
        -- role, step), and the node's newest merge run: runs live in the
        -- database of node A (the coordinator), so NULL elsewhere.
-       p.merge, lm.last_merge
+       p.merge, lm.last_merge,
+       -- Why the node is not healthy, in words a DBA acts on (NULL when it is).
+       CASE WHEN NOT n.is_local THEN
+              CASE n.status WHEN 'unreachable' THEN 'the last probe from this node could not reach it' END
+            WHEN n.last_seen IS NULL THEN
+              format('no agent has run for this node: start steep-repl agent --db <url of %s>', quote_ident(n.node_id))
+            WHEN now() - n.last_seen > interval '15 seconds' THEN
+              format('agent silent for %s (last heartbeat %s): is steep-repl agent running?',
+                     steep_repl.health_duration(extract(epoch FROM now() - n.last_seen)), to_char(n.last_seen, 'HH24:MI:SS'))
+            ELSE nullif(concat_ws('; ',
+                   CASE WHEN rh.watch_stale THEN
+                     format('replication not observed for %s (last at %s) while the agent runs: see its log (health.watch_failed)',
+                            steep_repl.health_duration(extract(epoch FROM now() - rh.observed_at)), to_char(rh.observed_at, 'HH24:MI:SS')) END,
+                   rh.reasons), '') END AS health_reason,
+       -- The local node's watched subscriptions and slots (replication_health
+       -- rows as objects, kind then name); [] elsewhere. The lag is the
+       -- largest over its subscriptions, NULL when none is measured.
+       coalesce(rh.replication, '[]') AS replication,
+       rh.lag_bytes AS replication_lag_bytes, rh.lag_seconds AS replication_lag_seconds,
+       rh.observed_at AS replication_observed_at
 FROM steep_repl.nodes n
 JOIN steep_repl.init_states s ON s.state = n.init_state
 LEFT JOIN steep_repl.init_progress p ON p.node_id = n.node_id
@@ -85,4 +108,15 @@ LEFT JOIN LATERAL (SELECT jsonb_build_object(
                             'error', r.error, 'hint', r.hint, 'failure_kind', r.failure_kind,
                             'requested_at', r.requested_at, 'started_at', r.started_at, 'finished_at', r.finished_at) AS last_merge
                    FROM steep_repl.merge_runs r WHERE n.node_id IN (r.node_a, r.node_b)
-                  ORDER BY r.merge_id DESC LIMIT 1) lm ON true;
+                  ORDER BY r.merge_id DESC LIMIT 1) lm ON true
+LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE h.status = 'degraded')::int AS degraded,
+                          string_agg(h.reason, '; ' ORDER BY h.kind, h.name) FILTER (WHERE h.status = 'degraded') AS reasons,
+                          jsonb_agg(to_jsonb(h) ORDER BY h.kind, h.name) AS replication,
+                          max(h.lag_bytes) FILTER (WHERE h.kind = 'subscription') AS lag_bytes,
+                          max(h.lag_seconds) FILTER (WHERE h.kind = 'subscription') AS lag_seconds,
+                          max(h.observed_at) AS observed_at,
+                          -- every round rewrites every row: rows left older
+                          -- than three intervals (and 10 s) mean no round ran
+                          coalesce(max(h.observed_at) < now() - make_interval(secs => 3 * coalesce(
+                                     (SELECT hs.watch_interval_seconds FROM steep_repl.health_settings hs), 5)::float8 + 10), false) AS watch_stale
+                   FROM steep_repl.replication_health h WHERE h.node_id = n.node_id) rh ON n.is_local;
