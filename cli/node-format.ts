@@ -1,6 +1,6 @@
 import { ago, count, initPercentAndEta, percent, shellWord, tablesDiffer } from '../lib/format';
 import { mergeUnderWay, MergeSummary, NodeOverview, VerifySummary } from '../lib/sql/listNodes';
-import { HealthOverview, nodeLagText, replicationFacts, replicationObjectText, replicationRows } from '../lib/health-format';
+import { nodeLagText, replicationFacts, replicationObjectText, replicationRows } from '../lib/health-format';
 import { reinitScopeText } from './reinit-follow';
 
 // "67% ETA 14m02s from node_a", "merge ↔ node_a 42%" while the node merges
@@ -125,7 +125,7 @@ export function mergeLines(n: NodeOverview, now = new Date()): Array<[string, st
 // node status's lines about replication: a summary of what the agent's
 // watch saw and when, the node's lag, one line per subscription and slot.
 // Only the node's own database watches it: a peer's row gets a pointer there.
-export function replicationLines(n: HealthOverview, now = new Date()): Array<[string, string]> {
+export function replicationLines(n: NodeOverview, now = new Date()): Array<[string, string]> {
   // a node older than 0.9.0 has no watch
   if (n.replication === undefined) return [];
   if (!n.is_local) return [['replication', `watched in the database of ${n.node_id}: steep-repl node status --db <url of ${n.node_id}>`]];

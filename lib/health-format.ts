@@ -4,53 +4,15 @@
 // sizes and times are lib/format's, identifiers as quote_ident writes them.
 import { ago, bytes, duration, num, Numeric } from './format';
 import { quoteIdent } from './identifiers';
-import type { NodeOverview } from './sql/listNodes';
-
-// Interim, until lib/sql/listNodes has node_overview's health columns (0.9.0).
-export interface ReplicationHealthRow {
-  kind: 'subscription' | 'slot';
-  name: string;
-  peer_node_id: string | null;
-  status: string;
-  problems: string[] | null;
-  reason: string | null;
-  enabled?: boolean | null;
-  worker_pid?: number | null;
-  worker_seen_at?: string | null;
-  apply_error_count?: Numeric;
-  sync_error_count?: Numeric;
-  apply_errors_recent?: Numeric;
-  sync_errors_recent?: Numeric;
-  conflicts?: Record<string, number> | null;
-  conflicts_recent?: Record<string, number> | null;
-  last_msg_receipt_time?: string | null;
-  source_error?: string | null;
-  lag_bytes?: Numeric;
-  lag_seconds?: Numeric;
-  lag_trend?: string | null;
-  slot_active?: boolean | null;
-  active_pid?: number | null;
-  wal_status?: string | null;
-  safe_wal_size?: Numeric;
-  retained_bytes?: Numeric;
-  prepared?: boolean | null;
-  inactive_seen_since?: string | null;
-}
-export type HealthOverview = NodeOverview & {
-  health_reason?: string | null;
-  replication?: ReplicationHealthRow[];
-  replication_lag_bytes?: Numeric;
-  replication_lag_seconds?: Numeric;
-  replication_observed_at?: Date | string | null;
-};
+import type { NodeOverview, ReplicationHealthRow } from './sql/listNodes';
 
 // "degraded — apply worker failing: …", "healthy"
-export function healthText(n: Pick<HealthOverview, 'health' | 'health_reason'>): string {
+export function healthText(n: Pick<NodeOverview, 'health' | 'health_reason'>): string {
   return n.health_reason ? `${n.health} — ${n.health_reason}` : n.health;
 }
 
 // Why a node is offline: node_overview's reason, else the same words (a row without one).
-export function offlineReason(n: Pick<HealthOverview, 'health_reason' | 'last_seen' | 'node_id'>): string {
+export function offlineReason(n: Pick<NodeOverview, 'health_reason' | 'last_seen' | 'node_id'>): string {
   if (n.health_reason) return n.health_reason;
   return n.last_seen
     ? `agent silent since ${new Date(n.last_seen).toISOString()}: is steep-repl agent running?`
@@ -59,15 +21,18 @@ export function offlineReason(n: Pick<HealthOverview, 'health_reason' | 'last_se
 
 // A node whose health deserves a line under a table: not healthy, and
 // something to say (a peer never probed is 'unknown' with nothing to add).
-export function needsAttention(n: Pick<HealthOverview, 'health' | 'health_reason'>): boolean {
+export function needsAttention(n: Pick<NodeOverview, 'health' | 'health_reason'>): boolean {
   return n.health !== 'healthy' && (n.health !== 'unknown' || !!n.health_reason);
 }
 
 // The node's watched subscriptions and slots, as node_overview lists them
 // (kind, then name); none on a peer's row or a node older than 0.9.0.
-export function replicationRows(n: Pick<HealthOverview, 'replication'> | undefined): ReplicationHealthRow[] {
+export function replicationRows(n: Pick<NodeOverview, 'replication'> | undefined): ReplicationHealthRow[] {
   return Array.isArray(n?.replication) ? n.replication : [];
 }
+
+// "45s", "6m02s": how long since then
+const since = (at: string, now: Date): string => duration(Math.max(0, (now.getTime() - new Date(at).getTime()) / 1000));
 
 const peerText = (peer: string | null | undefined): string => (peer ? quoteIdent(peer) : 'an unregistered node');
 
@@ -82,7 +47,7 @@ export function lagText(lagBytes: Numeric, lagSeconds: Numeric, trend?: string |
 
 // The node's lag: the largest over its subscriptions (node_overview), with
 // the trend of the subscription that lags most. undefined without subscriptions.
-export function nodeLagText(n: Pick<HealthOverview, 'replication' | 'replication_lag_bytes' | 'replication_lag_seconds'>): string | undefined {
+export function nodeLagText(n: Pick<NodeOverview, 'replication' | 'replication_lag_bytes' | 'replication_lag_seconds'>): string | undefined {
   const subs = replicationRows(n).filter((r) => r.kind === 'subscription');
   if (!subs.length && num(n.replication_lag_bytes) === undefined) return undefined;
   const worst = [...subs].sort((a, b) => (num(b.lag_bytes) ?? -1) - (num(a.lag_bytes) ?? -1))[0];
@@ -111,7 +76,7 @@ export function replicationObjectText(r: ReplicationHealthRow): string {
 export function subscriptionFacts(r: ReplicationHealthRow, now = new Date()): string[] {
   const facts = [
     r.enabled ? 'enabled' : 'disabled',
-    r.worker_pid ? `worker ${r.worker_pid}` : `no worker${r.worker_seen_at ? ` (last seen ${ago(r.worker_seen_at, now)})` : ''}`,
+    r.worker_pid ? `worker ${r.worker_pid}` : `no worker${r.worker_missing_since ? ` for ${since(r.worker_missing_since, now)}` : r.worker_seen_at ? ` (last seen ${ago(r.worker_seen_at, now)})` : ''}`,
     lagText(r.lag_bytes, r.lag_seconds, r.lag_trend, r.source_error),
     `last message ${ago(r.last_msg_receipt_time, now)}`,
     errorsText('apply', r.apply_error_count, r.apply_errors_recent),
@@ -124,7 +89,7 @@ export function subscriptionFacts(r: ReplicationHealthRow, now = new Date()): st
 // A slot's facts: in use, wal_status, WAL retained, safe_wal_size (only
 // with max_slot_wal_keep_size set).
 export function slotFacts(r: ReplicationHealthRow, now = new Date()): string[] {
-  const inactiveFor = r.inactive_seen_since ? ` for ${duration((now.getTime() - new Date(r.inactive_seen_since).getTime()) / 1000)}` : '';
+  const inactiveFor = r.inactive_seen_since ? ` for ${since(r.inactive_seen_since, now)}` : '';
   const facts = [
     ...(r.prepared ? ['prepared'] : []),
     r.slot_active ? `active${r.active_pid ? ` (pid ${r.active_pid})` : ''}` : `inactive${inactiveFor}`,

@@ -127,15 +127,23 @@ describe('steep-repl install and node commands', () => {
     const text = await runCli(['node', 'list', '--db', db.url]);
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^NODE\s+ADDRESS\s+STATE\s+INIT\s+HEALTH\s+LAST SEEN\s+PRIO$/);
+    expect(lines[0]).toMatch(/^NODE\s+ADDRESS\s+STATE\s+INIT\s+LAG\s+HEALTH\s+LAST SEEN\s+PRIO$/);
     // The local node's health comes from its agent's heartbeat; none ran yet.
-    expect(lines[2]).toMatch(new RegExp(`^node_a \\*\\s+127\\.0\\.0\\.1:${cluster.port}/${db.name}\\s+uninitialized\\s+-\\s+no agent\\s+never\\s+80$`));
-    expect(lines[3]).toMatch(/^node_b\s+db2\.example:5432\/app\s+uninitialized\s+-\s+unknown\s+never/);
+    expect(lines[2]).toMatch(new RegExp(`^node_a \\*\\s+127\\.0\\.0\\.1:${cluster.port}/${db.name}\\s+uninitialized\\s+-\\s+-\\s+offline\\s+never\\s+80$`));
+    expect(lines[3]).toMatch(/^node_b\s+db2\.example:5432\/app\s+uninitialized\s+-\s+-\s+unknown\s+never/);
+    // under the table, why: a peer never probed has nothing to say
+    expect(lines.slice(4)).toEqual([expect.stringMatching(/^node_a: offline — no agent has run for this node: start steep-repl agent --db /)]);
 
     // A heartbeat older than 15 s means the agent stopped without saying so.
     await query(db.url, "UPDATE steep_repl.nodes SET status = 'healthy', last_seen = now() - interval '1 minute' WHERE node_id = 'node_a'");
     const stale = await runCli(['node', 'list', '--json', '--db', db.url]);
-    expect(JSON.parse(stale.stdout).find((n: { node_id: string }) => n.node_id === 'node_a')).toMatchObject({ status: 'healthy', health: 'agent silent' });
+    expect(JSON.parse(stale.stdout).find((n: { node_id: string }) => n.node_id === 'node_a')).toMatchObject({
+      status: 'healthy',
+      health: 'offline',
+      health_reason: expect.stringMatching(/^agent silent for 1 min \(last heartbeat \d\d:\d\d:\d\d\): is steep-repl agent running\?$/),
+    });
+    const staleStatus = await runCli(['node', 'status', '--db', db.url]);
+    expect(staleStatus.stdout).toMatch(/^health\s+offline — agent silent for 1 min \(last heartbeat [\d:]+\): is steep-repl agent running\? \(last seen 1m ago\)$/m);
     await query(db.url, "UPDATE steep_repl.nodes SET last_seen = now() WHERE node_id = 'node_a'");
     const fresh = await runCli(['node', 'list', '--json', '--db', db.url]);
     expect(JSON.parse(fresh.stdout).find((n: { node_id: string }) => n.node_id === 'node_a')).toMatchObject({ health: 'healthy' });

@@ -1,7 +1,7 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { stringWidth } from 'terminal-kit';
 import { ago, bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond, tablesDiffer } from '../lib/format';
-import { HealthOverview, nodeLagText, replicationFacts, replicationObjectText, replicationRows } from '../lib/health-format';
+import { nodeLagText, replicationFacts, replicationObjectText, replicationRows } from '../lib/health-format';
 import { tableLabel } from '../lib/identifiers';
 import type { ReinitState } from '../lib/sql/listNodes';
 import type { ActivePart, TableProgress } from '../lib/sql/getInitStatus';
@@ -77,7 +77,7 @@ export function verifyLines(node: NodeView, inner: number, now = new Date()): Ar
 // own database): a line per subscription and slot with its facts (wrapped,
 // three lines at most), and for one that is degraded its reason (two).
 export function replicationLines(node: NodeView, inner: number, now = new Date()): Array<Array<[string, Attr?]>> {
-  const state = node.state as HealthOverview | undefined;
+  const state = node.state;
   const rows = replicationRows(state);
   const out: Array<Array<[string, Attr?]>> = [];
   if (!rows.length) return out;

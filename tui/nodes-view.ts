@@ -1,6 +1,6 @@
 // The nodes view: one row per registered node, as last read from the nodes.
 import { ago, bytes, bytesPerSecond, eta, initPercentAndEta, num, percent, tablesDiffer } from '../lib/format';
-import { HealthOverview, replicationRows } from '../lib/health-format';
+import { replicationRows } from '../lib/health-format';
 import { quoteIdent } from '../lib/identifiers';
 import { mergeUnderWay } from '../lib/sql/listNodes';
 import type { NodeView } from './cluster-watch';
@@ -58,12 +58,12 @@ export function initText(node: NodeView, peerShown = false): string {
 // on their sources), else live from the source's slot when it can be read,
 // else as the init last reported it.
 export function nodeLag(node: NodeView): number | undefined {
-  return num((node.state as HealthOverview | undefined)?.replication_lag_bytes) ?? node.slotLag ?? num(node.state?.lag_bytes);
+  return num(node.state?.replication_lag_bytes) ?? node.slotLag ?? num(node.state?.lag_bytes);
 }
 
 // Yellow while a subscription of the node lags past its threshold.
 function lagAttr(node: NodeView): Attr {
-  const lagging = replicationRows(node.state as HealthOverview | undefined).some((r) => r.problems?.some((p) => p === 'lag_bytes' || p === 'lag_seconds'));
+  const lagging = replicationRows(node.state).some((r) => r.problems?.some((p) => p === 'lag_bytes' || p === 'lag_seconds'));
   return lagging ? { color: 'yellow', bold: true } : {};
 }
 
@@ -91,7 +91,7 @@ export function healthOf(node: NodeView): [string, Attr] {
 export function healthWarning(node: NodeView): [string, Attr] | undefined {
   const id = quoteIdent(node.id);
   if (node.reachable === false) return [`⚠ ${id} unreachable: ${node.problem ?? 'no answer'}; retrying`, healthColors.unreachable];
-  const s = node.state as HealthOverview | undefined;
+  const s = node.state;
   if (!s || s.health === 'healthy') return undefined;
   return [`⚠ ${id} ${s.health}${s.health_reason ? `: ${s.health_reason}` : ''}`, healthOf(node)[1]];
 }

@@ -2,7 +2,7 @@ import { BaseCommand, jsonFlag } from '../../base-command';
 import { table } from '../../render';
 import { formatInitOrVerify, stateText } from '../../node-format';
 import { ago, bytes, num } from '../../../lib/format';
-import { HealthOverview, healthText, needsAttention } from '../../../lib/health-format';
+import { healthText, needsAttention } from '../../../lib/health-format';
 import { quoteIdent } from '../../../lib/identifiers';
 import { listNodes } from '../../../lib/sql/listNodes';
 import { manualSlotText, manualWaitText, readManualPrepare, waitsForBackup } from '../../manual-prepare';
@@ -32,7 +32,7 @@ export default class NodeList extends BaseCommand<typeof NodeList> {
           stateText(n),
           n.node_id === manual?.nodeId ? `manual ${manual.view.backup ?? ''} from ${n.init_source_node}`.replace('  ', ' ') : formatInitOrVerify(n),
           // the watch's lag over the node's subscriptions, else the init's
-          bytes(num((n as HealthOverview).replication_lag_bytes) ?? n.lag_bytes),
+          bytes(num(n.replication_lag_bytes) ?? n.lag_bytes),
           n.health,
           ago(n.last_seen),
           n.priority,
