@@ -34,13 +34,14 @@ LANGUAGE sql STABLE AS $$
       (2, 'apply_errors', w.apply_failing,
        format('apply worker failing: %s %s in %s%s — see the server log of node %s for the row and the transaction''s finish LSN; '
               'resolve the row, or skip the transaction with ALTER SUBSCRIPTION %I SKIP (lsn = ''<finish LSN>'')',
-              coalesce(h.apply_errors_recent, 0), CASE WHEN h.apply_errors_recent = 1 THEN 'error' ELSE 'errors' END, w.in_window,
+              -- a rise within the quiet period is at least one error, also in a window shorter than that period
+              greatest(h.apply_errors_recent, 1), CASE WHEN greatest(h.apply_errors_recent, 1) = 1 THEN 'error' ELSE 'errors' END, w.in_window,
               ', ' || w.conflicts_text || CASE WHEN w.conflicts_count = 1 THEN ' conflict' ELSE ' conflicts' END,
               w.here, h.name)),
       (3, 'sync_errors', h.kind = 'subscription' AND h.sync_errors_changed_at >= p_now - p_quiet,
        format('table sync failing: %s %s in %s — see the server log of node %s for the table and the error; '
               'fix its cause (a row already there, a missing table or privilege) and the worker retries by itself',
-              coalesce(h.sync_errors_recent, 0), CASE WHEN h.sync_errors_recent = 1 THEN 'error' ELSE 'errors' END, w.in_window, w.here)),
+              greatest(h.sync_errors_recent, 1), CASE WHEN greatest(h.sync_errors_recent, 1) = 1 THEN 'error' ELSE 'errors' END, w.in_window, w.here)),
       (4, 'conflicts', h.kind = 'subscription' AND w.divergence_count > 0,
        format('%s %s in %s: node %s lacks rows node %s changed; check with steep-repl node verify %s',
               w.divergence_text, CASE WHEN w.divergence_count = 1 THEN 'conflict' ELSE 'conflicts' END, w.in_window,

@@ -1,0 +1,632 @@
+// Replication health's SQL alone, as psql sees it (no agent): the settings'
+// one row and its named checks; observe_replication's refusals (SR004,
+// nothing recorded); on a real PostgreSQL 18 pair with odd node ids the
+// facts of a subscription and its slot, events once per change of the
+// problem set (driven with crafted sources), lag in time interpolated from
+// the history, the trend, the history trimmed, slot thresholds, a real
+// apply error and its recovery, node_overview's health and reasons, a
+// dropped subscription; and on PostgreSQL 15 (no leader_pid, no worker_type,
+// no conflict counters) the same round works with conflicts NULL.
+import { escapeIdentifier, escapeLiteral } from 'pg';
+import { nodeConninfo } from '../lib/connection';
+import { observeReplication, SourceFacts } from '../lib/sql/observeReplication';
+import { ReplicationHealthRow } from '../lib/sql/listNodes';
+import { replicationSources } from '../lib/sql/replicationSources';
+import { clusterA, clusterB, createNodeDatabase, dropDatabase, OwnClusters, query, refusal, startOwnClusters, withClient } from './support/clusters';
+import { createInitPair, InitPair } from './support/init-pair';
+import { replicatePair } from './support/verify-pair';
+import { waitUntil } from './support/wait';
+
+jest.setTimeout(90000);
+
+const observe = (url: string, sources: Record<string, SourceFacts> = {}): Promise<ReplicationHealthRow[]> =>
+  withClient(url, (c) => observeReplication(c, sources));
+
+// What the source says of the pair's slot, as the agent reads it there.
+async function sourceFacts(pair: InitPair): Promise<Record<string, SourceFacts>> {
+  const [row] = await query(
+    pair.source.url,
+    `SELECT pg_current_wal_insert_lsn()::text AS current_lsn, s.confirmed_flush_lsn::text AS confirmed_flush_lsn, s.active AS slot_active
+       FROM pg_replication_slots s WHERE s.slot_name = $1`,
+    [pair.replicationName],
+  );
+  return { [pair.replicationName]: row };
+}
+
+const events = async (url: string, name: string): Promise<any[]> =>
+  query(url, "SELECT event, node_id, details FROM steep_repl.audit_log WHERE event LIKE 'replication.%' AND details ->> 'name' = $1 ORDER BY audit_id", [
+    name,
+  ]);
+
+const resetSettings = (url: string): Promise<unknown> =>
+  query(
+    url,
+    `UPDATE steep_repl.health_settings SET watch_interval_seconds = DEFAULT, lag_bytes = DEFAULT, lag_seconds = DEFAULT,
+            error_window_seconds = DEFAULT, worker_missing_seconds = DEFAULT, slot_retained_bytes = DEFAULT,
+            slot_safe_wal_bytes = DEFAULT, slot_inactive_seconds = DEFAULT, history_seconds = DEFAULT`,
+  );
+
+// What a round may change.
+async function recorded(url: string): Promise<unknown> {
+  const [row] = await query(
+    url,
+    `SELECT (SELECT coalesce(jsonb_agg(to_jsonb(h) ORDER BY kind, name), '[]') FROM steep_repl.replication_health h) AS rows,
+            (SELECT count(*)::int FROM steep_repl.replication_health_history) AS history,
+            (SELECT count(*)::int FROM steep_repl.audit_log) AS audit,
+            (SELECT status FROM steep_repl.nodes WHERE is_local) AS status`,
+  );
+  return row;
+}
+
+describe('health_settings', () => {
+  let db: { name: string; url: string };
+  beforeAll(async () => {
+    db = await createNodeDatabase(clusterA(), 'health_settings');
+  });
+  afterAll(async () => {
+    if (db) await dropDatabase(clusterA(), db.name);
+  });
+
+  it('has one row of defaults', async () => {
+    expect(await query(db.url, 'SELECT * FROM steep_repl.health_settings')).toEqual([
+      {
+        only_row: true,
+        watch_interval_seconds: '5',
+        lag_bytes: '1073741824',
+        lag_seconds: '300',
+        error_window_seconds: 300,
+        worker_missing_seconds: 30,
+        slot_retained_bytes: '10737418240',
+        slot_safe_wal_bytes: '1073741824',
+        slot_inactive_seconds: 300,
+        history_seconds: 3600,
+        updated_at: null,
+      },
+    ]);
+  });
+
+  it.each([
+    ['watch_interval_seconds = 0.4', 'watch_interval_seconds must be between 0.5 and 3600'],
+    ['watch_interval_seconds = 3601', 'watch_interval_seconds must be between 0.5 and 3600'],
+    ['lag_bytes = 0', 'lag_bytes must be positive'],
+    ['lag_seconds = -1', 'lag_seconds must be positive'],
+    ['error_window_seconds = 9', 'error_window_seconds must be between 10 and 86400'],
+    ['error_window_seconds = 86401, history_seconds = 90000', 'error_window_seconds must be between 10 and 86400'],
+    ['worker_missing_seconds = 0', 'worker_missing_seconds must be positive'],
+    ['slot_retained_bytes = 0', 'slot_retained_bytes must be positive'],
+    ['slot_safe_wal_bytes = -5', 'slot_safe_wal_bytes must be positive'],
+    ['slot_inactive_seconds = 0', 'slot_inactive_seconds must be positive'],
+    ['history_seconds = 299', 'history_seconds must be at least error_window_seconds'],
+    ['history_seconds = 604801', 'history_seconds must be at most 604800 (7 days)'],
+    ['only_row = false', 'health_settings has one row'],
+  ])('refuses SET %s, naming the rule', async (set, rule) => {
+    const err = await refusal(db.url, `UPDATE steep_repl.health_settings SET ${set}`);
+    expect(err.code).toBe('23514');
+    expect(err.constraint).toBe(rule);
+    expect(err.message).toContain(`"${rule}"`);
+    expect((await query(db.url, 'SELECT updated_at FROM steep_repl.health_settings'))[0].updated_at).toBeNull();
+  });
+
+  it('refuses NULL thresholds', async () => {
+    const err = await refusal(db.url, 'UPDATE steep_repl.health_settings SET lag_bytes = NULL');
+    expect(err.code).toBe('23502');
+    expect(err.column).toBe('lag_bytes');
+  });
+
+  it('refuses DELETE and TRUNCATE: it keeps its one row', async () => {
+    for (const sql of ['DELETE FROM steep_repl.health_settings', 'TRUNCATE steep_repl.health_settings']) {
+      const err = await refusal(db.url, sql);
+      expect(err.code).toBe('SR004');
+      expect(err.message).toBe('health_settings keeps its one row: UPDATE it');
+    }
+    expect(await query(db.url, 'SELECT count(*)::int AS n FROM steep_repl.health_settings')).toEqual([{ n: 1 }]);
+  });
+
+  it('sets updated_at when a value changes, and an INSERT replaces the values (as a restore of a dump does)', async () => {
+    await query(db.url, 'UPDATE steep_repl.health_settings SET lag_bytes = 2048');
+    const [first] = await query(db.url, 'SELECT lag_bytes, updated_at FROM steep_repl.health_settings');
+    expect(first.lag_bytes).toBe('2048');
+    expect(first.updated_at).toBeInstanceOf(Date);
+    await query(db.url, 'UPDATE steep_repl.health_settings SET lag_bytes = 2048');
+    expect((await query(db.url, 'SELECT updated_at FROM steep_repl.health_settings'))[0].updated_at).toEqual(first.updated_at);
+
+    await query(db.url, 'INSERT INTO steep_repl.health_settings (lag_bytes, slot_inactive_seconds) VALUES (4096, 77)');
+    expect(await query(db.url, 'SELECT only_row, lag_bytes, slot_inactive_seconds, lag_seconds FROM steep_repl.health_settings')).toEqual([
+      { only_row: true, lag_bytes: '4096', slot_inactive_seconds: 77, lag_seconds: '300' },
+    ]);
+    // the row's checks hold for an INSERT too
+    expect((await refusal(db.url, 'INSERT INTO steep_repl.health_settings (lag_bytes) VALUES (0)')).constraint).toBe('lag_bytes must be positive');
+  });
+
+  it('observe_replication needs a local node', async () => {
+    const err = await refusal(db.url, 'SELECT * FROM steep_repl.observe_replication()');
+    expect(err.code).toBe('SR004');
+    expect(err.message).toContain('this database is not registered as a local node');
+  });
+});
+
+describe('replication health on a PostgreSQL 18 pair', () => {
+  let pair: InitPair;
+  let sub: string;
+  let source: string;
+  let target: string;
+
+  beforeAll(async () => {
+    pair = await createInitPair({
+      tag: 'health_sql',
+      sourceCluster: clusterA(),
+      targetCluster: clusterB(),
+      sourceId: 'Health "Src" ü',
+      targetId: 'health tgt select',
+      rows: 50,
+    });
+    await replicatePair(pair);
+    sub = pair.replicationName;
+    source = pair.source.id;
+    target = pair.target.id;
+  });
+  afterAll(async () => {
+    await pair?.drop();
+  });
+
+  const alterSub = (what: string) => query(pair.target.url, `ALTER SUBSCRIPTION ${escapeIdentifier(sub)} ${what}`);
+
+  it('records a healthy subscription and its slot, each on its own node', async () => {
+    expect(await withClient(pair.target.url, replicationSources)).toEqual([
+      {
+        subscription: sub,
+        source_node: source,
+        slot_name: sub,
+        host: pair.source.cluster.host,
+        port: pair.source.cluster.port,
+        dbname: pair.source.name,
+        user_name: pair.source.cluster.user,
+      },
+    ]);
+    const facts = await sourceFacts(pair);
+    const [row] = await observe(pair.target.url, facts);
+    expect(row).toMatchObject({
+      kind: 'subscription',
+      name: sub,
+      node_id: target,
+      peer_node_id: source,
+      status: 'healthy',
+      problems: [],
+      reason: null,
+      enabled: true,
+      slot_name: sub,
+      source_lsn: facts[sub]['current_lsn' as keyof SourceFacts],
+      source_slot_active: true,
+      apply_error_count: 0,
+      sync_error_count: 0,
+      apply_errors_recent: 0,
+      source_error: null,
+    });
+    expect(row.worker_pid).toEqual(expect.any(Number));
+    expect(row.worker_seen_at).toBe(row.observed_at);
+    expect(row.lag_bytes).toEqual(expect.any(Number));
+    // 18 has conflict counters, every one of them, prefix dropped
+    expect(row.conflicts).toMatchObject({ insert_exists: 0, update_missing: 0, delete_missing: 0 });
+    expect(Object.keys(row.conflicts!).some((k) => k.startsWith('confl'))).toBe(false);
+    expect(Object.keys(row.conflicts_recent!).sort()).toEqual(Object.keys(row.conflicts!).sort());
+
+    const [slot] = await observe(pair.source.url);
+    expect(slot).toMatchObject({
+      kind: 'slot',
+      name: sub,
+      node_id: source,
+      peer_node_id: target,
+      status: 'healthy',
+      slot_active: true,
+      prepared: false,
+      wal_status: 'reserved',
+      inactive_seen_since: null,
+      enabled: null,
+      conflicts: null,
+    });
+    expect(slot.retained_bytes).toBeGreaterThanOrEqual(0);
+    expect(slot.active_pid).toEqual(expect.any(Number));
+    // pg_subscription is shared by the cluster: the source's database has none of it
+    expect(await withClient(pair.source.url, replicationSources)).toEqual([]);
+  });
+
+  it('node_overview: offline without a heartbeat, healthy with one, the rows on the local row only', async () => {
+    await query(pair.target.url, "UPDATE steep_repl.nodes SET last_seen = NULL, status = 'unknown' WHERE is_local");
+    let [local] = await query(pair.target.url, 'SELECT * FROM steep_repl.node_overview WHERE is_local');
+    expect(local.health).toBe('offline');
+    expect(local.health_reason).toBe('no agent has run for this node: start steep-repl agent --db <url of "health tgt select">');
+
+    await query(pair.target.url, "UPDATE steep_repl.nodes SET last_seen = now() - interval '45 seconds' WHERE is_local");
+    [local] = await query(pair.target.url, 'SELECT * FROM steep_repl.node_overview WHERE is_local');
+    expect(local.health).toBe('offline');
+    expect(local.health_reason).toMatch(/^agent silent for 45 s \(last heartbeat \d\d:\d\d:\d\d\): is steep-repl agent running\?$/);
+
+    const [beat] = await query(pair.target.url, 'SELECT (steep_repl.heartbeat()).status');
+    expect(beat.status).toBe('healthy');
+    const rows = await query(pair.target.url, 'SELECT * FROM steep_repl.node_overview ORDER BY is_local');
+    [, local] = rows;
+    expect(local).toMatchObject({ health: 'healthy', health_reason: null });
+    expect(local.replication).toHaveLength(1);
+    expect(local.replication[0]).toMatchObject({ kind: 'subscription', name: sub, status: 'healthy' });
+    expect(local.replication_lag_bytes).not.toBeNull();
+    expect(local.replication_observed_at).toBeInstanceOf(Date);
+    // the peer's row: what its probe saw, no replication rows
+    expect(rows[0]).toMatchObject({ node_id: source, replication: [], replication_lag_bytes: null, replication_observed_at: null });
+
+    await query(pair.target.url, "UPDATE steep_repl.nodes SET status = 'unreachable' WHERE node_id = $1", [source]);
+    const [peer] = await query(pair.target.url, 'SELECT health, health_reason FROM steep_repl.node_overview WHERE node_id = $1', [source]);
+    expect(peer).toEqual({ health: 'unreachable', health_reason: 'the last probe from this node could not reach it' });
+    await query(pair.target.url, "UPDATE steep_repl.nodes SET status = 'unknown' WHERE node_id = $1", [source]);
+  });
+
+  it('refuses bad sources with SR004 and records nothing', async () => {
+    await observe(pair.target.url, await sourceFacts(pair));
+    const before = await recorded(pair.target.url);
+    const cases: Array<[unknown, RegExp]> = [
+      [[], /JSON object keyed by subscription name, not a JSON array/],
+      ['text', /not a JSON string/],
+      [null, /not a JSON null/],
+      [{ [sub]: 1 }, /subscription steep_\w+ are a JSON number instead of an object/],
+      [{ 'odd "sub"': [] }, /subscription "odd ""sub""" are a JSON array instead of an object/],
+      [{ [sub]: { current_lsn: 'zz' } }, /current_lsn zz, not an LSN/],
+      [{ [sub]: { confirmed_flush_lsn: '0/1' } }, /current_lsn missing/],
+      [{ [sub]: { current_lsn: 5 } }, /current_lsn 5, not an LSN/],
+      [{ [sub]: { current_lsn: '0/1', confirmed_flush_lsn: '1-2' } }, /confirmed_flush_lsn 1-2, not an LSN or null/],
+      [{ [sub]: { current_lsn: '0/1', slot_active: 'yes' } }, /slot_active yes, not true, false or null/],
+      [{ [sub]: { current_lsn: '0/1', Extra: 1 } }, /unknown key\(s\) "Extra"/],
+      [{ [sub]: { error: 5 } }, /an error that is no string/],
+      [{ [sub]: { error: 'x', current_lsn: '0/1' } }, /key\(s\) current_lsn beside error/],
+    ];
+    for (const [sources, message] of cases) {
+      const err = await refusal(pair.target.url, 'SELECT * FROM steep_repl.observe_replication($1::jsonb)', [JSON.stringify(sources)]);
+      expect({ sources, code: err.code, message: err.message }).toEqual({ sources, code: 'SR004', message: expect.stringMatching(message) });
+      expect(err.hint).toContain('current_lsn');
+    }
+    expect(await recorded(pair.target.url)).toEqual(before);
+    // a subscription the agent listed that is gone since is no error
+    await observe(pair.target.url, { no_such_subscription: { error: 'gone' } });
+  });
+
+  it('emits one event per change of the problem set, never per round', async () => {
+    const facts = await sourceFacts(pair);
+    await observe(pair.target.url, facts);
+    expect(await events(pair.target.url, sub)).toEqual([]);
+
+    await alterSub('DISABLE');
+    for (let i = 0; i < 3; i++) await observe(pair.target.url, facts);
+    let seen = await events(pair.target.url, sub);
+    expect(seen).toEqual([
+      {
+        event: 'replication.degraded',
+        node_id: target,
+        details: {
+          kind: 'subscription',
+          name: sub,
+          peer_node_id: source,
+          problems: ['disabled'],
+          reason: `subscription ${sub} from node "Health ""Src"" ü" is disabled: nothing replicates; enable it with ALTER SUBSCRIPTION ${sub} ENABLE`,
+        },
+      },
+    ]);
+    let [row] = await observe(pair.target.url, facts);
+    expect(row).toMatchObject({ status: 'degraded', problems: ['disabled'], worker_pid: null, worker_missing_since: null });
+    expect(row.degraded_since).not.toBeNull();
+    const since = row.degraded_since;
+    // node status follows: the round sets it, so does the heartbeat
+    expect((await query(pair.target.url, 'SELECT status FROM steep_repl.nodes WHERE is_local'))[0].status).toBe('degraded');
+    expect((await query(pair.target.url, 'SELECT (steep_repl.heartbeat()).status'))[0].status).toBe('degraded');
+    const [overview] = await query(pair.target.url, 'SELECT health, health_reason FROM steep_repl.node_overview WHERE is_local');
+    expect(overview).toEqual({ health: 'degraded', health_reason: row.reason });
+
+    // another set: one more event; the same set with other numbers: none
+    const unreachable = { [sub]: { error: 'connection to server at "db1" (10.0.0.1), port 5432 failed: password=sekret timeout' } };
+    for (let i = 0; i < 2; i++) [row] = await observe(pair.target.url, unreachable);
+    expect(row.problems).toEqual(['disabled', 'source_unreachable']);
+    expect(row.reason).toContain('cannot reach source node "Health ""Src"" ü" to measure lag: connection to server at "db1"');
+    expect(row.reason).not.toContain('sekret');
+    expect(row.lag_bytes).toBeNull();
+    expect(row.degraded_since).toBe(since);
+    [row] = await observe(pair.target.url, { [sub]: { error: 'another error' } });
+    seen = await events(pair.target.url, sub);
+    expect(seen.map((e) => [e.event, e.details.problems ?? e.details.previous_problems])).toEqual([
+      ['replication.degraded', ['disabled']],
+      ['replication.degraded', ['disabled', 'source_unreachable']],
+    ]);
+
+    // recovered once, with what it was
+    await alterSub('ENABLE');
+    for (let i = 0; i < 3; i++) [row] = await observe(pair.target.url, facts);
+    expect(row).toMatchObject({ status: 'healthy', problems: [], reason: null, degraded_since: null });
+    seen = await events(pair.target.url, sub);
+    expect(seen).toHaveLength(3);
+    expect(seen[2]).toEqual({
+      event: 'replication.recovered',
+      node_id: target,
+      details: {
+        kind: 'subscription',
+        name: sub,
+        peer_node_id: source,
+        previous_problems: ['disabled', 'source_unreachable'],
+        previous_reason: expect.stringContaining('another error'),
+      },
+    });
+    expect((await query(pair.target.url, 'SELECT status FROM steep_repl.nodes WHERE is_local'))[0].status).toBe('healthy');
+  });
+
+  it('an enabled subscription without a worker for worker_missing_seconds is degraded', async () => {
+    // a worker that cannot connect (nothing listens on port 1) exits at once and counts no apply error
+    const conninfo = nodeConninfo({ host: pair.source.cluster.host, port: pair.source.cluster.port, dbname: pair.source.name, user: pair.source.cluster.user });
+    await alterSub(`CONNECTION ${escapeLiteral('host=127.0.0.1 port=1 dbname=nowhere connect_timeout=1')}`);
+    try {
+      await query(pair.target.url, 'UPDATE steep_repl.health_settings SET worker_missing_seconds = 1');
+      const row = await waitUntil(
+        'worker_missing',
+        async () => {
+          const [r] = await observe(pair.target.url);
+          return r.problems.includes('worker_missing') && r;
+        },
+        30000,
+        300,
+      );
+      expect(row.worker_pid).toBeNull();
+      expect(row.worker_missing_since).not.toBeNull();
+      expect(row.reason).toMatch(
+        new RegExp(`^no apply worker for ${sub} for \\d+ s: see the server log of node "health tgt select" \\(max_logical_replication_workers\\?\\)$`),
+      );
+    } finally {
+      await alterSub(`CONNECTION ${escapeLiteral(conninfo)}`);
+      await resetSettings(pair.target.url);
+    }
+    await waitUntil('the worker back', async () => (await observe(pair.target.url))[0].worker_pid, 30000, 300);
+    const [row] = await observe(pair.target.url);
+    expect(row).toMatchObject({ worker_missing_since: null, status: 'healthy' });
+  });
+
+  it('lag in time: interpolated between the samples around the confirmed position, a lower bound before the oldest', async () => {
+    await observe(pair.target.url);
+    // a crafted history: the source at 0/1000000 100 s ago, at 0/2000000 50 s ago
+    await query(pair.target.url, 'DELETE FROM steep_repl.replication_health_history WHERE name = $1', [sub]);
+    await query(
+      pair.target.url,
+      `INSERT INTO steep_repl.replication_health_history (kind, name, observed_at, source_lsn, lag_bytes) VALUES
+         ('subscription', $1, now() - interval '100 seconds', '0/1000000', 0),
+         ('subscription', $1, now() - interval '50 seconds', '0/2000000', 4194304)`,
+      [sub],
+    );
+    let [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/1C00000', slot_active: true } });
+    expect(row.lag_bytes).toBe(0x1400000);
+    // at 0/1C00000 the source was 3/4 of the way: 100 - 37.5 s ago
+    expect(row.lag_seconds).toBeGreaterThanOrEqual(62.5);
+    expect(row.lag_seconds).toBeLessThan(64);
+    // 20 MB against 4 MB a minute ago (the closest sample): growing
+    expect(row.lag_trend).toBe('growing');
+
+    // below every sample: the oldest sample's age, a lower bound
+    [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/800000', slot_active: true } });
+    expect(row.lag_seconds).toBeGreaterThanOrEqual(100);
+    expect(row.lag_seconds).toBeLessThan(102);
+
+    // over lag_seconds and lag_bytes: both problems, in words
+    await query(pair.target.url, 'UPDATE steep_repl.health_settings SET lag_seconds = 60, lag_bytes = 1048576');
+    [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/800000', slot_active: true } });
+    expect(row.problems).toEqual(['lag_bytes', 'lag_seconds']);
+    expect(row.reason).toMatch(
+      /^lag 40 MB and growing \(more than 1024 kB\): node "health tgt select" applies more slowly than node "Health ""Src"" ü" writes; .*; lag 1 min \(more than 1 min\): node "health tgt select" applied what node "Health ""Src"" ü" had written by \d\d:\d\d:\d\d$/,
+    );
+
+    // caught up: 0 s, and steady against a sample of the same lag
+    await resetSettings(pair.target.url);
+    [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/3000000', slot_active: true } });
+    expect(row).toMatchObject({ lag_bytes: 0, lag_seconds: 0, problems: [] });
+    await query(pair.target.url, 'DELETE FROM steep_repl.replication_health_history WHERE name = $1', [sub]);
+    await query(
+      pair.target.url,
+      "INSERT INTO steep_repl.replication_health_history (kind, name, observed_at, lag_bytes) VALUES ('subscription', $1, now() - interval '61 seconds', 10485760)",
+      [sub],
+    );
+    [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/2700000', slot_active: true } });
+    expect([row.lag_bytes, row.lag_trend]).toEqual([0x900000, 'steady']);
+    [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/2F00000', slot_active: true } });
+    expect(row.lag_trend).toBe('shrinking');
+    // not asked: no lag at all
+    [row] = await observe(pair.target.url);
+    expect(row).toMatchObject({ lag_bytes: null, lag_seconds: null, lag_trend: null, source_lsn: null, source_error: null });
+  });
+
+  it('trims the history to history_seconds', async () => {
+    await query(pair.target.url, 'UPDATE steep_repl.health_settings SET error_window_seconds = 10, history_seconds = 20');
+    try {
+      await query(
+        pair.target.url,
+        `INSERT INTO steep_repl.replication_health_history (kind, name, observed_at)
+         SELECT 'subscription', $1, now() - g * interval '1 second' FROM generate_series(5, 600, 5) g`,
+        [sub],
+      );
+      const before = (await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.replication_health_history WHERE name = $1', [sub]))[0].n;
+      await observe(pair.target.url);
+      const [h] = await query(
+        pair.target.url,
+        `SELECT count(*)::int AS n, count(*) FILTER (WHERE observed_at < now() - interval '21 seconds')::int AS older
+           FROM steep_repl.replication_health_history WHERE name = $1`,
+        [sub],
+      );
+      expect(before).toBeGreaterThan(100);
+      expect(h.older).toBe(0);
+      // the crafted samples of the last 20 s, the rounds of the tests before, this round's
+      expect(h.n).toBeLessThan(20);
+    } finally {
+      await resetSettings(pair.target.url);
+    }
+  });
+
+  it('a slot retaining more than slot_retained_bytes, or unused for slot_inactive_seconds, degrades the source', async () => {
+    await query(pair.source.url, 'UPDATE steep_repl.health_settings SET slot_retained_bytes = 1');
+    await query(pair.source.url, 'CREATE TABLE public.filler AS SELECT g FROM generate_series(1, 1000) g');
+    try {
+      let [slot] = await observe(pair.source.url);
+      expect(slot.problems).toEqual(['slot_retained']);
+      expect(slot.reason).toMatch(
+        new RegExp(`^slot ${sub} for node "health tgt select" retains \\d+ (bytes|kB|MB) of WAL \\(more than 1 bytes\\): node "health tgt select" lags or is away$`),
+      );
+      await query(pair.source.url, "UPDATE steep_repl.nodes SET last_seen = now() WHERE is_local");
+      const [overview] = await query(pair.source.url, 'SELECT health, health_reason FROM steep_repl.node_overview WHERE is_local');
+      expect(overview).toEqual({ health: 'degraded', health_reason: slot.reason });
+
+      await resetSettings(pair.source.url);
+      await query(pair.source.url, 'UPDATE steep_repl.health_settings SET slot_inactive_seconds = 1');
+      await alterSub('DISABLE');
+      slot = await waitUntil('the slot unused for a second', async () => {
+        const [s] = await observe(pair.source.url);
+        return s.problems.includes('slot_inactive') && s;
+      }, 20000, 300);
+      expect(slot.slot_active).toBe(false);
+      expect(slot.inactive_seen_since).not.toBeNull();
+      expect(slot.reason).toMatch(new RegExp(`^slot ${sub} for node "health tgt select" not in use for \\d+ s: its subscription is disabled or node "health tgt select" is down$`));
+      await alterSub('ENABLE');
+      slot = await waitUntil('the slot in use again', async () => {
+        const [s] = await observe(pair.source.url);
+        return s.slot_active ? s : undefined;
+      });
+      expect(slot).toMatchObject({ status: 'healthy', inactive_seen_since: null });
+      expect((await events(pair.source.url, sub)).map((e) => e.event)).toEqual([
+        'replication.degraded',
+        'replication.recovered',
+        'replication.degraded',
+        'replication.recovered',
+      ]);
+    } finally {
+      await resetSettings(pair.source.url);
+      await query(pair.source.url, 'DROP TABLE IF EXISTS public.filler');
+      await alterSub('ENABLE').catch(() => undefined);
+    }
+  });
+
+  it('the watch stopped while the agent heartbeats: degraded, saying so', async () => {
+    await observe(pair.target.url);
+    await query(pair.target.url, "UPDATE steep_repl.replication_health SET observed_at = now() - interval '30 seconds'");
+    await query(pair.target.url, 'SELECT steep_repl.heartbeat()');
+    const [local] = await query(pair.target.url, 'SELECT health, health_reason FROM steep_repl.node_overview WHERE is_local');
+    expect(local.health).toBe('degraded');
+    expect(local.health_reason).toMatch(/^replication not observed for 30 s \(last at \d\d:\d\d:\d\d\) while the agent runs: see its log \(health\.watch_failed\)$/);
+    await observe(pair.target.url);
+    expect((await query(pair.target.url, 'SELECT health FROM steep_repl.node_overview WHERE is_local'))[0].health).toBe('healthy');
+  });
+
+  it('a real apply error: degraded with the count and the conflict, healthy again once the row is resolved', async () => {
+    await query(pair.target.url, 'UPDATE steep_repl.health_settings SET watch_interval_seconds = 0.5');
+    const before = (await events(pair.target.url, sub)).length;
+    await query(pair.target.url, "INSERT INTO public.accounts (id, balance, note) VALUES (900001, 1, 'written on the target')");
+    await query(pair.source.url, "INSERT INTO public.accounts (id, balance, note) VALUES (900001, 2, 'written on the source')");
+    const failing = await waitUntil('apply_errors', async () => {
+      const [r] = await observe(pair.target.url, await sourceFacts(pair));
+      return r.problems.includes('apply_errors') && r;
+    }, 30000, 500);
+    expect(failing.apply_errors_recent).toBeGreaterThanOrEqual(1);
+    expect(failing.reason).toMatch(
+      new RegExp(
+        `^apply worker failing: \\d+ errors? in 5 min, \\d+ insert_exists conflicts? — see the server log of node "health tgt select" for the row and the transaction's finish LSN; ` +
+          `resolve the row, or skip the transaction with ALTER SUBSCRIPTION ${sub} SKIP \\(lsn = '<finish LSN>'\\)`,
+      ),
+    );
+    expect(failing.conflicts_recent!.insert_exists).toBeGreaterThanOrEqual(1);
+    // not worker_missing as well, while the worker restarts
+    expect(failing.problems).not.toContain('worker_missing');
+
+    await query(pair.target.url, 'DELETE FROM public.accounts WHERE id = 900001');
+    const healthy = await waitUntil('healthy again', async () => {
+      const [r] = await observe(pair.target.url, await sourceFacts(pair));
+      return r.status === 'healthy' && r;
+    }, 40000, 500);
+    expect(healthy.apply_error_count).toBeGreaterThanOrEqual(1);
+    expect((await query(pair.target.url, 'SELECT note FROM public.accounts WHERE id = 900001'))[0].note).toBe('written on the source');
+    const seen = (await events(pair.target.url, sub)).slice(before);
+    expect(seen.map((e) => e.event)).toEqual(['replication.degraded', 'replication.recovered']);
+    expect(seen[1].details.previous_problems).toEqual(['apply_errors']);
+    await resetSettings(pair.target.url);
+  });
+
+  it('a subscription dropped while degraded: its row and history go, with a recovered event saying removed', async () => {
+    await alterSub('DISABLE');
+    await observe(pair.target.url);
+    await alterSub('SET (slot_name = NONE)');
+    await query(pair.target.url, `DROP SUBSCRIPTION ${escapeIdentifier(sub)}`);
+    expect(await observe(pair.target.url)).toEqual([]);
+    const last = (await events(pair.target.url, sub)).pop();
+    expect(last).toMatchObject({ event: 'replication.recovered', details: { removed: true, previous_problems: expect.arrayContaining(['disabled']) } });
+    expect(await query(pair.target.url, 'SELECT count(*)::int AS n FROM steep_repl.replication_health_history')).toEqual([{ n: 0 }]);
+    const [local] = await query(pair.target.url, 'SELECT replication, replication_lag_bytes FROM steep_repl.node_overview WHERE is_local');
+    expect(local).toEqual({ replication: [], replication_lag_bytes: null });
+  });
+});
+
+// PostgreSQL 15: pg_stat_subscription without leader_pid and worker_type,
+// pg_stat_subscription_stats without conflict counters. Both databases on
+// one 15 cluster (the slot made first: a subscription to its own cluster
+// cannot create it).
+describe('replication health on PostgreSQL 15', () => {
+  let own: OwnClusters<'pg15'>;
+  let pair: InitPair;
+
+  beforeAll(async () => {
+    own = await startOwnClusters('test-health-sql-pg15', ['pg15'], { versions: { pg15: 15 } });
+    pair = await createInitPair({
+      tag: 'health_pg15',
+      sourceCluster: own.clusters.pg15,
+      targetCluster: own.clusters.pg15,
+      sourceId: 'Quelle "15"',
+      targetId: 'ziel 15',
+      rows: 50,
+    });
+    const name = pair.replicationName;
+    const tables = (await query(pair.source.url, 'SELECT label FROM steep_repl.replicated_tables()')).map((r) => r.label);
+    await query(pair.source.url, `CREATE PUBLICATION ${escapeIdentifier(name)} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`);
+    await query(pair.source.url, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [name]);
+    const conninfo = nodeConninfo({ host: pair.source.cluster.host, port: pair.source.cluster.port, dbname: pair.source.name, user: pair.source.cluster.user });
+    await query(
+      pair.target.url,
+      `CREATE SUBSCRIPTION ${escapeIdentifier(name)} CONNECTION '${conninfo.replace(/'/g, "''")}' PUBLICATION ${escapeIdentifier(name)}
+       WITH (copy_data = true, create_slot = false, slot_name = '${name}')`,
+    );
+  });
+  afterAll(async () => {
+    await pair?.drop().catch(() => undefined);
+    await own?.remove();
+  });
+
+  it('records subscription and slot facts, conflicts NULL, and decides as on 18', async () => {
+    expect(Number((await query(pair.target.url, 'SHOW server_version_num'))[0].server_version_num)).toBeLessThan(160000);
+    const sub = pair.replicationName;
+    let row = await waitUntil('the apply worker', async () => {
+      const [r] = await observe(pair.target.url, await sourceFacts(pair));
+      return r.worker_pid ? r : undefined;
+    });
+    expect(row).toMatchObject({
+      kind: 'subscription',
+      name: sub,
+      peer_node_id: 'Quelle "15"',
+      status: 'healthy',
+      enabled: true,
+      apply_error_count: 0,
+      conflicts: null,
+      conflicts_recent: null,
+    });
+    expect(row.lag_bytes).toEqual(expect.any(Number));
+
+    const [slot] = await observe(pair.source.url);
+    expect(slot).toMatchObject({ kind: 'slot', name: sub, peer_node_id: 'ziel 15', wal_status: 'reserved', prepared: false });
+
+    await query(pair.target.url, `ALTER SUBSCRIPTION ${escapeIdentifier(sub)} DISABLE`);
+    [row] = await observe(pair.target.url, await sourceFacts(pair));
+    expect(row.problems).toEqual(['disabled']);
+    expect(row.reason).toContain(`enable it with ALTER SUBSCRIPTION ${sub} ENABLE`);
+    expect((await events(pair.target.url, sub)).map((e) => e.event)).toEqual(['replication.degraded']);
+
+    // the slot: unused since this watch saw it so (15 has no inactive_since)
+    await query(pair.source.url, 'UPDATE steep_repl.health_settings SET slot_inactive_seconds = 1');
+    const inactive = await waitUntil('slot_inactive', async () => {
+      const [s] = await observe(pair.source.url);
+      return s.problems.includes('slot_inactive') && s;
+    }, 20000, 300);
+    expect(inactive.inactive_seen_since).not.toBeNull();
+  });
+});
