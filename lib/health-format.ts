@@ -78,7 +78,8 @@ export function subscriptionFacts(r: ReplicationHealthRow, now = new Date()): st
     r.enabled ? 'enabled' : 'disabled',
     r.worker_pid ? `worker ${r.worker_pid}` : `no worker${r.worker_missing_since ? ` for ${since(r.worker_missing_since, now)}` : r.worker_seen_at ? ` (last seen ${ago(r.worker_seen_at, now)})` : ''}`,
     lagText(r.lag_bytes, r.lag_seconds, r.lag_trend, r.source_error),
-    `last message ${ago(r.last_msg_receipt_time, now)}`,
+    // no worker, no pg_stat_subscription row: nothing to say about messages
+    ...(r.worker_pid || r.last_msg_receipt_time ? [`last message ${ago(r.last_msg_receipt_time, now)}`] : []),
     errorsText('apply', r.apply_error_count, r.apply_errors_recent),
     errorsText('sync', r.sync_error_count, r.sync_errors_recent),
   ];
