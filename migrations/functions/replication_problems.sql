@@ -22,13 +22,18 @@ LANGUAGE sql STABLE AS $$
            (SELECT sum(c.value::bigint) FROM jsonb_each_text(h.conflicts_recent) c) AS conflicts_count,
            (SELECT sum(c.value::bigint) FROM jsonb_each_text(h.conflicts_recent) c
              WHERE c.key IN ('update_missing', 'delete_missing', 'update_deleted')) AS divergence_count,
-           h.kind = 'subscription' AND h.apply_errors_changed_at >= p_now - p_quiet AS apply_failing
+           h.kind = 'subscription' AND h.apply_errors_changed_at >= p_now - p_quiet AS apply_failing,
+           -- While its init runs, the subscription is the init's: disabled
+           -- during a copy, without a worker, lagging while it catches up,
+           -- as planned; the init's progress says so. Errors still count.
+           coalesce((SELECT n.init_state IN ('preparing', 'copying', 'catching_up') FROM steep_repl.nodes n
+                      WHERE n.node_id = h.node_id), false) AS initializing
   ), found AS (
     SELECT v.position, v.code, v.phrase
     FROM words w
     CROSS JOIN LATERAL (VALUES
       -- subscriptions
-      (1, 'disabled', h.kind = 'subscription' AND NOT h.enabled,
+      (1, 'disabled', h.kind = 'subscription' AND NOT h.enabled AND NOT w.initializing,
        format('subscription %I from node %s is disabled: nothing replicates; enable it with ALTER SUBSCRIPTION %I ENABLE',
               h.name, w.peer, h.name)),
       (2, 'apply_errors', w.apply_failing,
@@ -47,17 +52,17 @@ LANGUAGE sql STABLE AS $$
               w.divergence_text, CASE WHEN w.divergence_count = 1 THEN 'conflict' ELSE 'conflicts' END, w.in_window,
               w.here, w.peer, steep_repl.shell_word(h.node_id))),
       (5, 'worker_missing',
-       h.kind = 'subscription' AND h.enabled AND h.worker_pid IS NULL AND NOT coalesce(w.apply_failing, false)
+       h.kind = 'subscription' AND h.enabled AND h.worker_pid IS NULL AND NOT coalesce(w.apply_failing, false) AND NOT w.initializing
          AND h.worker_missing_since <= p_now - make_interval(secs => s.worker_missing_seconds),
        format('no apply worker for %I for %s: see the server log of node %s (max_logical_replication_workers?)',
               h.name, steep_repl.health_duration(extract(epoch FROM p_now - h.worker_missing_since)), w.here)),
       (6, 'source_unreachable', h.kind = 'subscription' AND h.source_error IS NOT NULL,
        format('cannot reach source node %s to measure lag: %s', w.peer, h.source_error)),
-      (7, 'lag_bytes', h.kind = 'subscription' AND h.lag_bytes > s.lag_bytes,
+      (7, 'lag_bytes', h.kind = 'subscription' AND h.lag_bytes > s.lag_bytes AND NOT w.initializing,
        format('lag %s%s (more than %s): node %s applies more slowly than node %s writes; see pg_stat_subscription and the server log of node %s',
               pg_size_pretty(h.lag_bytes), CASE h.lag_trend WHEN 'growing' THEN ' and growing' WHEN 'shrinking' THEN ' and shrinking' ELSE '' END,
               pg_size_pretty(s.lag_bytes), w.here, w.peer, w.here)),
-      (8, 'lag_seconds', h.kind = 'subscription' AND h.lag_seconds > s.lag_seconds,
+      (8, 'lag_seconds', h.kind = 'subscription' AND h.lag_seconds > s.lag_seconds AND NOT w.initializing,
        format('lag %s (more than %s): node %s applied what node %s had written by %s',
               steep_repl.health_duration(h.lag_seconds), steep_repl.health_duration(s.lag_seconds), w.here, w.peer,
               to_char(p_now - make_interval(secs => h.lag_seconds::float8), 'HH24:MI:SS'))),
@@ -81,8 +86,8 @@ LANGUAGE sql STABLE AS $$
       (15, 'slot_inactive',
        h.kind = 'slot' AND NOT coalesce(h.prepared, false) AND NOT h.slot_active
          AND h.inactive_seen_since <= p_now - make_interval(secs => s.slot_inactive_seconds),
-       format('slot %I for node %s not in use for %s: its subscription is disabled or node %s is down',
-              h.name, w.peer, steep_repl.health_duration(extract(epoch FROM p_now - h.inactive_seen_since)), w.peer))
+       format('slot %I for node %s not in use for %s: its subscription is disabled, node %s is down, or an init of node %s still copies',
+              h.name, w.peer, steep_repl.health_duration(extract(epoch FROM p_now - h.inactive_seen_since)), w.peer, w.peer))
     ) v(position, code, hit, phrase)
     WHERE v.hit
   )
