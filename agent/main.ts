@@ -14,6 +14,8 @@ import { backoff, EventNotification, StateNotification } from '../lib/notificati
 import { heartbeat as heartbeatNode } from '../lib/sql/heartbeat';
 import { localNodeId } from '../lib/sql/localNodeId';
 import { CancellationRegistry, CancelRequest } from './cancellation';
+import { HealthMetrics } from './health/metrics';
+import { ReplicationWatch } from './health/watch';
 import { SteepTask } from './task';
 import { tasks as defaultTasks } from './tasks';
 
@@ -26,6 +28,12 @@ export interface AgentOptions {
   // gives up (exit 6); a restart of the server takes seconds.
   reconnectTimeoutMs?: number;
   tasks?: Record<string, SteepTask>;
+  // The watch of replication health (agent/health/watch.ts); on unless false.
+  healthWatch?: boolean;
+  // Set from each round of the watch; the caller serves them (--metrics-port).
+  metrics?: HealthMetrics;
+  // where they are served, for agent.started
+  metricsUrl?: string;
 }
 
 export interface Agent {
@@ -263,6 +271,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     const timer = setInterval(heartbeat, heartbeatMs);
     stopSteps.push(async () => clearInterval(timer));
 
+    // After the runner, with a session of its own: a slow round (a source
+    // that does not answer) holds up neither the heartbeat nor a job. It
+    // stops first, before the runner and the pool.
+    const healthWatch = options.healthWatch !== false;
+    if (healthWatch) {
+      const watch = ReplicationWatch.start({ connectionString: options.connectionString, logger, metrics: options.metrics });
+      stopSteps.push(() => watch.stop());
+    }
+
     logger.log('info', 'agent.started', {
       database: where,
       node_id: localNode,
@@ -270,6 +287,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       tasks: Object.keys(tasks),
       heartbeat_ms: heartbeatMs,
       unlocked_stale_jobs: unlockedJobs,
+      health_watch: healthWatch,
+      ...(options.metricsUrl ? { metrics_url: options.metricsUrl } : {}),
     });
 
     let settle!: { resolve: () => void; reject: (err: Error) => void };
@@ -347,7 +366,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
 function levelOf(event: string): LogLevel {
   if (event.endsWith('.failed')) return 'error';
-  if (event === 'schema.mismatch_detected') return 'warn';
+  if (event === 'schema.mismatch_detected' || event === 'replication.degraded') return 'warn';
   return 'info';
 }
 

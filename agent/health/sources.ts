@@ -1,0 +1,114 @@
+// The source side of a subscription's lag, asked by the agent of the
+// target: the source's current WAL position and where its slot for the
+// subscription is confirmed. One session per source node, kept between
+// rounds (a session costs the source a backend; a connection each round
+// would cost it a fork); a session that fails is dropped and made again at
+// the next round. One query per source node, for all its slots.
+import { Client, QueryConfig } from 'pg';
+import { connect, ConnectionTarget, nodeClientConfig, redactSecrets } from '../../lib/connection';
+import type { SourceFacts } from '../../lib/sql/observeReplication';
+import type { ReplicationSource } from '../../lib/sql/replicationSources';
+
+export const probeConnectTimeoutMs = 3000;
+export const probeQueryTimeoutMs = 5000;
+
+// The insert position, as steep_repl.slot_lag measures an init's lag (a
+// commit can sit in WAL buffers behind the write position); on a standby
+// the position it replayed to.
+const positionsSql = `
+  SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+              ELSE pg_catalog.pg_current_wal_insert_lsn() END::text AS current_lsn,
+         coalesce((SELECT jsonb_object_agg(s.slot_name, jsonb_build_object('confirmed_flush_lsn', s.confirmed_flush_lsn::text, 'active', s.active))
+                     FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = ANY ($1::text[])), '{}') AS slots`;
+
+interface Session {
+  client: Client;
+  where: string;
+}
+
+export class SourceProbes {
+  private readonly sessions = new Map<string, Promise<Session>>();
+
+  constructor(private readonly signal: AbortSignal) {}
+
+  // Every source asked at once; a source that cannot be asked gives each of
+  // its subscriptions {error}. Sessions of sources no longer listed end.
+  async probe(sources: readonly ReplicationSource[]): Promise<Record<string, SourceFacts>> {
+    const bySource = new Map<string, ReplicationSource[]>();
+    for (const s of sources) {
+      const key = JSON.stringify([s.source_node, s.host, s.port, s.dbname, s.user_name]);
+      bySource.set(key, [...(bySource.get(key) ?? []), s]);
+    }
+    for (const key of [...this.sessions.keys()]) if (!bySource.has(key)) void this.drop(key);
+    const facts: Record<string, SourceFacts> = {};
+    await Promise.all(
+      [...bySource].map(async ([key, subs]) => {
+        for (const [name, value] of Object.entries(await this.ask(key, subs))) facts[name] = value;
+      }),
+    );
+    return facts;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.keys()].map((key) => this.drop(key)));
+  }
+
+  private async ask(key: string, subs: ReplicationSource[]): Promise<Record<string, SourceFacts>> {
+    const target: ConnectionTarget = { host: subs[0].host, port: subs[0].port, dbname: subs[0].dbname, user: subs[0].user_name ?? undefined };
+    const where = `${target.host}:${target.port}/${target.dbname}`;
+    const slots = [...new Set(subs.map((s) => s.slot_name).filter((n): n is string => !!n))];
+    try {
+      const { client } = await this.session(key, target, where);
+      const { rows } = await client.query({ text: positionsSql, values: [slots], query_timeout: probeQueryTimeoutMs } as QueryConfig);
+      const found = rows[0].slots as Record<string, { confirmed_flush_lsn: string | null; active: boolean }>;
+      return Object.fromEntries(
+        subs.map((s) => {
+          const slot = s.slot_name ? found[s.slot_name] : undefined;
+          return [s.subscription, { current_lsn: rows[0].current_lsn, confirmed_flush_lsn: slot?.confirmed_flush_lsn ?? null, slot_active: slot?.active ?? null }];
+        }),
+      );
+    } catch (err) {
+      // after a timeout or an error the session's state is unknown: a new one next round
+      void this.drop(key);
+      if (this.signal.aborted) throw err;
+      const error = describeFailure(err as Error, where);
+      return Object.fromEntries(subs.map((s) => [s.subscription, { error }]));
+    }
+  }
+
+  private session(key: string, target: ConnectionTarget, where: string): Promise<Session> {
+    let session = this.sessions.get(key);
+    if (!session) {
+      const config = {
+        ...nodeClientConfig(target, 'steep-repl agent health probe'),
+        connectionTimeoutMillis: probeConnectTimeoutMs,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10000,
+      };
+      session = connect(config, where, this.signal).then((client) => {
+        client.once('end', () => this.sessions.get(key) === session && this.sessions.delete(key));
+        return { client, where };
+      });
+      // a failed attempt is not kept: the next round tries again
+      session.catch(() => this.sessions.get(key) === session && this.sessions.delete(key));
+      this.sessions.set(key, session);
+    }
+    return session;
+  }
+
+  private async drop(key: string): Promise<void> {
+    const session = this.sessions.get(key);
+    this.sessions.delete(key);
+    const s = await session?.catch(() => undefined);
+    await s?.client.end().catch(() => undefined);
+  }
+}
+
+// One line for observe_replication's reason ("cannot reach source node A to
+// measure lag: <this>"): where, and what went wrong; never a password.
+function describeFailure(err: Error, where: string): string {
+  if (/Query read timeout/i.test(err.message)) return `${where} did not answer within ${probeQueryTimeoutMs / 1000} s`;
+  // ConnectionError says where already ("cannot connect to h:p/db: …")
+  if (err.message.includes(where)) return redactSecrets(err.message);
+  return `${where}: ${redactSecrets(err.message)}`;
+}

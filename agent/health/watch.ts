@@ -1,0 +1,148 @@
+// The agent's watch of replication after SYNCHRONIZED: every
+// health_settings.watch_interval_seconds it asks each source of this
+// node's steep-repl subscriptions for its position, hands those facts to
+// steep_repl.observe_replication (one transaction: records, decides,
+// emits replication.degraded / replication.recovered) and sets the
+// metrics from the rows it returns. Its own session, so a slow round never
+// holds up the heartbeat or a job; a failed round is logged once per
+// distinct error and tried again at the next one.
+import { setMaxListeners } from 'node:events';
+import { Client } from 'pg';
+import { clientConfig, connect, describeTarget, redactSecrets } from '../../lib/connection';
+import { isConnectionFailure } from '../../lib/errors';
+import { Logger } from '../../lib/log';
+import { observeReplication } from '../../lib/sql/observeReplication';
+import { replicationSources } from '../../lib/sql/replicationSources';
+import { HealthMetrics, LocalNodeFacts } from './metrics';
+import { SourceProbes } from './sources';
+
+export interface WatchOptions {
+  connectionString?: string;
+  logger: Logger;
+  // set from each round when the agent serves metrics
+  metrics?: HealthMetrics;
+}
+
+// health_settings' default, until the table says otherwise
+const defaultIntervalMs = 5000;
+
+const settingsSql = `SELECT steep_repl.local_node_id() AS node_id,
+                            (SELECT watch_interval_seconds::float8 FROM steep_repl.health_settings) AS interval_seconds`;
+// the local row only; read only when metrics are served
+const localNodeSql = `SELECT health, init_state, method, overall_percent::float8 AS overall_percent,
+                             rows_per_second::float8 AS rows_per_second, eta_seconds::float8 AS eta_seconds
+                      FROM steep_repl.node_overview WHERE is_local`;
+
+export class ReplicationWatch {
+  private readonly stopper = new AbortController();
+  private readonly probes: SourceProbes;
+  private client?: Client;
+  private intervalMs = defaultIntervalMs;
+  private lastError?: string;
+  private failedRounds = 0;
+  private wake?: () => void;
+  private stopping = false;
+  private inRound = false;
+  private readonly loop: Promise<void>;
+
+  private constructor(private readonly options: WatchOptions) {
+    // one abort listener per session (this one and a source's each)
+    setMaxListeners(1000, this.stopper.signal);
+    this.probes = new SourceProbes(this.stopper.signal);
+    this.loop = this.run();
+  }
+
+  // The first round runs at once.
+  static start(options: WatchOptions): ReplicationWatch {
+    return new ReplicationWatch(options);
+  }
+
+  // Ends a round under way (its transaction rolls back), then every session.
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    if (this.inRound && !this.stopper.signal.aborted) this.stopper.abort(new Error('the agent is stopping'));
+    await this.loop;
+    await this.client?.end().catch(() => undefined);
+    await this.probes.close();
+  }
+
+  private get stopped(): boolean {
+    return this.stopping;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const began = Date.now();
+      let waitMs: number;
+      try {
+        this.inRound = true;
+        await this.round().finally(() => (this.inRound = false));
+        if (this.failedRounds) this.options.logger.log('info', 'health.watch_recovered', { failed_rounds: this.failedRounds });
+        this.failedRounds = 0;
+        this.lastError = undefined;
+        waitMs = this.intervalMs - (Date.now() - began);
+      } catch (err) {
+        if (this.stopped) break;
+        this.failed(err as Error);
+        waitMs = this.intervalMs;
+      }
+      await this.sleep(Math.max(0, waitMs));
+    }
+  }
+
+  private async round(): Promise<void> {
+    const client = await this.session();
+    const {
+      rows: [settings],
+    } = await client.query(settingsSql).catch((err) => {
+      throw /health_settings/.test(err.message) && err.code === '42P01'
+        ? new Error('steep_repl.health_settings does not exist: steep_repl in this database is older than 0.9.0; run steep-repl install to bring it up to date')
+        : err;
+    });
+    if (settings.interval_seconds) this.intervalMs = Number(settings.interval_seconds) * 1000;
+    // no local node yet (agent.no_local_node said so): nothing to watch
+    if (!settings.node_id) return;
+    const sources = await replicationSources(client);
+    const facts = await this.probes.probe(sources);
+    if (this.stopped) return;
+    const rows = await observeReplication(client, facts);
+    const observedAt = new Date();
+    const { metrics } = this.options;
+    if (!metrics) return;
+    const local: LocalNodeFacts | undefined = (await client.query(localNodeSql)).rows[0];
+    metrics.update({ node: settings.node_id, rows, local, observedAt });
+  }
+
+  private async session(): Promise<Client> {
+    if (this.client) return this.client;
+    const { connectionString } = this.options;
+    // the stop signal aborts a connection attempt and, later, a query under way
+    const client = await connect(clientConfig(connectionString, 'steep-repl agent health'), describeTarget(connectionString), this.stopper.signal);
+    client.once('end', () => this.client === client && (this.client = undefined));
+    this.client = client;
+    return client;
+  }
+
+  private failed(err: Error): void {
+    this.failedRounds += 1;
+    const error = redactSecrets(err.message);
+    // a broken session is made again next round
+    if (isConnectionFailure(err as Error & { code?: string })) void this.client?.end().catch(() => undefined);
+    if (error === this.lastError) return;
+    this.lastError = error;
+    const code = (err as { code?: string }).code;
+    this.options.logger.log('warn', 'health.watch_failed', { error, ...(code ? { code } : {}), retry_in_ms: this.intervalMs });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
