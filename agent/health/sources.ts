@@ -33,7 +33,7 @@ export class SourceProbes {
 
   // Every source asked at once; a source that cannot be asked gives each of
   // its subscriptions {error}. Sessions of sources no longer listed end.
-  async probe(sources: readonly ReplicationSource[]): Promise<Record<string, SourceFacts>> {
+  async probe(sources: readonly ReplicationSource[]): Promise<{ facts: Record<string, SourceFacts>; asked: number; failed: number }> {
     const bySource = new Map<string, ReplicationSource[]>();
     for (const s of sources) {
       const key = JSON.stringify([s.source_node, s.host, s.port, s.dbname, s.user_name]);
@@ -41,12 +41,15 @@ export class SourceProbes {
     }
     for (const key of [...this.sessions.keys()]) if (!bySource.has(key)) void this.drop(key);
     const facts: Record<string, SourceFacts> = {};
+    let failed = 0;
     await Promise.all(
       [...bySource].map(async ([key, subs]) => {
-        for (const [name, value] of Object.entries(await this.ask(key, subs))) facts[name] = value;
+        const answer = await this.ask(key, subs);
+        if ('error' in Object.values(answer)[0]) failed += 1;
+        for (const [name, value] of Object.entries(answer)) facts[name] = value;
       }),
     );
-    return facts;
+    return { facts, asked: bySource.size, failed };
   }
 
   async close(): Promise<void> {

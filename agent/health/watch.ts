@@ -11,6 +11,7 @@ import { Client } from 'pg';
 import { clientConfig, connect, describeTarget, redactSecrets } from '../../lib/connection';
 import { isConnectionFailure } from '../../lib/errors';
 import { Logger } from '../../lib/log';
+import { Queryable } from '../../lib/sql/queryable';
 import { observeReplication } from '../../lib/sql/observeReplication';
 import { replicationSources } from '../../lib/sql/replicationSources';
 import { HealthMetrics, LocalNodeFacts } from './metrics';
@@ -92,10 +93,19 @@ export class ReplicationWatch {
   }
 
   private async round(): Promise<void> {
+    const began = Date.now();
     const client = await this.session();
+    // what a round costs, for its debug line (and npm run bench -- health)
+    let queries = 0;
+    const db: Queryable = {
+      query: (text: string, values?: unknown[]) => {
+        queries += 1;
+        return client.query(text, values);
+      },
+    };
     const {
       rows: [settings],
-    } = await client.query(settingsSql).catch((err) => {
+    } = await db.query(settingsSql).catch((err) => {
       throw /health_settings/.test(err.message) && err.code === '42P01'
         ? new Error('steep_repl.health_settings does not exist: steep_repl in this database is older than 0.9.0; run steep-repl install to bring it up to date')
         : err;
@@ -103,15 +113,25 @@ export class ReplicationWatch {
     if (settings.interval_seconds) this.intervalMs = Number(settings.interval_seconds) * 1000;
     // no local node yet (agent.no_local_node said so): nothing to watch
     if (!settings.node_id) return;
-    const sources = await replicationSources(client);
-    const facts = await this.probes.probe(sources);
+    const sources = await replicationSources(db);
+    const probed = await this.probes.probe(sources);
     if (this.stopped) return;
-    const rows = await observeReplication(client, facts);
+    const rows = await observeReplication(db, probed.facts);
     const observedAt = new Date();
     const { metrics } = this.options;
-    if (!metrics) return;
-    const local: LocalNodeFacts | undefined = (await client.query(localNodeSql)).rows[0];
-    metrics.update({ node: settings.node_id, rows, local, observedAt });
+    if (metrics) {
+      const local: LocalNodeFacts | undefined = (await db.query(localNodeSql)).rows[0];
+      metrics.update({ node: settings.node_id, rows, local, observedAt });
+    }
+    this.options.logger.log('debug', 'health.round', {
+      duration_ms: Date.now() - began,
+      queries,
+      source_queries: probed.asked,
+      sources_failed: probed.failed,
+      subscriptions: rows.filter((r) => r.kind === 'subscription').length,
+      slots: rows.filter((r) => r.kind === 'slot').length,
+      degraded: rows.filter((r) => r.status === 'degraded').length,
+    });
   }
 
   private async session(): Promise<Client> {
