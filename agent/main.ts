@@ -195,6 +195,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       signal: shutdown.signal,
     });
     stopSteps.push(() => endPool(pgPool));
+    // the watch's stop goes here: after the runner's, before the pool's end
+    const watchStopAt = stopSteps.length;
     const graphileLogger = new GraphileLogger(makeLogFunction(logger));
     await runMigrations({ pgPool, logger: graphileLogger });
 
@@ -273,11 +275,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
     // After the runner, with a session of its own: a slow round (a source
     // that does not answer) holds up neither the heartbeat nor a job. It
-    // stops first, before the runner and the pool.
+    // stops once the runner has: a running job sees the shutdown at once,
+    // and the job queue records how its jobs ended before the pool goes.
     const healthWatch = options.healthWatch !== false;
     if (healthWatch) {
       const watch = ReplicationWatch.start({ connectionString: options.connectionString, logger, metrics: options.metrics });
-      stopSteps.push(() => watch.stop());
+      stopSteps.splice(watchStopAt, 0, () => watch.stop());
     }
 
     logger.log('info', 'agent.started', {
