@@ -21,9 +21,9 @@ jest.setTimeout(120000);
 const runJs = path.join(packageRoot, 'bin', 'run.js');
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-const sourceId = 'Health "Src" ü';
-const targetId = 'health tgt select';
-
+// ids of their own: a slot's name comes from the pair's ids, and slots are shared by the whole cluster (test/health-sql.test.ts has 'Health "Src" ü')
+const sourceId = 'Gesund "Quelle" ü';
+const targetId = 'gesund ziel select';
 describe('replication health of a synchronized pair', () => {
   let pair: InitPair;
   let sourceAgent: AgentProcess;
