@@ -115,6 +115,9 @@ async function takeAgentLock(client: Client, where: string): Promise<void> {
   );
 }
 
+// How long agent.started waits for the watch's first round.
+const firstRoundWaitMs = 2000;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function startAgent(options: AgentOptions): Promise<Agent> {
@@ -281,6 +284,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     if (healthWatch) {
       const watch = ReplicationWatch.start({ connectionString: options.connectionString, logger, metrics: options.metrics });
       stopSteps.splice(watchStopAt, 0, () => watch.stop());
+      // node_overview calls a node degraded while its heartbeat is fresh and
+      // its watch has not observed yet: a started agent has observed once
+      // (or tried for 2 s: a slow source must not hold up the start)
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([watch.firstRound, new Promise((resolve) => (timer = setTimeout(resolve, firstRoundWaitMs)))]);
+      clearTimeout(timer);
     }
 
     logger.log('info', 'agent.started', {

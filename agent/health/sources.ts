@@ -12,12 +12,14 @@ import type { ReplicationSource } from '../../lib/sql/replicationSources';
 export const probeConnectTimeoutMs = 3000;
 export const probeQueryTimeoutMs = 5000;
 
-// The insert position, as steep_repl.slot_lag measures an init's lag (a
-// commit can sit in WAL buffers behind the write position); on a standby
-// the position it replayed to.
+// The flush position (on a standby the position it replayed to): what a
+// walsender can send. Not the insert position: after a WAL switch on an
+// idle server that sits past the new page's header for good, and a quiet
+// pair would show 40 bytes of lag growing older every round.
+// slot_exists false: the source was reached and has no slot of that name.
 const positionsSql = `
   SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
-              ELSE pg_catalog.pg_current_wal_insert_lsn() END::text AS current_lsn,
+              ELSE pg_catalog.pg_current_wal_flush_lsn() END::text AS current_lsn,
          coalesce((SELECT jsonb_object_agg(s.slot_name, jsonb_build_object('confirmed_flush_lsn', s.confirmed_flush_lsn::text, 'active', s.active))
                      FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = ANY ($1::text[])), '{}') AS slots`;
 
@@ -103,8 +105,21 @@ export class SourceProbes {
     const session = this.sessions.get(key);
     this.sessions.delete(key);
     const s = await session?.catch(() => undefined);
-    await s?.client.end().catch(() => undefined);
+    await endWithin(s?.client);
   }
+}
+
+// Ends a session, and destroys its socket when the server does not
+// acknowledge the goodbye within ms (a source that stopped answering).
+export async function endWithin(client: Client | undefined, ms = 1000): Promise<void> {
+  if (!client) return;
+  let timer: NodeJS.Timeout | undefined;
+  const ended = client.end().catch(() => undefined);
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
+  if (await Promise.race([ended.then(() => false), late])) {
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  }
+  clearTimeout(timer);
 }
 
 // One line for observe_replication's reason ("cannot reach source node A to

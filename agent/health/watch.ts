@@ -15,7 +15,7 @@ import { Queryable } from '../../lib/sql/queryable';
 import { observeReplication } from '../../lib/sql/observeReplication';
 import { replicationSources } from '../../lib/sql/replicationSources';
 import { HealthMetrics, LocalNodeFacts } from './metrics';
-import { SourceProbes } from './sources';
+import { endWithin, SourceProbes } from './sources';
 
 export interface WatchOptions {
   connectionString?: string;
@@ -43,8 +43,10 @@ export class ReplicationWatch {
   private failedRounds = 0;
   private wake?: () => void;
   private stopping = false;
-  private inRound = false;
   private readonly loop: Promise<void>;
+  private firstRoundDone!: () => void;
+  // Settles when the first round has ended, however it ended.
+  readonly firstRound = new Promise<void>((resolve) => (this.firstRoundDone = resolve));
 
   private constructor(private readonly options: WatchOptions) {
     // one abort listener per session (this one and a source's each)
@@ -58,33 +60,31 @@ export class ReplicationWatch {
     return new ReplicationWatch(options);
   }
 
-  // Ends a round under way (its transaction rolls back), then every session.
+  // The stop signal destroys every socket of the watch at once: a round
+  // under way ends (its transaction rolls back), and neither a source that
+  // does not answer nor a half-open connection holds up the agent's stop
+  // (a goodbye to a server that never acknowledges waits for TCP's
+  // retries, minutes). An idle session's end is ordinary for the server.
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
-    if (this.inRound && !this.stopper.signal.aborted) this.stopper.abort(new Error('the agent is stopping'));
+    if (!this.stopper.signal.aborted) this.stopper.abort(new Error('the agent is stopping'));
     await this.loop;
-    await this.client?.end().catch(() => undefined);
-    await this.probes.close();
-  }
-
-  private get stopped(): boolean {
-    return this.stopping;
+    await Promise.all([endWithin(this.client), this.probes.close()]);
   }
 
   private async run(): Promise<void> {
-    while (!this.stopped) {
+    while (!this.stopping) {
       const began = Date.now();
       let waitMs: number;
       try {
-        this.inRound = true;
-        await this.round().finally(() => (this.inRound = false));
+        await this.round().finally(() => this.firstRoundDone());
         if (this.failedRounds) this.options.logger.log('info', 'health.watch_recovered', { failed_rounds: this.failedRounds });
         this.failedRounds = 0;
         this.lastError = undefined;
         waitMs = this.intervalMs - (Date.now() - began);
       } catch (err) {
-        if (this.stopped) break;
+        if (this.stopping) break;
         this.failed(err as Error);
         waitMs = this.intervalMs;
       }
@@ -115,7 +115,7 @@ export class ReplicationWatch {
     if (!settings.node_id) return;
     const sources = await replicationSources(db);
     const probed = await this.probes.probe(sources);
-    if (this.stopped) return;
+    if (this.stopping) return;
     const rows = await observeReplication(db, probed.facts);
     const observedAt = new Date();
     const { metrics } = this.options;
@@ -148,7 +148,7 @@ export class ReplicationWatch {
     this.failedRounds += 1;
     const error = redactSecrets(err.message);
     // a broken session is made again next round
-    if (isConnectionFailure(err as Error & { code?: string })) void this.client?.end().catch(() => undefined);
+    if (isConnectionFailure(err as Error & { code?: string })) void endWithin(this.client);
     if (error === this.lastError) return;
     this.lastError = error;
     const code = (err as { code?: string }).code;
