@@ -6,6 +6,9 @@ import { MetricsServer, serveMetrics } from '../../agent/health/metrics-server';
 import { errorFields, exitCodeFor, isConnectionFailure } from '../../lib/errors';
 import { jsonLogger } from '../../lib/log';
 
+// Only this machine scrapes unless told otherwise.
+const defaultMetricsHost = '127.0.0.1';
+
 export default class AgentCommand extends BaseCommand<typeof AgentCommand> {
   static summary = "Run this node's agent: executes queued jobs, heartbeats the local node, logs one JSON object per line";
   static description = `One agent runs per database; a second one is refused (exit 1) and names the session of the first.
@@ -46,10 +49,12 @@ Jobs wait in the database while no agent runs. A job that was running when an ag
         return Number(input);
       },
     }),
+    // No oclif default: a default would count as given, and dependsOn would
+    // refuse every agent started without --metrics-port.
     'metrics-host': Flags.string({
-      description: 'address to serve the metrics on (0.0.0.0 or :: for every interface)',
-      default: '127.0.0.1',
+      description: `address to serve the metrics on (default ${defaultMetricsHost}; 0.0.0.0 or :: for every interface); only with --metrics-port`,
       helpValue: '<host>',
+      dependsOn: ['metrics-port'],
     }),
     // For measuring what the watch costs (npm run bench -- health): without
     // it, node_overview soon says the node is degraded (the watch is silent).
@@ -85,7 +90,7 @@ Jobs wait in the database while no agent runs. A job that was running when an ag
     try {
       // Bound first: a port in use is refused before anything starts.
       const metrics = flags['metrics-port'] === undefined ? undefined : new HealthMetrics();
-      if (metrics) server = await serveMetrics(metrics, flags['metrics-host'], flags['metrics-port']!);
+      if (metrics) server = await serveMetrics(metrics, flags['metrics-host'] ?? defaultMetricsHost, flags['metrics-port']!);
       const agent = await startAgent({
         connectionString: flags.db,
         logger,
