@@ -501,13 +501,27 @@ describe('replication health on a PostgreSQL 18 pair', () => {
     }
   });
 
-  it('the watch stopped while the agent heartbeats: degraded, saying so', async () => {
+  it('the agent heartbeats but its watch never observed, or stopped: degraded, saying so', async () => {
+    const tail = ': an agent older than 0.9.0, --no-health-watch, or failing rounds (health.watch_failed in the agent log)';
     await observe(pair.target.url);
-    await query(pair.target.url, "UPDATE steep_repl.replication_health SET observed_at = now() - interval '30 seconds'");
+    await query(pair.target.url, 'UPDATE steep_repl.nodes SET replication_observed_at = NULL WHERE is_local');
     await query(pair.target.url, 'SELECT steep_repl.heartbeat()');
-    const [local] = await query(pair.target.url, 'SELECT health, health_reason FROM steep_repl.node_overview WHERE is_local');
+    let [local] = await query(pair.target.url, 'SELECT health, health_reason, replication_observed_at FROM steep_repl.node_overview WHERE is_local');
+    expect(local).toEqual({
+      health: 'degraded',
+      health_reason: `the agent heartbeats but its replication watch has not observed yet${tail}`,
+      replication_observed_at: null,
+    });
+
+    // stale: older than 3 × the interval + 10 s (25 s by default)
+    await query(pair.target.url, "UPDATE steep_repl.nodes SET replication_observed_at = now() - interval '24 seconds' WHERE is_local");
+    expect((await query(pair.target.url, 'SELECT health FROM steep_repl.node_overview WHERE is_local'))[0].health).toBe('healthy');
+    await query(pair.target.url, "UPDATE steep_repl.nodes SET replication_observed_at = now() - interval '30 seconds' WHERE is_local");
+    [local] = await query(pair.target.url, 'SELECT health, health_reason FROM steep_repl.node_overview WHERE is_local');
     expect(local.health).toBe('degraded');
-    expect(local.health_reason).toMatch(/^replication not observed for 30 s \(last at \d\d:\d\d:\d\d\) while the agent runs: see its log \(health\.watch_failed\)$/);
+    expect(local.health_reason).toMatch(/^the agent heartbeats but its replication watch has not observed for 30 s \(last at \d\d:\d\d:\d\d\): /);
+    expect(local.health_reason.endsWith(tail)).toBe(true);
+
     await observe(pair.target.url);
     expect((await query(pair.target.url, 'SELECT health FROM steep_repl.node_overview WHERE is_local'))[0].health).toBe('healthy');
   });

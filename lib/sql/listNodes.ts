@@ -45,7 +45,9 @@ export interface NodeOverview extends Omit<NodeRow, 'registered_at'> {
   // Replication health (0.9.0 and later): why the node is not healthy (null
   // when it is); on the local row, its watched subscriptions and slots
   // (kind, then name; [] elsewhere), the largest lag over its subscriptions
-  // (null when none is measured) and when the agent's watch last observed.
+  // (null when none is measured) and when the agent's watch last completed a
+  // round (nodes.replication_observed_at; null on a peer's row and before
+  // the first round).
   health_reason?: string | null;
   replication?: ReplicationHealthRow[];
   replication_lag_bytes?: Numeric;
@@ -64,8 +66,9 @@ export interface ReplicationHealthRow {
   peer_node_id: string | null;
   status: 'healthy' | 'degraded';
   // codes, in a fixed order: disabled, apply_errors, sync_errors, conflicts,
-  // worker_missing, source_unreachable, lag_bytes, lag_seconds; slot_lost,
-  // slot_unreserved, slot_safe_wal, slot_retained, slot_inactive
+  // worker_missing, source_unreachable, source_slot_missing, lag_bytes,
+  // lag_seconds; slot_lost, slot_unreserved, slot_safe_wal, slot_retained,
+  // slot_inactive
   problems: string[];
   // every problem's phrase, joined by '; '; null when healthy
   reason: string | null;
@@ -84,6 +87,10 @@ export interface ReplicationHealthRow {
   sync_error_count: number | null;
   apply_errors_changed_at: string | null;
   sync_errors_changed_at: string | null;
+  // source_confirmed_lsn when the apply error count last rose
+  apply_errors_lsn: string | null;
+  // tables of the subscription whose sync has not finished
+  tables_syncing: number | null;
   // conflict type (confl_ dropped) -> count; PostgreSQL 18 and later, null before
   conflicts: Record<string, number> | null;
   // rises within health_settings.error_window_seconds
@@ -98,9 +105,15 @@ export interface ReplicationHealthRow {
   source_lsn: string | null;
   source_confirmed_lsn: string | null;
   source_slot_active: boolean | null;
+  // false: the source was reached and has no slot of that name
+  source_slot_exists: boolean | null;
   source_error: string | null;
+  // since when the source could not be asked
+  source_error_since: string | null;
   lag_bytes: number | null;
   lag_seconds: number | null;
+  // lag_seconds is a lower bound (the oldest sample was already past the confirmed position)
+  lag_seconds_at_least: boolean | null;
   lag_trend: 'growing' | 'shrinking' | 'steady' | null;
   // slot
   slot_active: boolean | null;

@@ -2,10 +2,12 @@ import type { ReplicationHealthRow } from './listNodes';
 import { Queryable } from './queryable';
 
 // What the agent read on a subscription's source (observe_replication's
-// p_sources value): its current WAL position and the slot's confirmed
-// position and activity, or why it could not be asked.
+// p_sources value): its WAL flush position (replay position in recovery),
+// the slot's confirmed position and activity, and whether the slot exists
+// (false: the source was reached and has no slot of that name; the other
+// two are then null), or why it could not be asked.
 export type SourceFacts =
-  | { current_lsn: string; confirmed_flush_lsn: string | null; slot_active: boolean | null }
+  | { current_lsn: string; confirmed_flush_lsn: string | null; slot_active: boolean | null; slot_exists?: boolean | null }
   | { error: string };
 
 // One observation round (steep_repl.observe_replication): records the

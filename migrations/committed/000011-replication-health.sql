@@ -1,5 +1,5 @@
 --! Previous: sha1:16730889c3cdf2ca04ccb8f3bdb464601e8d9122
---! Hash: sha1:5b5dff0a1d9aa28703c3f45a04bf32a66a964b6f
+--! Hash: sha1:6872a80f5ca94d2312ae6be9bd0b61994ecc3a3d
 --! Message: replication health
 
 -- Replication health after SYNCHRONIZED (issue 15): the agent of each node
@@ -80,6 +80,12 @@ CREATE TABLE steep_repl.replication_health (
   -- the observation at which the count last rose
   apply_errors_changed_at timestamptz,
   sync_errors_changed_at timestamptz,
+  -- source_confirmed_lsn at that observation: a failing worker moves no
+  -- further, so apply_errors ends only once the position moved past it
+  apply_errors_lsn pg_lsn,
+  -- tables of the subscription not yet ready (pg_subscription_rel): table
+  -- sync errors end only once none is left, or the error window passed
+  tables_syncing integer,
   -- conflict type -> count, every confl_* counter (PostgreSQL 18 and
   -- later; NULL before)
   conflicts jsonb,
@@ -95,9 +101,17 @@ CREATE TABLE steep_repl.replication_health (
   source_lsn pg_lsn,
   source_confirmed_lsn pg_lsn,
   source_slot_active boolean,
+  -- false: the source was reached and has no slot of that name
+  source_slot_exists boolean,
   source_error text,
+  -- since when the source could not be asked (source_unreachable takes two
+  -- rounds in a row: one failed connection is no problem yet)
+  source_error_since timestamptz,
   lag_bytes bigint,
   lag_seconds numeric,
+  -- lag_seconds is a lower bound: the oldest sample was already past the
+  -- confirmed position
+  lag_seconds_at_least boolean,
   lag_trend text CHECK (lag_trend IN ('growing', 'shrinking', 'steady')),
   -- slot
   slot_active boolean,
@@ -116,6 +130,12 @@ CREATE TABLE steep_repl.replication_health (
 
 COMMENT ON TABLE steep_repl.replication_health IS
   'One row per steep-repl subscription and slot of this node: facts, health and reason (steep_repl.observe_replication).';
+
+-- When the agent's watch of this node last completed a round
+-- (observe_replication sets it on the local row every round, also with
+-- nothing to watch): node_overview tells a watch that never ran or stopped
+-- from one with nothing to say.
+ALTER TABLE steep_repl.nodes ADD COLUMN replication_observed_at timestamptz;
 
 -- What rates and lag in time are computed from: one sample per object and
 -- observation, trimmed to health_settings.history_seconds. A row's history

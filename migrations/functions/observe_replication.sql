@@ -32,7 +32,7 @@ DECLARE
   v_value jsonb;
   v_bad text;
   v_lsn constant text := '^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$';
-  v_example constant text := '{"<subscription>": {"current_lsn": "0/16B3748", "confirmed_flush_lsn": "0/16B3700", "slot_active": true}}'
+  v_example constant text := '{"<subscription>": {"current_lsn": "0/16B3748", "confirmed_flush_lsn": "0/16B3700", "slot_active": true, "slot_exists": true}}'
                              ' or {"<subscription>": {"error": "why the source could not be asked"}}';
   r record;
 BEGIN
@@ -56,9 +56,9 @@ BEGIN
              WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(v_value) k WHERE k <> 'error')
                THEN format('key(s) %s beside error', (SELECT string_agg(quote_ident(k), ', ' ORDER BY k) FROM jsonb_object_keys(v_value) k WHERE k <> 'error'))
         END
-      WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(v_value) k WHERE k NOT IN ('current_lsn', 'confirmed_flush_lsn', 'slot_active'))
+      WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(v_value) k WHERE k NOT IN ('current_lsn', 'confirmed_flush_lsn', 'slot_active', 'slot_exists'))
         THEN format('unknown key(s) %s', (SELECT string_agg(quote_ident(k), ', ' ORDER BY k) FROM jsonb_object_keys(v_value) k
-                                            WHERE k NOT IN ('current_lsn', 'confirmed_flush_lsn', 'slot_active')))
+                                            WHERE k NOT IN ('current_lsn', 'confirmed_flush_lsn', 'slot_active', 'slot_exists')))
       WHEN jsonb_typeof(v_value -> 'current_lsn') IS DISTINCT FROM 'string' OR v_value ->> 'current_lsn' !~ v_lsn
         THEN format('current_lsn %s, not an LSN such as 0/16B3748', coalesce(v_value ->> 'current_lsn', 'missing'))
       WHEN coalesce(jsonb_typeof(v_value -> 'confirmed_flush_lsn'), 'null') NOT IN ('null', 'string')
@@ -66,6 +66,11 @@ BEGIN
         THEN format('confirmed_flush_lsn %s, not an LSN or null', v_value ->> 'confirmed_flush_lsn')
       WHEN coalesce(jsonb_typeof(v_value -> 'slot_active'), 'null') NOT IN ('null', 'boolean')
         THEN format('slot_active %s, not true, false or null', v_value ->> 'slot_active')
+      WHEN coalesce(jsonb_typeof(v_value -> 'slot_exists'), 'null') NOT IN ('null', 'boolean')
+        THEN format('slot_exists %s, not true, false or null', v_value ->> 'slot_exists')
+      -- no slot: nothing can be confirmed or active
+      WHEN v_value -> 'slot_exists' = 'false' AND (v_value ->> 'confirmed_flush_lsn' IS NOT NULL OR v_value -> 'slot_active' = 'true')
+        THEN 'inconsistent: slot_exists false beside a confirmed_flush_lsn or slot_active true'
     END;
     IF v_bad IS NOT NULL THEN
       RAISE EXCEPTION 'observe_replication: the source facts of subscription % are %', quote_ident(v_key), v_bad
@@ -96,7 +101,8 @@ BEGIN
              'last_msg_receipt_time', sf.last_msg_receipt_time,
              'apply_error_count', sf.apply_error_count, 'sync_error_count', sf.sync_error_count, 'conflicts', sf.conflicts,
              'source_lsn', src.v ->> 'current_lsn', 'source_confirmed_lsn', src.v ->> 'confirmed_flush_lsn',
-             'source_slot_active', src.v -> 'slot_active',
+             'source_slot_active', src.v -> 'slot_active', 'source_slot_exists', src.v -> 'slot_exists',
+             'tables_syncing', sf.tables_syncing,
              -- the agent redacts; this keeps a conninfo's password out all the same
              'source_error', left(regexp_replace(regexp_replace(src.v ->> 'error',
                                   '(password\s*=\s*)(''[^'']*''|\S+)', '\1***', 'gi'), '(://[^:/@\s]*:)[^@\s]*@', '\1***@', 'g'), 1000),
@@ -138,9 +144,9 @@ BEGIN
   INSERT INTO steep_repl.replication_health AS h
     (kind, name, node_id, peer_node_id, first_observed_at, observed_at,
      subscription_oid, enabled, worker_pid, worker_seen_at, worker_missing_since,
-     apply_error_count, sync_error_count, apply_errors_changed_at, sync_errors_changed_at, conflicts,
+     apply_error_count, sync_error_count, apply_errors_changed_at, sync_errors_changed_at, apply_errors_lsn, tables_syncing, conflicts,
      received_lsn, latest_end_lsn, last_msg_receipt_time, slot_name,
-     source_lsn, source_confirmed_lsn, source_slot_active, source_error, lag_bytes,
+     source_lsn, source_confirmed_lsn, source_slot_active, source_slot_exists, source_error, source_error_since, lag_bytes,
      slot_active, active_pid, wal_status, safe_wal_size, retained_bytes, restart_lsn, confirmed_flush_lsn, prepared,
      inactive_seen_since)
   SELECT f.kind, f.name, v_local, (SELECT n.node_id FROM steep_repl.nodes n WHERE n.node_id = f.peer_node_id),
@@ -151,8 +157,10 @@ BEGIN
          f.apply_error_count, f.sync_error_count,
          CASE WHEN f.apply_error_count > o.apply_error_count THEN v_now ELSE o.apply_errors_changed_at END,
          CASE WHEN f.sync_error_count > o.sync_error_count THEN v_now ELSE o.sync_errors_changed_at END,
-         f.conflicts, f.received_lsn, f.latest_end_lsn, f.last_msg_receipt_time, f.slot_name,
-         f.source_lsn, f.source_confirmed_lsn, f.source_slot_active, f.source_error, f.lag_bytes,
+         CASE WHEN f.apply_error_count > o.apply_error_count THEN f.source_confirmed_lsn ELSE o.apply_errors_lsn END,
+         f.tables_syncing, f.conflicts, f.received_lsn, f.latest_end_lsn, f.last_msg_receipt_time, f.slot_name,
+         f.source_lsn, f.source_confirmed_lsn, f.source_slot_active, f.source_slot_exists, f.source_error,
+         CASE WHEN f.source_error IS NOT NULL THEN coalesce(o.source_error_since, v_now) END, f.lag_bytes,
          f.slot_active, f.active_pid, f.wal_status, f.safe_wal_size, f.retained_bytes, f.restart_lsn, f.confirmed_flush_lsn, f.prepared,
          CASE WHEN f.kind = 'slot' AND NOT f.slot_active THEN coalesce(f.inactive_seen_since, o.inactive_seen_since, v_now) END
     FROM jsonb_populate_recordset(NULL::steep_repl.replication_health, v_facts) f
@@ -160,16 +168,18 @@ BEGIN
   ON CONFLICT (kind, name) DO UPDATE SET
     (node_id, peer_node_id, observed_at,
      subscription_oid, enabled, worker_pid, worker_seen_at, worker_missing_since,
-     apply_error_count, sync_error_count, apply_errors_changed_at, sync_errors_changed_at, conflicts,
+     apply_error_count, sync_error_count, apply_errors_changed_at, sync_errors_changed_at, apply_errors_lsn, tables_syncing, conflicts,
      received_lsn, latest_end_lsn, last_msg_receipt_time, slot_name,
-     source_lsn, source_confirmed_lsn, source_slot_active, source_error, lag_bytes,
+     source_lsn, source_confirmed_lsn, source_slot_active, source_slot_exists, source_error, source_error_since, lag_bytes,
      slot_active, active_pid, wal_status, safe_wal_size, retained_bytes, restart_lsn, confirmed_flush_lsn, prepared,
      inactive_seen_since)
   = ROW(EXCLUDED.node_id, EXCLUDED.peer_node_id, EXCLUDED.observed_at,
      EXCLUDED.subscription_oid, EXCLUDED.enabled, EXCLUDED.worker_pid, EXCLUDED.worker_seen_at, EXCLUDED.worker_missing_since,
-     EXCLUDED.apply_error_count, EXCLUDED.sync_error_count, EXCLUDED.apply_errors_changed_at, EXCLUDED.sync_errors_changed_at, EXCLUDED.conflicts,
+     EXCLUDED.apply_error_count, EXCLUDED.sync_error_count, EXCLUDED.apply_errors_changed_at, EXCLUDED.sync_errors_changed_at,
+     EXCLUDED.apply_errors_lsn, EXCLUDED.tables_syncing, EXCLUDED.conflicts,
      EXCLUDED.received_lsn, EXCLUDED.latest_end_lsn, EXCLUDED.last_msg_receipt_time, EXCLUDED.slot_name,
-     EXCLUDED.source_lsn, EXCLUDED.source_confirmed_lsn, EXCLUDED.source_slot_active, EXCLUDED.source_error, EXCLUDED.lag_bytes,
+     EXCLUDED.source_lsn, EXCLUDED.source_confirmed_lsn, EXCLUDED.source_slot_active, EXCLUDED.source_slot_exists,
+     EXCLUDED.source_error, EXCLUDED.source_error_since, EXCLUDED.lag_bytes,
      EXCLUDED.slot_active, EXCLUDED.active_pid, EXCLUDED.wal_status, EXCLUDED.safe_wal_size, EXCLUDED.retained_bytes,
      EXCLUDED.restart_lsn, EXCLUDED.confirmed_flush_lsn, EXCLUDED.prepared,
      EXCLUDED.inactive_seen_since);
@@ -275,7 +285,7 @@ BEGIN
   END LOOP;
 
   v_status := CASE WHEN EXISTS (SELECT 1 FROM steep_repl.replication_health h WHERE h.status = 'degraded') THEN 'degraded' ELSE 'healthy' END;
-  UPDATE steep_repl.nodes SET status = v_status WHERE is_local AND status IS DISTINCT FROM v_status;
+  UPDATE steep_repl.nodes SET status = v_status, replication_observed_at = v_now WHERE is_local;
 
   RETURN QUERY SELECT * FROM steep_repl.replication_health h ORDER BY h.kind, h.name;
 END $$;

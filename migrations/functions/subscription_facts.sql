@@ -6,10 +6,12 @@
 -- its worker_type is 'apply'. conflicts: every confl_* counter of
 -- pg_stat_subscription_stats (PostgreSQL 18 and later), read from the row
 -- as JSON so counters a later release adds are taken too; NULL before 18.
+-- tables_syncing: tables of the subscription whose sync has not finished
+-- (pg_subscription_rel state neither synchronized nor ready).
 CREATE OR REPLACE FUNCTION steep_repl.subscription_facts()
 RETURNS TABLE (name text, peer_node_id text, subscription_oid oid, enabled boolean, slot_name text, worker_pid integer,
                received_lsn pg_lsn, latest_end_lsn pg_lsn, last_msg_receipt_time timestamptz,
-               apply_error_count bigint, sync_error_count bigint, conflicts jsonb)
+               apply_error_count bigint, sync_error_count bigint, tables_syncing integer, conflicts jsonb)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v_version integer := current_setting('server_version_num')::integer;
@@ -18,6 +20,7 @@ BEGIN
     $q$SELECT o.name, o.peer_node, s.oid, s.subenabled, s.subslotname::text, w.pid,
               w.received_lsn, w.latest_end_lsn, w.last_msg_receipt_time,
               st.apply_error_count, st.sync_error_count,
+              (SELECT count(*)::integer FROM pg_catalog.pg_subscription_rel r WHERE r.srsubid = s.oid AND r.srsubstate NOT IN ('s', 'r')),
               (SELECT jsonb_object_agg(substr(e.key, 7), e.value ORDER BY e.key)
                  FROM jsonb_each(to_jsonb(st)) e WHERE e.key LIKE 'confl\_%%')
          FROM steep_repl.replication_objects() o

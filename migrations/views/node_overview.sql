@@ -5,12 +5,13 @@ SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority
        n.status, n.last_seen, n.is_local,
        -- This database's own row is only as fresh as its agent's heartbeat
        -- (every 5 s by default): offline without one for 15 s; degraded
-       -- while a watched subscription or slot is (replication_health) or
-       -- the agent's watch stopped observing while the agent heartbeats.
+       -- while a watched subscription or slot is (replication_health), or
+       -- while the agent heartbeats but its watch never observed or stopped
+       -- (nodes.replication_observed_at).
        -- A peer's row says what its last probe saw.
        CASE WHEN NOT n.is_local THEN n.status
             WHEN n.last_seen IS NULL OR now() - n.last_seen > interval '15 seconds' THEN 'offline'
-            WHEN rh.degraded > 0 OR rh.watch_stale THEN 'degraded'
+            WHEN rh.degraded > 0 OR w.unobserved THEN 'degraded'
             ELSE 'healthy' END AS health,
        n.init_state, s.in_progress AS init_in_progress, n.init_source_node,
        n.init_started_at, n.init_completed_at,
@@ -57,16 +58,20 @@ SELECT n.node_id, n.node_name, n.host, n.port, n.dbname, n.user_name, n.priority
               format('agent silent for %s (last heartbeat %s): is steep-repl agent running?',
                      steep_repl.health_duration(extract(epoch FROM now() - n.last_seen)), to_char(n.last_seen, 'HH24:MI:SS'))
             ELSE nullif(concat_ws('; ',
-                   CASE WHEN rh.watch_stale THEN
-                     format('replication not observed for %s (last at %s) while the agent runs: see its log (health.watch_failed)',
-                            steep_repl.health_duration(extract(epoch FROM now() - rh.observed_at)), to_char(rh.observed_at, 'HH24:MI:SS')) END,
+                   CASE WHEN w.unobserved THEN
+                     'the agent heartbeats but its replication watch has not observed '
+                     || CASE WHEN n.replication_observed_at IS NULL THEN 'yet'
+                             ELSE format('for %s (last at %s)',
+                                         steep_repl.health_duration(extract(epoch FROM now() - n.replication_observed_at)),
+                                         to_char(n.replication_observed_at, 'HH24:MI:SS')) END
+                     || ': an agent older than 0.9.0, --no-health-watch, or failing rounds (health.watch_failed in the agent log)' END,
                    rh.reasons), '') END AS health_reason,
        -- The local node's watched subscriptions and slots (replication_health
        -- rows as objects, kind then name); [] elsewhere. The lag is the
        -- largest over its subscriptions, NULL when none is measured.
        coalesce(rh.replication, '[]') AS replication,
        rh.lag_bytes AS replication_lag_bytes, rh.lag_seconds AS replication_lag_seconds,
-       rh.observed_at AS replication_observed_at
+       CASE WHEN n.is_local THEN n.replication_observed_at END AS replication_observed_at
 FROM steep_repl.nodes n
 JOIN steep_repl.init_states s ON s.state = n.init_state
 LEFT JOIN steep_repl.init_progress p ON p.node_id = n.node_id
@@ -113,10 +118,11 @@ LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE h.status = 'degraded')::int AS 
                           string_agg(h.reason, '; ' ORDER BY h.kind, h.name) FILTER (WHERE h.status = 'degraded') AS reasons,
                           jsonb_agg(to_jsonb(h) ORDER BY h.kind, h.name) AS replication,
                           max(h.lag_bytes) FILTER (WHERE h.kind = 'subscription') AS lag_bytes,
-                          max(h.lag_seconds) FILTER (WHERE h.kind = 'subscription') AS lag_seconds,
-                          max(h.observed_at) AS observed_at,
-                          -- every round rewrites every row: rows left older
-                          -- than three intervals (and 10 s) mean no round ran
-                          coalesce(max(h.observed_at) < now() - make_interval(secs => 3 * coalesce(
-                                     (SELECT hs.watch_interval_seconds FROM steep_repl.health_settings hs), 5)::float8 + 10), false) AS watch_stale
-                   FROM steep_repl.replication_health h WHERE h.node_id = n.node_id) rh ON n.is_local;
+                          max(h.lag_seconds) FILTER (WHERE h.kind = 'subscription') AS lag_seconds
+                   FROM steep_repl.replication_health h WHERE h.node_id = n.node_id) rh ON n.is_local
+-- The watch completes a round every interval: none yet, or none for three
+-- intervals (and 10 s), means it does not run.
+LEFT JOIN LATERAL (SELECT n.replication_observed_at IS NULL
+                          OR n.replication_observed_at < now() - make_interval(secs => 3 * coalesce(
+                               (SELECT hs.watch_interval_seconds FROM steep_repl.health_settings hs), 5)::float8 + 10) AS unobserved) w
+  ON n.is_local;
