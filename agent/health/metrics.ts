@@ -13,7 +13,7 @@ import type { ReplicationHealthRow } from '../../lib/sql/listNodes';
 export type HealthRowFacts = Pick<
   ReplicationHealthRow,
   | 'kind' | 'name' | 'peer_node_id' | 'status' | 'enabled' | 'worker_pid' | 'apply_error_count' | 'sync_error_count' | 'conflicts'
-  | 'last_msg_receipt_time' | 'lag_bytes' | 'lag_seconds' | 'slot_active' | 'wal_status' | 'safe_wal_size' | 'retained_bytes' | 'prepared'
+  | 'last_msg_receipt_time' | 'lag_bytes' | 'lag_seconds' | 'lag_seconds_at_least' | 'slot_active' | 'wal_status' | 'safe_wal_size' | 'retained_bytes' | 'prepared'
 >;
 
 // bigint and numeric read as text when not through JSON
@@ -65,6 +65,7 @@ export class HealthMetrics {
   private readonly nodeHealth: Gauge<'node' | 'health'>;
   private readonly subLagBytes: Gauge<string>;
   private readonly subLagSeconds: Gauge<string>;
+  private readonly subLagSecondsAtLeast: Gauge<string>;
   private readonly subEnabled: Gauge<string>;
   private readonly subWorker: Gauge<string>;
   private readonly subApplyErrors: Counter<string>;
@@ -94,6 +95,11 @@ export class HealthMetrics {
     this.nodeHealth = gauge('node_health', "the local node's health in node_overview: 1 for the current value, 0 for the others", ['node', 'health']);
     this.subLagBytes = gauge('subscription_lag_bytes', "WAL the source wrote that its slot for the subscription has not confirmed; absent while the source cannot be asked", sub);
     this.subLagSeconds = gauge('subscription_lag_seconds', 'how long ago the source was at the position its slot confirmed (0 when caught up); absent while unknown', sub);
+    this.subLagSecondsAtLeast = gauge(
+      'subscription_lag_seconds_at_least',
+      "1 when subscription_lag_seconds is a lower bound: the watch's oldest sample of the source was already past the confirmed position",
+      sub,
+    );
     this.subEnabled = gauge('subscription_enabled', '1 when the subscription is enabled', sub);
     this.subWorker = gauge('subscription_worker_running', '1 when the subscription has an apply worker', sub);
     this.subApplyErrors = counter('subscription_apply_errors_total', "apply errors of the subscription (pg_stat_subscription_stats.apply_error_count)", sub);
@@ -140,7 +146,7 @@ export class HealthMetrics {
   update(o: Observation): void {
     this.last = o;
     for (const m of [
-      this.agentInfo, this.nodeHealth, this.subLagBytes, this.subLagSeconds, this.subEnabled, this.subWorker, this.degraded,
+      this.agentInfo, this.nodeHealth, this.subLagBytes, this.subLagSeconds, this.subLagSecondsAtLeast, this.subEnabled, this.subWorker, this.degraded,
       this.slotRetained, this.slotActive, this.slotPrepared, this.slotSafeWal, this.slotWalStatus,
       this.initState, this.initPercent, this.initRate, this.initEta, this.observedAt,
     ]) m.reset();
@@ -154,6 +160,7 @@ export class HealthMetrics {
         const labels = subLabels(r, node);
         setIf(this.subLagBytes, labels, num(r.lag_bytes));
         setIf(this.subLagSeconds, labels, num(r.lag_seconds));
+        if (num(r.lag_seconds) !== undefined) this.subLagSecondsAtLeast.set(labels, r.lag_seconds_at_least ? 1 : 0);
         this.subEnabled.set(labels, r.enabled ? 1 : 0);
         this.subWorker.set(labels, r.worker_pid ? 1 : 0);
         // counters mirrored from the server: the server's count is the value

@@ -1,6 +1,6 @@
 // The source side of a subscription's lag, asked by the agent of the
-// target: the source's current WAL position and where its slot for the
-// subscription is confirmed. One session per source node, kept between
+// target: the source's current WAL position, whether its slot for the
+// subscription exists and where it is confirmed. One session per source node, kept between
 // rounds (a session costs the source a backend; a connection each round
 // would cost it a fork); a session that fails is dropped and made again at
 // the next round. One query per source node, for all its slots.
@@ -69,7 +69,14 @@ export class SourceProbes {
       return Object.fromEntries(
         subs.map((s) => {
           const slot = s.slot_name ? found[s.slot_name] : undefined;
-          return [s.subscription, { current_lsn: rows[0].current_lsn, confirmed_flush_lsn: slot?.confirmed_flush_lsn ?? null, slot_active: slot?.active ?? null }];
+          const fact: SourceFacts = {
+            current_lsn: rows[0].current_lsn,
+            confirmed_flush_lsn: slot?.confirmed_flush_lsn ?? null,
+            slot_active: slot?.active ?? null,
+            // null: the subscription names no slot (slot_name = NONE), none to look for
+            slot_exists: s.slot_name ? slot !== undefined : null,
+          };
+          return [s.subscription, fact];
         }),
       );
     } catch (err) {
