@@ -6,11 +6,12 @@
 // reconnect (notifications sent while disconnected are lost).
 import { EventEmitter } from 'node:events';
 import { Client, ClientConfig } from 'pg';
-import { clientConfig, connect, describeTarget, nodeClientConfig, redactSecrets } from '../lib/connection';
+import { clientConfig, connect, describeTarget } from '../lib/connection';
 import { ExitCode, SteepError } from '../lib/errors';
 import { channels, listen, Listener } from '../lib/notifications';
 import { getInitStatus, InitProgress, MethodState, PartsSummary, TableProgress } from '../lib/sql/getInitStatus';
 import { getReplicationName } from '../lib/sql/getReplicationName';
+import { answered, peerConfig, peerTimeouts, problemOf } from '../lib/node-reach';
 import { getSlotLag } from '../lib/sql/getSlotLag';
 import { InitMethod, listInitMethods } from '../lib/sql/listInitMethods';
 import { getNodeOverview, listNodes, NodeOverview } from '../lib/sql/listNodes';
@@ -59,9 +60,6 @@ export interface ClusterWatchOptions {
   applicationName?: string;
 }
 
-// A node that does not answer within this long is shown as unreachable.
-const timeouts = { connectionTimeoutMillis: 3000, query_timeout: 5000 };
-
 export class ClusterWatch extends EventEmitter {
   readonly target: string;
   registryProblem?: string;
@@ -79,7 +77,7 @@ export class ClusterWatch extends EventEmitter {
     super();
     this.applicationName = options.applicationName ?? 'steep-repl tui';
     this.target = describeTarget(options.db);
-    this.registryConfig = { ...clientConfig(options.db, this.applicationName), ...timeouts };
+    this.registryConfig = { ...clientConfig(options.db, this.applicationName), ...peerTimeouts };
   }
 
   // Rejects when the --db node cannot be read at all; everything later is retried.
@@ -201,15 +199,7 @@ export class ClusterWatch extends EventEmitter {
 
   private openLink(row: NodeOverview): NodeLink {
     // The --db node is reached the way the user told us; the others by their registry address.
-    const config: ClientConfig = row.is_local
-      ? this.registryConfig
-      : {
-          ...nodeClientConfig(
-            { host: row.host, port: row.port, dbname: row.dbname, user: row.user_name ?? undefined },
-            this.applicationName,
-          ),
-          ...timeouts,
-        };
+    const config: ClientConfig = row.is_local ? this.registryConfig : peerConfig(row, this.applicationName);
     const link: NodeLink = {
       view: { id: row.node_id, registry: row },
       config,
@@ -325,9 +315,7 @@ export class ClusterWatch extends EventEmitter {
       link.view = { ...link.view, generating };
     } catch (err) {
       if (this.stopped) return;
-      const code = (err as { code?: string }).code;
-      // A server that answers with an SQL error is reachable; only a lost or refused connection is not.
-      const reachable = code !== undefined && !/^(08|57P)/.test(code);
+      const reachable = answered(err);
       if (!reachable) {
         const client = link.client;
         link.client = undefined;
@@ -356,10 +344,4 @@ async function readGenerating(client: Client): Promise<SnapshotStatus[]> {
     if (status?.state === 'generating') out.push(status);
   }
   return out;
-}
-
-function problemOf(err: unknown): string {
-  const e = err as { code?: string; message?: string };
-  if (e.code === '42P01' || e.code === '3F000') return 'steep_repl is not installed there';
-  return redactSecrets(e.message ?? String(err));
 }
