@@ -10,7 +10,8 @@ import { cancelInit } from '../lib/sql/cancelInit';
 import { InitStatus } from '../lib/sql/getInitStatus';
 import { getLeftBehind } from '../lib/sql/getLeftBehind';
 import { getNode } from '../lib/sql/getNode';
-import { offlineReason } from '../lib/health-format';
+import { isOffline, offlineReason } from '../lib/health-format';
+import { quoteIdent } from '../lib/identifiers';
 import { getNodeOverview } from '../lib/sql/listNodes';
 import { jsonFlag } from './base-command';
 import { askToProceed } from './confirm';
@@ -55,10 +56,13 @@ export function initOptions(flags: {
 
 // The agent heartbeats its node every few seconds; without one the work
 // waits, which deserves a word rather than a still bar. node_overview
-// decides (offline) and says why, as for node list and the TUI.
+// decides (offline; 'no agent' / 'agent silent' in a database older than
+// 0.9.0) and says why, as for node list and the TUI.
 export async function warnIfNoAgent(client: Client, nodeId: string, what = 'the init'): Promise<void> {
   const node = await getNodeOverview(client, nodeId);
-  if (node?.health === 'offline') process.stderr.write(`warning: node ${nodeId} is offline: ${offlineReason(node)}; ${what} waits until its agent runs\n`);
+  if (node && isOffline(node)) {
+    process.stderr.write(`warning: node ${quoteIdent(nodeId)} is offline: ${offlineReason(node)}; ${what} waits until its agent runs\n`);
+  }
 }
 
 // Manual mode: the differences are shown and accepted here, before the

@@ -1,6 +1,8 @@
 import { ago, count, initPercentAndEta, percent, shellWord, tablesDiffer } from '../lib/format';
 import { mergeUnderWay, MergeSummary, NodeOverview, VerifySummary } from '../lib/sql/listNodes';
-import { nodeLagText, replicationFacts, replicationObjectText, replicationRows } from '../lib/health-format';
+import { nodeLagText, replicationFactsText, replicationObjectText, replicationRows } from '../lib/health-format';
+import { quoteIdent } from '../lib/identifiers';
+import type { NodeHealthView } from './peer-health';
 import { reinitScopeText } from './reinit-follow';
 
 // "67% ETA 14m02s from node_a", "merge ↔ node_a 42%" while the node merges
@@ -124,11 +126,15 @@ export function mergeLines(n: NodeOverview, now = new Date()): Array<[string, st
 
 // node status's lines about replication: a summary of what the agent's
 // watch saw and when, the node's lag, one line per subscription and slot.
-// Only the node's own database watches it: a peer's row gets a pointer there.
-export function replicationLines(n: NodeOverview, now = new Date()): Array<[string, string]> {
+// Only the node's own database watches it: a peer's row read there has them
+// (peer-health), one that could not be read gets a pointer there.
+export function replicationStatusLines(n: NodeOverview & Partial<Pick<NodeHealthView, 'health_from'>>, now = new Date()): Array<[string, string]> {
   // a node older than 0.9.0 has no watch
   if (n.replication === undefined) return [];
-  if (!n.is_local) return [['replication', `watched in the database of ${n.node_id}: steep-repl node status --db <url of ${n.node_id}>`]];
+  if (!n.is_local && (n.health_from !== 'own database' || n.health === 'unreachable')) {
+    const id = quoteIdent(n.node_id);
+    return [['replication', `watched in the database of ${id}: steep-repl node status --db <url of ${id}>`]];
+  }
   const rows = replicationRows(n);
   const subs = rows.filter((r) => r.kind === 'subscription').length;
   const slots = rows.length - subs;
@@ -143,7 +149,7 @@ export function replicationLines(n: NodeOverview, now = new Date()): Array<[stri
   for (const r of rows) {
     // a healthy prepared slot has its own 'prepared slot' line
     if (r.kind === 'slot' && r.prepared && r.status === 'healthy') continue;
-    lines.push([r.kind, `${replicationObjectText(r)}${r.status === 'healthy' ? '' : ` (${r.status})`}: ${replicationFacts(r, now).join(' · ')}`]);
+    lines.push([r.kind, `${replicationObjectText(r)}${r.status === 'healthy' ? '' : ` (${r.status})`}: ${replicationFactsText(r, now).join(' · ')}`]);
   }
   return lines;
 }

@@ -11,12 +11,18 @@ export function healthText(n: Pick<NodeOverview, 'health' | 'health_reason'>): s
   return n.health_reason ? `${n.health} — ${n.health_reason}` : n.health;
 }
 
+// No agent runs for the node: 'offline' from 0.9.0 on, 'no agent' / 'agent
+// silent' in an older database.
+export function isOffline(n: Pick<NodeOverview, 'health'> | undefined): boolean {
+  return n?.health === 'offline' || n?.health === 'no agent' || n?.health === 'agent silent';
+}
+
 // Why a node is offline: node_overview's reason, else the same words (a row without one).
 export function offlineReason(n: Pick<NodeOverview, 'health_reason' | 'last_seen' | 'node_id'>): string {
   if (n.health_reason) return n.health_reason;
   return n.last_seen
     ? `agent silent since ${new Date(n.last_seen).toISOString()}: is steep-repl agent running?`
-    : `no agent has run for this node: start steep-repl agent --db <url of ${n.node_id}>`;
+    : `no agent has run for this node: start steep-repl agent --db <url of ${quoteIdent(n.node_id)}>`;
 }
 
 // A node whose health deserves a line under a table: not healthy, and
@@ -43,6 +49,17 @@ export function lagText(lagBytes: Numeric, lagSeconds: Numeric, trend?: string |
   if (b === undefined && s === undefined) return sourceError ? 'lag not measured (cannot reach the source)' : 'lag not measured yet';
   const detail = [s !== undefined && (b === undefined || b > 0) ? duration(s) : '', trend && trend !== 'steady' ? trend : ''].filter(Boolean);
   return `lag ${b === undefined ? '?' : bytes(b)}${detail.length ? ` (${detail.join(', ')})` : ''}`;
+}
+
+// The LAG column's bytes: the watch's (the largest over the node's
+// subscriptions), else what the front end measured itself (the live view's
+// read of the slot on the source), else the init's own figure while an init
+// runs (a finished init's last figure is no lag of today).
+export function nodeLagBytes(
+  n: Pick<NodeOverview, 'replication_lag_bytes' | 'lag_bytes' | 'init_in_progress'> | undefined,
+  measured?: number,
+): number | undefined {
+  return num(n?.replication_lag_bytes) ?? measured ?? (n?.init_in_progress ? num(n.lag_bytes) : undefined);
 }
 
 // The node's lag: the largest over its subscriptions (node_overview), with
@@ -73,7 +90,7 @@ export function replicationObjectText(r: ReplicationHealthRow): string {
 
 // A subscription's facts, in the order a DBA checks them: enabled, worker,
 // lag, last message, errors, conflicts (PostgreSQL 18 and later).
-export function subscriptionFacts(r: ReplicationHealthRow, now = new Date()): string[] {
+export function subscriptionFactsText(r: ReplicationHealthRow, now = new Date()): string[] {
   const facts = [
     r.enabled ? 'enabled' : 'disabled',
     r.worker_pid ? `worker ${r.worker_pid}` : `no worker${r.worker_missing_since ? ` for ${since(r.worker_missing_since, now)}` : r.worker_seen_at ? ` (last seen ${ago(r.worker_seen_at, now)})` : ''}`,
@@ -89,7 +106,7 @@ export function subscriptionFacts(r: ReplicationHealthRow, now = new Date()): st
 
 // A slot's facts: in use, wal_status, WAL retained, safe_wal_size (only
 // with max_slot_wal_keep_size set).
-export function slotFacts(r: ReplicationHealthRow, now = new Date()): string[] {
+export function slotFactsText(r: ReplicationHealthRow, now = new Date()): string[] {
   const inactiveFor = r.inactive_seen_since ? ` for ${since(r.inactive_seen_since, now)}` : '';
   const facts = [
     ...(r.prepared ? ['prepared'] : []),
@@ -101,6 +118,6 @@ export function slotFacts(r: ReplicationHealthRow, now = new Date()): string[] {
   return facts;
 }
 
-export function replicationFacts(r: ReplicationHealthRow, now = new Date()): string[] {
-  return r.kind === 'subscription' ? subscriptionFacts(r, now) : slotFacts(r, now);
+export function replicationFactsText(r: ReplicationHealthRow, now = new Date()): string[] {
+  return r.kind === 'subscription' ? subscriptionFactsText(r, now) : slotFactsText(r, now);
 }

@@ -3,7 +3,8 @@
 import { Client, escapeIdentifier } from 'pg';
 import { stringWidth } from 'terminal-kit';
 import { freePort } from '../lib/embedded-cluster';
-import { clusterA, createDatabase, dropDatabase, query } from './support/clusters';
+import { quoteIdent } from '../lib/identifiers';
+import { clusterA, createDatabase, createNodeDatabase, dropDatabase, query } from './support/clusters';
 import { CliResult, runCli } from './support/processes';
 import { registryState, RegistryState } from './support/registry-state';
 
@@ -122,7 +123,12 @@ describe('steep-repl install and node commands', () => {
       init_state: 'uninitialized',
       init_in_progress: false,
       status: 'unknown',
+      // its health from its own database, which does not answer at that address
+      health: 'unreachable',
+      health_reason: expect.stringMatching(/^cannot connect to node node_b at db2\.example:5432\/app: \S/),
+      health_from: 'own database',
     });
+    expect(nodes[0]).toMatchObject({ node_id: 'node_a', health_from: 'own database' });
 
     const text = await runCli(['node', 'list', '--db', db.url]);
     expect(text.code).toBe(0);
@@ -130,9 +136,12 @@ describe('steep-repl install and node commands', () => {
     expect(lines[0]).toMatch(/^NODE\s+ADDRESS\s+STATE\s+INIT\s+LAG\s+HEALTH\s+LAST SEEN\s+PRIO$/);
     // The local node's health comes from its agent's heartbeat; none ran yet.
     expect(lines[2]).toMatch(new RegExp(`^node_a \\*\\s+127\\.0\\.0\\.1:${cluster.port}/${db.name}\\s+uninitialized\\s+-\\s+-\\s+offline\\s+never\\s+80$`));
-    expect(lines[3]).toMatch(/^node_b\s+db2\.example:5432\/app\s+uninitialized\s+-\s+-\s+unknown\s+never/);
-    // under the table, why: a peer never probed has nothing to say
-    expect(lines.slice(4)).toEqual([expect.stringMatching(/^node_a: offline — no agent has run for this node: start steep-repl agent --db /)]);
+    expect(lines[3]).toMatch(/^node_b\s+db2\.example:5432\/app\s+uninitialized\s+-\s+-\s+unreachable\s+never/);
+    // under the table, why
+    expect(lines.slice(4)).toEqual([
+      `node_a: offline — no agent has run for this node: start steep-repl agent --db <url of node_a>`,
+      expect.stringMatching(/^node_b: unreachable — cannot connect to node node_b at db2\.example:5432\/app: \S/),
+    ]);
 
     // A heartbeat older than 15 s means the agent stopped without saying so.
     await query(db.url, "UPDATE steep_repl.nodes SET status = 'healthy', last_seen = now() - interval '1 minute' WHERE node_id = 'node_a'");
@@ -144,7 +153,9 @@ describe('steep-repl install and node commands', () => {
     });
     const staleStatus = await runCli(['node', 'status', '--db', db.url]);
     expect(staleStatus.stdout).toMatch(/^health\s+offline — agent silent for 1 min \(last heartbeat [\d:]+\): is steep-repl agent running\? \(last seen 1m ago\)$/m);
+    // a fresh heartbeat and a round of the agent's replication watch
     await query(db.url, "UPDATE steep_repl.nodes SET last_seen = now() WHERE node_id = 'node_a'");
+    await query(db.url, 'SELECT count(*) FROM steep_repl.observe_replication()');
     const fresh = await runCli(['node', 'list', '--json', '--db', db.url]);
     expect(JSON.parse(fresh.stdout).find((n: { node_id: string }) => n.node_id === 'node_a')).toMatchObject({ health: 'healthy' });
 
@@ -154,7 +165,10 @@ describe('steep-repl install and node commands', () => {
     expect(localStatus.stdout).toMatch(/^init state\s+uninitialized$/m);
     const peerStatus = await runCli(['node', 'status', 'node_b', '--json', '--db', db.url]);
     expect(peerStatus.code).toBe(0);
-    expect(JSON.parse(peerStatus.stdout)).toMatchObject({ node_id: 'node_b', user_name: 'replicator', is_local: false });
+    expect(JSON.parse(peerStatus.stdout)).toMatchObject({ node_id: 'node_b', user_name: 'replicator', is_local: false, health: 'unreachable', health_from: 'own database' });
+    const peerText = await runCli(['node', 'status', 'node_b', '--db', db.url]);
+    expect(peerText.stdout).toMatch(/^health\s+unreachable — cannot connect to node node_b at db2\.example:5432\/app: .* \(last seen never\)$/m);
+    expect(peerText.stdout).toMatch(/^replication\s+watched in the database of node_b: steep-repl node status --db <url of node_b>$/m);
 
     const removed = await runCli(['node', 'remove', 'node_b', '--json', '--db', db.url]);
     expect(removed.code).toBe(0);
@@ -168,6 +182,92 @@ describe('steep-repl install and node commands', () => {
     ]);
   });
 
+  it("shows each peer's health as its own database has it, unreachable when it does not answer, the registry's only when it cannot tell", async () => {
+    // a peer with its own database and its own registry (no agent there yet)
+    const peerId = 'Peer "B" ü';
+    const peerSql = '"Peer ""B"" ü"';
+    const peerDb = await createNodeDatabase(cluster, 'cli_nodes_peer');
+    const refusedPort = await freePort();
+    try {
+      const address = (dbname: string) => ['--host', '127.0.0.1', '--port', String(cluster.port), '--dbname', dbname, '--user', cluster.user];
+      for (const [registry, args] of [
+        [peerDb.url, [peerId, ...address(peerDb.name), '--local']],
+        [db.url, [peerId, ...address(peerDb.name)]],
+        // a database without steep_repl, and a port nothing listens on
+        [db.url, ['no_steep', ...address('postgres')]],
+        [db.url, ['gone', '--host', '127.0.0.1', '--port', String(refusedPort), '--dbname', 'app']],
+      ] as Array<[string, string[]]>) {
+        const reg = await runCli(['node', 'register', ...args, '--db', registry]);
+        expect({ args, code: reg.code, stderr: reg.stderr }).toEqual({ args, code: 0, stderr: '' });
+      }
+      // the registry here: its last probe found every peer healthy
+      await query(db.url, "UPDATE steep_repl.nodes SET status = 'healthy', last_seen = now() WHERE NOT is_local");
+      await query(db.url, "UPDATE steep_repl.nodes SET last_seen = now() WHERE is_local");
+      await query(db.url, 'SELECT count(*) FROM steep_repl.observe_replication()');
+
+      const byId = async () => {
+        const listed = await runCli(['node', 'list', '--json', '--db', db.url]);
+        expect(listed.code).toBe(0);
+        return Object.fromEntries(JSON.parse(listed.stdout).map((n: { node_id: string }) => [n.node_id, n]));
+      };
+      let nodes = await byId();
+      // its own database: no agent ever ran for it, whatever the probe here says
+      expect(nodes[peerId]).toMatchObject({
+        status: 'healthy',
+        health: 'offline',
+        health_reason: `no agent has run for this node: start steep-repl agent --db <url of ${peerSql}>`,
+        health_from: 'own database',
+        last_seen: null,
+        replication: [],
+      });
+      expect(nodes.no_steep).toMatchObject({
+        health: 'healthy',
+        health_reason: `its own database at 127.0.0.1:${cluster.port}/postgres could not tell (steep_repl is not installed there); shown as this database's registry has it`,
+        health_from: 'registry',
+      });
+      expect(nodes.gone).toMatchObject({
+        health: 'unreachable',
+        health_reason: expect.stringMatching(new RegExp(`^cannot connect to node gone at 127\\.0\\.0\\.1:${refusedPort}/app: .*ECONNREFUSED`)),
+        health_from: 'own database',
+      });
+      expect(nodes.node_a).toMatchObject({ health: 'healthy', health_from: 'own database' });
+
+      const text = await runCli(['node', 'list', '--db', db.url]);
+      expect(text.code).toBe(0);
+      const row = (id: string) => text.stdout.split('\n').find((l) => l.startsWith(`${id} `));
+      expect(row(peerId)).toMatch(/\suninitialized\s+-\s+-\s+offline\s+never\s+50$/);
+      expect(row('gone')).toMatch(/\sunreachable\s/);
+      // under the table: the three peers' reasons, the registry's word said so (node_a is healthy)
+      const reasons = text.stdout.split('\n').filter((l) => / — /.test(l));
+      expect(reasons.sort()).toEqual(
+        [
+          `${peerSql}: offline — ${nodes[peerId].health_reason}`,
+          `gone: unreachable — ${nodes.gone.health_reason}`,
+          `no_steep: healthy — ${nodes.no_steep.health_reason}`,
+        ].sort(),
+      );
+
+      // its agent heartbeats and watches there: healthy, seen just now, its watch's lines in node status
+      await query(peerDb.url, 'SELECT steep_repl.heartbeat()');
+      await query(peerDb.url, 'SELECT count(*) FROM steep_repl.observe_replication()');
+      nodes = await byId();
+      expect(nodes[peerId]).toMatchObject({ health: 'healthy', health_reason: null, health_from: 'own database', replication: [] });
+      expect(nodes[peerId].last_seen).not.toBeNull();
+      expect(nodes[peerId].replication_observed_at).not.toBeNull();
+      const status = await runCli(['node', 'status', peerId, '--db', db.url]);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/^health\s+healthy \(last seen \ds ago\)$/m);
+      expect(status.stdout).toMatch(/^replication\s+no steep-repl subscription or slot, observed \ds ago$/m);
+      const statusJson = JSON.parse((await runCli(['node', 'status', peerId, '--json', '--db', db.url])).stdout);
+      expect(statusJson).toMatchObject({ node_id: peerId, is_local: false, health: 'healthy', health_from: 'own database' });
+      const registryOnly = await runCli(['node', 'status', 'no_steep', '--db', db.url]);
+      expect(registryOnly.stdout).toMatch(/^replication\s+watched in the database of no_steep: steep-repl node status --db <url of no_steep>$/m);
+    } finally {
+      await query(db.url, 'SELECT steep_repl.remove_node(node_id) FROM steep_repl.nodes WHERE NOT is_local');
+      await dropDatabase(cluster, peerDb.name);
+    }
+  });
+
   it('keeps odd node ids exactly: spaces, quotes, capitals, unicode, reserved words', async () => {
     const ids = ['select', 'Node With Spaces', `it's "quoted"`, 'ÜNÏCØDÉ ノード', 'a;DROP TABLE steep_repl.nodes;--', 'user'];
     await inParallel(ids, async (id) => {
@@ -178,9 +278,16 @@ describe('steep-repl install and node commands', () => {
     const listed = JSON.parse((await runCli(['node', 'list', '--json', '--db', db.url])).stdout);
     expect(listed.map((n: { node_id: string }) => n.node_id).sort()).toEqual([...ids, 'node_a'].sort());
     // In text the address column starts at the same terminal cell on every row, wide characters or not.
-    const [header, , ...rows] = (await runCli(['node', 'list', '--db', db.url])).stdout.trimEnd().split('\n');
+    const [header, , ...lines] = (await runCli(['node', 'list', '--db', db.url])).stdout.trimEnd().split('\n');
     const addressAt = stringWidth(header.slice(0, header.indexOf('ADDRESS')));
-    expect(rows).toHaveLength(ids.length + 1);
+    // the table, then a line per peer that does not answer at its address, its id as quote_ident writes it
+    const rows = lines.slice(0, ids.length + 1);
+    const reasons = lines.slice(ids.length + 1);
+    expect(reasons).toHaveLength(ids.length);
+    for (const id of ids) {
+      const said = `${quoteIdent(id)}: unreachable — cannot connect to node ${quoteIdent(id)} at 127.0.0.1:`;
+      expect({ id, lines: reasons.filter((l) => l.startsWith(said)).length }).toEqual({ id, lines: 1 });
+    }
     for (const row of rows) expect({ row, at: stringWidth(row.slice(0, row.indexOf('127.0.0.1'))) }).toEqual({ row, at: addressAt });
     await inParallel(ids.slice(0, 3), async (id) => {
       const status = await runCli(['node', 'status', id, '--json', '--db', db.url]);

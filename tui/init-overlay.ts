@@ -1,7 +1,7 @@
 // The detail overlay of one node's initialization, as last read from it.
 import { stringWidth } from 'terminal-kit';
 import { ago, bytes, bytesPerSecond, count, duration, num, percent, rowsPerSecond, tablesDiffer } from '../lib/format';
-import { nodeLagText, replicationFacts, replicationObjectText, replicationRows } from '../lib/health-format';
+import { nodeLagText, replicationFactsText, replicationObjectText, replicationRows } from '../lib/health-format';
 import { tableLabel } from '../lib/identifiers';
 import type { ReinitState } from '../lib/sql/listNodes';
 import type { ActivePart, TableProgress } from '../lib/sql/getInitStatus';
@@ -76,7 +76,7 @@ export function verifyLines(node: NodeView, inner: number, now = new Date()): Ar
 // What the node's agent watches (node_overview.replication, from the node's
 // own database): a line per subscription and slot with its facts (wrapped,
 // three lines at most), and for one that is degraded its reason (two).
-export function replicationLines(node: NodeView, inner: number, now = new Date()): Array<Array<[string, Attr?]>> {
+export function replicationOverlayLines(node: NodeView, inner: number, now = new Date()): Array<Array<[string, Attr?]>> {
   const state = node.state;
   const rows = replicationRows(state);
   const out: Array<Array<[string, Attr?]>> = [];
@@ -87,7 +87,7 @@ export function replicationLines(node: NodeView, inner: number, now = new Date()
   const width = Math.max(10, inner - 4);
   for (const r of rows) {
     const ok = r.status === 'healthy';
-    const text = `${r.kind} ${replicationObjectText(r)}: ${replicationFacts(r, now).join(' · ')}`;
+    const text = `${r.kind} ${replicationObjectText(r)}: ${replicationFactsText(r, now).join(' · ')}`;
     wrapAtMost(text, width, 3).forEach((part, i) => out.push(i ? [['    '], [part]] : [[ok ? '  ✓ ' : '  ⚠ ', { color: ok ? 'green' : 'yellow', bold: !ok }], [part]]));
     if (!ok && r.reason) wrapAtMost(r.reason, width, 2).forEach((part) => out.push([['    '], [part, { color: 'yellow' }]]));
   }
@@ -124,7 +124,7 @@ export function renderInitOverlay(p: Painter, area: Area, node: NodeView): void 
     ].filter(Boolean).join(' · ')]);
   }
   verifyLines(node, inner).forEach((parts) => line(...parts));
-  replicationLines(node, inner).forEach((parts) => line(...parts));
+  replicationOverlayLines(node, inner).forEach((parts) => line(...parts));
   if (!progress) {
     const nothing = progress === null ? `no initialization recorded on ${node.id}` : node.reachable === false ? 'nothing read yet' : 'reading…';
     line([nothing, { color: 'white' }]);

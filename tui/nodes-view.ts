@@ -1,6 +1,6 @@
 // The nodes view: one row per registered node, as last read from the nodes.
 import { ago, bytes, bytesPerSecond, eta, initPercentAndEta, num, percent, tablesDiffer } from '../lib/format';
-import { replicationRows } from '../lib/health-format';
+import { nodeLagBytes, replicationRows } from '../lib/health-format';
 import { quoteIdent } from '../lib/identifiers';
 import { mergeUnderWay } from '../lib/sql/listNodes';
 import type { NodeView } from './cluster-watch';
@@ -56,9 +56,9 @@ export function initText(node: NodeView, peerShown = false): string {
 
 // The agent's watch of the node's subscriptions (the largest lag, measured
 // on their sources), else live from the source's slot when it can be read,
-// else as the init last reported it.
+// else as the init reports it while one runs; else none.
 export function nodeLag(node: NodeView): number | undefined {
-  return num(node.state?.replication_lag_bytes) ?? node.slotLag ?? num(node.state?.lag_bytes);
+  return nodeLagBytes(node.state, node.slotLag);
 }
 
 // Yellow while a subscription of the node lags past its threshold.

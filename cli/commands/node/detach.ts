@@ -3,10 +3,10 @@ import { Client } from 'pg';
 import { BaseCommand, jsonFlag } from '../../base-command';
 import { ExitCode, SteepError } from '../../../lib/errors';
 import { shellWord } from '../../../lib/format';
-import { offlineReason } from '../../../lib/health-format';
 import { detachNode, DetachOutcome, getDetachOutcome, listReplicationObjects } from '../../../lib/sql/detachNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { confirmAction } from '../../confirm';
+import { warnIfNoAgent } from '../../init-start';
 import { connectToNodeDatabase } from '../../node-connection';
 
 export default class NodeDetach extends BaseCommand<typeof NodeDetach> {
@@ -37,7 +37,8 @@ export default class NodeDetach extends BaseCommand<typeof NodeDetach> {
         if (!yes) throw new SteepError(`detach of ${args.node} not confirmed; nothing changed`, ExitCode.cancelled, 'answer y, or pass --yes in scripts');
       }
       const request = await detachNode(client, args.node);
-      await this.warnIfNoAgent(client, args.node);
+      // the agent runs the detach: an offline node's waits, which deserves a word
+      await warnIfNoAgent(client, args.node, 'the detach');
       const { event, details } = await this.waitForOutcome(client, args.node, request.job_id, flags['wait-timeout']);
       if (event === 'node.detach_failed') {
         throw new SteepError(`detach of ${args.node} failed: ${details.error}`, ExitCode.error, details.hint);
@@ -48,12 +49,6 @@ export default class NodeDetach extends BaseCommand<typeof NodeDetach> {
     } finally {
       await client.end().catch(() => undefined);
     }
-  }
-
-  // The agent runs the detach: an offline node's waits, which deserves a word (node_overview says why).
-  private async warnIfNoAgent(client: Client, nodeId: string): Promise<void> {
-    const node = await getNodeOverview(client, nodeId);
-    if (node?.health === 'offline') process.stderr.write(`warning: node ${nodeId} is offline: ${offlineReason(node)}; the detach waits until its agent runs\n`);
   }
 
   // The agent records the outcome as an event with the job's id.

@@ -7,22 +7,23 @@ import { getNode } from '../../../lib/sql/getNode';
 import { getNodeOverview } from '../../../lib/sql/listNodes';
 import { listPreparedSlots } from '../../../lib/sql/listPreparedSlots';
 import { localNodeId } from '../../../lib/sql/localNodeId';
-import { divergenceLines, formatInit, mergeLines, replicationLines } from '../../node-format';
+import { divergenceLines, formatInit, mergeLines, replicationStatusLines } from '../../node-format';
 import { manualSlotText, manualWaitText, preparedSlotAdvice, preparedSlotText, readManualPrepare, waitsForBackup } from '../../manual-prepare';
+import { ownHealth } from '../../peer-health';
 
 // WAL kept by a prepared slot above this is warned about (STEEP_REPL_SLOT_WARN_BYTES, 1 GiB).
 const retentionWarningBytes = Number(process.env.STEEP_REPL_SLOT_WARN_BYTES ?? 1024 ** 3);
 
 export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
   static description =
-    'Show one node in detail, or the local node when no id is given: its health with the reason, its lag and each subscription and slot its agent watches, its init, the tables a verify found different (diverged), its last verify, a reinit under way, a merge under way and its last merge';
+    'Show one node in detail, or the local node when no id is given: its health with the reason (for a peer, as its own database has it), its lag and each subscription and slot its agent watches, its init, the tables a verify found different (diverged), its last verify, a reinit under way, a merge under way and its last merge';
   static examples = ['<%= config.bin %> node status', '<%= config.bin %> node status node_b --json'];
   static args = { id: Args.string({ description: 'node id (default: the local node)' }) };
   static flags = { json: jsonFlag };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeStatus);
-    const { node, slots, manual, local } = await this.withClient(flags.db, async (client) => {
+    const { node: registry, slots, manual, local } = await this.withClient(flags.db, async (client) => {
       const local = await localNodeId(client);
       const id = args.id ?? local;
       if (!id) throw new SteepError('no local node is registered in this database; name a node id', ExitCode.badArguments);
@@ -37,6 +38,8 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
         local,
       };
     });
+    // a peer's health from its own database (the registry's row is its last probe's)
+    const node = await ownHealth(registry, 'steep-repl node status');
     if (flags.json) return this.printJson({ ...node, ...(manual ? { manual } : {}), prepared: slots });
     const lines: Array<[string, unknown]> = [
       ['node', `${node.node_id}${node.is_local ? ' (local)' : ''}`],
@@ -44,8 +47,8 @@ export default class NodeStatus extends BaseCommand<typeof NodeStatus> {
       ['address', `${node.host}:${node.port}/${node.dbname}${node.user_name ? ` as ${node.user_name}` : ''}`],
       ['priority', node.priority],
       ['health', `${healthText(node)} (last seen ${ago(node.last_seen)})`],
-      // the node's lag, each subscription and slot its agent watches (its own database's row only)
-      ...replicationLines(node),
+      // the node's lag, each subscription and slot its agent watches (as its own database has them)
+      ...replicationStatusLines(node),
       ['init state', node.init_state],
       ['init', manual ? manualWaitText(manual.backup) : formatInit(node)],
       ['source node', node.init_source_node ?? '-'],
