@@ -1,9 +1,10 @@
 // The source side of a subscription's lag, asked by the agent of the
 // target: the source's current WAL position, whether its slot for the
-// subscription exists and where it is confirmed. One session per source node, kept between
-// rounds (a session costs the source a backend; a connection each round
-// would cost it a fork); a session that fails is dropped and made again at
-// the next round. One query per source node, for all its slots.
+// subscription exists and where it is confirmed. One session per source
+// node, kept between rounds (a session costs the source a backend; a
+// connection each round would cost it a fork); a session that fails is
+// dropped and made again at the next round. One query per source node, for
+// all its slots.
 import { Client, QueryConfig } from 'pg';
 import { connect, ConnectionTarget, nodeClientConfig, redactSecrets } from '../../lib/connection';
 import type { SourceFacts } from '../../lib/sql/observeReplication';

@@ -60,11 +60,12 @@ export class ReplicationWatch {
     return new ReplicationWatch(options);
   }
 
-  // The stop signal destroys every socket of the watch at once: a round
-  // under way ends (its transaction rolls back), and neither a source that
-  // does not answer nor a half-open connection holds up the agent's stop
-  // (a goodbye to a server that never acknowledges waits for TCP's
-  // retries, minutes). An idle session's end is ordinary for the server.
+  // The stop signal destroys every socket of the watch at once, those of
+  // sessions being dropped too: a round under way ends (its transaction
+  // rolls back), and neither a source that does not answer nor a half-open
+  // connection holds up the agent's stop (a goodbye to a server that never
+  // acknowledges waits for TCP's retries, minutes). The server takes an
+  // idle session's closed socket as its end, without a log line.
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
