@@ -51,15 +51,16 @@ export function lagText(lagBytes: Numeric, lagSeconds: Numeric, trend?: string |
   return `lag ${b === undefined ? '?' : bytes(b)}${detail.length ? ` (${detail.join(', ')})` : ''}`;
 }
 
-// The LAG column's bytes: the watch's (the largest over the node's
-// subscriptions), else what the front end measured itself (the live view's
-// read of the slot on the source), else the init's own figure while an init
-// runs (a finished init's last figure is no lag of today).
+// The LAG column's bytes: what the front end measured itself just now (the
+// live view reads the slot on the source every poll, fresher than the
+// watch's last round), else the watch's (the largest over the node's
+// subscriptions), else the init's own figure while an init runs (a finished
+// init's last figure is no lag of today).
 export function nodeLagBytes(
   n: Pick<NodeOverview, 'replication_lag_bytes' | 'lag_bytes' | 'init_in_progress'> | undefined,
   measured?: number,
 ): number | undefined {
-  return num(n?.replication_lag_bytes) ?? measured ?? (n?.init_in_progress ? num(n.lag_bytes) : undefined);
+  return measured ?? num(n?.replication_lag_bytes) ?? (n?.init_in_progress ? num(n.lag_bytes) : undefined);
 }
 
 // The node's lag: the largest over its subscriptions (node_overview), with
