@@ -98,6 +98,7 @@ describe('health_settings', () => {
     ['slot_inactive_seconds = 0', 'slot_inactive_seconds must be positive'],
     ['history_seconds = 299', 'history_seconds must be at least error_window_seconds'],
     ['history_seconds = 604801', 'history_seconds must be at most 604800 (7 days)'],
+    ['lag_seconds = 3601', 'history_seconds must be at least lag_seconds'],
     ['only_row = false', 'health_settings has one row'],
   ])('refuses SET %s, naming the rule', async (set, rule) => {
     const err = await refusal(db.url, `UPDATE steep_repl.health_settings SET ${set}`);
@@ -142,6 +143,16 @@ describe('health_settings', () => {
     const err = await refusal(db.url, 'SELECT * FROM steep_repl.observe_replication()');
     expect(err.code).toBe('SR004');
     expect(err.message).toContain('this database is not registered as a local node');
+  });
+
+  it('a round with nothing to watch is a round: replication_observed_at set, healthy', async () => {
+    await query(db.url, "SELECT steep_repl.register_node(p_node_id => 'Lonely \"1\"', p_host => 'localhost', p_dbname => 'x', p_is_local => true)");
+    await query(db.url, 'SELECT steep_repl.heartbeat()');
+    expect((await query(db.url, 'SELECT health FROM steep_repl.node_overview WHERE is_local'))[0].health).toBe('degraded');
+    expect(await observe(db.url)).toEqual([]);
+    const [local] = await query(db.url, 'SELECT health, health_reason, replication, replication_observed_at FROM steep_repl.node_overview WHERE is_local');
+    expect(local).toMatchObject({ health: 'healthy', health_reason: null, replication: [] });
+    expect(local.replication_observed_at).toBeInstanceOf(Date);
   });
 });
 
@@ -276,6 +287,9 @@ describe('replication health on a PostgreSQL 18 pair', () => {
       [{ [sub]: { current_lsn: '0/1', Extra: 1 } }, /unknown key\(s\) "Extra"/],
       [{ [sub]: { error: 5 } }, /an error that is no string/],
       [{ [sub]: { error: 'x', current_lsn: '0/1' } }, /key\(s\) current_lsn beside error/],
+      [{ [sub]: { current_lsn: '0/1', slot_exists: 'yes' } }, /slot_exists yes, not true, false or null/],
+      [{ [sub]: { current_lsn: '0/1', confirmed_flush_lsn: '0/1', slot_exists: false } }, /inconsistent: slot_exists false beside a confirmed_flush_lsn/],
+      [{ [sub]: { current_lsn: '0/1', slot_active: true, slot_exists: false } }, /inconsistent: slot_exists false beside .* slot_active true/],
     ];
     for (const [sources, message] of cases) {
       const err = await refusal(pair.target.url, 'SELECT * FROM steep_repl.observe_replication($1::jsonb)', [JSON.stringify(sources)]);
@@ -410,14 +424,22 @@ describe('replication health on a PostgreSQL 18 pair', () => {
     await query(pair.target.url, 'UPDATE steep_repl.health_settings SET lag_seconds = 60, lag_bytes = 1048576');
     [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/800000', slot_active: true } });
     expect(row.problems).toEqual(['lag_bytes', 'lag_seconds']);
+    // below every sample: a lower bound, said so (no "by HH:MM:SS" claim)
+    expect(row.lag_seconds_at_least).toBe(true);
     expect(row.reason).toMatch(
-      /^lag 40 MB and growing \(more than 1024 kB\): node "health tgt select" applies more slowly than node "Health ""Src"" ü" writes; .*; lag 1 min \(more than 1 min\): node "health tgt select" applied what node "Health ""Src"" ü" had written by \d\d:\d\d:\d\d$/,
+      /^lag 40 MB and growing \(more than 1024 kB\): node "health tgt select" applies more slowly than node "Health ""Src"" ü" writes; .*; lag more than 1 min: node "health tgt select" has applied nothing node "Health ""Src"" ü" wrote in the last 1 min$/,
+    );
+    // between two samples: the time the source was there
+    [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/1800000', slot_active: true } });
+    expect(row.lag_seconds_at_least).toBe(false);
+    expect(row.reason).toMatch(
+      /; lag 1 min \(more than 1 min\): node "health tgt select" applied what node "Health ""Src"" ü" had written by \d\d:\d\d:\d\d$/,
     );
 
     // caught up: 0 s, and steady against a sample of the same lag
     await resetSettings(pair.target.url);
     [row] = await observe(pair.target.url, { [sub]: { current_lsn: '0/3000000', confirmed_flush_lsn: '0/3000000', slot_active: true } });
-    expect(row).toMatchObject({ lag_bytes: 0, lag_seconds: 0, problems: [] });
+    expect(row).toMatchObject({ lag_bytes: 0, lag_seconds: 0, lag_seconds_at_least: false, problems: [] });
     await query(pair.target.url, 'DELETE FROM steep_repl.replication_health_history WHERE name = $1', [sub]);
     await query(
       pair.target.url,
@@ -430,11 +452,236 @@ describe('replication health on a PostgreSQL 18 pair', () => {
     expect(row.lag_trend).toBe('shrinking');
     // not asked: no lag at all
     [row] = await observe(pair.target.url);
-    expect(row).toMatchObject({ lag_bytes: null, lag_seconds: null, lag_trend: null, source_lsn: null, source_error: null });
+    expect(row).toMatchObject({ lag_bytes: null, lag_seconds: null, lag_seconds_at_least: null, lag_trend: null, source_lsn: null, source_error: null });
+  });
+
+  // Crafted rounds: the stored row is what the next round compares with, so
+  // lowering its counter is an error the next round counts, and moving its
+  // timestamps back is time passing.
+  const shiftSub = (set: string) => query(pair.target.url, `UPDATE steep_repl.replication_health SET ${set} WHERE kind = 'subscription'`);
+  const at = (confirmed: string | null, current = '0/9000000'): Record<string, SourceFacts> => ({
+    [sub]: { current_lsn: current, confirmed_flush_lsn: confirmed, slot_active: confirmed !== null, slot_exists: true },
+  });
+  const since = async (before: number) =>
+    (await events(pair.target.url, sub)).slice(before).map((e) => [e.event, e.details.problems ?? e.details.previous_problems]);
+  const freshStart = async () => {
+    await resetSettings(pair.target.url);
+    await query(pair.target.url, 'DELETE FROM steep_repl.replication_health_history WHERE name = $1', [sub]);
+    await shiftSub('apply_errors_changed_at = NULL, apply_errors_lsn = NULL, sync_errors_changed_at = NULL, source_error_since = NULL');
+    const [row] = await observe(pair.target.url, at('0/9000000'));
+    expect(row.problems).toEqual([]);
+    return (await events(pair.target.url, sub)).length;
+  };
+  // replication_problems on the stored row with some facts changed
+  const decide = async (url: string, kind: string, patch: Record<string, unknown>): Promise<{ problems: string[]; reason: string | null }> =>
+    (
+      await query(
+        url,
+        `SELECT p.problems, p.reason FROM steep_repl.replication_health h
+           CROSS JOIN LATERAL steep_repl.replication_problems(jsonb_populate_record(h, $2::jsonb),
+                                                              (SELECT hs FROM steep_repl.health_settings hs), interval '15 seconds') p
+          WHERE h.kind = $1`,
+        [kind, JSON.stringify(patch)],
+      )
+    )[0];
+  const ago = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString();
+
+  it('apply errors end once quiet and the slot moved past the last error: a long failure cycle does not flap', async () => {
+    const before = await freshStart();
+    const rise = () => shiftSub('apply_error_count = apply_error_count - 1');
+    const later = (seconds: number) => shiftSub(`apply_errors_changed_at = apply_errors_changed_at - interval '${seconds} seconds'`);
+
+    await rise();
+    let [row] = await observe(pair.target.url, at('0/8000000'));
+    expect(row).toMatchObject({ problems: ['apply_errors'], apply_errors_lsn: '0/8000000' });
+    expect(row.reason).toMatch(/^apply worker failing: 1 error in 5 min — /);
+    // an error every 20 s (longer than the quiet period), the position still: degraded throughout
+    for (let i = 0; i < 3; i++) {
+      await later(20);
+      [row] = await observe(pair.target.url, at('0/8000000'));
+      expect(row.problems).toEqual(['apply_errors']);
+      await rise();
+      [row] = await observe(pair.target.url, at('0/8000000'));
+      expect(row.problems).toEqual(['apply_errors']);
+    }
+    await later(20);
+    [row] = await observe(pair.target.url, at('0/8000000'));
+    expect(row.problems).toEqual(['apply_errors']);
+    // the slot moved past it: the failed transaction went through
+    [row] = await observe(pair.target.url, at('0/8000100'));
+    expect(row.problems).toEqual([]);
+    expect(await since(before)).toEqual([
+      ['replication.degraded', ['apply_errors']],
+      ['replication.recovered', ['apply_errors']],
+    ]);
+
+    // the position still, but no error for the whole error window: over
+    await rise();
+    expect((await observe(pair.target.url, at('0/8000100')))[0].problems).toEqual(['apply_errors']);
+    await later(299);
+    expect((await observe(pair.target.url, at('0/8000100')))[0].problems).toEqual(['apply_errors']);
+    await later(2);
+    expect((await observe(pair.target.url, at('0/8000100')))[0].problems).toEqual([]);
+    // caught up (no lag left), or the position unknown (source not asked): over once quiet
+    for (const quietRound of [at('0/9000000'), {}]) {
+      await rise();
+      expect((await observe(pair.target.url, at('0/8000100')))[0].problems).toEqual(['apply_errors']);
+      await later(20);
+      expect((await observe(pair.target.url, quietRound))[0].problems).toEqual([]);
+    }
+    expect((await since(before)).map(([event]) => event)).toEqual(Array(4).fill(['replication.degraded', 'replication.recovered']).flat());
+  });
+
+  it('table sync errors end once quiet and no table is left to sync, at most the error window', async () => {
+    await freshStart();
+    const failing = { sync_errors_changed_at: ago(1), tables_syncing: 0, problems: [] };
+    expect((await decide(pair.target.url, 'subscription', failing)).problems).toEqual(['sync_errors']);
+    const quiet = { ...failing, sync_errors_changed_at: ago(20), problems: ['sync_errors'] };
+    expect((await decide(pair.target.url, 'subscription', { ...quiet, tables_syncing: 1 })).problems).toEqual(['sync_errors']);
+    expect((await decide(pair.target.url, 'subscription', quiet)).problems).toEqual([]);
+    // not present before: a quiet counter starts none
+    expect((await decide(pair.target.url, 'subscription', { ...quiet, tables_syncing: 1, problems: [] })).problems).toEqual([]);
+    expect((await decide(pair.target.url, 'subscription', { ...quiet, tables_syncing: 1, sync_errors_changed_at: ago(301) })).problems).toEqual([]);
+    expect((await decide(pair.target.url, 'subscription', { tables_syncing: 0 })).problems).toEqual([]);
+  });
+
+  it('a threshold crossed ends only 10 % on the good side of it (lag in bytes and time)', async () => {
+    const before = await freshStart();
+    await query(pair.target.url, 'UPDATE steep_repl.health_settings SET lag_bytes = 10485760');
+    const lag = (mib: number) => at(`0/${(0x9000000 - Math.round(mib * 1048576)).toString(16).toUpperCase()}`);
+    try {
+      let [row] = await observe(pair.target.url, lag(11));
+      expect(row.problems).toEqual(['lag_bytes']);
+      expect(row.reason).toMatch(/^lag 11 MB( and \w+)? \(more than 10 MB\): /);
+      [row] = await observe(pair.target.url, lag(9.5));
+      expect(row.problems).toEqual(['lag_bytes']);
+      expect(row.reason).toMatch(/^lag 9728 kB( and \w+)? \(was more than 10 MB; healthy again below 9216 kB\): /);
+      [row] = await observe(pair.target.url, lag(9.01));
+      expect(row.problems).toEqual(['lag_bytes']);
+      [row] = await observe(pair.target.url, lag(8.9));
+      expect(row.problems).toEqual([]);
+      // below the threshold but not present: no problem either
+      [row] = await observe(pair.target.url, lag(9.9));
+      expect(row.problems).toEqual([]);
+      [row] = await observe(pair.target.url, lag(10.1));
+      expect(row.problems).toEqual(['lag_bytes']);
+    } finally {
+      await resetSettings(pair.target.url);
+    }
+    expect((await observe(pair.target.url, at('0/9000000')))[0].problems).toEqual([]);
+    expect(await since(before)).toEqual([
+      ['replication.degraded', ['lag_bytes']],
+      ['replication.recovered', ['lag_bytes']],
+      ['replication.degraded', ['lag_bytes']],
+      ['replication.recovered', ['lag_bytes']],
+    ]);
+
+    // in time (lag_seconds 300): present until below 270 s
+    const inTime = (seconds: number, present: boolean) =>
+      decide(pair.target.url, 'subscription', { lag_bytes: 1, lag_seconds: seconds, lag_seconds_at_least: false, problems: present ? ['lag_seconds'] : [] });
+    expect(await inTime(301, false)).toEqual({ problems: ['lag_seconds'], reason: expect.stringMatching(/^lag 5 min \(more than 5 min\): /) });
+    expect(await inTime(290, false)).toEqual({ problems: [], reason: null });
+    expect(await inTime(275, true)).toEqual({
+      problems: ['lag_seconds'],
+      reason: expect.stringMatching(/^lag 4 min \(was more than 5 min; healthy again below 4 min\): node "health tgt select" applied what node "Health ""Src"" ü" had written by \d\d:\d\d:\d\d$/),
+    });
+    expect(await inTime(269, true)).toEqual({ problems: [], reason: null });
+  });
+
+  it('slot thresholds keep the same hysteresis: retained ends below 90 %, safe_wal_size above 110 %', async () => {
+    await observe(pair.source.url);
+    const gib = 1024 ** 3;
+    const retained = (g: number, present: boolean) =>
+      decide(pair.source.url, 'slot', { retained_bytes: Math.round(g * gib), wal_status: 'reserved', problems: present ? ['slot_retained'] : [] });
+    expect((await retained(10.2, false)).reason).toMatch(/^slot \w+ for node "health tgt select" retains 10 GB of WAL \(more than 10 GB\): node "health tgt select" lags or is away$/);
+    expect((await retained(9.5, false)).problems).toEqual([]);
+    expect((await retained(9.5, true)).reason).toMatch(/ retains 9728 MB of WAL \(was more than 10 GB; healthy again below 9216 MB\): /);
+    expect((await retained(8.9, true)).problems).toEqual([]);
+
+    const safe = (g: number, present: boolean) =>
+      decide(pair.source.url, 'slot', { safe_wal_size: Math.round(g * gib), wal_status: 'reserved', retained_bytes: 0, problems: present ? ['slot_safe_wal'] : [] });
+    expect(await safe(0.9, false)).toEqual({
+      problems: ['slot_safe_wal'],
+      reason: expect.stringMatching(
+        /^slot \w+ for node "health tgt select" can retain only 922 MB more WAL \(less than 1024 MB\) before max_slot_wal_keep_size removes WAL node "health tgt select" needs: let node "health tgt select" catch up, or raise max_slot_wal_keep_size$/,
+      ),
+    });
+    expect((await safe(1.05, false)).problems).toEqual([]);
+    expect((await safe(1.05, true)).reason).toMatch(/only 1075 MB more WAL \(was less than 1024 MB; healthy again above 1126 MB\) /);
+    expect((await safe(1.11, true)).problems).toEqual([]);
+    // no max_slot_wal_keep_size: no safe_wal_size, no problem
+    expect((await decide(pair.source.url, 'slot', { safe_wal_size: null, problems: ['slot_safe_wal'] })).problems).toEqual([]);
+  });
+
+  it('a source is unreachable after two failed rounds in a row', async () => {
+    const before = await freshStart();
+    const down = { [sub]: { error: 'connection to server at "db1" (10.0.0.1), port 5432 failed: timeout expired' } };
+    let [row] = await observe(pair.target.url, down);
+    expect(row).toMatchObject({ problems: [], source_error: expect.stringContaining('timeout expired'), source_error_since: row.observed_at });
+    [row] = await observe(pair.target.url, at('0/9000000'));
+    expect(row).toMatchObject({ problems: [], source_error: null, source_error_since: null });
+    [row] = await observe(pair.target.url, down);
+    expect(row.problems).toEqual([]);
+    [row] = await observe(pair.target.url, down);
+    expect(row.problems).toEqual(['source_unreachable']);
+    expect(row.reason).toBe(
+      'cannot reach source node "Health ""Src"" ü" to measure lag: connection to server at "db1" (10.0.0.1), port 5432 failed: timeout expired',
+    );
+    [row] = await observe(pair.target.url, at('0/9000000'));
+    expect(row.problems).toEqual([]);
+    expect(await since(before)).toEqual([
+      ['replication.degraded', ['source_unreachable']],
+      ['replication.recovered', ['source_unreachable']],
+    ]);
+  });
+
+  it('a source reached without the subscription\'s slot: source_slot_missing', async () => {
+    const before = await freshStart();
+    const gone = { [sub]: { current_lsn: '0/9000000', confirmed_flush_lsn: null, slot_active: null, slot_exists: false } };
+    let [row] = await observe(pair.target.url, gone);
+    expect(row).toMatchObject({ problems: ['source_slot_missing'], source_slot_exists: false, lag_bytes: null, lag_seconds: null });
+    expect(row.reason).toBe(
+      `the slot ${sub} of subscription ${sub} is missing on source node "Health ""Src"" ü": nothing can replicate; ` +
+        `initialize node "health tgt select" again (steep-repl node start 'health tgt select' --from 'Health "Src" ü' --force)`,
+    );
+    // disabled as well: both said
+    await alterSub('DISABLE');
+    try {
+      [row] = await observe(pair.target.url, gone);
+      expect(row.problems).toEqual(['disabled', 'source_slot_missing']);
+    } finally {
+      await alterSub('ENABLE');
+    }
+    [row] = await observe(pair.target.url, at('0/9000000'));
+    expect(row).toMatchObject({ problems: [], source_slot_exists: true });
+    expect((await since(before)).map(([event]) => event)).toEqual(['replication.degraded', 'replication.degraded', 'replication.recovered']);
+  });
+
+  it('a subscription disabled by a failed init points at the init, not at ENABLE', async () => {
+    await freshStart();
+    const moveTo = async (...states: string[]) => {
+      for (const state of states) await query(pair.target.url, 'SELECT steep_repl.transition($1, $2)', [target, state]);
+    };
+    await moveTo('uninitialized', 'preparing', 'failed');
+    await alterSub('DISABLE');
+    try {
+      const [row] = await observe(pair.target.url, at('0/9000000'));
+      expect(row.problems).toEqual(['disabled']);
+      expect(row.reason).toBe(
+        `subscription ${sub} from node "Health ""Src"" ü" is disabled: the init of node "health tgt select" failed ` +
+          `(steep-repl node status 'health tgt select'); start it again with steep-repl node start 'health tgt select' --from 'Health "Src" ü' --force, ` +
+          `or cancel it (steep-repl node cancel 'health tgt select')`,
+      );
+    } finally {
+      await alterSub('ENABLE');
+      await moveTo('preparing', 'copying', 'catching_up', 'synchronized');
+      await query(pair.target.url, 'UPDATE steep_repl.nodes SET init_source_node = $2 WHERE node_id = $1', [target, source]);
+    }
+    expect((await observe(pair.target.url, at('0/9000000')))[0].problems).toEqual([]);
   });
 
   it('trims the history to history_seconds', async () => {
-    await query(pair.target.url, 'UPDATE steep_repl.health_settings SET error_window_seconds = 10, history_seconds = 20');
+    await query(pair.target.url, 'UPDATE steep_repl.health_settings SET error_window_seconds = 10, lag_seconds = 10, history_seconds = 20');
     try {
       await query(
         pair.target.url,
@@ -498,6 +745,45 @@ describe('replication health on a PostgreSQL 18 pair', () => {
       await resetSettings(pair.source.url);
       await query(pair.source.url, 'DROP TABLE IF EXISTS public.filler');
       await alterSub('ENABLE').catch(() => undefined);
+    }
+  });
+
+  it('a prepared slot retaining too much says how to use it or drop it', async () => {
+    const slot = `health_sql_prepared_${process.pid}`;
+    await query(pair.source.url, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+    await query(
+      pair.source.url,
+      "INSERT INTO steep_repl.init_slots (slot_name, for_node, purpose, expires_at) VALUES ($1, $2, 'reverse', '2031-02-03 04:05:00+00')",
+      [slot, target],
+    );
+    await query(pair.source.url, 'UPDATE steep_repl.health_settings SET slot_retained_bytes = 1');
+    await query(pair.source.url, "SELECT pg_logical_emit_message(false, 'health', 'some WAL')");
+    try {
+      const preparedRow = async () => (await observe(pair.source.url)).find((r) => r.name === slot)!;
+      let row = await preparedRow();
+      expect(row).toMatchObject({ kind: 'slot', prepared: true, peer_node_id: target, slot_active: false, problems: ['slot_retained'] });
+      const expires = (await query(pair.source.url, "SELECT to_char(timestamptz '2031-02-03 04:05:00+00', 'YYYY-MM-DD HH24:MI TZ') AS t"))[0].t;
+      expect(row.reason).toMatch(
+        new RegExp(
+          `^slot ${slot} prepared for node "health tgt select" retains \\d+ (bytes|kB|MB) of WAL \\(more than 1 bytes\\): ` +
+            `start the init of node "health tgt select" from node "Health ""Src"" ü" \\(steep-repl node start 'health tgt select' --from 'Health "Src" ü'\\), ` +
+            `or drop it before it expires at ${expires}: SELECT pg_drop_replication_slot\\('${slot}'\\); DELETE FROM steep_repl.init_slots WHERE slot_name = '${slot}'$`,
+        ),
+      );
+      await query(pair.source.url, "UPDATE steep_repl.init_slots SET purpose = 'manual' WHERE slot_name = $1", [slot]);
+      row = await preparedRow();
+      expect(row.reason).toMatch(
+        new RegExp(
+          `^slot ${slot} prepared for node "health tgt select" retains .* of WAL \\(more than 1 bytes\\): ` +
+            `complete the manual init of node "health tgt select" \\(steep-repl node complete 'health tgt select'\\) ` +
+            `or cancel it \\(steep-repl node cancel 'health tgt select'\\); the slot expires at ${expires}$`,
+        ),
+      );
+    } finally {
+      await query(pair.source.url, 'DELETE FROM steep_repl.init_slots WHERE slot_name = $1', [slot]);
+      await query(pair.source.url, 'SELECT pg_drop_replication_slot($1)', [slot]);
+      await resetSettings(pair.source.url);
+      await observe(pair.source.url);
     }
   });
 

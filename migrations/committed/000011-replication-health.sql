@@ -1,5 +1,5 @@
 --! Previous: sha1:16730889c3cdf2ca04ccb8f3bdb464601e8d9122
---! Hash: sha1:6872a80f5ca94d2312ae6be9bd0b61994ecc3a3d
+--! Hash: sha1:ba83c6d33e33631a92d2eca2444578b345cbcfe7
 --! Message: replication health
 
 -- Replication health after SYNCHRONIZED (issue 15): the agent of each node
@@ -43,7 +43,9 @@ CREATE TABLE steep_repl.health_settings (
   history_seconds integer NOT NULL DEFAULT 3600
     CONSTRAINT "history_seconds must be at most 604800 (7 days)" CHECK (history_seconds <= 604800),
   updated_at timestamptz,
-  CONSTRAINT "history_seconds must be at least error_window_seconds" CHECK (history_seconds >= error_window_seconds)
+  CONSTRAINT "history_seconds must be at least error_window_seconds" CHECK (history_seconds >= error_window_seconds),
+  -- lag in time is known as far back as the samples go
+  CONSTRAINT "history_seconds must be at least lag_seconds" CHECK (history_seconds >= lag_seconds)
 );
 
 COMMENT ON TABLE steep_repl.health_settings IS

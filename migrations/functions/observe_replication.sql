@@ -8,9 +8,11 @@
 -- local node's status set. Rows of objects gone are removed.
 --
 -- p_sources: what the agent read on each subscription's source, keyed by
--- subscription name: {"current_lsn": "0/16B3748", "confirmed_flush_lsn":
--- "0/16B3700" | null, "slot_active": true | false | null}, or {"error":
--- "text"} when the source could not be asked. A subscription without a key
+-- subscription name: {"current_lsn": "0/16B3748" (its WAL flush position),
+-- "confirmed_flush_lsn": "0/16B3700" | null, "slot_active": true | false |
+-- null, "slot_exists": true | false | null (optional; false: the source has
+-- no slot of that name, and nothing is confirmed)}, or {"error": "text"}
+-- when the source could not be asked. A subscription without a key
 -- was not asked: no lag, no source problem. Keys of no subscription here
 -- (one dropped since the agent listed it) are ignored. Anything else is
 -- refused (SR004) and nothing is recorded.
@@ -138,51 +140,42 @@ BEGIN
     END IF;
   END LOOP;
 
-  -- The facts, with what follows from the previous observation: since when
-  -- a worker is missing or a slot unused, when an error counter last rose
-  -- (the first observation is the baseline).
-  INSERT INTO steep_repl.replication_health AS h
-    (kind, name, node_id, peer_node_id, first_observed_at, observed_at,
-     subscription_oid, enabled, worker_pid, worker_seen_at, worker_missing_since,
-     apply_error_count, sync_error_count, apply_errors_changed_at, sync_errors_changed_at, apply_errors_lsn, tables_syncing, conflicts,
-     received_lsn, latest_end_lsn, last_msg_receipt_time, slot_name,
-     source_lsn, source_confirmed_lsn, source_slot_active, source_slot_exists, source_error, source_error_since, lag_bytes,
-     slot_active, active_pid, wal_status, safe_wal_size, retained_bytes, restart_lsn, confirmed_flush_lsn, prepared,
-     inactive_seen_since)
-  SELECT f.kind, f.name, v_local, (SELECT n.node_id FROM steep_repl.nodes n WHERE n.node_id = f.peer_node_id),
-         coalesce(o.first_observed_at, v_now), v_now,
-         f.subscription_oid, f.enabled, f.worker_pid,
-         CASE WHEN f.worker_pid IS NOT NULL THEN v_now ELSE o.worker_seen_at END,
-         CASE WHEN f.enabled AND f.worker_pid IS NULL THEN coalesce(o.worker_missing_since, v_now) END,
-         f.apply_error_count, f.sync_error_count,
-         CASE WHEN f.apply_error_count > o.apply_error_count THEN v_now ELSE o.apply_errors_changed_at END,
-         CASE WHEN f.sync_error_count > o.sync_error_count THEN v_now ELSE o.sync_errors_changed_at END,
-         CASE WHEN f.apply_error_count > o.apply_error_count THEN f.source_confirmed_lsn ELSE o.apply_errors_lsn END,
-         f.tables_syncing, f.conflicts, f.received_lsn, f.latest_end_lsn, f.last_msg_receipt_time, f.slot_name,
-         f.source_lsn, f.source_confirmed_lsn, f.source_slot_active, f.source_slot_exists, f.source_error,
-         CASE WHEN f.source_error IS NOT NULL THEN coalesce(o.source_error_since, v_now) END, f.lag_bytes,
-         f.slot_active, f.active_pid, f.wal_status, f.safe_wal_size, f.retained_bytes, f.restart_lsn, f.confirmed_flush_lsn, f.prepared,
-         CASE WHEN f.kind = 'slot' AND NOT f.slot_active THEN coalesce(f.inactive_seen_since, o.inactive_seen_since, v_now) END
+  -- A new object gets its row; its first observation is the baseline (no
+  -- counter rose, nothing missing yet).
+  INSERT INTO steep_repl.replication_health (kind, name, node_id, first_observed_at, observed_at)
+  SELECT f.kind, f.name, v_local, v_now, v_now
     FROM jsonb_populate_recordset(NULL::steep_repl.replication_health, v_facts) f
-    LEFT JOIN steep_repl.replication_health o ON o.kind = f.kind AND o.name = f.name
-  ON CONFLICT (kind, name) DO UPDATE SET
-    (node_id, peer_node_id, observed_at,
-     subscription_oid, enabled, worker_pid, worker_seen_at, worker_missing_since,
-     apply_error_count, sync_error_count, apply_errors_changed_at, sync_errors_changed_at, apply_errors_lsn, tables_syncing, conflicts,
-     received_lsn, latest_end_lsn, last_msg_receipt_time, slot_name,
-     source_lsn, source_confirmed_lsn, source_slot_active, source_slot_exists, source_error, source_error_since, lag_bytes,
-     slot_active, active_pid, wal_status, safe_wal_size, retained_bytes, restart_lsn, confirmed_flush_lsn, prepared,
-     inactive_seen_since)
-  = ROW(EXCLUDED.node_id, EXCLUDED.peer_node_id, EXCLUDED.observed_at,
-     EXCLUDED.subscription_oid, EXCLUDED.enabled, EXCLUDED.worker_pid, EXCLUDED.worker_seen_at, EXCLUDED.worker_missing_since,
-     EXCLUDED.apply_error_count, EXCLUDED.sync_error_count, EXCLUDED.apply_errors_changed_at, EXCLUDED.sync_errors_changed_at,
-     EXCLUDED.apply_errors_lsn, EXCLUDED.tables_syncing, EXCLUDED.conflicts,
-     EXCLUDED.received_lsn, EXCLUDED.latest_end_lsn, EXCLUDED.last_msg_receipt_time, EXCLUDED.slot_name,
-     EXCLUDED.source_lsn, EXCLUDED.source_confirmed_lsn, EXCLUDED.source_slot_active, EXCLUDED.source_slot_exists,
-     EXCLUDED.source_error, EXCLUDED.source_error_since, EXCLUDED.lag_bytes,
-     EXCLUDED.slot_active, EXCLUDED.active_pid, EXCLUDED.wal_status, EXCLUDED.safe_wal_size, EXCLUDED.retained_bytes,
-     EXCLUDED.restart_lsn, EXCLUDED.confirmed_flush_lsn, EXCLUDED.prepared,
-     EXCLUDED.inactive_seen_since);
+  ON CONFLICT (kind, name) DO NOTHING;
+
+  -- Every row takes this round's facts, with what follows from the previous
+  -- round (h as it was): since when a worker is missing, a source cannot be
+  -- asked or a slot is unused; when an error counter last rose, and where
+  -- the source's slot stood then.
+  UPDATE steep_repl.replication_health h
+     SET node_id = v_local,
+         peer_node_id = (SELECT n.node_id FROM steep_repl.nodes n WHERE n.node_id = f.peer_node_id),
+         observed_at = v_now,
+         subscription_oid = f.subscription_oid, enabled = f.enabled, slot_name = f.slot_name,
+         worker_pid = f.worker_pid,
+         worker_seen_at = CASE WHEN f.worker_pid IS NOT NULL THEN v_now ELSE h.worker_seen_at END,
+         worker_missing_since = CASE WHEN f.enabled AND f.worker_pid IS NULL THEN coalesce(h.worker_missing_since, v_now) END,
+         apply_error_count = f.apply_error_count, sync_error_count = f.sync_error_count,
+         apply_errors_changed_at = CASE WHEN f.apply_error_count > h.apply_error_count THEN v_now ELSE h.apply_errors_changed_at END,
+         apply_errors_lsn = CASE WHEN f.apply_error_count > h.apply_error_count THEN f.source_confirmed_lsn ELSE h.apply_errors_lsn END,
+         sync_errors_changed_at = CASE WHEN f.sync_error_count > h.sync_error_count THEN v_now ELSE h.sync_errors_changed_at END,
+         tables_syncing = f.tables_syncing, conflicts = f.conflicts,
+         received_lsn = f.received_lsn, latest_end_lsn = f.latest_end_lsn, last_msg_receipt_time = f.last_msg_receipt_time,
+         source_lsn = f.source_lsn, source_confirmed_lsn = f.source_confirmed_lsn,
+         source_slot_active = f.source_slot_active, source_slot_exists = f.source_slot_exists,
+         source_error = f.source_error,
+         source_error_since = CASE WHEN f.source_error IS NOT NULL THEN coalesce(h.source_error_since, v_now) END,
+         lag_bytes = f.lag_bytes,
+         slot_active = f.slot_active, active_pid = f.active_pid, wal_status = f.wal_status, safe_wal_size = f.safe_wal_size,
+         retained_bytes = f.retained_bytes, restart_lsn = f.restart_lsn, confirmed_flush_lsn = f.confirmed_flush_lsn,
+         prepared = f.prepared,
+         inactive_seen_since = CASE WHEN f.kind = 'slot' AND NOT f.slot_active THEN coalesce(f.inactive_seen_since, h.inactive_seen_since, v_now) END
+    FROM jsonb_populate_recordset(NULL::steep_repl.replication_health, v_facts) f
+   WHERE h.kind = f.kind AND h.name = f.name;
 
   INSERT INTO steep_repl.replication_health_history AS hh
     (kind, name, observed_at, apply_error_count, sync_error_count, conflicts, source_lsn, source_confirmed_lsn, lag_bytes, retained_bytes)
@@ -193,84 +186,89 @@ BEGIN
   DELETE FROM steep_repl.replication_health_history hh WHERE hh.observed_at < v_now - make_interval(secs => v_set.history_seconds);
 
   -- From the history (this round's sample included): rises within the
-  -- error window, lag in time, lag trend; then the decision, and an event
+  -- error window, lag in time, lag trend; then the decision (o.problems,
+  -- the previous round's, for the thresholds' hysteresis), and an event
   -- where the problem set changed.
   FOR r IN
-    UPDATE steep_repl.replication_health h
-       SET apply_errors_recent = x.apply_errors_recent, sync_errors_recent = x.sync_errors_recent,
-           conflicts_recent = x.conflicts_recent, lag_seconds = x.lag_seconds, lag_trend = x.lag_trend,
-           problems = x.problems, reason = x.reason,
-           status = CASE WHEN cardinality(x.problems) > 0 THEN 'degraded' ELSE 'healthy' END,
-           degraded_since = CASE WHEN cardinality(x.problems) > 0 THEN coalesce(h.degraded_since, v_now) END
-      FROM (SELECT o.kind, o.name, o.problems AS old_problems, o.reason AS old_reason, d.*, p.problems, p.reason
-              FROM steep_repl.replication_health o
-              CROSS JOIN LATERAL (
-                SELECT e.apply_errors_recent, e.sync_errors_recent, c.conflicts_recent,
-                       CASE WHEN o.lag_bytes IS NULL THEN NULL WHEN o.lag_bytes <= 0 THEN 0 ELSE l.lag_seconds END AS lag_seconds,
-                       CASE WHEN o.lag_bytes IS NULL OR t.lag_bytes IS NULL THEN NULL
-                            WHEN abs(o.lag_bytes - t.lag_bytes) <= greatest(1048576, t.lag_bytes * 0.1) THEN 'steady'
-                            WHEN o.lag_bytes > t.lag_bytes THEN 'growing' ELSE 'shrinking' END AS lag_trend
-                FROM (SELECT 1) one
-                -- error counters: the sum of their rises (a reset counts none)
-                LEFT JOIN LATERAL (
-                  SELECT sum(greatest(0, y.apply_error_count - y.apply_before))::bigint AS apply_errors_recent,
-                         sum(greatest(0, y.sync_error_count - y.sync_before))::bigint AS sync_errors_recent
-                    FROM (SELECT s.observed_at, s.apply_error_count, s.sync_error_count,
-                                 lag(s.apply_error_count) OVER w AS apply_before, lag(s.sync_error_count) OVER w AS sync_before
+    WITH derived AS (
+      SELECT o.kind, o.name, o.problems AS old_problems, o.reason AS old_reason,
+             jsonb_populate_record(o, jsonb_build_object(
+               'apply_errors_recent', e.apply_errors_recent, 'sync_errors_recent', e.sync_errors_recent,
+               'conflicts_recent', c.conflicts_recent,
+               'lag_seconds', CASE WHEN o.lag_bytes <= 0 THEN 0 ELSE round(extract(epoch FROM l.behind)::numeric, 3) END,
+               'lag_seconds_at_least', CASE WHEN o.lag_bytes <= 0 THEN false ELSE l.at_least END,
+               'lag_trend', CASE WHEN t.lag_bytes IS NULL THEN NULL
+                                 WHEN abs(o.lag_bytes - t.lag_bytes) <= greatest(1048576, t.lag_bytes * 0.1) THEN 'steady'
+                                 WHEN o.lag_bytes > t.lag_bytes THEN 'growing' ELSE 'shrinking' END)) AS n
+        FROM steep_repl.replication_health o
+        -- rises are counted from the last sample before the window on
+        -- (the window's first rise is against it)
+        CROSS JOIN LATERAL (
+          SELECT coalesce(max(b.observed_at), v_window) AS since FROM steep_repl.replication_health_history b
+           WHERE b.kind = o.kind AND b.name = o.name AND b.observed_at < v_window) ws
+        -- error counters: the sum of their rises (a reset counts none)
+        LEFT JOIN LATERAL (
+          SELECT sum(greatest(0, y.apply_error_count - y.apply_before)) FILTER (WHERE y.observed_at >= v_window)::bigint AS apply_errors_recent,
+                 sum(greatest(0, y.sync_error_count - y.sync_before)) FILTER (WHERE y.observed_at >= v_window)::bigint AS sync_errors_recent
+            FROM (SELECT s.observed_at, s.apply_error_count, s.sync_error_count,
+                         lag(s.apply_error_count) OVER w AS apply_before, lag(s.sync_error_count) OVER w AS sync_before
+                    FROM steep_repl.replication_health_history s
+                   WHERE s.kind = o.kind AND s.name = o.name AND s.observed_at >= ws.since
+                  WINDOW w AS (ORDER BY s.observed_at)) y) e ON o.kind = 'subscription'
+        -- conflicts, per type
+        LEFT JOIN LATERAL (
+          SELECT jsonb_object_agg(z.type, z.rise ORDER BY z.type) AS conflicts_recent
+            FROM (SELECT y.type, coalesce(sum(greatest(0, y.n - y.before)) FILTER (WHERE y.observed_at >= v_window), 0)::bigint AS rise
+                    FROM (SELECT s.observed_at, k.key AS type, k.value::bigint AS n,
+                                 lag(k.value::bigint) OVER (PARTITION BY k.key ORDER BY s.observed_at) AS before
                             FROM steep_repl.replication_health_history s
-                           WHERE s.kind = o.kind AND s.name = o.name
-                             AND s.observed_at >= coalesce((SELECT max(b.observed_at) FROM steep_repl.replication_health_history b
-                                                             WHERE b.kind = o.kind AND b.name = o.name AND b.observed_at < v_window), v_window)
-                          WINDOW w AS (ORDER BY s.observed_at)) y
-                   WHERE y.observed_at >= v_window) e ON o.kind = 'subscription'
-                -- conflicts, per type
-                LEFT JOIN LATERAL (
-                  SELECT jsonb_object_agg(z.type, z.rise ORDER BY z.type) AS conflicts_recent
-                    FROM (SELECT y.type, coalesce(sum(greatest(0, y.n - y.before)) FILTER (WHERE y.observed_at >= v_window), 0)::bigint AS rise
-                            FROM (SELECT s.observed_at, k.key AS type, k.value::bigint AS n,
-                                         lag(k.value::bigint) OVER (PARTITION BY k.key ORDER BY s.observed_at) AS before
-                                    FROM steep_repl.replication_health_history s
-                                    CROSS JOIN LATERAL jsonb_each_text(s.conflicts) k
-                                   WHERE s.kind = o.kind AND s.name = o.name AND s.conflicts IS NOT NULL
-                                     AND s.observed_at >= coalesce((SELECT max(b.observed_at) FROM steep_repl.replication_health_history b
-                                                                     WHERE b.kind = o.kind AND b.name = o.name AND b.observed_at < v_window), v_window)) y
-                           GROUP BY y.type) z) c ON o.conflicts IS NOT NULL
-                -- lag in time: when the source was at the position now
-                -- confirmed, between the two samples around it; before the
-                -- oldest sample, the oldest sample's age (a lower bound)
-                LEFT JOIN LATERAL (
-                  SELECT round(extract(epoch FROM v_now - CASE
-                           WHEN a.observed_at IS NULL THEN (SELECT min(s.observed_at) FROM steep_repl.replication_health_history s
-                                                             WHERE s.kind = o.kind AND s.name = o.name AND s.source_lsn IS NOT NULL)
-                           WHEN b.observed_at IS NULL OR b.source_lsn = a.source_lsn THEN a.observed_at
-                           ELSE a.observed_at + (b.observed_at - a.observed_at)
-                                * (pg_catalog.pg_wal_lsn_diff(o.source_confirmed_lsn, a.source_lsn)
-                                   / pg_catalog.pg_wal_lsn_diff(b.source_lsn, a.source_lsn))::float8 END)::numeric, 3) AS lag_seconds
-                    FROM (SELECT 1) one
-                    LEFT JOIN LATERAL (SELECT s.observed_at, s.source_lsn FROM steep_repl.replication_health_history s
-                                        WHERE s.kind = o.kind AND s.name = o.name AND s.source_lsn <= o.source_confirmed_lsn
-                                        ORDER BY s.observed_at DESC LIMIT 1) a ON true
-                    LEFT JOIN LATERAL (SELECT s.observed_at, s.source_lsn FROM steep_repl.replication_health_history s
-                                        WHERE s.kind = o.kind AND s.name = o.name AND s.observed_at > a.observed_at
-                                          AND s.source_lsn > o.source_confirmed_lsn
-                                        ORDER BY s.observed_at LIMIT 1) b ON true) l ON o.lag_bytes > 0
-                -- the trend: against the sample closest to a minute ago
-                LEFT JOIN LATERAL (
-                  SELECT q.lag_bytes FROM (
-                    (SELECT s.observed_at, s.lag_bytes FROM steep_repl.replication_health_history s
-                      WHERE s.kind = o.kind AND s.name = o.name AND s.lag_bytes IS NOT NULL AND s.observed_at <= v_now - interval '60 seconds'
-                      ORDER BY s.observed_at DESC LIMIT 1)
-                    UNION ALL
-                    (SELECT s.observed_at, s.lag_bytes FROM steep_repl.replication_health_history s
-                      WHERE s.kind = o.kind AND s.name = o.name AND s.lag_bytes IS NOT NULL
-                        AND s.observed_at > v_now - interval '60 seconds' AND s.observed_at < v_now
-                      ORDER BY s.observed_at LIMIT 1)) q
-                  ORDER BY abs(extract(epoch FROM q.observed_at - (v_now - interval '60 seconds'))) LIMIT 1) t ON o.lag_bytes IS NOT NULL
-              ) d
-              CROSS JOIN LATERAL steep_repl.replication_problems(jsonb_populate_record(o, to_jsonb(d)), v_set, v_quiet, v_now) p
-           ) x
-     WHERE h.kind = x.kind AND h.name = x.name
-    RETURNING h.kind, h.name, h.peer_node_id, h.problems, h.reason, x.old_problems, x.old_reason
+                            CROSS JOIN LATERAL jsonb_each_text(s.conflicts) k
+                           WHERE s.kind = o.kind AND s.name = o.name AND s.conflicts IS NOT NULL AND s.observed_at >= ws.since) y
+                   GROUP BY y.type) z) c ON o.conflicts IS NOT NULL
+        -- lag in time: how long ago the source was at the position now
+        -- confirmed, between the two samples around it (a, b); when even the
+        -- oldest sample was past it, that sample's age, a lower bound
+        LEFT JOIN LATERAL (
+          SELECT v_now - CASE
+                   WHEN a.observed_at IS NULL THEN (SELECT min(s.observed_at) FROM steep_repl.replication_health_history s
+                                                     WHERE s.kind = o.kind AND s.name = o.name AND s.source_lsn IS NOT NULL)
+                   WHEN b.observed_at IS NULL OR b.source_lsn = a.source_lsn THEN a.observed_at
+                   ELSE a.observed_at + (b.observed_at - a.observed_at)
+                        * (pg_catalog.pg_wal_lsn_diff(o.source_confirmed_lsn, a.source_lsn)
+                           / pg_catalog.pg_wal_lsn_diff(b.source_lsn, a.source_lsn))::float8 END AS behind,
+                 a.observed_at IS NULL AS at_least
+            FROM (SELECT 1) one
+            LEFT JOIN LATERAL (SELECT s.observed_at, s.source_lsn FROM steep_repl.replication_health_history s
+                                WHERE s.kind = o.kind AND s.name = o.name AND s.source_lsn <= o.source_confirmed_lsn
+                                ORDER BY s.observed_at DESC LIMIT 1) a ON true
+            LEFT JOIN LATERAL (SELECT s.observed_at, s.source_lsn FROM steep_repl.replication_health_history s
+                                WHERE s.kind = o.kind AND s.name = o.name AND s.observed_at > a.observed_at
+                                  AND s.source_lsn > o.source_confirmed_lsn
+                                ORDER BY s.observed_at LIMIT 1) b ON true) l ON o.lag_bytes > 0
+        -- the trend: against the sample closest to a minute ago
+        LEFT JOIN LATERAL (
+          SELECT q.lag_bytes FROM (
+            (SELECT s.observed_at, s.lag_bytes FROM steep_repl.replication_health_history s
+              WHERE s.kind = o.kind AND s.name = o.name AND s.lag_bytes IS NOT NULL AND s.observed_at <= v_now - interval '60 seconds'
+              ORDER BY s.observed_at DESC LIMIT 1)
+            UNION ALL
+            (SELECT s.observed_at, s.lag_bytes FROM steep_repl.replication_health_history s
+              WHERE s.kind = o.kind AND s.name = o.name AND s.lag_bytes IS NOT NULL
+                AND s.observed_at > v_now - interval '60 seconds' AND s.observed_at < v_now
+              ORDER BY s.observed_at LIMIT 1)) q
+          ORDER BY abs(extract(epoch FROM q.observed_at - (v_now - interval '60 seconds'))) LIMIT 1) t ON o.lag_bytes IS NOT NULL
+    )
+    UPDATE steep_repl.replication_health h
+       SET apply_errors_recent = (d.n).apply_errors_recent, sync_errors_recent = (d.n).sync_errors_recent,
+           conflicts_recent = (d.n).conflicts_recent, lag_seconds = (d.n).lag_seconds,
+           lag_seconds_at_least = (d.n).lag_seconds_at_least, lag_trend = (d.n).lag_trend,
+           problems = p.problems, reason = p.reason,
+           status = CASE WHEN cardinality(p.problems) > 0 THEN 'degraded' ELSE 'healthy' END,
+           degraded_since = CASE WHEN cardinality(p.problems) > 0 THEN coalesce(h.degraded_since, v_now) END
+      FROM derived d
+      CROSS JOIN LATERAL steep_repl.replication_problems(d.n, v_set, v_quiet, v_now) p
+     WHERE h.kind = d.kind AND h.name = d.name
+    RETURNING h.kind, h.name, h.peer_node_id, h.problems, h.reason, d.old_problems, d.old_reason
   LOOP
     IF r.problems IS DISTINCT FROM r.old_problems THEN
       IF cardinality(r.problems) > 0 THEN
