@@ -3,6 +3,7 @@
 // seen copying) and after it, read as Prometheus reads the text format; node
 // ids with quotes, a backslash and unicode in the labels. A bad port is a
 // clear error, exit 2, and no agent starts.
+import { escapeIdentifier } from 'pg';
 import { getInitStatus } from '../lib/sql/getInitStatus';
 import { clusterA, clusterB, query, withClient } from './support/clusters';
 import { createInitPair, InitPair } from './support/init-pair';
@@ -73,6 +74,11 @@ describe('agent /metrics', () => {
     expect(foreign.code).toBe(2);
     expect(foreign.stderr).toContain(`cannot serve metrics on 192.0.2.1:${port}: the host is not an address of this machine`);
     expect(foreign.stdout + foreign.stderr).not.toMatch(/agent\.started/);
+    // a host without a port serves nothing: refused, not ignored
+    const hostOnly = await refusedAgent(['--metrics-host', '127.0.0.1']);
+    expect(hostOnly.code).toBe(2);
+    expect(hostOnly.stderr).toMatch(/--metrics-port/);
+    expect(hostOnly.stdout + hostOnly.stderr).not.toMatch(/agent\.started/);
 
     // none of them heartbeat or left a session behind
     const [node] = await query(pair.target.url, 'SELECT last_seen FROM steep_repl.nodes WHERE node_id = $1', [targetId]);
@@ -152,6 +158,8 @@ describe('agent /metrics', () => {
     const lagSeconds = sample(m, 'steep_repl_subscription_lag_seconds', subLabels)!;
     expect(lagSeconds).toBeGreaterThanOrEqual(0);
     expect(lagSeconds).toBeLessThan(60);
+    // 0 or 1: whether lag_seconds is only a lower bound (samples not reaching back)
+    expect([0, 1]).toContain(sample(m, 'steep_repl_subscription_lag_seconds_at_least', subLabels));
     expect(sample(m, 'steep_repl_subscription_enabled', subLabels)).toBe(1);
     expect(sample(m, 'steep_repl_subscription_worker_running', subLabels)).toBe(1);
     expect(sample(m, 'steep_repl_subscription_apply_errors_total', subLabels)).toBe(0);
@@ -206,6 +214,40 @@ describe('agent /metrics', () => {
     if (pg18) expect(sample(m, 'steep_repl_subscription_conflicts_total', { ...subLabels, type: 'insert_exists' })).toBeGreaterThanOrEqual(1);
     // the DBA resolves it: the worker goes on
     await query(pair.target.url, 'DELETE FROM public.accounts WHERE id = 900001');
+  });
+
+  it('a subscription dropped: its series go from the target agent, its slot\'s from the source agent', async () => {
+    const subLabels = { node: targetId, subscription: sub, source_node: sourceId };
+    const slotLabels = { node: sourceId, slot: sub, peer_node: targetId };
+    const before = await scrape(targetPort);
+    expect(sample(before, 'steep_repl_subscription_enabled', subLabels)).toBe(1);
+    expect(series(await scrape(sourcePort), 'steep_repl_slot_active', slotLabels)).toHaveLength(1);
+    // every series that names the subscription or its slot
+    const named = (m: Metrics) =>
+      m.samples.filter((x) => x.labels.subscription === sub || x.labels.slot === sub || (x.name === 'steep_repl_replication_degraded' && x.labels.name === sub));
+    expect(named(before).map((x) => x.name)).toEqual(expect.arrayContaining(['steep_repl_subscription_lag_bytes', 'steep_repl_replication_degraded']));
+
+    // DROP SUBSCRIPTION drops its slot on the source too
+    await query(pair.target.url, `DROP SUBSCRIPTION ${escapeIdentifier(sub)}`);
+    expect(await query(pair.source.url, 'SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [sub])).toEqual([]);
+    const target = await waitUntil('no series of the dropped subscription', async () => {
+      const now = await scrape(targetPort);
+      return named(now).length === 0 ? now : undefined;
+    }, 15000, 200);
+    // the node's own series stay, healthy again
+    expect(sample(target, 'steep_repl_agent_info', { node: targetId })).toBe(1);
+    expect(sample(target, 'steep_repl_node_health', { node: targetId, health: 'healthy' })).toBe(1);
+    expect(series(target, 'steep_repl_subscription_lag_bytes')).toEqual([]);
+    // the reverse slot the init prepared on B is another object: still there
+    expect(series(target, 'steep_repl_slot_retained_bytes', { node: targetId })).toHaveLength(1);
+
+    const source = await waitUntil("no series of the dropped slot in the source agent's /metrics", async () => {
+      const now = await scrape(sourcePort);
+      return named(now).length === 0 ? now : undefined;
+    }, 15000, 200);
+    expect(series(source, 'steep_repl_slot_retained_bytes')).toEqual([]);
+    expect(series(source, 'steep_repl_slot_wal_status')).toEqual([]);
+    expect(sample(source, 'steep_repl_agent_up')).toBe(1);
   });
 
   it('a stopped agent serves no more: the port is closed with it', async () => {
