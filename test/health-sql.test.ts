@@ -3,10 +3,15 @@
 // nothing recorded); on a real PostgreSQL 18 pair with odd node ids the
 // facts of a subscription and its slot, events once per change of the
 // problem set (driven with crafted sources), lag in time interpolated from
-// the history, the trend, the history trimmed, slot thresholds, a real
-// apply error and its recovery, node_overview's health and reasons, a
-// dropped subscription; and on PostgreSQL 15 (no leader_pid, no worker_type,
-// no conflict counters) the same round works with conflicts NULL.
+// the history or a lower bound said so, the trend, the history trimmed,
+// slot thresholds, problems that do not flap (apply errors until the slot
+// moves on, table sync errors until no table is left, thresholds 10 % on
+// the good side, an unreachable source after two rounds), a slot missing on
+// the source, a failed init's disabled subscription, a prepared slot's
+// advice, a real apply error and its recovery, node_overview's health and
+// reasons (a watch that never observed or stopped), a dropped subscription;
+// and on PostgreSQL 15 (no leader_pid, no worker_type, no conflict
+// counters) the same round works with conflicts NULL.
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { nodeConninfo } from '../lib/connection';
 import { observeReplication, SourceFacts } from '../lib/sql/observeReplication';
@@ -22,11 +27,14 @@ jest.setTimeout(90000);
 const observe = (url: string, sources: Record<string, SourceFacts> = {}): Promise<ReplicationHealthRow[]> =>
   withClient(url, (c) => observeReplication(c, sources));
 
-// What the source says of the pair's slot, as the agent reads it there.
+// What the source says of the pair's slot, as the agent reads it there
+// (its flush position: an idle server's insert position can stay past a
+// page header).
 async function sourceFacts(pair: InitPair): Promise<Record<string, SourceFacts>> {
   const [row] = await query(
     pair.source.url,
-    `SELECT pg_current_wal_insert_lsn()::text AS current_lsn, s.confirmed_flush_lsn::text AS confirmed_flush_lsn, s.active AS slot_active
+    `SELECT pg_current_wal_flush_lsn()::text AS current_lsn, s.confirmed_flush_lsn::text AS confirmed_flush_lsn, s.active AS slot_active,
+            true AS slot_exists
        FROM pg_replication_slots s WHERE s.slot_name = $1`,
     [pair.replicationName],
   );
