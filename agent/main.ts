@@ -281,33 +281,46 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     // stops once the runner has: a running job sees the shutdown at once,
     // and the job queue records how its jobs ended before the pool goes.
     const healthWatch = options.healthWatch !== false;
+    let firstRound: Promise<void> = Promise.resolve();
     if (healthWatch) {
       const watch = ReplicationWatch.start({ connectionString: options.connectionString, logger, metrics: options.metrics });
       stopSteps.splice(watchStopAt, 0, () => watch.stop());
-      // node_overview calls a node degraded while its heartbeat is fresh and
-      // its watch has not observed yet: a started agent has observed once
-      // (or tried for 2 s: a slow source must not hold up the start)
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([watch.firstRound, new Promise((resolve) => (timer = setTimeout(resolve, firstRoundWaitMs)))]);
-      clearTimeout(timer);
+      firstRound = watch.firstRound;
     }
 
-    logger.log('info', 'agent.started', {
-      database: where,
-      node_id: localNode,
-      pid: process.pid,
-      tasks: Object.keys(tasks),
-      heartbeat_ms: heartbeatMs,
-      unlocked_stale_jobs: unlockedJobs,
-      health_watch: healthWatch,
-      ...(options.metricsUrl ? { metrics_url: options.metricsUrl } : {}),
+    // node_overview calls a node degraded while its heartbeat is fresh and
+    // its watch has not observed yet: agent.started waits for the first
+    // round (2 s at most: a slow source must not hold it up). The agent is
+    // returned at once, so a stop meanwhile is a clean one; it says
+    // agent.started first.
+    let started = false;
+    const announce = () => {
+      if (started) return;
+      started = true;
+      logger.log('info', 'agent.started', {
+        database: where,
+        node_id: localNode,
+        pid: process.pid,
+        tasks: Object.keys(tasks),
+        heartbeat_ms: heartbeatMs,
+        unlocked_stale_jobs: unlockedJobs,
+        health_watch: healthWatch,
+        ...(options.metricsUrl ? { metrics_url: options.metricsUrl } : {}),
+      });
+    };
+    let firstRoundTimer: NodeJS.Timeout | undefined;
+    void Promise.race([firstRound, new Promise((resolve) => (firstRoundTimer = setTimeout(resolve, firstRoundWaitMs)))]).then(() => {
+      clearTimeout(firstRoundTimer);
+      announce();
     });
+    stopSteps.push(async () => clearTimeout(firstRoundTimer));
 
     let settle!: { resolve: () => void; reject: (err: Error) => void };
     const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
     done.catch(() => undefined);
     const stop = (reason = 'stop requested') => {
       stopping ??= (async () => {
+        announce();
         logger.log('info', 'agent.stopping', { reason });
         await stopAll();
         logger.log(fatal ? 'error' : 'info', 'agent.stopped', { reason });
