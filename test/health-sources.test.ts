@@ -7,7 +7,8 @@
 // unreachable after two rounds in a row with an error that says where, a
 // SIGTERM ends the agent promptly, and the registry pointed back at the
 // real server recovers it; one event each way. Last, the subscription's
-// slot dropped on the source: source_slot_missing.
+// slot dropped on the source: source_slot_missing. First, the watch itself:
+// never observed is degraded, a fresh agent has observed when it says started.
 import { escapeIdentifier } from 'pg';
 import { clusterA, clusterB, query } from './support/clusters';
 import { createInitPair, InitPair } from './support/init-pair';
@@ -47,6 +48,7 @@ describe("the watch's probe of a source that goes silent", () => {
   let proxyWhere: string;
   // the agents this file started, for the password check at the end
   const agents: AgentProcess[] = [];
+  let lastOverview: unknown;
 
   const startTargetAgent = async () => {
     const started = await AgentProcess.start(pair.target.url, ['--heartbeat-interval', '1'], { PGPASSWORD: password });
@@ -71,6 +73,15 @@ describe("the watch's probe of a source that goes silent", () => {
     if (started.code !== 0) throw new Error(`node start exited ${started.code}: ${started.stderr.slice(0, 2000)}`);
     // the source's own agent plays no part in what the target's watch sees
     await sourceAgent.stop();
+    // the synchronized pair as the watch sees it once the init is over
+    await waitUntil('the target healthy after the init', async () => {
+      const [node] = await query(pair.target.url, 'SELECT health, health_reason, replication FROM steep_repl.node_overview WHERE is_local');
+      if (node.health === 'healthy') return true;
+      lastOverview = node;
+      return false;
+    }, 15000).catch((err) => {
+      throw new Error(`${err.message}: ${JSON.stringify(lastOverview)}`);
+    });
   });
   afterAll(async () => {
     await stopAllAgents();
@@ -118,6 +129,31 @@ describe("the watch's probe of a source that goes silent", () => {
     expect({ code, log: a.lines.filter((l) => l.event === 'agent.stopped').length }).toEqual({ code: 0, log: 1 });
     return elapsed;
   }
+
+  it('a watch that never observed degrades the node; a fresh agent has observed by agent.started', async () => {
+    await agent.stop();
+    // as a node whose agent never ran a watch (0.8, --no-health-watch)
+    await query(pair.target.url, 'UPDATE steep_repl.nodes SET replication_observed_at = NULL WHERE is_local');
+    const blind = await AgentProcess.start(pair.target.url, ['--no-health-watch', '--heartbeat-interval', '1']);
+    try {
+      const [unwatched] = await query(pair.target.url, 'SELECT health, health_reason FROM steep_repl.node_overview WHERE is_local');
+      expect(unwatched).toEqual({
+        health: 'degraded',
+        health_reason:
+          'the agent heartbeats but its replication watch has not observed yet: an agent older than 0.9.0, --no-health-watch, or failing rounds (health.watch_failed in the agent log)',
+      });
+    } finally {
+      // it holds the agent lock: the next agent could not start
+      await blind.stop();
+    }
+
+    agent = await startTargetAgent();
+    // read at once: the agent's first round came before its agent.started
+    const [fresh] = await query(pair.target.url, 'SELECT health, health_reason, replication_observed_at FROM steep_repl.node_overview WHERE is_local');
+    expect(fresh).toMatchObject({ health: 'healthy', health_reason: null });
+    expect(fresh.replication_observed_at).not.toBeNull();
+    expect(await events()).toEqual([]);
+  });
 
   it("the registry pointed at the forwarder: the probe measures the lag through it, healthy", async () => {
     // no command readdresses a registered node: a DBA updates the registry row
