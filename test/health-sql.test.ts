@@ -657,6 +657,9 @@ describe('replication health on a PostgreSQL 18 pair', () => {
     try {
       [row] = await observe(pair.target.url, gone);
       expect(row.problems).toEqual(['disabled', 'source_slot_missing']);
+      // no ENABLE advice: with the slot gone, enabling cannot help
+      expect(row.reason).toMatch(new RegExp(`^subscription ${sub} from node "Health ""Src"" ü" is disabled, and enabling it cannot help: its slot is gone; the slot `));
+      expect(row.reason).not.toContain('ENABLE');
     } finally {
       await alterSub('ENABLE');
     }

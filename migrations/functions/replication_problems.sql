@@ -73,6 +73,9 @@ LANGUAGE sql STABLE AS $$
             THEN format('subscription %I from node %s is disabled: the init of node %s failed (steep-repl node status %s); '
                         'start it again with steep-repl node start %s --from %s --force, or cancel it (steep-repl node cancel %s)',
                         h.name, w.peer, w.here, w.here_arg, w.here_arg, w.peer_arg, w.here_arg)
+            -- enabling it cannot help: source_slot_missing says what does
+            WHEN h.slot_name IS NOT NULL AND h.source_slot_exists = false
+            THEN format('subscription %I from node %s is disabled, and enabling it cannot help: its slot is gone', h.name, w.peer)
             ELSE format('subscription %I from node %s is disabled: nothing replicates; enable it with ALTER SUBSCRIPTION %I ENABLE',
                         h.name, w.peer, h.name) END),
       (2, 'apply_errors', f.apply,
