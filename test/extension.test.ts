@@ -280,7 +280,7 @@ describe('extension steep_repl', () => {
     expect(rowsBefore.audit.length).toBeGreaterThan(0);
     // 0.9.0 adds the watch's last round (none yet)
     expect(await query(viaUpdate.url, 'SELECT * FROM steep_repl.nodes ORDER BY node_id')).toEqual(
-      rowsBefore.nodes.map((n: Record<string, unknown>) => ({ ...n, replication_observed_at: null })),
+      (rowsBefore.nodes as Array<Record<string, unknown>>).map((n) => ({ ...n, replication_observed_at: null })),
     );
     expect(await query(viaUpdate.url, 'SELECT * FROM steep_repl.audit_log ORDER BY audit_id')).toEqual(rowsBefore.audit);
     const [row] = await query(viaUpdate.url, "SELECT (steep_repl.transition('Old \"node\"', 'copying')).init_state");
