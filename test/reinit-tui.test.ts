@@ -62,8 +62,9 @@ describe('the live view of verify and reinit', () => {
       'reinit-tui',
       `${shellQuote(process.execPath)} ${shellQuote(runJs)} tui --db ${shellQuote(pair.target.url)} --node ${shellQuote(targetId)}; echo "TUI-EXIT rc=$?"; sleep 600`,
     );
-    let screen = await tui.waitFor((s) => /DIVERGED/.test(nodeRow(s, targetId)), 20000, `${targetId} DIVERGED`);
-    expect(nodeRow(screen, targetId)).toMatch(/DIVERGED\s+Quelle "R"\s+\S+\s+1 table differs\s+healthy/);
+    // the registry's row may be drawn before the node's own read ('connecting'): wait for both
+    const diverged = /DIVERGED\s+Quelle "R"\s+\S+\s+1 table differs\s+healthy/;
+    let screen = await tui.waitFor((s) => diverged.test(nodeRow(s, targetId)), 20000, `${targetId} DIVERGED and healthy`);
     expect(screen).toMatch(/Ziel r: diverged \(1 table\) · source Quelle "R"/);
     expect(screen).toMatch(/differ: public\.items · R re-copies them/);
     expect(screen).toMatch(/R reinit/);
